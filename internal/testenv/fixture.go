@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/vitehost/vitehost/internal/flock"
 	"io"
 	"io/fs"
 	"os"
@@ -79,7 +80,7 @@ func Install(name string) (string, error) {
 	if err := os.MkdirAll(cache, 0o755); err != nil {
 		return "", err
 	}
-	unlock, err := lockFile(filepath.Join(cache, name+"-"+key+".lock"))
+	unlock, err := flock.Lock(filepath.Join(cache, name+"-"+key+".lock"))
 	if err != nil {
 		return "", err
 	}
@@ -123,21 +124,6 @@ func lockKey(dir string) (string, error) {
 		h.Write(b)
 	}
 	return hex.EncodeToString(h.Sum(nil))[:16], nil
-}
-
-func lockFile(path string) (func(), error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return func() {
-		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-		f.Close()
-	}, nil
 }
 
 // copyTree copies src to dst; with link, regular files are hard-linked

@@ -1,0 +1,26 @@
+// Package flock takes exclusive advisory locks on files, so that processes
+// that share a cache directory (test binaries, preview nodes) install each
+// entry once.
+package flock
+
+import (
+	"os"
+	"syscall"
+)
+
+// Lock blocks until it holds an exclusive lock on the file at path, which it
+// creates when missing, and returns the function that releases it.
+func Lock(path string) (unlock func(), err error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
+}
