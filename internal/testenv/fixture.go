@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/vitehost/vitehost/internal/flock"
 	"io"
 	"io/fs"
 	"os"
@@ -14,6 +13,8 @@ import (
 	"runtime"
 	"syscall"
 	"testing"
+
+	"github.com/vitehost/vitehost/internal/flock"
 )
 
 // FixturesDir is the directory that holds the npm fixtures, each a directory
