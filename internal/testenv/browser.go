@@ -1,0 +1,88 @@
+package testenv
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"sync"
+	"testing"
+
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
+)
+
+// Browser is a headless Chromium for one test, driven through chromedp.
+type Browser struct {
+	// Ctx runs chromedp actions in the browser's first tab.
+	Ctx context.Context
+
+	mu      sync.Mutex
+	sockets []string
+}
+
+// chromiumPath finds Debian's chromium (or another Chrome) on this machine.
+func chromiumPath() string {
+	if p := os.Getenv("VITEHOST_CHROMIUM"); p != "" {
+		return p
+	}
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+// NewBrowser starts headless Chromium with a fresh profile and returns it;
+// the test's cleanup ends the browser and every process it started. A
+// missing Chromium skips the test outside CI and fails it under CI.
+func NewBrowser(t testing.TB) *Browser {
+	t.Helper()
+	Short(t)
+	path := chromiumPath()
+	if path == "" {
+		Missing(t, "chromium not found (Debian: apt-get install chromium)")
+	}
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(path),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Headless,
+		chromedp.NoSandbox, // tests run as root in CI
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-quic", true),
+		// Without these, Chromium keeps dialling Google's hosts, which a
+		// closed network refuses many at a time.
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelCtx := chromedp.NewContext(actx)
+	b := &Browser{Ctx: ctx}
+	chromedp.ListenTarget(ctx, func(ev any) {
+		switch e := ev.(type) {
+		case *network.EventWebSocketCreated:
+			b.mu.Lock()
+			b.sockets = append(b.sockets, e.URL)
+			b.mu.Unlock()
+		}
+	})
+	t.Cleanup(func() {
+		cancelCtx()
+		cancelAlloc() // waits for the browser process to exit
+	})
+	if err := chromedp.Run(ctx, network.Enable()); err != nil {
+		t.Fatalf("testenv: start chromium: %v", err)
+	}
+	return b
+}
+
+// WebSockets returns the URLs of the WebSockets the page has opened so far.
+func (b *Browser) WebSockets() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]string(nil), b.sockets...)
+}
