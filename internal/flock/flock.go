@@ -4,6 +4,7 @@
 package flock
 
 import (
+	"errors"
 	"os"
 	"syscall"
 )
@@ -17,6 +18,29 @@ func Lock(path string) (unlock func(), err error) {
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
 		f.Close()
+		return nil, err
+	}
+	return func() {
+		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
+}
+
+// ErrLocked is returned by TryLock when another holder has the lock.
+var ErrLocked = errors.New("vitehost: locked by another process")
+
+// TryLock takes the lock like Lock but fails at once with ErrLocked when
+// another holder has it.
+func TryLock(path string) (unlock func(), err error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, ErrLocked
+		}
 		return nil, err
 	}
 	return func() {
