@@ -24,6 +24,18 @@ func FixturesDir() string {
 	return filepath.Join(filepath.Dir(file), "testdata")
 }
 
+// ModuleRoot is the directory of the module's go.mod.
+func ModuleRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}
+
+// ExampleFixtures are the front ends shipped with the examples, installed
+// like the fixtures.
+func ExampleFixtures() []string {
+	return []string{filepath.Join(ModuleRoot(), "examples", "hostapp", "frontend")}
+}
+
 // CacheDir is where fixture installs are kept between runs: $VITEHOST_CACHE_DIR
 // when set, else vitehost/fixtures under the user's cache directory. It is
 // outside the clone so that a fresh clone reuses earlier installs.
@@ -44,14 +56,22 @@ func CacheDir() (string, error) {
 // directory. The install happens once per lockfile into CacheDir.
 func Fixture(t testing.TB, name string) string {
 	t.Helper()
+	return FixtureDir(t, filepath.Join(FixturesDir(), name))
+}
+
+// FixtureDir is Fixture for a project anywhere in the module (an example's
+// front end): src must hold a package.json and a package-lock.json.
+func FixtureDir(t testing.TB, src string) string {
+	t.Helper()
 	LookPath(t, "node")
 	LookPath(t, "npm")
-	modules, err := Install(name)
+	name := filepath.Base(src)
+	modules, err := InstallDir(src)
 	if err != nil {
-		t.Fatalf("testenv: install fixture %s: %v", name, err)
+		t.Fatalf("testenv: install fixture %s: %v", src, err)
 	}
 	dst := filepath.Join(t.TempDir(), name)
-	if err := copyTree(filepath.Join(FixturesDir(), name), dst, false); err != nil {
+	if err := copyTree(src, dst, false); err != nil {
 		t.Fatalf("testenv: copy fixture %s: %v", name, err)
 	}
 	if err := copyTree(modules, filepath.Join(dst, "node_modules"), true); err != nil {
@@ -64,7 +84,12 @@ func Fixture(t testing.TB, name string) string {
 // and returns the node_modules directory. Concurrent callers, in this process
 // or in other test binaries, wait for one install.
 func Install(name string) (string, error) {
-	src := filepath.Join(FixturesDir(), name)
+	return InstallDir(filepath.Join(FixturesDir(), name))
+}
+
+// InstallDir is Install for a project anywhere in the module.
+func InstallDir(src string) (string, error) {
+	name := filepath.Base(src)
 	key, err := lockKey(src)
 	if err != nil {
 		return "", err
@@ -136,7 +161,7 @@ func copyTree(src, dst string, link bool) error {
 			return err
 		}
 		rel, _ := filepath.Rel(src, p)
-		if !link && d.IsDir() && d.Name() == "node_modules" {
+		if !link && d.IsDir() && (d.Name() == "node_modules" || d.Name() == ".nuxt" || d.Name() == ".output") {
 			return filepath.SkipDir
 		}
 		target := filepath.Join(dst, rel)
