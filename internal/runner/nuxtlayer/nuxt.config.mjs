@@ -1,0 +1,116 @@
+// vitehost Nuxt layer: passed to `nuxi dev --extends <this dir>` with
+// NUXI_DISABLE_VITE_HMR=1, it gives the client Vite server's HMR WebSocket a
+// listener of its own on loopback, points the browser's client at the public
+// proxy, and keeps the SSR Vite server's HMR socket off the shared port 24678.
+//
+// The launch settings come from the VITEHOST_NUXT environment variable (JSON):
+//   {"hmrHost":"127.0.0.1","hmrPort":24811,
+//    "client":{"protocol":"ws","host":"localhost","port":8000,"path":"/hmr"},
+//    "allowedHosts":["localhost"]}
+//
+// Protocol lines on stdout, each one line of JSON that starts with {"vitehost"::
+//   {"vitehost":"listen","port":N}        nuxi's HTTP listener is bound
+//   {"vitehost":"vite","token":"..."}     the client Vite server exists (again)
+//   {"vitehost":"error","code":...,"message":...,"port":N}
+
+import http from 'node:http'
+import path from 'node:path'
+import process from 'node:process'
+
+const cfg = JSON.parse(process.env.VITEHOST_NUXT || '{}')
+const client = cfg.client || {}
+
+function say(msg) {
+  process.stdout.write(JSON.stringify(msg) + '\n')
+}
+
+// One HMR listener per Nuxt instance: created when the client Vite config is
+// built, closed with the instance, so that an in-process reload (a
+// nuxt.config edit) binds the same port again.
+let hmrServer = null
+
+function listenOnce(port, host) {
+  return new Promise((resolve, reject) => {
+    const s = http.createServer((req, res) => {
+      res.writeHead(426, { 'Content-Type': 'text/plain' })
+      res.end('Upgrade Required')
+    })
+    s.once('error', reject)
+    s.listen(port, host, () => resolve(s))
+  })
+}
+
+async function listenHMR() {
+  // The previous instance's listener may still be closing during a reload.
+  for (let i = 0; ; i++) {
+    try {
+      return await listenOnce(cfg.hmrPort, cfg.hmrHost)
+    } catch (err) {
+      if (err.code !== 'EADDRINUSE' || i >= 40) {
+        say({ vitehost: 'error', code: err.code || 'ERROR', message: err.message, port: cfg.hmrPort })
+        throw err
+      }
+      await new Promise((r) => setTimeout(r, 50))
+    }
+  }
+}
+
+function closeHMR() {
+  if (!hmrServer) return
+  hmrServer.closeAllConnections?.()
+  hmrServer.close()
+  hmrServer = null
+}
+
+// hmrSubpath returns the "path" option that makes the socket's path equal
+// want: Vite joins the option to the base (/_nuxt/) for the listener and for
+// the client alike.
+function hmrSubpath(base, want) {
+  if (!want) return undefined
+  let rel = path.posix.relative(base || '/', want)
+  if (want.endsWith('/') && rel !== '' && !rel.endsWith('/')) rel += '/'
+  return rel || undefined
+}
+
+function addAllowedHosts(server) {
+  const hosts = cfg.allowedHosts || []
+  if (!hosts.length || server.allowedHosts === true) return
+  server.allowedHosts = [...(server.allowedHosts || []), ...hosts]
+}
+
+export default {
+  hooks: {
+    listen(server) {
+      const addr = server.address()
+      say({ vitehost: 'listen', port: addr && typeof addr === 'object' ? addr.port : 0 })
+    },
+    async 'vite:extendConfig'(config, { isClient, isServer }) {
+      config.server ??= {}
+      if (isClient) {
+        hmrServer ??= await listenHMR()
+        const prev = typeof config.server.hmr === 'object' && config.server.hmr ? config.server.hmr : {}
+        config.server.hmr = {
+          ...prev,
+          server: hmrServer,
+          port: undefined,
+          clientPort: client.port || undefined,
+          protocol: client.protocol || undefined,
+          host: client.host || undefined,
+          path: hmrSubpath(config.base, client.path),
+        }
+        addAllowedHosts(config.server)
+      } else if (isServer) {
+        // Nuxt's nuxt:server-hmr-port plugin would bind 24678-24698 on all
+        // interfaces for the SSR server's socket, which no browser uses. A
+        // server of our own that never listens takes its place.
+        config.server.hmr = { server: new http.Server(), port: cfg.hmrPort }
+      }
+    },
+    'vite:serverCreated'(server, { isClient }) {
+      if (isClient) say({ vitehost: 'vite', token: server.config.webSocketToken })
+    },
+    close() {
+      closeHMR()
+    },
+  },
+}

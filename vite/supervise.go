@@ -1,0 +1,265 @@
+package vite
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"strings"
+	"time"
+
+	"github.com/vitehost/vitehost/hotfile"
+)
+
+// Restart backoff: the first restart after a crash waits minRestartDelay,
+// each failed one doubles the wait up to maxRestartDelay, and a run that
+// stayed up for healthyRun starts the sequence over.
+const (
+	minRestartDelay = 250 * time.Millisecond
+	maxRestartDelay = 30 * time.Second
+	healthyRun      = 30 * time.Second
+)
+
+// preflight checks what can be checked before a process starts, so that the
+// common mistakes fail fast with a clear cause.
+func (s *Server) preflight() error {
+	if _, err := readPackageJSON(s.dir + "/package.json"); err != nil {
+		return err
+	}
+	if _, err := exec.LookPath(s.opts.Node); err != nil {
+		return fmt.Errorf("%w: %v", ErrNoNode, err)
+	}
+	switch s.fw {
+	case Nuxt:
+		if _, err := nuxiScript(s.dir); err != nil {
+			return err
+		}
+	default:
+		if _, ok := findPackage(s.dir, "vite"); !ok {
+			return fmt.Errorf("%w: vite is not installed in %s (run npm install)", ErrNotInstalled, s.dir)
+		}
+		if _, err := s.runnerInput(ports{}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// launch starts the dev server and waits until it is ready. When another
+// process takes a picked port before the dev server binds it, it picks new
+// ports and starts again, at most maxPortAttempts times.
+func (s *Server) launch(ctx context.Context) (*child, *state, error) {
+	var lost error
+	for range maxPortAttempts {
+		p, err := pick(s.opts.Port, s.opts.HMRPort)
+		if err != nil {
+			return nil, nil, err
+		}
+		var c *child
+		var st *state
+		if s.fw == Nuxt {
+			c, st, err = s.startNuxt(ctx, p)
+		} else {
+			c, st, err = s.startVite(ctx, p)
+		}
+		if err == nil {
+			return c, st, nil
+		}
+		port, race := portRace(err)
+		if !race {
+			return nil, nil, err
+		}
+		if p.isFixed(port) {
+			return nil, nil, fmt.Errorf("%w: port %d, set in Options, is taken", ErrPortInUse, port)
+		}
+		s.log.Info("vitehost/vite: a picked port was taken before the dev server bound it; picking again", "port", port)
+		lost = err
+	}
+	return nil, nil, fmt.Errorf("%w: lost the race for free ports %d times (last: %v)", ErrPortInUse, maxPortAttempts, lost)
+}
+
+// publish makes a ready run current: hot files first (hot.hmr before hot,
+// so that a reader that sees hot finds hot.hmr), then Targets, then the
+// subscribers.
+func (s *Server) publish(st *state) error {
+	if f := s.opts.HotFile; f != "" {
+		if err := hotfile.Write(hotfile.HMRPath(f), st.targets.HMR); err != nil {
+			return err
+		}
+		if err := hotfile.Write(f, st.targets.HTTP); err != nil {
+			hotfile.Remove(hotfile.HMRPath(f))
+			return err
+		}
+	}
+	s.cur.Store(st)
+	s.notify(st.targets)
+	return nil
+}
+
+// unpublish withdraws the current run: Targets, hot files, subscribers.
+func (s *Server) unpublish() {
+	s.cur.Store(nil)
+	if f := s.opts.HotFile; f != "" {
+		if err := hotfile.Remove(f); err != nil {
+			s.log.Warn("vitehost/vite: remove hot file", "err", err)
+		}
+		if err := hotfile.Remove(hotfile.HMRPath(f)); err != nil {
+			s.log.Warn("vitehost/vite: remove hot file", "err", err)
+		}
+	}
+	s.notify(hotfile.Targets{})
+}
+
+// supervise owns the running child until the Server is done: it follows
+// the child's protocol lines, restarts it after a crash, and stops it when
+// the lifetime context ends.
+func (s *Server) supervise(c *child) {
+	defer close(s.done)
+	defer s.closeSubs()
+	delay := minRestartDelay
+	for {
+		crashed := s.watch(c)
+		if !crashed {
+			s.finish(c, nil)
+			return
+		}
+		ran := time.Since(c.started)
+		s.unpublish()
+		err := c.stop(context.Background(), s.opts.StopTimeout) // what is left of its group
+		if err != nil {
+			s.log.Error("vitehost/vite: stop the rest of a crashed dev server", "err", err)
+		}
+		crash := fmt.Errorf("%w unexpectedly (%v)", ErrExited, c.err)
+		s.log.Error("vitehost/vite: dev server crashed", "err", c.err, "ran", ran.Round(time.Millisecond), "output", s.out.tail())
+		if s.opts.NoRestart {
+			s.finish(nil, crash)
+			return
+		}
+		if ran >= healthyRun {
+			delay = minRestartDelay
+		}
+		if c = s.restart(&delay); c == nil {
+			s.finish(nil, nil)
+			return
+		}
+	}
+}
+
+// watch follows a ready child until it exits (true) or the Server's
+// lifetime ends (false).
+func (s *Server) watch(c *child) bool {
+	for {
+		select {
+		case m := <-c.events:
+			s.onEvent(m)
+		case <-c.exited:
+			if s.ctx.Err() != nil {
+				return false // exited because it was told to
+			}
+			return true
+		case <-s.ctx.Done():
+			return false
+		}
+	}
+}
+
+// onEvent handles a protocol line of a ready child: Vite restarted itself
+// (a config file edit) and has a new token.
+func (s *Server) onEvent(m message) {
+	if m.Kind != msgToken && m.Kind != msgVite {
+		return
+	}
+	old := s.cur.Load()
+	if old == nil || old.token == m.Token {
+		return
+	}
+	st := *old
+	st.token = m.Token
+	s.cur.Store(&st)
+	s.log.Info("vitehost/vite: dev server restarted itself with a new HMR token")
+	s.notify(st.targets)
+}
+
+// restart starts the dev server again after a crash, waiting *delay before
+// each try and doubling it after each failure. It returns nil when the
+// lifetime ends first.
+func (s *Server) restart(delay *time.Duration) *child {
+	for {
+		s.log.Info("vitehost/vite: restarting the dev server", "in", *delay)
+		t := time.NewTimer(*delay)
+		select {
+		case <-s.ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+		*delay = min(2**delay, maxRestartDelay)
+		c, st, err := s.launch(s.ctx)
+		if err == nil {
+			if err = s.publish(st); err == nil {
+				s.log.Info("vitehost/vite: dev server restarted", "url", st.targets.HTTP.String(), "hmr", st.targets.HMR.String())
+				return c
+			}
+			c.stop(context.Background(), s.opts.StopTimeout)
+			s.unpublish()
+		}
+		if s.ctx.Err() != nil {
+			return nil
+		}
+		s.log.Error("vitehost/vite: restart failed", "err", err, "output", s.out.tail())
+	}
+}
+
+// finish stops c (when not nil), withdraws the run and records why the
+// Server is done.
+func (s *Server) finish(c *child, err error) {
+	if c != nil {
+		if serr := c.stop(context.Background(), s.opts.StopTimeout); serr != nil {
+			s.log.Error("vitehost/vite: stop dev server", "err", serr)
+		}
+	}
+	s.unpublish()
+	switch {
+	case err != nil:
+		s.err = err
+	case !s.stopped.Load():
+		s.err = context.Cause(s.ctx) // Start's context ended
+	}
+}
+
+// setVersion records the Vite version reported by a start.
+func (s *Server) setVersion(v string) {
+	if v != "" {
+		s.version.Store(&v)
+	}
+}
+
+// targetsOf returns the URLs of listeners bound to host.
+func targetsOf(host string, httpPort, hmrPort int) hotfile.Targets {
+	return hotfile.Targets{HTTP: listenURL(host, httpPort), HMR: listenURL(host, hmrPort)}
+}
+
+// messageError turns an error line of the runner or the layer into an error.
+func messageError(m message) error {
+	switch m.Code {
+	case "EADDRINUSE":
+		return &errPortRace{port: m.Port}
+	case "VITE_NOT_FOUND":
+		return fmt.Errorf("%w: %s", ErrNotInstalled, strings.TrimSpace(plainText(m.Message)))
+	}
+	return fmt.Errorf("%w: %s", ErrStartFailed, strings.TrimSpace(plainText(m.Message)))
+}
+
+// exitError explains why c exited before it was ready, preferring the
+// error line it printed on the way out.
+func exitError(c *child) error {
+	for {
+		select {
+		case m := <-c.events:
+			if m.Kind == msgError {
+				return messageError(m)
+			}
+		default:
+			return fmt.Errorf("%w: %w before it was ready (%v)", ErrStartFailed, ErrExited, c.err)
+		}
+	}
+}

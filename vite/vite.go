@@ -1,0 +1,439 @@
+// Package vite launches and supervises a front-end dev server (plain Vite
+// with the project's own config and plugins, or Nuxt 4) as a child process,
+// and publishes where it listens.
+//
+// [Start] picks a free HTTP port and a separate free HMR port (or takes the
+// caller's), binds both on loopback unless told otherwise, and configures the
+// dev server so that the browser's HMR client connects to the public address
+// of the proxy in front of it ([Options.PublicURL]), never to the HMR port
+// directly. It returns when the dev server answers; [Server.Targets] then
+// holds the HTTP and HMR URLs, and the hot files, when asked for, hold them
+// too (see package hotfile).
+//
+// Plain Vite runs through a small Node script embedded in the Go binary: it
+// imports the project's own vite, merges the launch settings and
+// [Options.Config] over the project's config file, and reports the bound
+// ports, the Vite version and the HMR token in one JSON line. Nuxt runs as
+// nuxi dev from the project's node_modules with a generated layer that does
+// the same for Nuxt's Vite servers.
+//
+// The child runs in its own process group. When it dies, the hot files are
+// removed and it is restarted with exponential backoff; [Server.Subscribe]
+// reports each change. [Server.Stop] ends the whole group.
+package vite
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vitehost/vitehost/hotfile"
+)
+
+// Framework names the kind of dev server.
+type Framework string
+
+// The frameworks Start knows.
+const (
+	Auto Framework = ""     // detect from package.json
+	Vite Framework = "vite" // plain Vite, any plugins
+	Nuxt Framework = "nuxt" // Nuxt 4 through nuxi dev
+)
+
+// Defaults for the zero values of Options.
+const (
+	DefaultHost             = "127.0.0.1"
+	DefaultViteStartTimeout = 60 * time.Second
+	DefaultNuxtStartTimeout = 120 * time.Second
+	DefaultStopTimeout      = 5 * time.Second
+)
+
+// Errors that callers may check with errors.Is. A failed Start returns a
+// *StartError that wraps one of them (or the context's error) and quotes the
+// child's last output lines, where the details are: ErrStartFailed covers
+// whatever the dev server itself reported (a broken config, a plugin that
+// throws) and an exit before ready, which also wraps ErrExited.
+var (
+	ErrNoPackageJSON      = errors.New("vitehost/vite: no package.json")
+	ErrInvalidPackageJSON = errors.New("vitehost/vite: invalid package.json")
+	ErrNotInstalled       = errors.New("vitehost/vite: dependencies not installed (no node_modules with vite or nuxt)")
+	ErrNoNode             = errors.New("vitehost/vite: node not found")
+	ErrInvalidOptions     = errors.New("vitehost/vite: invalid options")
+	ErrPortInUse          = errors.New("vitehost/vite: port in use")
+	ErrStartTimeout       = errors.New("vitehost/vite: dev server not ready in time")
+	ErrExited             = errors.New("vitehost/vite: dev server exited")
+	ErrStartFailed        = errors.New("vitehost/vite: dev server failed to start")
+)
+
+// Plugin is a Vite plugin that the runner imports from the project by module
+// name and adds to the config (plain Vite only).
+type Plugin struct {
+	// Module is the module to import, resolved from the project directory,
+	// e.g. "@vitejs/plugin-react", or a path relative to it.
+	Module string
+	// Export names the export that makes the plugin; "" means the default
+	// export. A function is called with Options; anything else is used as
+	// the plugin itself.
+	Export string
+	// Options is the JSON-encodable argument of the plugin function; nil
+	// means the function is called without one.
+	Options any
+}
+
+// Options configures Start. A nil *Options means the defaults; Start never
+// modifies the Options it is given.
+type Options struct {
+	// Framework says which dev server to run; Auto means Detect.
+	Framework Framework
+
+	// Host is the address both listeners bind; "" means 127.0.0.1.
+	Host string
+	// Port is the dev server's HTTP port and HMRPort the port of its HMR
+	// WebSocket listener; 0 means a free port picked at each start, with new
+	// picks when another process takes the port first.
+	Port, HMRPort int
+
+	// PublicURL is where the browser reaches the app: the public URL of the
+	// proxy in front of the dev server, such as http://localhost:8000 or
+	// https://preview-abc.example.com. The HMR client connects to its host
+	// and port (wss for https), and its host name is allowed by the dev
+	// server's host check. Nil means the browser talks to the dev server
+	// directly, and the HMR client connects to the HMR port.
+	PublicURL *url.URL
+	// HMRPath is the path of the HMR WebSocket as the browser sees it, such
+	// as "/hmr"; "" means the framework's default (the base, "/" or "/_nuxt/").
+	HMRPath string
+
+	// HotFile is where the HTTP URL is written when the dev server is ready
+	// (and the HMR URL beside it, see hotfile.HMRPath); both are removed when
+	// it stops or crashes. "" means no hot files.
+	HotFile string
+
+	// ConfigFile is the project's Vite config file (plain Vite); "" means
+	// Vite's own lookup of vite.config.*.
+	ConfigFile string
+	// NoConfigFile makes Vite load no config file at all (plain Vite): the
+	// caller builds the whole config through Config and Plugins.
+	NoConfigFile bool
+	// Config is inline Vite config merged over the project's config (plain
+	// Vite), such as root, cacheDir, resolve.alias or server.fs.allow. It
+	// must be JSON-encodable. The launch settings (host, ports, HMR) win.
+	Config map[string]any
+	// Plugins are imported from the project and added to the config (plain
+	// Vite).
+	Plugins []Plugin
+
+	// Env is added to the child's environment.
+	Env []string
+	// Node is the node binary; "" means "node" on PATH.
+	Node string
+	// Stdout and Stderr receive the child's output, line by line; nil means
+	// the lines go to Logger at debug level.
+	Stdout, Stderr io.Writer
+	// Logger receives the server's own events; nil means slog.Default().
+	Logger *slog.Logger
+
+	// StartTimeout bounds each start, from the process start to ready; 0
+	// means DefaultViteStartTimeout or DefaultNuxtStartTimeout.
+	StartTimeout time.Duration
+	// StopTimeout is the grace between SIGTERM and SIGKILL; 0 means
+	// DefaultStopTimeout.
+	StopTimeout time.Duration
+	// NoRestart leaves a crashed dev server down: Done is closed and Err
+	// says why.
+	NoRestart bool
+}
+
+// StartError is the error of a start that failed: it names the cause and
+// carries the child's last output lines.
+type StartError struct {
+	Dir       string
+	Framework Framework
+	Err       error    // the cause, wrapping one of the package's errors or a context error
+	Output    []string // the child's last output lines, oldest first
+}
+
+// Error returns the cause followed by the quoted output lines.
+func (e *StartError) Error() string {
+	var b strings.Builder
+	what := string(e.Framework)
+	if what == "" {
+		what = "dev server"
+	}
+	fmt.Fprintf(&b, "vitehost/vite: start %s in %s: %v", what, e.Dir, e.Err)
+	if len(e.Output) > 0 {
+		b.WriteString("\nlast output lines:")
+		for _, l := range e.Output {
+			b.WriteString("\n  | ")
+			b.WriteString(l)
+		}
+	}
+	return b.String()
+}
+
+// Unwrap returns the cause.
+func (e *StartError) Unwrap() error { return e.Err }
+
+// state is what one ready run of the dev server publishes.
+type state struct {
+	targets hotfile.Targets
+	token   string
+	version string
+	pid     int
+}
+
+// Server is a supervised dev server started by Start. Its methods may be
+// called from any number of goroutines.
+type Server struct {
+	dir  string
+	fw   Framework
+	opts Options // a copy, with defaults applied
+	log  *slog.Logger
+	out  *output
+
+	ctx    context.Context // the lifetime: Start's context, cancelled by Stop
+	cancel context.CancelFunc
+
+	cur     atomic.Pointer[state]
+	version atomic.Pointer[string]
+
+	mu   sync.Mutex
+	subs map[chan hotfile.Targets]struct{}
+
+	stopped atomic.Bool // Stop was called
+	done    chan struct{}
+	err     error // set before done is closed
+}
+
+// Start starts the dev server of the project in dir and returns when it is
+// ready to serve. ctx bounds the start, and it stays the server's lifetime:
+// cancelling it later stops the server as Stop does. A failed start returns
+// a *StartError and leaves no process running.
+func Start(ctx context.Context, dir string, opts *Options) (*Server, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	o, fw, err := withDefaults(abs, opts)
+	if err != nil {
+		return nil, &StartError{Dir: abs, Framework: fw, Err: err}
+	}
+	s := &Server{
+		dir:  abs,
+		fw:   fw,
+		opts: o,
+		log:  o.Logger.With("framework", string(fw), "dir", abs),
+		subs: map[chan hotfile.Targets]struct{}{},
+		done: make(chan struct{}),
+	}
+	s.out = newOutput(o.Stdout, o.Stderr, s.log)
+	if err := s.preflight(); err != nil {
+		return nil, &StartError{Dir: abs, Framework: fw, Err: err}
+	}
+	s.ctx, s.cancel = context.WithCancel(ctx)
+	c, st, err := s.launch(s.ctx)
+	if err == nil {
+		if err = s.publish(st); err != nil {
+			c.stop(context.WithoutCancel(ctx), s.opts.StopTimeout)
+			s.unpublish()
+		}
+	}
+	if err != nil {
+		s.cancel()
+		return nil, &StartError{Dir: abs, Framework: fw, Err: err, Output: s.out.tail()}
+	}
+	s.log.Info("vitehost/vite: dev server ready", "url", st.targets.HTTP.String(), "hmr", st.targets.HMR.String(), "vite", st.version)
+	go s.supervise(c)
+	return s, nil
+}
+
+// withDefaults copies opts and fills in the zero values.
+func withDefaults(dir string, opts *Options) (Options, Framework, error) {
+	var o Options
+	if opts != nil {
+		o = *opts
+		o.Env = append([]string(nil), opts.Env...)
+		o.Plugins = append([]Plugin(nil), opts.Plugins...)
+		if opts.PublicURL != nil {
+			u := *opts.PublicURL
+			o.PublicURL = &u
+		}
+	}
+	fw := o.Framework
+	if fw == Auto {
+		var err error
+		if fw, err = Detect(dir); err != nil {
+			return o, fw, err
+		}
+	}
+	if fw != Vite && fw != Nuxt {
+		return o, fw, fmt.Errorf("%w: unknown framework %q", ErrInvalidOptions, fw)
+	}
+	if fw == Nuxt && (o.ConfigFile != "" || o.NoConfigFile || o.Config != nil || len(o.Plugins) > 0) {
+		return o, fw, fmt.Errorf("%w: ConfigFile, NoConfigFile, Config and Plugins apply to plain Vite only", ErrInvalidOptions)
+	}
+	if o.Host == "" {
+		o.Host = DefaultHost
+	}
+	if o.Port < 0 || o.Port > 65535 || o.HMRPort < 0 || o.HMRPort > 65535 {
+		return o, fw, fmt.Errorf("%w: port out of range", ErrInvalidOptions)
+	}
+	if o.Port != 0 && o.Port == o.HMRPort {
+		return o, fw, fmt.Errorf("%w: Port and HMRPort are both %d", ErrInvalidOptions, o.Port)
+	}
+	if err := checkPublic(o.PublicURL, o.HMRPath); err != nil {
+		return o, fw, err
+	}
+	if o.Node == "" {
+		o.Node = "node"
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.StartTimeout <= 0 {
+		o.StartTimeout = DefaultViteStartTimeout
+		if fw == Nuxt {
+			o.StartTimeout = DefaultNuxtStartTimeout
+		}
+	}
+	if o.StopTimeout <= 0 {
+		o.StopTimeout = DefaultStopTimeout
+	}
+	return o, fw, nil
+}
+
+// Targets returns where the dev server listens now: HTTP is its URL, HMR the
+// URL of its HMR listener. Both are nil while it is down or restarting. It
+// costs one atomic load.
+func (s *Server) Targets() hotfile.Targets {
+	if st := s.cur.Load(); st != nil {
+		return st.targets
+	}
+	return hotfile.Targets{}
+}
+
+// Token returns the HMR WebSocket token of the current run (Vite's
+// config.webSocketToken): a client of the HMR socket that sends an Origin
+// header must pass it as the token query parameter. It is "" while the dev
+// server is down.
+func (s *Server) Token() string {
+	if st := s.cur.Load(); st != nil {
+		return st.token
+	}
+	return ""
+}
+
+// Version returns the Vite version of the dev server (for Nuxt, the Vite
+// that Nuxt uses).
+func (s *Server) Version() string {
+	if v := s.version.Load(); v != nil {
+		return *v
+	}
+	return ""
+}
+
+// Framework returns the framework of the dev server.
+func (s *Server) Framework() Framework { return s.fw }
+
+// Dir returns the absolute project directory.
+func (s *Server) Dir() string { return s.dir }
+
+// PID returns the process id of the current run's main process, which is
+// also its process group id; 0 while the dev server is down.
+func (s *Server) PID() int {
+	if st := s.cur.Load(); st != nil {
+		return st.pid
+	}
+	return 0
+}
+
+// Subscribe returns a channel that receives the targets each time they
+// change: when the dev server goes down (zero Targets), when it is ready
+// again after a restart, and when it restarted itself with a new Token. The
+// channel holds only the newest value; a subscriber that reads late gets the
+// current one and never blocks the Server. The channel is closed by cancel
+// and when the Server is done.
+func (s *Server) Subscribe() (<-chan hotfile.Targets, func()) {
+	ch := make(chan hotfile.Targets, 1)
+	s.mu.Lock()
+	if s.subs == nil {
+		close(ch)
+		s.mu.Unlock()
+		return ch, func() {}
+	}
+	s.subs[ch] = struct{}{}
+	s.mu.Unlock()
+	return ch, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if _, ok := s.subs[ch]; ok {
+			delete(s.subs, ch)
+			close(ch)
+		}
+	}
+}
+
+// notify sends t to every subscriber, replacing a value not yet read.
+func (s *Server) notify(t hotfile.Targets) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for ch := range s.subs {
+		select {
+		case <-ch:
+		default:
+		}
+		ch <- t
+	}
+}
+
+// closeSubs closes every subscription; later Subscribe calls get a closed
+// channel.
+func (s *Server) closeSubs() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for ch := range s.subs {
+		close(ch)
+	}
+	s.subs = nil
+}
+
+// Stop stops the dev server: it closes the child's stdin, sends SIGTERM to
+// its process group, SIGKILL after StopTimeout, removes the hot files, and
+// returns when every process of the group is gone, or with ctx's error when
+// ctx ends first (the stop then completes in the background). It is safe to
+// call more than once and from several goroutines.
+func (s *Server) Stop(ctx context.Context) error {
+	s.stopped.Store(true)
+	s.cancel()
+	select {
+	case <-s.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Done returns a channel that is closed when the Server has stopped for
+// good: after Stop, after Start's context ended, or after a crash with
+// NoRestart.
+func (s *Server) Done() <-chan struct{} { return s.done }
+
+// Err returns why the Server stopped: nil after Stop, the context's error
+// when Start's context ended, an error wrapping ErrExited after a crash with
+// NoRestart. It returns nil while the Server runs.
+func (s *Server) Err() error {
+	select {
+	case <-s.done:
+		return s.err
+	default:
+		return nil
+	}
+}
