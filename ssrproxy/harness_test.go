@@ -42,7 +42,7 @@ func upstream(t *testing.T, h http.Handler) *httptest.Server {
 	return srv
 }
 
-func mustURL(t *testing.T, s string) *url.URL {
+func mustURL(t testing.TB, s string) *url.URL {
 	t.Helper()
 	u, err := url.Parse(s)
 	require.NoError(t, err)

@@ -135,7 +135,7 @@ func AcceptWebSocket(w http.ResponseWriter, r *http.Request, protocol string, h 
 }
 
 func acceptKey(key string) string {
-	h := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC11B11"))
+	h := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
 	return base64.StdEncoding.EncodeToString(h[:])
 }
 
