@@ -1,0 +1,333 @@
+package preview_test
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/vitehost/vitehost/internal/testenv"
+	"github.com/vitehost/vitehost/preview"
+)
+
+const (
+	wait      = 60 * time.Second // a deadline, never a measurement
+	pollEvery = 20 * time.Millisecond
+)
+
+// service is a preview manager behind a real listener, the way the example
+// server runs it: the router for preview hosts, the API for the rest.
+type service struct {
+	m      *preview.Manager
+	addr   string // 127.0.0.1:port
+	public string // http://localhost:port
+	client *http.Client
+	dialer *websocket.Dialer
+	base   string
+}
+
+// depsCache is where the tests keep dependency installs between runs (like
+// the fixtures): the template's set installs once per machine.
+func depsCache(t *testing.T) string {
+	dir, err := testenv.CacheDir()
+	require.NoError(t, err)
+	return filepath.Join(dir, "preview-deps")
+}
+
+func startService(t *testing.T, opts preview.Options) *service {
+	t.Helper()
+	testenv.Short(t)
+	testenv.LookPath(t, "node")
+	testenv.LookPath(t, "npm")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	port := ln.Addr().(*net.TCPAddr).Port
+	opts.PublicURL = fmt.Sprintf("http://localhost:%d", port)
+	if opts.BaseDir == "" {
+		opts.BaseDir = t.TempDir()
+	}
+	if opts.CacheDir == "" {
+		opts.CacheDir = depsCache(t)
+	}
+	if opts.Logger == nil {
+		opts.Logger = testenv.Logger(t)
+	}
+	m, err := preview.New(&opts)
+	require.NoError(t, err)
+	srv := &http.Server{Handler: m.Router(m.API())}
+	go srv.Serve(ln)
+	t.Cleanup(func() {
+		require.NoError(t, m.Close())
+		srv.Close()
+		assert.Empty(t, testenv.NodeProcesses(), "no node process outlives Close")
+	})
+	addr := ln.Addr().String()
+	// Every host name reaches this listener, as *.localhost does in a browser.
+	dial := func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
+	}
+	return &service{
+		m:      m,
+		addr:   addr,
+		public: opts.PublicURL,
+		client: &http.Client{Transport: &http.Transport{DialContext: dial}, Timeout: 2 * wait},
+		dialer: &websocket.Dialer{NetDialContext: dial, Subprotocols: []string{"vite-hmr"}, HandshakeTimeout: wait},
+		base:   opts.BaseDir,
+	}
+}
+
+func (s *service) api(t *testing.T, method, path string, body any) (int, apiResponse) {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		require.NoError(t, err)
+		rd = strings.NewReader(string(b))
+	}
+	req, err := http.NewRequest(method, s.public+"/kontext/preview"+path, rd)
+	require.NoError(t, err)
+	resp, err := s.client.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	var out apiResponse
+	require.NoError(t, json.Unmarshal(raw, &out), "body: %s", raw)
+	out.Raw = raw
+	return resp.StatusCode, out
+}
+
+func (s *service) get(t *testing.T, u string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest("GET", u, nil)
+	require.NoError(t, err)
+	req.Header.Set("Accept", "text/html,*/*")
+	resp, err := s.client.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, string(b)
+}
+
+var wsToken = regexp.MustCompile(`const wsToken = "([^"]*)"`)
+
+// hmrSocket opens the session's HMR socket the way the page's Vite client
+// does: through the router, at wsUrl, with the token from /@vite/client.
+func (s *service) hmrSocket(t *testing.T, created apiResponse) *websocket.Conn {
+	t.Helper()
+	status, client := s.get(t, created.PreviewURL+"/@vite/client")
+	require.Equal(t, 200, status)
+	m := wsToken.FindStringSubmatch(client)
+	require.NotNil(t, m, "no wsToken in /@vite/client")
+	u := created.WSURL + "?token=" + url.QueryEscape(m[1])
+	h := http.Header{"Origin": {created.PreviewURL}}
+	conn, resp, err := s.dialer.Dial(u, h)
+	require.NoError(t, err, "dial %s", u)
+	resp.Body.Close()
+	assert.Equal(t, "vite-hmr", conn.Subprotocol())
+	t.Cleanup(func() { conn.Close() })
+	msg := readHMR(t, conn, func(m map[string]any) bool { return true })
+	require.Equal(t, "connected", msg["type"])
+	return conn
+}
+
+// readHMR returns the first message on conn that match accepts.
+func readHMR(t *testing.T, conn *websocket.Conn, match func(map[string]any) bool) map[string]any {
+	t.Helper()
+	conn.SetReadDeadline(time.Now().Add(wait))
+	defer conn.SetReadDeadline(time.Time{})
+	for {
+		_, data, err := conn.ReadMessage()
+		require.NoError(t, err)
+		var m map[string]any
+		require.NoError(t, json.Unmarshal(data, &m))
+		if match(m) {
+			return m
+		}
+	}
+}
+
+func appTSX(text string) map[string]any {
+	return map[string]any{"name": "src/App.tsx", "content": fmt.Sprintf(`import { useState } from 'react'
+
+export default function App() {
+  const [n, setN] = useState(0)
+  return <main><h1 id="title">%s</h1><button onClick={() => setN(n + 1)}>{n}</button></main>
+}
+`, text)}
+}
+
+func TestPreviewEndToEnd(t *testing.T) {
+	svc := startService(t, preview.Options{})
+	start := time.Now()
+	status, created := svc.api(t, "POST", "", map[string]any{"files": []any{appTSX("Hello v1")}})
+	require.Equal(t, 200, status, "body: %s", created.Raw)
+	require.True(t, created.Success)
+	id := created.SessionID
+	assert.True(t, preview.ValidID(id), id)
+	assert.Equal(t, fmt.Sprintf("http://preview-%s.%s", id, strings.TrimPrefix(svc.public, "http://")), created.PreviewURL)
+	assert.Equal(t, strings.Replace(created.PreviewURL, "http://", "ws://", 1)+"/hmr", created.WSURL)
+	assert.InDelta(t, start.Add(preview.DefaultTTL).UnixMilli(), created.ExpiresAt, float64(time.Minute.Milliseconds()))
+	t.Logf("create took %s", time.Since(start))
+	assert.DirExists(t, filepath.Join(svc.base, "preview-"+id))
+
+	// The page, through the router.
+	status, page := svc.get(t, created.PreviewURL+"/")
+	require.Equal(t, 200, status)
+	assert.Contains(t, page, `<div id="root">`)
+	assert.Contains(t, page, "/@vite/client")
+	status, app := svc.get(t, created.PreviewURL+"/src/App.tsx")
+	require.Equal(t, 200, status)
+	assert.Contains(t, app, "Hello v1")
+
+	status, st := svc.api(t, "GET", "/"+id, nil)
+	require.Equal(t, 200, status)
+	assert.Equal(t, "active", st.Status)
+	assert.Equal(t, created.PreviewURL, st.PreviewURL)
+	assert.Equal(t, created.ExpiresAt, st.ExpiresAt)
+
+	// The HMR socket, through the router, as the browser opens it.
+	conn := svc.hmrSocket(t, created)
+
+	status, upd := svc.api(t, "POST", "/"+id+"/update", map[string]any{"files": []any{appTSX("Hello v2")}})
+	require.Equal(t, 200, status, "body: %s", upd.Raw)
+	assert.True(t, upd.Success)
+	assert.Equal(t, []string{"src/App.tsx"}, upd.Updated)
+	assert.True(t, upd.HMRTriggered, "body: %s", upd.Raw)
+	assert.Equal(t, "update", upd.HMR.Type)
+	assert.Contains(t, upd.HMR.Paths, "/src/App.tsx")
+	assert.Nil(t, upd.HMR.Error)
+	msg := readHMR(t, conn, func(m map[string]any) bool { return m["type"] == "update" })
+	assert.Contains(t, fmt.Sprint(msg["updates"]), "/src/App.tsx", "the browser's socket saw the update")
+
+	// A syntax error: the answer carries Vite's compile error.
+	broken := map[string]any{"name": "src/App.tsx", "content": "export default function App() {\n  return <main><h1>oops</h1>\n}\n"}
+	status, bad := svc.api(t, "POST", "/"+id+"/update", map[string]any{"files": []any{broken}})
+	require.Equal(t, 200, status, "body: %s", bad.Raw)
+	require.NotNil(t, bad.HMR.Error, "body: %s", bad.Raw)
+	assert.NotEmpty(t, bad.HMR.Error.Message)
+	assert.Equal(t, "src/App.tsx", bad.HMR.Error.File, "relative to the project")
+	assert.NotContains(t, bad.HMR.Error.Message, svc.base, "no server paths")
+	assert.Positive(t, bad.HMR.Error.Line, "body: %s", bad.Raw)
+	errMsg := readHMR(t, conn, func(m map[string]any) bool { return m["type"] == "error" })
+	t.Logf("error message: %v", errMsg)
+
+	// Fixed again; a PNG (base64) and a deletion in the same update.
+	png := []byte("\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+	status, fixed := svc.api(t, "POST", "/"+id+"/update", map[string]any{
+		"files": []any{appTSX("Hello v3"), map[string]any{"name": "public/logo.png", "encoding": "base64", "content": base64.StdEncoding.EncodeToString(png)},
+			map[string]any{"name": "vite.config.ts", "content": "throw new Error('never run')"}},
+	})
+	require.Equal(t, 200, status, "body: %s", fixed.Raw)
+	assert.True(t, fixed.HMRTriggered)
+	assert.Nil(t, fixed.HMR.Error)
+	assert.Equal(t, []string{"vite.config.ts"}, fixed.Ignored)
+	assert.NoFileExists(t, filepath.Join(svc.base, "preview-"+id, "vite.config.ts"))
+	status, logo := svc.get(t, created.PreviewURL+"/logo.png")
+	require.Equal(t, 200, status)
+	assert.Equal(t, string(png), logo)
+	status, _ = svc.api(t, "POST", "/"+id+"/update", map[string]any{"files": []any{}, "delete": []string{"public/logo.png"}})
+	require.Equal(t, 200, status)
+	assert.NoFileExists(t, filepath.Join(svc.base, "preview-"+id, "public", "logo.png"))
+
+	// Creating with the id of a live session updates it.
+	status, again := svc.api(t, "POST", "", map[string]any{"sessionId": id, "files": []any{appTSX("Hello v4")}})
+	require.Equal(t, 200, status, "body: %s", again.Raw)
+	assert.Equal(t, id, again.SessionID)
+	_, app = svc.get(t, created.PreviewURL+"/src/App.tsx")
+	assert.Contains(t, app, "Hello v4")
+	assert.Equal(t, 1, svc.m.Sessions())
+
+	// Delete: no process, no directory, 404 after.
+	status, del := svc.api(t, "DELETE", "/"+id, nil)
+	require.Equal(t, 200, status)
+	assert.JSONEq(t, `{"success":true}`, string(del.Raw))
+	assert.Empty(t, testenv.NodeProcesses(), "no node process after delete")
+	assert.NoDirExists(t, filepath.Join(svc.base, "preview-"+id))
+	status, gone := svc.api(t, "GET", "/"+id, nil)
+	assert.Equal(t, 404, status)
+	assert.Equal(t, "not_found", gone.Error.Code)
+	status, _ = svc.get(t, created.PreviewURL+"/")
+	assert.Equal(t, 404, status)
+}
+
+func TestPreviewExpiry(t *testing.T) {
+	svc := startService(t, preview.Options{TTL: 4 * time.Second})
+	status, created := svc.api(t, "POST", "", map[string]any{"files": []any{appTSX("short-lived")}})
+	require.Equal(t, 200, status, "body: %s", created.Raw)
+	dir := filepath.Join(svc.base, "preview-"+created.SessionID)
+	require.DirExists(t, dir)
+	require.Eventually(t, func() bool {
+		_, err := os.Stat(dir)
+		return os.IsNotExist(err) && len(testenv.NodeProcesses()) == 0
+	}, wait, pollEvery, "the janitor removes the expired session, its process and its files")
+	status, resp := svc.api(t, "GET", "/"+created.SessionID, nil)
+	assert.Equal(t, 404, status)
+	assert.Equal(t, "not_found", resp.Error.Code)
+	assert.Equal(t, 0, svc.m.Sessions())
+}
+
+// TestPreviewDependencyCache creates sessions against an empty cache and
+// counts the real npm installs.
+func TestPreviewDependencyCache(t *testing.T) {
+	count := filepath.Join(t.TempDir(), "installs")
+	install := []string{"sh", "-c", `echo run >> "$0"; exec npm install --ignore-scripts --no-audit --no-fund --loglevel=error --prefer-offline`, count}
+	svc := startService(t, preview.Options{CacheDir: t.TempDir(), InstallCommand: install})
+	installs := func() int {
+		b, _ := os.ReadFile(count)
+		return strings.Count(string(b), "run")
+	}
+
+	var wg sync.WaitGroup
+	ids := make([]string, 5)
+	for i := range ids {
+		wg.Go(func() {
+			status, created := svc.api(t, "POST", "", map[string]any{"files": []any{appTSX(fmt.Sprintf("session %d", i))}})
+			if assert.Equal(t, 200, status, "body: %s", created.Raw) {
+				ids[i] = created.SessionID
+			}
+		})
+	}
+	wg.Wait()
+	assert.Equal(t, 1, installs(), "5 concurrent creations with one dependency set install once")
+	for i, id := range ids {
+		_, app := svc.get(t, svc.m.PreviewURL(id)+"/src/App.tsx")
+		assert.Contains(t, app, fmt.Sprintf("session %d", i))
+	}
+
+	pkg := map[string]any{"dependencies": map[string]string{"react": "^19.2.0", "react-dom": "^19.2.0", "clsx": "^2.1.0"},
+		"devDependencies": map[string]string{"vite": "^8.0.0", "@vitejs/plugin-react": "^6.0.0"}}
+	uses := map[string]any{"name": "src/App.tsx", "content": "import clsx from 'clsx'\nexport default function App() { return <h1 className={clsx('a', 'b')}>with clsx</h1> }\n"}
+	status, other := svc.api(t, "POST", "", map[string]any{"files": []any{uses, tmplFile(t, "index.html"), tmplFile(t, "src/main.tsx"), tmplFile(t, "src/index.css")}, "packageJson": pkg})
+	require.Equal(t, 200, status, "body: %s", other.Raw)
+	assert.Equal(t, 2, installs(), "another set installs separately")
+	status, page := svc.get(t, other.PreviewURL+"/")
+	assert.Equal(t, 200, status)
+	assert.Contains(t, page, `id="root"`)
+
+	status, again := svc.api(t, "POST", "", map[string]any{"files": []any{appTSX("sixth")}})
+	require.Equal(t, 200, status, "body: %s", again.Raw)
+	assert.Equal(t, 2, installs(), "the first set is still cached")
+}
+
+func tmplFile(t *testing.T, name string) map[string]any {
+	b, err := os.ReadFile(filepath.Join("template", name))
+	require.NoError(t, err)
+	return map[string]any{"name": name, "content": string(b)}
+}

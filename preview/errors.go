@@ -1,0 +1,51 @@
+package preview
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Errors that callers branch on with errors.Is. The API maps them to HTTP
+// statuses: ErrInvalid 400, ErrUnauthorized 401, ErrNotFound 404, ErrLimit
+// 429, ErrDevServer 502, ErrUnavailable 503.
+var (
+	ErrInvalid      = errors.New("vitehost/preview: invalid request")
+	ErrUnauthorized = errors.New("vitehost/preview: missing or wrong API token")
+	ErrNotFound     = errors.New("vitehost/preview: session not found")
+	ErrLimit        = errors.New("vitehost/preview: session limit reached")
+	ErrDevServer    = errors.New("vitehost/preview: dev server failed")
+	ErrUnavailable  = errors.New("vitehost/preview: session store unavailable")
+	ErrClosed       = errors.New("vitehost/preview: manager closed")
+)
+
+// Error codes of the API's {success: false, error: {code, message}} answers.
+const (
+	CodeBadJSON       = "bad_json"
+	CodeBadPath       = "bad_path"
+	CodeBadID         = "bad_id"
+	CodeBadDependency = "bad_dependency"
+	CodeBadEncoding   = "bad_encoding"
+	CodeTooLarge      = "too_large"
+	CodeUnauthorized  = "unauthorized"
+	CodeNotFound      = "not_found"
+	CodeSessionLimit  = "session_limit"
+	CodeDevServer     = "dev_server_failed"
+	CodeUnavailable   = "unavailable"
+	CodeInternal      = "internal"
+)
+
+// RequestError is an invalid request: Code says which rule it broke (one of
+// the Code constants) and the message what was wrong. It wraps ErrInvalid.
+type RequestError struct {
+	Code string
+	Msg  string
+}
+
+func (e *RequestError) Error() string { return "vitehost/preview: " + e.Msg }
+
+// Unwrap returns ErrInvalid.
+func (e *RequestError) Unwrap() error { return ErrInvalid }
+
+func invalid(code, format string, args ...any) error {
+	return &RequestError{Code: code, Msg: fmt.Sprintf(format, args...)}
+}

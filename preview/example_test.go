@@ -1,0 +1,60 @@
+package preview_test
+
+import (
+	"context"
+	"log"
+	"net/http"
+	"os/signal"
+	"syscall"
+
+	"github.com/vitehost/vitehost/preview"
+)
+
+// A preview service on one listener: the API on the main host, each
+// session's preview on preview-{id}.localhost:8080.
+func Example() {
+	m, err := preview.New(&preview.Options{
+		PublicURL: "http://localhost:8080", // previews at http://preview-{id}.localhost:8080
+		Token:     "change-me",             // the API wants Authorization: Bearer change-me
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer m.Close() // stops every session's Vite
+
+	srv := &http.Server{Addr: "127.0.0.1:8080", Handler: m.Router(m.API())}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	go srv.ListenAndServe()
+	<-ctx.Done()
+	srv.Shutdown(context.Background())
+}
+
+// Creating and updating a session from Go, without the HTTP API.
+func ExampleManager_Update() {
+	m, err := preview.New(&preview.Options{PublicURL: "https://jsbundler.example.com"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer m.Close()
+	ctx := context.Background()
+
+	info, err := m.Create(ctx, &preview.CreateRequest{Files: []preview.File{
+		{Name: "src/App.tsx", Content: "export default function App() { return <h1>v1</h1> }"},
+	}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	log.Println("open", info.PreviewURL)
+
+	res, err := m.Update(ctx, info.SessionID, &preview.UpdateRequest{Files: []preview.File{
+		{Name: "src/App.tsx", Content: "export default function App() { return <h1>v2</h1> }"},
+	}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if res.HMR.Error != nil {
+		log.Printf("does not compile: %s:%d: %s", res.HMR.Error.File, res.HMR.Error.Line, res.HMR.Error.Message)
+	}
+	log.Println("hmr:", res.HMR.Type, res.HMR.Paths)
+}

@@ -1,0 +1,149 @@
+package preview
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+)
+
+// CreateRequest is the body of POST {prefix}.
+type CreateRequest struct {
+	// Files are the project's files. Without a package.json (here or in
+	// PackageJSON) the session starts from the React + Vite template and the
+	// files replace the template's.
+	Files []File `json:"files"`
+	// PackageJSON is the project's package.json; only its dependencies and
+	// devDependencies are used.
+	PackageJSON json.RawMessage `json:"packageJson,omitempty"`
+	// SessionID optionally names the session (the form NewID gives). When a
+	// live session has this id, the request updates it.
+	SessionID string `json:"sessionId,omitempty"`
+}
+
+// UpdateRequest is the body of POST {prefix}/{id}/update.
+type UpdateRequest struct {
+	// Files are written (created or replaced).
+	Files []File `json:"files"`
+	// Delete names files to remove.
+	Delete []string `json:"delete,omitempty"`
+}
+
+// Limits bound what one request and one node may hold. Zero fields take the
+// defaults named beside them.
+type Limits struct {
+	MaxSessions     int   // live sessions on this node; default 50
+	MaxFiles        int   // files (plus deletions) per request; default 1000
+	MaxFileBytes    int64 // decoded bytes per file; default 5 MiB
+	MaxRequestBytes int64 // decoded bytes per request; default 25 MiB
+	MaxPathLength   int   // bytes per file name; default 512
+}
+
+func (l Limits) withDefaults() Limits {
+	if l.MaxSessions <= 0 {
+		l.MaxSessions = 50
+	}
+	if l.MaxFiles <= 0 {
+		l.MaxFiles = 1000
+	}
+	if l.MaxFileBytes <= 0 {
+		l.MaxFileBytes = 5 << 20
+	}
+	if l.MaxRequestBytes <= 0 {
+		l.MaxRequestBytes = 25 << 20
+	}
+	if l.MaxPathLength <= 0 {
+		l.MaxPathLength = 512
+	}
+	return l
+}
+
+// bodyLimit is the most bytes a request body may have: the decoded limit
+// grown by base64's 4/3 and JSON's escaping, plus room for the envelope.
+func (l Limits) bodyLimit() int64 { return l.MaxRequestBytes*3/2 + 1<<20 }
+
+// checkedFiles is a request's files after validation: what to write, what
+// was dropped, and the package.json they carried, if any.
+type checkedFiles struct {
+	write       []pendingFile
+	ignored     []string
+	packageJSON []byte
+}
+
+// checkFiles validates every file of a request before anything is written:
+// names, encodings and sizes. allowConfig keeps files that Node would run.
+func checkFiles(files []File, deletes []string, l Limits, allowConfig bool) (checkedFiles, error) {
+	var out checkedFiles
+	if n := len(files) + len(deletes); n > l.MaxFiles {
+		return out, invalid(CodeTooLarge, "%d files in one request: at most %d", n, l.MaxFiles)
+	}
+	var total int64
+	seen := make(map[string]bool, len(files))
+	for _, f := range files {
+		name, err := CleanPath(f.Name, l.MaxPathLength)
+		if err != nil {
+			return out, err
+		}
+		if seen[name] {
+			return out, invalid(CodeBadPath, "file %q appears twice", name)
+		}
+		seen[name] = true
+		// Cheap bound before decoding: base64 never shrinks below 3/4.
+		if int64(len(f.Content))*3/4 > l.MaxFileBytes {
+			return out, invalid(CodeTooLarge, "file %q is larger than %d bytes", name, l.MaxFileBytes)
+		}
+		data, err := f.decode()
+		if err != nil {
+			return out, err
+		}
+		if int64(len(data)) > l.MaxFileBytes {
+			return out, invalid(CodeTooLarge, "file %q is larger than %d bytes", name, l.MaxFileBytes)
+		}
+		if total += int64(len(data)); total > l.MaxRequestBytes {
+			return out, invalid(CodeTooLarge, "the files add up to more than %d bytes", l.MaxRequestBytes)
+		}
+		switch {
+		case name == "package.json":
+			out.packageJSON = data
+		case name == "package-lock.json" || !allowConfig && isExecuted(name):
+			out.ignored = append(out.ignored, name)
+		default:
+			out.write = append(out.write, pendingFile{name: name, data: data})
+		}
+	}
+	for _, d := range deletes {
+		name, err := CleanPath(d, l.MaxPathLength)
+		if err != nil {
+			return out, err
+		}
+		if name == "package.json" {
+			return out, invalid(CodeBadPath, "package.json cannot be deleted")
+		}
+	}
+	return out, nil
+}
+
+// decodeJSON decodes one JSON value from data into v with a clear error.
+func decodeJSON(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(v); err != nil {
+		return invalid(CodeBadJSON, "malformed JSON: %v", err)
+	}
+	if dec.More() {
+		return invalid(CodeBadJSON, "malformed JSON: more than one value")
+	}
+	return nil
+}
+
+// describeFiles is for logs: a short list of names.
+func describeFiles(files []pendingFile) string {
+	names := make([]string, 0, min(len(files), 6))
+	for i, f := range files {
+		if i == 5 {
+			names = append(names, fmt.Sprintf("and %d more", len(files)-5))
+			break
+		}
+		names = append(names, f.name)
+	}
+	return strings.Join(names, ", ")
+}

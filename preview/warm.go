@@ -1,0 +1,120 @@
+package preview
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+)
+
+// maxWarmModules bounds the modules a warm-up fetches.
+const maxWarmModules = 300
+
+// warmParallel is how many requests a warm-up keeps in flight, about what a
+// browser opens to one host.
+const warmParallel = 6
+
+var (
+	// scriptSrc finds the module scripts of the page.
+	scriptSrc = regexp.MustCompile(`<script[^>]+type=["']module["'][^>]*\ssrc=["']([^"']+)["']|<script[^>]+\ssrc=["']([^"']+)["'][^>]*type=["']module["']`)
+	// importSpec finds root-relative specifiers in Vite's transformed
+	// modules: import ... from "/x", import "/x", import("/x").
+	importSpec = regexp.MustCompile(`(?:\bfrom\s*|\bimport\s*\(?\s*)["'](/[^"'\s]+)["']`)
+)
+
+// warmClient is the HTTP client for requests the service itself sends to
+// its dev servers.
+func (m *Manager) warmClient() *http.Client {
+	return &http.Client{Transport: m.transport, Timeout: 60 * time.Second}
+}
+
+// warm loads the page at base and every module it imports, transitively,
+// the way a browser would: Vite transforms each module once and caches it,
+// and it optimizes the dependencies on the first request. The first visit
+// then costs what a reload does. It returns an error when the page itself
+// does not load.
+func warm(ctx context.Context, client *http.Client, base *url.URL) error {
+	if base == nil {
+		return errors.New("no dev server URL")
+	}
+	page, status, err := fetch(ctx, client, base, "/", "text/html")
+	if err != nil {
+		return err
+	}
+	if status != http.StatusOK {
+		return fmt.Errorf("GET / answered %d", status)
+	}
+	var queue []string
+	for _, m := range scriptSrc.FindAllStringSubmatch(page, -1) {
+		src := m[1] + m[2]
+		if strings.HasPrefix(src, "/") && !strings.HasPrefix(src, "//") {
+			queue = append(queue, src)
+		}
+	}
+	var (
+		mu   sync.Mutex
+		seen = map[string]bool{}
+		wg   sync.WaitGroup
+		sem  = make(chan struct{}, warmParallel)
+	)
+	var visit func(p string)
+	visit = func(p string) {
+		mu.Lock()
+		if seen[p] || len(seen) >= maxWarmModules {
+			mu.Unlock()
+			return
+		}
+		seen[p] = true
+		mu.Unlock()
+		wg.Go(func() {
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			body, status, err := fetch(ctx, client, base, p, "*/*")
+			<-sem
+			if err != nil || status != http.StatusOK {
+				return
+			}
+			for _, m := range importSpec.FindAllStringSubmatch(body, -1) {
+				if !strings.HasPrefix(m[1], "//") {
+					visit(m[1])
+				}
+			}
+		})
+	}
+	for _, p := range queue {
+		visit(p)
+	}
+	wg.Wait()
+	return ctx.Err()
+}
+
+func fetch(ctx context.Context, client *http.Client, base *url.URL, path, accept string) (string, int, error) {
+	u := *base
+	ref, err := url.Parse(path)
+	if err != nil {
+		return "", 0, err
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/") + ref.Path
+	u.RawQuery = ref.RawQuery
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return "", 0, err
+	}
+	req.Header.Set("Accept", accept)
+	resp, err := client.Do(req)
+	if err != nil {
+		return "", 0, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	return string(b), resp.StatusCode, err
+}
