@@ -2,8 +2,8 @@ package preview
 
 import (
 	"context"
-	"log/slog"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"

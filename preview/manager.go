@@ -108,7 +108,7 @@ type Manager struct {
 
 	running  sync.WaitGroup // session operations under way
 	stopDeps context.CancelFunc
-	janitor  chan struct{}  // closed to stop the janitor
+	janitor  chan struct{} // closed to stop the janitor
 	janDone  chan struct{}
 	closeErr error
 	once     sync.Once
