@@ -2,6 +2,7 @@ package vite_test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/url"
 	"os"
@@ -429,4 +430,36 @@ func TestStopLeavesNoNode(t *testing.T) {
 			assert.Empty(t, testenv.Processes())
 		})
 	}
+}
+
+// TestViteRestartsItself edits the config file: Vite restarts in the same
+// process with a new HMR token, and subscribers hear of it.
+func TestViteRestartsItself(t *testing.T) {
+	testenv.Short(t)
+	dir := testenv.Fixture(t, "vite8-react")
+	s := start(t, dir, nil)
+	updates, cancel := s.Subscribe()
+	defer cancel()
+	before, token := s.Targets(), s.Token()
+
+	cfg := filepath.Join(dir, "vite.config.js")
+	src, err := os.ReadFile(cfg)
+	require.NoError(t, err)
+	deadline := time.Now().Add(long)
+	for i := 0; ; i++ {
+		// An edit before Vite's watcher is ready goes unseen: edit again.
+		require.NoError(t, os.WriteFile(cfg, append(src, fmt.Sprintf("\n// edit %d\n", i)...), 0o644))
+		select {
+		case tg := <-updates:
+			assert.True(t, tg.Equal(before), "same listeners")
+		case <-time.After(5 * time.Second):
+			require.True(t, time.Now().Before(deadline), "no update after config edits")
+			continue
+		}
+		break
+	}
+	assert.NotEqual(t, token, s.Token())
+	dialHMR(t, before.HMR, "/", s.Token())
+	code, _ := get(t, before.HTTP.String()+"/")
+	assert.Equal(t, 200, code)
 }

@@ -267,8 +267,12 @@ async function main() {
       if (opts && typeof opts === 'object') opts.path = hmrSubpath(config.base, client.path)
     },
     configureServer(s) {
-      // Vite restarts itself on a config file edit with a new token.
-      if (ready) say({ vitehost: 'token', token: s.config.webSocketToken })
+      // Vite restarts itself on a config file edit, with a new token; the
+      // new server is announced once it listens.
+      if (!ready) return
+      const announce = () => say({ vitehost: 'token', token: s.config.webSocketToken })
+      if (s.httpServer) s.httpServer.once('listening', announce)
+      else announce()
     },
   }
 

@@ -1,0 +1,72 @@
+package vite
+
+import (
+	"bytes"
+	"testing"
+)
+
+// FuzzParseMessage feeds the stdout line parser: the runner's process also
+// runs the project's config and plugins, which may print anything.
+func FuzzParseMessage(f *testing.F) {
+	for _, s := range []string{
+		`{"vitehost":"ready","port":5173,"hmrPort":24811,"version":"8.3.8","token":"aB-_9"}`,
+		`{"vitehost":"loaded","version":"7.3.8"}`,
+		`{"vitehost":"error","code":"EADDRINUSE","port":80,"message":"x"}`,
+		`{"vitehost":"listen","port":3000}`,
+		`{"vitehost":"vite","token":"t"}`,
+		`{"vitehost":"token","token":"t","port":-1}`,
+		`{"vitehost":"ready","port":1e400}`,
+		`8:11:00 AM [vite] (client) hmr update /src/App.jsx`,
+		`{"vitehost":`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, line []byte) {
+		m, err := parseMessage(line)
+		if err != nil {
+			if m != (message{}) {
+				t.Fatalf("error %v with a message %+v", err, m)
+			}
+			if !bytes.HasPrefix(bytes.TrimSpace(line), []byte(messagePrefix)) && err != errNotMessage {
+				t.Fatalf("ordinary line reported as a bad protocol line: %v", err)
+			}
+			return
+		}
+		if !validPort(m.Port, true) || !validPort(m.HMRPort, true) {
+			t.Fatalf("port out of range: %+v", m)
+		}
+		if !tokenChars(m.Token) || len(m.Token) > maxToken {
+			t.Fatalf("token %q", m.Token)
+		}
+		if !printable(m.Version) || len(m.Version) > maxVersion || len(m.Message) > maxErrorText {
+			t.Fatalf("fields: %+v", m)
+		}
+		if m.Kind == msgReady && (m.Port == 0 || m.HMRPort == 0 || m.Token == "") {
+			t.Fatalf("incomplete ready: %+v", m)
+		}
+	})
+}
+
+// FuzzParsePackageJSON feeds package.json parsing and detection: the preview
+// service starts dev servers for package.json files that clients send.
+func FuzzParsePackageJSON(f *testing.F) {
+	for _, s := range []string{
+		`{"dependencies":{"nuxt":"^4.4.0"}}`,
+		`{"devDependencies":{"vite":"^8"},"version":"1.0.0"}`,
+		`{}`, `[]`, `null`, `{"dependencies":{"nuxt":4}}`, ` {"a":`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p, err := parsePackageJSON(data)
+		if err != nil {
+			if p != nil {
+				t.Fatal("a package with an error")
+			}
+			return
+		}
+		if fw := detect(p); fw != Vite && fw != Nuxt {
+			t.Fatalf("detect gave %q", fw)
+		}
+	})
+}
