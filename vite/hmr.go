@@ -34,8 +34,9 @@ func checkPublic(public *url.URL, path string) error {
 	if public.Scheme != "http" && public.Scheme != "https" {
 		return fmt.Errorf("%w: PublicURL %q is not an http or https URL", ErrInvalidOptions, public.Redacted())
 	}
-	if public.Hostname() == "" {
-		return fmt.Errorf("%w: PublicURL %q has no host", ErrInvalidOptions, public.Redacted())
+	if public.Hostname() == "" && public.Port() == "" {
+		// "http://:8000" is fine: the page's host name, that port.
+		return fmt.Errorf("%w: PublicURL %q has neither a host nor a port", ErrInvalidOptions, public.Redacted())
 	}
 	if p := public.Port(); p != "" {
 		if n, err := strconv.Atoi(p); err != nil || n <= 0 || n > 65535 {
@@ -71,7 +72,7 @@ func allowedHosts(public *url.URL) []string {
 		return nil
 	}
 	h := public.Hostname()
-	if h == "localhost" || strings.HasSuffix(h, ".localhost") || net.ParseIP(h) != nil {
+	if h == "" || h == "localhost" || strings.HasSuffix(h, ".localhost") || net.ParseIP(h) != nil {
 		return nil
 	}
 	return []string{h}

@@ -105,8 +105,11 @@ type Options struct {
 	// proxy in front of the dev server, such as http://localhost:8000 or
 	// https://preview-abc.example.com. The HMR client connects to its host
 	// and port (wss for https), and its host name is allowed by the dev
-	// server's host check. Nil means the browser talks to the dev server
-	// directly, and the HMR client connects to the HMR port.
+	// server's host check. A URL without a host name, such as
+	// http://:8000, keeps the page's host name and sets only the port (a Go
+	// app that may be reached as localhost, 127.0.0.1 or a LAN name). Nil
+	// means the browser talks to the dev server directly, and the HMR client
+	// connects to the HMR port.
 	PublicURL *url.URL
 	// HMRPath is the path of the HMR WebSocket as the browser sees it, such
 	// as "/hmr"; "" means the framework's default (the base, "/" or "/_nuxt/").
