@@ -112,10 +112,10 @@ type Proxy struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	mu      sync.Mutex
+	mu      sync.RWMutex // read-locked by every request, locked by Close
 	closed  bool
 	tunnels map[*tunnel]struct{}
-	wg      sync.WaitGroup // one per ServeHTTP call in flight
+	wg      sync.WaitGroup // ServeHTTP calls in flight and their AfterFuncs
 
 	closeOnce sync.Once
 }
@@ -178,11 +178,17 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	rc := http.NewResponseController(w)
+	p.wg.Add(1) // for the AfterFunc, which Close waits for like the rest
 	stop := context.AfterFunc(p.ctx, func() {
+		defer p.wg.Done()
 		cancel()
 		rc.SetWriteDeadline(time.Now().Add(closeWriteTimeout))
 	})
-	defer stop()
+	defer func() {
+		if stop() {
+			p.wg.Done() // it will not run
+		}
+	}()
 	// ReverseProxy hands its ErrorHandler the outbound request (rewritten
 	// URL, probe header gone); the context keeps the inbound one for it.
 	r = r.WithContext(context.WithValue(ctx, inboundKey{}, r))
@@ -229,8 +235,8 @@ func (p *Proxy) Close() error {
 
 // enter counts a ServeHTTP call in flight, unless the Proxy is closed.
 func (p *Proxy) enter() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	p.mu.RLock()
+	defer p.mu.RUnlock()
 	if p.closed {
 		return false
 	}
