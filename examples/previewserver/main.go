@@ -1,0 +1,135 @@
+// Command previewserver is the JSBundler preview service in one binary: the
+// JSON API (create, update, status, delete under /kontext/preview) and the
+// preview hosts (preview-{id}.<domain>, each a Vite dev server) on one
+// listener.
+//
+//	go run ./examples/previewserver
+//	go run ./examples/previewserver -addr 0.0.0.0:8080 -public https://jsbundler.example.com -token s3cret
+//
+// With the defaults, previews live at http://preview-{id}.localhost:8080,
+// which browsers resolve to loopback. See README.md beside this file for a
+// curl session.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/vitehost/vitehost/preview"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stderr, nil); err != nil {
+		fmt.Fprintln(os.Stderr, "previewserver:", err)
+		os.Exit(1)
+	}
+}
+
+// config is what the flags say.
+type config struct {
+	addr, public, dir, token, redis string
+	ttl                             time.Duration
+}
+
+func parseFlags(args []string, stderr io.Writer) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("previewserver", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "address to listen on")
+	fs.StringVar(&c.public, "public", "http://localhost:8080", "public base URL: previews live at preview-{id}.<its host>")
+	fs.StringVar(&c.dir, "dir", filepath.Join(os.TempDir(), "vitehost-previewserver"), "directory for sessions and the dependency cache")
+	fs.DurationVar(&c.ttl, "ttl", 24*time.Hour, "how long a session lives after its creation")
+	fs.StringVar(&c.token, "token", "", "API bearer token (empty: no authentication)")
+	fs.StringVar(&c.redis, "redis", "", "Redis URL for the session store, redis://[:password@]host:port/db (empty: in memory)")
+	err := fs.Parse(args)
+	return c, err
+}
+
+// run serves until ctx ends, then stops every Vite process before it
+// returns. ready, when not nil, receives the listener's address once the
+// service accepts requests.
+func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- string) error {
+	cfg, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+
+	store, closeStore, err := openStore(cfg.redis, log)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+
+	m, err := preview.New(&preview.Options{
+		PublicURL: cfg.public,
+		BaseDir:   cfg.dir,
+		TTL:       cfg.ttl,
+		Token:     cfg.token,
+		Store:     store,
+		Logger:    log,
+	})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		log.Info("previewserver: stopping every session")
+		m.Close()
+		log.Info("previewserver: stopped")
+	}()
+
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           m.Router(m.API()),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	log.Info("previewserver: listening", "addr", ln.Addr().String(), "api", cfg.public+preview.DefaultAPIPrefix,
+		"previews", m.PreviewURL("{id}"), "dir", cfg.dir, "auth", cfg.token != "")
+
+	// The React template's packages install in the background, so that the
+	// first create does not wait for npm.
+	prepared := make(chan struct{})
+	go func() {
+		defer close(prepared)
+		start := time.Now()
+		if err := m.Prepare(ctx); err != nil && ctx.Err() == nil {
+			log.Error("previewserver: installing the template's packages", "err", err)
+			return
+		}
+		log.Info("previewserver: template packages ready", "took", time.Since(start).Round(time.Millisecond))
+	}()
+	if ready != nil {
+		ready <- ln.Addr().String()
+	}
+
+	select {
+	case <-ctx.Done():
+	case err := <-served:
+		return err
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdown); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	<-prepared
+	return nil
+}

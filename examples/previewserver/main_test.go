@@ -1,0 +1,175 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/phayes/freeport"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/vitehost/vitehost/internal/testenv"
+)
+
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+
+// wait bounds every wait for the browser: a deadline, not a measurement.
+const wait = 60 * time.Second
+
+type server struct {
+	api    string // http://localhost:port/kontext/preview
+	token  string
+	client *http.Client
+}
+
+// startServer runs the example in this process with its real flags, the
+// way go run ./examples/previewserver does, on a free port.
+func startServer(t *testing.T, extra ...string) *server {
+	t.Helper()
+	testenv.Short(t)
+	testenv.LookPath(t, "node")
+	testenv.LookPath(t, "npm")
+	port, err := freeport.GetFreePort()
+	require.NoError(t, err)
+	cache, err := testenv.CacheDir()
+	require.NoError(t, err)
+	dir := t.TempDir()
+	// The dependency cache is kept between runs, like the fixtures'.
+	require.NoError(t, os.MkdirAll(filepath.Join(cache, "preview-deps"), 0o755))
+	require.NoError(t, os.Symlink(filepath.Join(cache, "preview-deps"), filepath.Join(dir, "deps")))
+	args := append([]string{
+		"-addr", fmt.Sprintf("127.0.0.1:%d", port),
+		"-public", fmt.Sprintf("http://localhost:%d", port),
+		"-dir", dir,
+		"-token", "t0ken",
+	}, extra...)
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, args, testWriter{t}, ready) }()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("previewserver: %v", err)
+	}
+	t.Cleanup(func() {
+		cancel() // what SIGINT does
+		require.NoError(t, <-done)
+		assert.Empty(t, testenv.NodeProcesses(), "every Vite process is stopped before run returns")
+	})
+	return &server{
+		api:    fmt.Sprintf("http://localhost:%d/kontext/preview", port),
+		token:  "t0ken",
+		client: &http.Client{Timeout: 2 * wait},
+	}
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+func (s *server) post(t *testing.T, path string, body any) map[string]any {
+	t.Helper()
+	b, err := json.Marshal(body)
+	require.NoError(t, err)
+	req, err := http.NewRequest("POST", s.api+path, bytes.NewReader(b))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+s.token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := s.client.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	require.Equal(t, 200, resp.StatusCode, "POST %s: %s", path, raw)
+	var out map[string]any
+	require.NoError(t, json.Unmarshal(raw, &out))
+	return out
+}
+
+func app(title string) map[string]any {
+	return map[string]any{"name": "src/App.tsx", "content": fmt.Sprintf(`import './app.css'
+
+export default function App() {
+  return <main><h1 id="title">%s</h1></main>
+}
+`, title)}
+}
+
+func css(color string) map[string]any {
+	return map[string]any{"name": "src/app.css", "content": fmt.Sprintf("h1 { color: %s; }\n", color)}
+}
+
+func text(sel string) string {
+	return fmt.Sprintf(`(document.querySelector(%q) || {}).textContent || ""`, sel)
+}
+
+// waitJS polls a JavaScript expression in the page until it is true.
+func waitJS(t *testing.T, ctx context.Context, expr, what string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	require.NoError(t, chromedp.Run(ctx, chromedp.Poll(expr, nil, chromedp.WithPollingInterval(20*time.Millisecond))), "waiting for %s", what)
+}
+
+func eval[T any](t *testing.T, ctx context.Context, expr string) T {
+	t.Helper()
+	var v T
+	require.NoError(t, chromedp.Run(ctx, chromedp.Evaluate(expr, &v)))
+	return v
+}
+
+// TestPreviewInBrowser is the seed's promise, checked in a real browser: an
+// update reaches the open page by HMR, without a reload.
+func TestPreviewInBrowser(t *testing.T) {
+	srv := startServer(t)
+	browser := testenv.NewBrowser(t)
+	ctx := browser.Ctx
+
+	created := srv.post(t, "", map[string]any{"files": []any{app("Hello v1"), css("rgb(0, 0, 255)")}})
+	previewURL := created["previewUrl"].(string)
+	id := created["sessionId"].(string)
+	require.NoError(t, chromedp.Run(ctx, chromedp.Navigate(previewURL)))
+	waitJS(t, ctx, text("#title")+` === "Hello v1"`, "the first render")
+	assert.Equal(t, "rgb(0, 0, 255)", eval[string](t, ctx, `getComputedStyle(document.querySelector("#title")).color`))
+
+	// A marker on window survives HMR and dies with a reload.
+	require.NoError(t, chromedp.Run(ctx, chromedp.Evaluate(`window.__vitehostMarker = 42`, nil)))
+
+	upd := srv.post(t, "/"+id+"/update", map[string]any{"files": []any{app("Hello v2")}})
+	assert.Equal(t, true, upd["hmrTriggered"])
+	waitJS(t, ctx, text("#title")+` === "Hello v2"`, "the updated text")
+	assert.Equal(t, 42.0, eval[float64](t, ctx, `window.__vitehostMarker`), "HMR, not a reload")
+
+	srv.post(t, "/"+id+"/update", map[string]any{"files": []any{css("rgb(255, 0, 0)")}})
+	waitJS(t, ctx, `getComputedStyle(document.querySelector("#title")).color === "rgb(255, 0, 0)"`, "the new CSS")
+	assert.Equal(t, 42.0, eval[float64](t, ctx, `window.__vitehostMarker`), "CSS applied without a reload")
+
+	broken := map[string]any{"name": "src/App.tsx", "content": "export default function App() {\n  return <main><h1>oops</h1>\n}\n"}
+	bad := srv.post(t, "/"+id+"/update", map[string]any{"files": []any{broken}})
+	hmr, _ := bad["hmr"].(map[string]any)
+	assert.NotNil(t, hmr["error"], "the API reports the compile error: %v", bad)
+	waitJS(t, ctx, `!!document.querySelector("vite-error-overlay")`, "Vite's error overlay")
+
+	srv.post(t, "/"+id+"/update", map[string]any{"files": []any{app("Hello v3")}})
+	waitJS(t, ctx, text("#title")+` === "Hello v3" && !document.querySelector("vite-error-overlay")`, "the fixed app without the overlay")
+
+	sockets := browser.WebSockets()
+	require.NotEmpty(t, sockets)
+	wsURL := created["wsUrl"].(string)
+	for _, s := range sockets {
+		assert.True(t, strings.HasPrefix(s, wsURL+"?token="), "the page's HMR socket %s goes to wsUrl %s", s, wsURL)
+	}
+}
