@@ -213,8 +213,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // Close ends every tunnelled WebSocket (with a 1001 "going away" close frame
 // to the client when the tunnel is between frames), cancels the requests in
 // flight, and returns when every ServeHTTP call and goroutine of the Proxy has
-// ended. Requests that arrive later get 503. It is safe to call more than
-// once and always returns nil.
+// ended; a client that neither reads nor answers the close frame holds it
+// about 2 s at most. Requests that arrive later get 503. It is safe to call
+// more than once and always returns nil.
 func (p *Proxy) Close() error {
 	p.closeOnce.Do(func() {
 		p.mu.Lock()

@@ -39,7 +39,8 @@ import (
 const (
 	// handshakeTimeout bounds the wait for the dev server's answer to a
 	// handshake. Vite with a handed-over HMR server leaves an upgrade it does
-	// not handle (another path or subprotocol) unanswered forever.
+	// not handle (another path or subprotocol) unanswered forever
+	// (hmrServerWsListener in vite/src/node/server/ws.ts, Vite 8.3).
 	handshakeTimeout = 10 * time.Second
 
 	// closeWriteTimeout is how long Close lets a write to a client that does
