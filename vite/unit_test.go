@@ -129,6 +129,7 @@ func TestBrowserHMR(t *testing.T) {
 		{"https://app.example.com:8443/base", "", hmrClient{Protocol: "wss", Host: "app.example.com", Port: 8443}, []string{"app.example.com"}},
 		{"http://[::1]:8000", "", hmrClient{Protocol: "ws", Host: "::1", Port: 8000}, nil},
 		{"http://app.localhost:8000", "", hmrClient{Protocol: "ws", Host: "app.localhost", Port: 8000}, nil},
+		{"http://:8000", "/hmr", hmrClient{Protocol: "ws", Port: 8000, Path: "/hmr"}, nil}, // the page's host name
 	} {
 		var public *url.URL
 		if tc.public != "" {
@@ -143,7 +144,7 @@ func TestBrowserHMR(t *testing.T) {
 	}{
 		{"ftp://example.com", ""},
 		{"/relative", ""},
-		{"http://:8000", ""},
+		{"http://", ""},
 		{"http://example.com:99999", ""},
 		{"", "hmr"},
 		{"", "/hmr?x=1"},
