@@ -116,7 +116,10 @@ func (s *Server) awaitNuxt(ctx context.Context, c *child, p ports) (*state, erro
 			switch m.Kind {
 			case msgListen:
 				if m.Port != p.http {
-					// listhen moved to another port: ours was taken.
+					// Ours was taken, and listhen (get-port-please) moved to
+					// an alternative port instead of failing; nuxi has no
+					// strict port option (only nuxi _dev has since
+					// https://github.com/nuxt/cli/pull/1456).
 					return nil, &errPortRace{port: p.http}
 				}
 				listening = true

@@ -62,15 +62,26 @@ const (
 // whatever the dev server itself reported (a broken config, a plugin that
 // throws) and an exit before ready, which also wraps ErrExited.
 var (
-	ErrNoPackageJSON      = errors.New("vitehost/vite: no package.json")
+	// ErrNoPackageJSON: the project directory has no package.json.
+	ErrNoPackageJSON = errors.New("vitehost/vite: no package.json")
+	// ErrInvalidPackageJSON: package.json is not a JSON object of the usual shape.
 	ErrInvalidPackageJSON = errors.New("vitehost/vite: invalid package.json")
-	ErrNotInstalled       = errors.New("vitehost/vite: dependencies not installed (no node_modules with vite or nuxt)")
-	ErrNoNode             = errors.New("vitehost/vite: node not found")
-	ErrInvalidOptions     = errors.New("vitehost/vite: invalid options")
-	ErrPortInUse          = errors.New("vitehost/vite: port in use")
-	ErrStartTimeout       = errors.New("vitehost/vite: dev server not ready in time")
-	ErrExited             = errors.New("vitehost/vite: dev server exited")
-	ErrStartFailed        = errors.New("vitehost/vite: dev server failed to start")
+	// ErrNotInstalled: node_modules lacks vite (plain Vite) or nuxi (Nuxt).
+	ErrNotInstalled = errors.New("vitehost/vite: dependencies not installed (no node_modules with vite or nuxt)")
+	// ErrNoNode: Options.Node (or node on PATH) cannot be run.
+	ErrNoNode = errors.New("vitehost/vite: node not found")
+	// ErrInvalidOptions: Options that cannot work, named in the message.
+	ErrInvalidOptions = errors.New("vitehost/vite: invalid options")
+	// ErrPortInUse: a port set in Options is taken, or the race for free
+	// ports was lost maxPortAttempts times.
+	ErrPortInUse = errors.New("vitehost/vite: port in use")
+	// ErrStartTimeout: the dev server was not ready within StartTimeout.
+	ErrStartTimeout = errors.New("vitehost/vite: dev server not ready in time")
+	// ErrExited: the dev server's process exited when it should not have.
+	ErrExited = errors.New("vitehost/vite: dev server exited")
+	// ErrStartFailed: the dev server reported a failure or exited before it
+	// was ready; its output says why.
+	ErrStartFailed = errors.New("vitehost/vite: dev server failed to start")
 )
 
 // Plugin is a Vite plugin that the runner imports from the project by module

@@ -165,9 +165,11 @@ let server = null
 let hmrServer = null
 let closing = false
 
-// closeTimeout bounds Vite's own close: Vite 6 and 7 never finish closing
-// while a request waits for the dependency optimizer (seen with a module
-// requested right before the stop), and nothing of a dev server needs saving.
+// closeTimeout bounds Vite's own close, which never finishes while a request
+// waits for a dependency optimization that close cancelled (seen on Vite 6
+// and 7 with a module requested right before the stop;
+// https://github.com/vitejs/vite/issues/22934). Nothing of a dev server
+// needs saving.
 const closeTimeout = 1000
 
 async function shutdown() {
