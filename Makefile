@@ -16,7 +16,17 @@ vet:
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: the files above are not formatted"; exit 1; }
 
-# fuzz runs each fuzz target for FUZZTIME (default 60s).
+# fuzz runs every fuzz target (each a parser of untrusted input) for
+# FUZZTIME (default 60s each).
 FUZZTIME ?= 60s
+FUZZ_TARGETS = \
+	./hotfile:FuzzParse \
+	./ssrproxy:FuzzTokens ./ssrproxy:FuzzFrameTracker \
+	./vite:FuzzParseMessage ./vite:FuzzParsePackageJSON \
+	./preview:FuzzCleanPath ./preview:FuzzParsePackageJSON ./preview:FuzzStripJSONC
 fuzz:
-	$(GO) test -run=NONE -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./hotfile/
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; \
+		echo "fuzz $$pkg $$fn ($(FUZZTIME))"; \
+		$(GO) test -run=NONE -fuzz="^$$fn\$$" -fuzztime=$(FUZZTIME) $$pkg; \
+	done
