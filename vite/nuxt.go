@@ -14,7 +14,7 @@ import (
 )
 
 // nuxtPoll is how often a starting Nuxt app is asked for its page.
-const nuxtPoll = 100 * time.Millisecond
+const nuxtPoll = 50 * time.Millisecond
 
 // nuxtLoadGrace is how long a page answer other than 503 may precede the
 // layer's report that Nuxt's Vite server exists. nuxi answers 503 while Nuxt
