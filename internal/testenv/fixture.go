@@ -65,19 +65,27 @@ func FixtureDir(t testing.TB, src string) string {
 	t.Helper()
 	LookPath(t, "node")
 	LookPath(t, "npm")
-	name := filepath.Base(src)
-	modules, err := InstallDir(src)
-	if err != nil {
-		t.Fatalf("testenv: install fixture %s: %v", src, err)
-	}
-	dst := filepath.Join(t.TempDir(), name)
-	if err := copyTree(src, dst, false); err != nil {
-		t.Fatalf("testenv: copy fixture %s: %v", name, err)
-	}
-	if err := copyTree(modules, filepath.Join(dst, "node_modules"), true); err != nil {
-		t.Fatalf("testenv: link node_modules of %s: %v", name, err)
+	dst := filepath.Join(t.TempDir(), filepath.Base(src))
+	if err := copyFixture(src, dst); err != nil {
+		t.Fatalf("testenv: fixture %s: %v", src, err)
 	}
 	return dst
+}
+
+// copyFixture installs src's packages when needed, copies its sources to dst
+// and hard-links the installed node_modules there.
+func copyFixture(src, dst string) error {
+	modules, err := InstallDir(src)
+	if err != nil {
+		return fmt.Errorf("install: %w", err)
+	}
+	if err := copyTree(src, dst, false); err != nil {
+		return fmt.Errorf("copy: %w", err)
+	}
+	if err := copyTree(modules, filepath.Join(dst, "node_modules"), true); err != nil {
+		return fmt.Errorf("link node_modules: %w", err)
+	}
+	return nil
 }
 
 // Install makes sure the named fixture's packages are installed in the cache
