@@ -3,105 +3,58 @@ package bench
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/vitehost/vitehost/internal/testenv"
 	"github.com/vitehost/vitehost/ssrproxy"
+	"github.com/vitehost/vitehost/vite"
 )
 
 func init() { Register("proxy", 10, runProxy) }
 
-// proxyRunner starts Vite on a project whose node_modules is a symlink into
-// the fixture cache: the optimizer's cache goes into the project, and the
-// shared install is allowed to be served. HMR gets a listener of its own on
-// 127.0.0.1, handed over, and the client is told to connect to the proxy's
-// port under /hmr, as a Go app would run it. One JSON line says where it
-// listens; SIGTERM stops it.
-const proxyRunner = `
-import http from 'node:http';
-import { createServer } from 'vite';
-
-const [root, modules, clientPort] = process.argv.slice(2);
-const hmr = http.createServer();
-await new Promise((resolve, reject) => {
-  hmr.once('error', reject);
-  hmr.listen(0, '127.0.0.1', resolve);
-});
-const server = await createServer({
-  root,
-  cacheDir: root + '/.vite-cache',
-  clearScreen: false,
-  logLevel: 'warn',
-  server: {
-    host: '127.0.0.1',
-    port: 0,
-    strictPort: true,
-    fs: { allow: [root, modules] },
-    ws: { server: hmr, clientPort: Number(clientPort), path: 'hmr' },
-  },
-});
-await server.listen();
-console.log(JSON.stringify({
-  http: 'http://127.0.0.1:' + server.httpServer.address().port,
-  hmr: 'http://127.0.0.1:' + hmr.address().port,
-}));
-const stop = async () => {
-  await server.close();
-  hmr.close();
-  process.exit(0);
-};
-process.on('SIGTERM', stop);
-process.on('SIGINT', stop);
-`
-
 // runProxy measures what ssrproxy costs in front of a real Vite 8 React
-// app: the module fetches of a page load, direct and through the proxy in
-// the same run, and the latency the tunnel adds to an HMR message.
+// app, beside nginx (the reverse proxy a user would otherwise put there) in
+// front of the same Vite: the module fetches of a page load, direct,
+// through ssrproxy and through nginx, in the same run; the latency the
+// tunnel adds to an HMR message; and one update fanned out to 200 HMR
+// sockets through the proxy.
 func runProxy(ctx context.Context, env *Env) ([]Row, error) {
-	if _, err := exec.LookPath("node"); err != nil {
-		return nil, errors.New("node not found on PATH")
-	}
-	modules, err := testenv.Install("vite8-react")
-	if err != nil {
-		return nil, err
-	}
 	root := filepath.Join(env.Dir, "proxy", "vite8-react")
-	if err := copySources(filepath.Join(testenv.FixturesDir(), "vite8-react"), root); err != nil {
+	if err := testenv.CopyFixture("vite8-react", root); err != nil {
 		return nil, err
 	}
-	if err := os.Symlink(modules, filepath.Join(root, "node_modules")); err != nil {
-		return nil, err
-	}
-
 	// The proxy listens first: its port is the client's HMR port.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
 	proxyBase := "http://" + ln.Addr().String()
-	v, err := startBenchVite(ctx, root, modules, ln.Addr().(*net.TCPAddr).Port)
+	public, _ := url.Parse(proxyBase)
+	dev, err := vite.Start(ctx, root, &vite.Options{
+		PublicURL: public,
+		HMRPath:   "/hmr",
+		NoRestart: true,
+		Logger:    env.Log,
+	})
 	if err != nil {
 		ln.Close()
 		return nil, err
 	}
-	defer v.stop()
-	env.Log.Info("vite listens", "http", v.http, "hmr", v.hmr)
-	proxy := ssrproxy.New(ssrproxy.Static(v.http, v.hmr), &ssrproxy.Options{Logger: env.Log})
+	defer dev.Stop(context.WithoutCancel(ctx))
+	t := dev.Targets()
+	env.Log.Info("vite listens", "http", t.HTTP, "hmr", t.HMR)
+	proxy := ssrproxy.New(dev, &ssrproxy.Options{Logger: env.Log})
 	srv := &http.Server{Handler: proxy}
 	served := make(chan struct{})
 	go func() {
@@ -114,9 +67,19 @@ func runProxy(ctx context.Context, env *Env) ([]Row, error) {
 		<-served
 	}()
 
+	sides := []side{{name: "direct", base: t.HTTP.String()}, {name: "via ssrproxy", base: proxyBase}}
+	var rows []Row
+	ngx, err := startNginx(ctx, env, t.HTTP, t.HMR)
+	if err != nil {
+		env.Log.Warn("nginx not measured", "err", err)
+		rows = append(rows, Row{What: "nginx", Value: "not measured", Note: err.Error()})
+	} else {
+		defer ngx.stop()
+		sides = append(sides, side{name: "via nginx", base: ngx.base})
+	}
+
 	// The page's module graph, crawled twice: the first load lets the
 	// dependency optimizer settle (its ?v= hashes can change once).
-	direct := v.http.String()
 	var urls []string
 	for range 2 {
 		if urls, err = crawl(ctx, proxyBase); err != nil {
@@ -125,120 +88,18 @@ func runProxy(ctx context.Context, env *Env) ([]Row, error) {
 	}
 	env.Log.Info("page modules", "count", len(urls))
 
-	rows, err := measureFetches(ctx, env, direct, proxyBase, urls)
+	r, err := measureFetches(ctx, env, sides, urls)
+	rows = append(rows, r...)
 	if err != nil {
 		return rows, err
 	}
-	hmrRows, err := measureHMR(ctx, env, v, proxyBase, root)
-	return append(rows, hmrRows...), err
-}
-
-// copySources copies a fixture's files, without node_modules.
-func copySources(src, dst string) error {
-	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		if d.IsDir() {
-			if d.Name() == "node_modules" {
-				return filepath.SkipDir
-			}
-			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
-	})
-}
-
-type benchVite struct {
-	http, hmr *url.URL
-	cmd       *exec.Cmd
-	stderr    *lockedBuffer
-	done      chan struct{}
-	once      sync.Once
-}
-
-// startBenchVite runs proxyRunner in root in a process group of its own.
-func startBenchVite(ctx context.Context, root, modules string, clientPort int) (*benchVite, error) {
-	script := filepath.Join(root, "vitehost-bench.mjs")
-	if err := os.WriteFile(script, []byte(proxyRunner), 0o644); err != nil {
-		return nil, err
+	r, err = measureHMR(ctx, env, dev, proxyBase, root)
+	rows = append(rows, r...)
+	if err != nil {
+		return rows, err
 	}
-	out := &lockedBuffer{}
-	v := &benchVite{stderr: &lockedBuffer{}, done: make(chan struct{})}
-	v.cmd = exec.Command("node", script, root, modules, fmt.Sprint(clientPort))
-	v.cmd.Dir = root
-	v.cmd.Stdout = out
-	v.cmd.Stderr = v.stderr
-	v.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	v.cmd.WaitDelay = 5 * time.Second
-	if err := v.cmd.Start(); err != nil {
-		return nil, err
-	}
-	go func() {
-		v.cmd.Wait()
-		close(v.done)
-	}()
-	deadline := time.After(time.Minute)
-	for {
-		if line, _, ok := strings.Cut(out.String(), "\n"); ok {
-			var urls struct{ HTTP, HMR string }
-			if err := json.Unmarshal([]byte(line), &urls); err != nil {
-				v.stop()
-				return nil, fmt.Errorf("vite said %q: %w", line, err)
-			}
-			v.http, _ = url.Parse(urls.HTTP)
-			v.hmr, _ = url.Parse(urls.HMR)
-			return v, nil
-		}
-		select {
-		case <-v.done:
-			return nil, fmt.Errorf("vite exited before it listened:\n%s", v.stderr)
-		case <-ctx.Done():
-			v.stop()
-			return nil, ctx.Err()
-		case <-deadline:
-			v.stop()
-			return nil, fmt.Errorf("vite did not listen within a minute:\n%s", v.stderr)
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
-}
-
-// stop ends Vite's process group: SIGTERM, then SIGKILL.
-func (v *benchVite) stop() {
-	v.once.Do(func() {
-		pgid := v.cmd.Process.Pid
-		syscall.Kill(-pgid, syscall.SIGTERM)
-		select {
-		case <-v.done:
-		case <-time.After(10 * time.Second):
-			syscall.Kill(-pgid, syscall.SIGKILL)
-			<-v.done
-		}
-		syscall.Kill(-pgid, syscall.SIGKILL)
-	})
-}
-
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+	r, err = measureFanOut(ctx, env, proxyBase, root)
+	return append(rows, r...), err
 }
 
 var (
@@ -361,21 +222,27 @@ func pageLoad(ctx context.Context, c *http.Client, base string, paths []string, 
 
 // measureFetches loads the page's modules again and again, direct and
 // through the proxy in alternation, so that both see the same machine.
-func measureFetches(ctx context.Context, env *Env, direct, proxied string, paths []string) ([]Row, error) {
+// side is one way to the dev server: its base URL and what it measured.
+type side struct {
+	name, base string
+	client     *http.Client
+	lat        []time.Duration
+	busy       time.Duration
+	requests   int
+}
+
+func measureFetches(ctx context.Context, env *Env, ways []side, paths []string) ([]Row, error) {
 	rounds, warm := 150, 5
 	if env.Quick {
 		rounds, warm = 10, 2
 	}
 	var rows []Row
 	for _, conns := range []int{6, 16} {
-		type side struct {
-			name, base string
-			client     *http.Client
-			lat        []time.Duration
-			busy       time.Duration
-			requests   int
+		sides := make([]*side, len(ways))
+		for i := range ways {
+			w := ways[i]
+			sides[i] = &side{name: w.name, base: w.base}
 		}
-		sides := []*side{{name: "direct", base: direct}, {name: "via ssrproxy", base: proxied}}
 		for _, s := range sides {
 			tr := &http.Transport{MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns, DisableCompression: true}
 			defer tr.CloseIdleConnections()
@@ -383,7 +250,7 @@ func measureFetches(ctx context.Context, env *Env, direct, proxied string, paths
 		}
 		for i := range warm + rounds {
 			for j := range sides {
-				s := sides[(i+j)%2] // alternate which side goes first
+				s := sides[(i+j)%len(sides)] // rotate which side goes first
 				start := time.Now()
 				lat, err := pageLoad(ctx, s.client, s.base, paths, conns)
 				if err != nil {
@@ -406,11 +273,16 @@ func measureFetches(ctx context.Context, env *Env, direct, proxied string, paths
 			}
 			if s != sides[0] {
 				row.Ratio = Ratio(rate(s), rate(sides[0])) + " direct"
-				row.Note += "; target >= 0.80x"
+				if s.name == "via ssrproxy" {
+					row.Note += "; target >= 0.80x"
+				}
 			}
 			rows = append(rows, row)
 		}
 		env.Log.Info("fetches measured", "conns", conns, "direct", rate(sides[0]), "proxied", rate(sides[1]))
+		if len(sides) > 2 {
+			rows[len(rows)-2].Ratio += ", " + Ratio(rate(sides[1]), rate(sides[2])) + " nginx"
+		}
 	}
 	return rows, nil
 }
@@ -418,7 +290,7 @@ func measureFetches(ctx context.Context, env *Env, direct, proxied string, paths
 // measureHMR connects one vite-hmr socket directly and one through the
 // proxy, edits a module the page has loaded, and takes the time at which
 // each socket gets the update: the difference is what the tunnel adds.
-func measureHMR(ctx context.Context, env *Env, v *benchVite, proxied, root string) ([]Row, error) {
+func measureHMR(ctx context.Context, env *Env, dev *vite.Server, proxied, root string) ([]Row, error) {
 	edits := 40
 	if env.Quick {
 		edits = 8
@@ -448,7 +320,7 @@ func measureHMR(ctx context.Context, env *Env, v *benchVite, proxied, root strin
 		readers.Wait()
 	}()
 	for _, target := range []struct{ name, url string }{
-		{"direct", "ws://" + v.hmr.Host + "/hmr?token=" + token},
+		{"direct", "ws://" + dev.Targets().HMR.Host + "/hmr?token=" + token},
 		{"via ssrproxy", strings.Replace(proxied, "http://", "ws://", 1) + "/hmr?token=" + token},
 	} {
 		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
