@@ -75,60 +75,118 @@ type updateResponse struct {
 }
 
 func (m *Manager) handleCreate(w http.ResponseWriter, r *http.Request) {
-	var req CreateRequest
-	if !m.readBody(w, r, &req) {
+	body, ok := m.readBody(w, r)
+	if !ok {
 		return
 	}
-	info, err := m.Create(r.Context(), &req)
-	if err != nil {
+	var req CreateRequest
+	if err := decodeJSON(body, &req); err != nil {
 		m.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, infoResponse{
-		Success: true, SessionID: info.SessionID, PreviewURL: info.PreviewURL,
-		WSURL: info.WSURL, ExpiresAt: info.ExpiresAt.UnixMilli(),
-	})
+	create := func() {
+		info, err := m.Create(r.Context(), &req)
+		if err != nil {
+			m.fail(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, infoResponse{
+			Success: true, SessionID: info.SessionID, PreviewURL: info.PreviewURL,
+			WSURL: info.WSURL, ExpiresAt: info.ExpiresAt.UnixMilli(),
+		})
+	}
+	if req.SessionID == "" {
+		create() // a new session runs on the node that got the request
+		return
+	}
+	m.serveAPI(w, r, req.SessionID, body, true, create)
 }
 
 func (m *Manager) handleUpdate(w http.ResponseWriter, r *http.Request) {
-	var req UpdateRequest
-	if !m.readBody(w, r, &req) {
+	body, ok := m.readBody(w, r)
+	if !ok {
 		return
 	}
-	res, err := m.Update(r.Context(), r.PathValue("id"), &req)
-	if err != nil {
-		m.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, updateResponse{
-		Success: true, Updated: res.Updated, HMRTriggered: res.HMRTriggered(), HMR: res.HMR,
-		Deleted: res.Deleted, Ignored: res.Ignored,
+	id := r.PathValue("id")
+	m.serveAPI(w, r, id, body, true, func() {
+		var req UpdateRequest
+		if err := decodeJSON(body, &req); err != nil {
+			m.fail(w, r, err)
+			return
+		}
+		res, err := m.Update(r.Context(), id, &req)
+		if err != nil {
+			m.fail(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, updateResponse{
+			Success: true, Updated: res.Updated, HMRTriggered: res.HMRTriggered(), HMR: res.HMR,
+			Deleted: res.Deleted, Ignored: res.Ignored,
+		})
 	})
 }
 
 func (m *Manager) handleStatus(w http.ResponseWriter, r *http.Request) {
-	info, err := m.Status(r.Context(), r.PathValue("id"))
-	if err != nil {
-		m.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, infoResponse{
-		Success: true, SessionID: info.SessionID, PreviewURL: info.PreviewURL,
-		Status: info.Status, ExpiresAt: info.ExpiresAt.UnixMilli(), Error: info.Error,
+	id := r.PathValue("id")
+	m.serveAPI(w, r, id, nil, true, func() {
+		info, err := m.Status(r.Context(), id)
+		if err != nil {
+			m.fail(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, infoResponse{
+			Success: true, SessionID: info.SessionID, PreviewURL: info.PreviewURL,
+			Status: info.Status, ExpiresAt: info.ExpiresAt.UnixMilli(), Error: info.Error,
+		})
 	})
 }
 
 func (m *Manager) handleDelete(w http.ResponseWriter, r *http.Request) {
-	if err := m.Delete(r.Context(), r.PathValue("id")); err != nil {
-		m.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]bool{"success": true})
+	id := r.PathValue("id")
+	m.serveAPI(w, r, id, nil, false, func() {
+		if err := m.Delete(r.Context(), id); err != nil {
+			m.fail(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]bool{"success": true})
+	})
 }
 
-// readBody decodes the JSON body into v within the size limit, answering
-// 400 itself when it cannot.
-func (m *Manager) readBody(w http.ResponseWriter, r *http.Request, v any) bool {
+// serveAPI runs here for a session of this node, and for one that no node
+// runs (here then answers 404, after validating the request as usual). On a
+// node of several, it forwards a request for another node's session to
+// that node, and takes the session over when the node is gone (with adopt,
+// starting it here; without, only claiming its record).
+func (m *Manager) serveAPI(w http.ResponseWriter, r *http.Request, id string, body []byte, adopt bool, here func()) {
+	if !m.clustered() || !ValidID(id) {
+		here()
+		return
+	}
+	if _, err := m.lookup(id); err == nil {
+		here() // this node's session: no store call
+		return
+	}
+	if body == nil {
+		body = []byte{} // GET and DELETE: nothing to send again
+	}
+	m.dispatch(w, r, route{
+		id:    id,
+		body:  body,
+		adopt: adopt,
+		here:  func(*session) { here() },
+		fail: func(err error) {
+			if errors.Is(err, ErrNotFound) {
+				here()
+				return
+			}
+			m.fail(w, r, err)
+		},
+	})
+}
+
+// readBody reads the body within the size limit, answering 400 itself when
+// it cannot.
+func (m *Manager) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, m.opts.Limits.bodyLimit()))
 	if err != nil {
 		var tooLarge *http.MaxBytesError
@@ -137,13 +195,9 @@ func (m *Manager) readBody(w http.ResponseWriter, r *http.Request, v any) bool {
 		} else {
 			writeError(w, http.StatusBadRequest, CodeBadJSON, "reading the body: "+err.Error())
 		}
-		return false
+		return nil, false
 	}
-	if err := decodeJSON(body, v); err != nil {
-		m.fail(w, r, err)
-		return false
-	}
-	return true
+	return body, true
 }
 
 // fail answers err with the status and code the API gives it.
@@ -159,8 +213,16 @@ func (m *Manager) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, ErrDevServer):
 		writeError(w, http.StatusBadGateway, CodeDevServer, err.Error())
 	case errors.Is(err, ErrUnavailable):
-		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, err.Error())
+		// The cause (an address, a Redis error) is for the operator's log.
+		m.log.Warn("vitehost/preview: session store unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
+		w.Header().Set("Retry-After", "2")
+		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "the session store is unavailable; nothing was changed, try again shortly")
+	case errors.Is(err, ErrRemote):
+		m.log.Warn("vitehost/preview: session moved during the request", "method", r.Method, "path", r.URL.Path, "err", err)
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "the session is moving to another node; try again shortly")
 	case errors.Is(err, ErrClosed):
+		w.Header().Set(closedHeader, "1")
 		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "the service is shutting down")
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		// The client went away; nobody reads the answer.

@@ -34,6 +34,7 @@ const (
 // server runs it: the router for preview hosts, the API for the rest.
 type service struct {
 	m      *preview.Manager
+	srv    *http.Server
 	addr   string // 127.0.0.1:port
 	public string // http://localhost:port
 	client *http.Client
@@ -54,10 +55,24 @@ func startService(t *testing.T, opts preview.Options) *service {
 	testenv.Short(t)
 	testenv.LookPath(t, "node")
 	testenv.LookPath(t, "npm")
+	t.Cleanup(func() { assert.Empty(t, testenv.NodeProcesses(), "no node process outlives Close") })
+	return startNode(t, opts, false)
+}
+
+// startNode starts a manager behind a listener of its own. With cluster set
+// the manager is one node of several: its NodeAddr is its listener. An
+// empty PublicURL means http://localhost:<port>.
+func startNode(t *testing.T, opts preview.Options, cluster bool) *service {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	port := ln.Addr().(*net.TCPAddr).Port
-	opts.PublicURL = fmt.Sprintf("http://localhost:%d", port)
+	addr := ln.Addr().String()
+	if opts.PublicURL == "" {
+		opts.PublicURL = fmt.Sprintf("http://localhost:%d", ln.Addr().(*net.TCPAddr).Port)
+	}
+	if cluster {
+		opts.NodeAddr = addr
+	}
 	if opts.BaseDir == "" {
 		opts.BaseDir = t.TempDir()
 	}
@@ -71,24 +86,23 @@ func startService(t *testing.T, opts preview.Options) *service {
 	require.NoError(t, err)
 	srv := &http.Server{Handler: m.Router(m.API())}
 	go srv.Serve(ln)
-	t.Cleanup(func() {
-		require.NoError(t, m.Close())
-		srv.Close()
-		assert.Empty(t, testenv.NodeProcesses(), "no node process outlives Close")
-	})
-	addr := ln.Addr().String()
+	svc := &service{m: m, srv: srv, addr: addr, public: opts.PublicURL, base: opts.BaseDir}
+	t.Cleanup(svc.kill)
 	// Every host name reaches this listener, as *.localhost does in a browser.
 	dial := func(ctx context.Context, network, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, network, addr)
 	}
-	return &service{
-		m:      m,
-		addr:   addr,
-		public: opts.PublicURL,
-		client: &http.Client{Transport: &http.Transport{DialContext: dial}, Timeout: 2 * wait},
-		dialer: &websocket.Dialer{NetDialContext: dial, Subprotocols: []string{"vite-hmr"}, HandshakeTimeout: wait},
-		base:   opts.BaseDir,
-	}
+	svc.client = &http.Client{Transport: &http.Transport{DialContext: dial}, Timeout: 2 * wait}
+	svc.dialer = &websocket.Dialer{NetDialContext: dial, Subprotocols: []string{"vite-hmr"}, HandshakeTimeout: wait}
+	return svc
+}
+
+// kill closes the manager and then the server with every connection, the
+// way a node that goes away looks to the others. It is safe to call twice.
+func (s *service) kill() {
+	s.m.Close()
+	s.srv.Close()
+	s.client.CloseIdleConnections()
 }
 
 func (s *service) api(t *testing.T, method, path string, body any) (int, apiResponse) {

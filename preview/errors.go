@@ -7,7 +7,7 @@ import (
 
 // Errors that callers branch on with errors.Is. The API maps them to HTTP
 // statuses: ErrInvalid 400, ErrUnauthorized 401, ErrNotFound 404, ErrLimit
-// 429, ErrDevServer 502, ErrUnavailable 503.
+// 429, ErrDevServer 502, ErrUnavailable, ErrRemote and ErrClosed 503.
 var (
 	ErrInvalid      = errors.New("vitehost/preview: invalid request")
 	ErrUnauthorized = errors.New("vitehost/preview: missing or wrong API token")
@@ -15,7 +15,10 @@ var (
 	ErrLimit        = errors.New("vitehost/preview: session limit reached")
 	ErrDevServer    = errors.New("vitehost/preview: dev server failed")
 	ErrUnavailable  = errors.New("vitehost/preview: session store unavailable")
-	ErrClosed       = errors.New("vitehost/preview: manager closed")
+	// ErrRemote is what the Manager's methods return for a session that
+	// another node runs; the API forwards such requests to that node.
+	ErrRemote = errors.New("vitehost/preview: session runs on another node")
+	ErrClosed = errors.New("vitehost/preview: manager closed")
 )
 
 // Error codes of the API's {success: false, error: {code, message}} answers.

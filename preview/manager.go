@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -51,8 +53,22 @@ type Options struct {
 	// Limits bound requests and sessions; zero fields take defaults.
 	Limits Limits
 
-	// Store keeps session records. Nil means a MemoryStore.
+	// Store keeps session records. Nil means a MemoryStore. Nodes that
+	// serve one domain together share one Store (preview/redisstore).
 	Store Store
+	// NodeID names this node in the records of its sessions (Record.Owner);
+	// nodes that share a Store need distinct ids. Empty means a random id.
+	// A node restarted with its old NodeID or NodeAddr starts the sessions
+	// it ran again when they are next requested.
+	NodeID string
+	// NodeAddr is the host:port at which the other nodes reach this node's
+	// handler (Router(API()) over plain HTTP); it goes into the records of
+	// the sessions this node runs. Setting it makes the node one of several
+	// that share Store: it saves its sessions' files to the store, forwards
+	// requests for sessions of other nodes to their node, and takes over
+	// the sessions of a node that does not answer. Empty means a single
+	// node: no files in the store, no forwarding, no takeover.
+	NodeAddr string
 
 	// InstallCommand installs a dependency set in the current directory,
 	// which holds its package.json. Nil means DefaultInstallCommand. A custom
@@ -101,10 +117,21 @@ type Manager struct {
 	transport http.RoundTripper
 	log       *slog.Logger
 	unlock    func()
+	nodeID    string
+	nodeAddr  string // "" on a single node
 
-	mu       sync.Mutex
-	sessions map[string]*session
-	closed   bool
+	// ctx ends when Close begins: the janitor's store calls give up.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	// fwdTransport carries requests forwarded to other nodes.
+	fwdTransport *http.Transport
+
+	mu         sync.Mutex
+	sessions   map[string]*session
+	claims     map[string]*claimCall      // takeovers under way, by session id
+	forwarders map[string]*ssrproxy.Proxy // one per other node's address
+	closed     bool
 
 	running  sync.WaitGroup // session operations under way
 	stopDeps context.CancelFunc
@@ -162,6 +189,14 @@ func New(opts *Options) (*Manager, error) {
 	if o.Transport == nil {
 		o.Transport = ssrproxy.NewTransport()
 	}
+	if o.NodeID == "" {
+		o.NodeID = "node-" + NewID()[:10]
+	}
+	if o.NodeAddr != "" {
+		if host, port, err := net.SplitHostPort(o.NodeAddr); err != nil || host == "" || port == "" {
+			return nil, fmt.Errorf("vitehost/preview: NodeAddr %q must be host:port", o.NodeAddr)
+		}
+	}
 	if err := os.MkdirAll(o.BaseDir, 0o755); err != nil {
 		return nil, fmt.Errorf("vitehost/preview: %w", err)
 	}
@@ -169,24 +204,36 @@ func New(opts *Options) (*Manager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("vitehost/preview: BaseDir %s: %w", o.BaseDir, err)
 	}
+	log := o.Logger
+	if o.NodeAddr != "" {
+		log = log.With("node", o.NodeID)
+	}
 	depsCtx, stopDeps := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(context.Background())
 	m := &Manager{
-		stopDeps:  stopDeps,
-		opts:      o,
-		public:    public,
-		baseDir:   o.BaseDir,
-		store:     o.Store,
-		transport: o.Transport,
-		log:       o.Logger,
-		unlock:    unlock,
-		sessions:  make(map[string]*session),
-		janitor:   make(chan struct{}),
-		janDone:   make(chan struct{}),
+		stopDeps:     stopDeps,
+		opts:         o,
+		public:       public,
+		baseDir:      o.BaseDir,
+		store:        o.Store,
+		transport:    o.Transport,
+		log:          log,
+		unlock:       unlock,
+		nodeID:       o.NodeID,
+		nodeAddr:     o.NodeAddr,
+		ctx:          ctx,
+		cancel:       cancel,
+		fwdTransport: ssrproxy.NewTransport(),
+		sessions:     make(map[string]*session),
+		claims:       make(map[string]*claimCall),
+		forwarders:   make(map[string]*ssrproxy.Proxy),
+		janitor:      make(chan struct{}),
+		janDone:      make(chan struct{}),
 		deps: &depCache{
 			dir:     o.CacheDir,
 			command: o.InstallCommand,
 			timeout: o.InstallTimeout,
-			log:     o.Logger,
+			log:     log,
 			ctx:     depsCtx,
 			calls:   make(map[string]*installCall),
 		},
@@ -269,7 +316,7 @@ func (m *Manager) lookup(id string) (*session, error) {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
 	if s.expired(time.Now()) {
-		m.remove(context.Background(), s, "expired")
+		m.expire(context.Background(), s)
 		return nil, fmt.Errorf("%w: %s expired", ErrNotFound, id)
 	}
 	return s, nil
@@ -278,7 +325,9 @@ func (m *Manager) lookup(id string) (*session, error) {
 // Create validates req, writes its files into a new session directory,
 // installs (or reuses) its dependencies, starts its dev server and returns
 // once the preview URL serves the page. With the id of a live session it
-// updates that session instead.
+// updates that session instead. With a NodeAddr, the session's files go to
+// the Store before anything starts; a Store that cannot be reached fails
+// the create with ErrUnavailable.
 func (m *Manager) Create(ctx context.Context, req *CreateRequest) (*Info, error) {
 	if err := m.begin(); err != nil {
 		return nil, err
@@ -293,12 +342,12 @@ func (m *Manager) Create(ctx context.Context, req *CreateRequest) (*Info, error)
 	if len(pkg) == 0 || string(pkg) == "null" {
 		pkg = files.packageJSON
 	}
-	var deps Deps
 	useTemplate := len(pkg) == 0
 	if useTemplate {
 		pkg, _ = templateFS.ReadFile("template/package.json")
 	}
-	if deps, err = ParsePackageJSON(pkg); err != nil {
+	deps, err := ParsePackageJSON(pkg)
+	if err != nil {
 		return nil, err
 	}
 	deps = deps.withDefaults()
@@ -308,47 +357,93 @@ func (m *Manager) Create(ctx context.Context, req *CreateRequest) (*Info, error)
 		if !ValidID(id) {
 			return nil, invalid(CodeBadID, "sessionId %q is not 26 characters of a-z and 2-7", id)
 		}
-		if s, err := m.lookup(id); err == nil {
+		s, err := m.here(ctx, id)
+		if err == nil {
 			if _, err := m.update(ctx, s, files, nil); err != nil {
 				return nil, err
 			}
 			return m.info(s.record()), nil
 		}
+		if !errors.Is(err, ErrNotFound) {
+			return nil, err
+		}
 	} else {
 		id = NewID()
 	}
 
+	project, err := projectFiles(useTemplate, files.write)
+	if err != nil {
+		return nil, err
+	}
 	now := time.Now()
 	s := newSession(m, id, now, now.Add(m.opts.TTL))
-	m.mu.Lock()
-	if m.closed {
-		m.mu.Unlock()
-		return nil, ErrClosed
-	}
-	if m.sessions[id] != nil {
-		m.mu.Unlock()
-		return nil, invalid(CodeBadID, "session %s is being created by another request", id)
-	}
-	if len(m.sessions) >= m.opts.Limits.MaxSessions {
-		m.mu.Unlock()
-		return nil, fmt.Errorf("%w: %d sessions", ErrLimit, m.opts.Limits.MaxSessions)
-	}
-	m.sessions[id] = s
-	m.mu.Unlock()
-
 	s.mu.Lock()
-	err = s.start(ctx, deps, files.write, useTemplate)
+	if err := m.add(s); err != nil {
+		s.mu.Unlock()
+		return nil, err
+	}
+	if err := m.publish(ctx, s, deps, project); err != nil {
+		s.mu.Unlock()
+		s.log.Warn("vitehost/preview: create failed", "err", err)
+		m.remove(context.WithoutCancel(ctx), s, "create failed")
+		return nil, err
+	}
+	err = s.start(ctx, deps, project)
 	s.mu.Unlock()
 	if err != nil {
 		s.log.Warn("vitehost/preview: create failed", "err", err)
-		m.remove(context.WithoutCancel(ctx), s, "create failed")
+		m.drop(context.WithoutCancel(ctx), s, "create failed")
 		return nil, err
 	}
 	return m.info(s.record()), nil
 }
 
+// add registers the new session s, within the session limit.
+func (m *Manager) add(s *session) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch {
+	case m.closed:
+		return ErrClosed
+	case m.sessions[s.id] != nil || m.claims[s.id] != nil:
+		return invalid(CodeBadID, "session %s is being created by another request", s.id)
+	case len(m.sessions)+len(m.claims) >= m.opts.Limits.MaxSessions:
+		return fmt.Errorf("%w: %d sessions", ErrLimit, m.opts.Limits.MaxSessions)
+	}
+	m.sessions[s.id] = s
+	return nil
+}
+
+// publish creates the record of the new session s in the store (failing
+// when the id is taken) and, on a node of several, saves its files there.
+func (m *Manager) publish(ctx context.Context, s *session, deps Deps, files []pendingFile) error {
+	ok, err := m.store.Claim(ctx, s.id, "", s.record())
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("%w: session %s exists", ErrRemote, s.id)
+	}
+	if !m.clustered() {
+		return nil
+	}
+	all := make(map[string][]byte, len(files)+1)
+	for _, f := range files {
+		all[f.name] = f.data
+	}
+	all["package.json"] = deps.packageJSON()
+	if err := m.store.SaveFiles(ctx, s.id, all, nil, s.expires); err != nil {
+		m.deleteRecord(context.WithoutCancel(ctx), s)
+		return err
+	}
+	return nil
+}
+
 // Update writes req's files into session id (each atomically), removes the
-// files it names for deletion, and reports what Vite's HMR did.
+// files it names for deletion, and reports what Vite's HMR did. With a
+// NodeAddr, the files go to the Store first: when it cannot be reached the
+// update fails with ErrUnavailable and nothing is written. A session that
+// another node runs is ErrRemote (the API forwards those).
 func (m *Manager) Update(ctx context.Context, id string, req *UpdateRequest) (*UpdateResult, error) {
 	if err := m.begin(); err != nil {
 		return nil, err
@@ -358,7 +453,7 @@ func (m *Manager) Update(ctx context.Context, id string, req *UpdateRequest) (*U
 	if err != nil {
 		return nil, err
 	}
-	s, err := m.lookup(id)
+	s, err := m.here(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -378,42 +473,54 @@ func (m *Manager) update(ctx context.Context, s *session, files checkedFiles, de
 	return s.update(ctx, files, deletes)
 }
 
-// Status returns session id's info.
+// Status returns session id's info, from the Store when another node runs
+// it.
 func (m *Manager) Status(ctx context.Context, id string) (*Info, error) {
 	if err := m.begin(); err != nil {
 		return nil, err
 	}
 	defer m.running.Done()
-	s, err := m.lookup(id)
-	if err == nil {
-		return m.info(s.record()), nil
-	}
-	if !errors.Is(err, ErrNotFound) {
-		return nil, err
-	}
-	r, err := m.store.Get(ctx, id)
+	p, err := m.find(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	return m.info(r), nil
+	if p.s != nil {
+		return m.info(p.s.record()), nil
+	}
+	return m.info(p.rec), nil
 }
 
-// Delete stops session id's dev server, removes its directory and forgets it.
+// Delete stops session id's dev server, removes its directory and forgets
+// it, in the Store first: when the Store cannot be reached, nothing is
+// removed. A session that another node runs is ErrRemote (the API forwards
+// those).
 func (m *Manager) Delete(ctx context.Context, id string) error {
 	if err := m.begin(); err != nil {
 		return err
 	}
 	defer m.running.Done()
-	s, err := m.lookup(id)
-	if err != nil {
+	p, err := m.find(ctx, id)
+	switch {
+	case err != nil:
 		return err
+	case p.s != nil:
+		if err := m.store.Delete(ctx, id); err != nil {
+			return err
+		}
+		m.remove(ctx, p.s, "deleted")
+		return nil
+	case p.orphan:
+		// An earlier run of this node had it; nothing runs it now.
+		return m.store.Delete(ctx, id)
+	case p.remote:
+		return remoteError(p.rec)
 	}
-	m.remove(ctx, s, "deleted")
-	return nil
+	return fmt.Errorf("%w: %s", ErrNotFound, id)
 }
 
-// remove ends session s: its process, its proxy's tunnels, its directory and
-// its record. It waits for an operation on s under way to finish.
+// remove ends session s on this node: its process, its proxy's tunnels and
+// its directory. It waits for an operation on s under way to finish. The
+// store is the caller's business (see drop).
 func (m *Manager) remove(ctx context.Context, s *session, why string) {
 	s.cancel() // a start under way gives up
 	s.mu.Lock()
@@ -428,11 +535,25 @@ func (m *Manager) remove(ctx context.Context, s *session, why string) {
 		delete(m.sessions, s.id)
 	}
 	m.mu.Unlock()
-	if err := m.store.Delete(context.WithoutCancel(ctx), s.id); err != nil {
-		s.log.Warn("vitehost/preview: delete record", "err", err)
-	}
 	s.log.Info("vitehost/preview: session removed", "why", why)
 }
+
+// drop removes session s everywhere: its record and files first (best
+// effort: they expire anyway), so that no node starts it again, then its
+// process and directory.
+func (m *Manager) drop(ctx context.Context, s *session, why string) {
+	m.deleteRecord(ctx, s)
+	m.remove(ctx, s, why)
+}
+
+func (m *Manager) deleteRecord(ctx context.Context, s *session) {
+	if err := m.store.Delete(ctx, s.id); err != nil {
+		s.log.Warn("vitehost/preview: delete record", "err", err)
+	}
+}
+
+// expire removes the expired session s.
+func (m *Manager) expire(ctx context.Context, s *session) { m.drop(ctx, s, "expired") }
 
 // Sessions returns the number of live sessions on this node.
 func (m *Manager) Sessions() int {
@@ -441,10 +562,13 @@ func (m *Manager) Sessions() int {
 	return len(m.sessions)
 }
 
+// janitorEvery is the longest pause between the janitor's rounds: expiry,
+// and on a node of several the check of its records (syncRecords).
+const janitorEvery = 5 * time.Second
+
 func (m *Manager) runJanitor() {
 	defer close(m.janDone)
-	every := min(m.opts.TTL/4, time.Minute)
-	t := time.NewTicker(max(every, 50*time.Millisecond))
+	t := time.NewTicker(max(min(m.opts.TTL/4, janitorEvery), 50*time.Millisecond))
 	defer t.Stop()
 	for {
 		select {
@@ -460,14 +584,20 @@ func (m *Manager) runJanitor() {
 			}
 			m.mu.Unlock()
 			for _, s := range expired {
-				m.remove(context.Background(), s, "expired")
+				m.expire(m.ctx, s)
+			}
+			if m.clustered() {
+				m.syncRecords()
 			}
 		}
 	}
 }
 
 // Close stops every session's dev server, removes their directories and
-// returns when all of them are gone. It is safe to call more than once.
+// returns when all of them are gone. On a single node it deletes their
+// records too; on a node of several (NodeAddr set) the records and files
+// stay in the Store, and the other nodes take the sessions over when they
+// are next requested. It is safe to call more than once.
 func (m *Manager) Close() error {
 	m.once.Do(func() {
 		m.mu.Lock()
@@ -476,20 +606,59 @@ func (m *Manager) Close() error {
 		for _, s := range m.sessions {
 			all = append(all, s)
 		}
+		forwarders := make([]*ssrproxy.Proxy, 0, len(m.forwarders))
+		for _, p := range m.forwarders {
+			forwarders = append(forwarders, p)
+		}
 		m.mu.Unlock()
+		m.cancel()
 		close(m.janitor)
 		<-m.janDone
 		m.stopDeps() // creates waiting for an install give up
 		var wg sync.WaitGroup
 		for _, s := range all {
-			wg.Go(func() { m.remove(context.Background(), s, "manager closed") })
+			wg.Go(func() {
+				if !m.clustered() {
+					m.deleteRecord(context.Background(), s)
+				}
+				m.remove(context.Background(), s, "manager closed")
+			})
+		}
+		for _, p := range forwarders {
+			wg.Go(func() { p.Close() })
 		}
 		wg.Wait()
 		m.running.Wait()
 		m.deps.wg.Wait()
+		m.fwdTransport.CloseIdleConnections()
 		m.unlock()
 	})
 	return m.closeErr
+}
+
+// projectFiles returns the files of a new project: the template's (other
+// than package.json) when useTemplate is set, replaced by and joined with
+// the client's, sorted by name.
+func projectFiles(useTemplate bool, client []pendingFile) ([]pendingFile, error) {
+	var out []pendingFile
+	if useTemplate {
+		tmpl, err := readTemplate()
+		if err != nil {
+			return nil, err
+		}
+		sent := make(map[string]bool, len(client))
+		for _, f := range client {
+			sent[f.name] = true
+		}
+		for _, f := range tmpl {
+			if !sent[f.name] {
+				out = append(out, f)
+			}
+		}
+	}
+	out = append(out, client...)
+	slices.SortFunc(out, func(a, b pendingFile) int { return strings.Compare(a.name, b.name) })
+	return out, nil
 }
 
 // readTemplate returns the template's files other than package.json.

@@ -1,6 +1,8 @@
 package preview
 
 import (
+	"context"
+	"errors"
 	"html/template"
 	"net"
 	"net/http"
@@ -12,6 +14,11 @@ import (
 // ssrproxy (pages and modules over HTTP, the HMR socket at /hmr), an unknown
 // or expired session gets a 404 page, and every other host goes to
 // fallback (the API, the host application). A nil fallback answers 404.
+//
+// On a node of several (Options.NodeAddr), a session that another node
+// runs is forwarded there, WebSockets included, and a session whose node is
+// gone is taken over: the page shows "starting" until it runs here. The
+// sessions this node runs are served without a store call.
 func (m *Manager) Router(fallback http.Handler) http.Handler {
 	if fallback == nil {
 		fallback = http.NotFoundHandler()
@@ -23,18 +30,59 @@ func (m *Manager) Router(fallback http.Handler) http.Handler {
 			return
 		}
 		s, err := m.lookup(id)
-		if err != nil {
+		switch {
+		case err == nil:
+			serveSession(w, r, s)
+		case !m.clustered() || !errors.Is(err, ErrNotFound):
 			notFoundPage(w, id)
-			return
+		default:
+			m.dispatch(w, r, route{
+				id:    id,
+				adopt: true,
+				here: func(s *session) {
+					if s == nil {
+						notFoundPage(w, id)
+						return
+					}
+					serveSession(w, r, s)
+				},
+				fail: func(err error) { m.routerError(w, r, id, err) },
+			})
 		}
-		if p := s.proxy.Load(); p != nil {
-			p.ServeHTTP(w, r)
-			return
-		}
-		// Still installing or starting: the proxy's boot page does not exist
-		// yet, so answer like it would.
-		startingPage(w, r)
 	})
+}
+
+// serveSession serves r from session s of this node.
+func serveSession(w http.ResponseWriter, r *http.Request, s *session) {
+	if p := s.proxy.Load(); p != nil {
+		p.ServeHTTP(w, r)
+		return
+	}
+	// Still installing or starting: the proxy's boot page does not exist
+	// yet, so answer like it would.
+	startingPage(w, r)
+}
+
+// routerError answers a preview request that could not be served.
+func (m *Manager) routerError(w http.ResponseWriter, r *http.Request, id string, err error) {
+	var re *RequestError
+	switch {
+	case errors.Is(err, ErrNotFound), errors.As(err, &re):
+		notFoundPage(w, id)
+	case errors.Is(err, ErrClosed):
+		w.Header().Set(closedHeader, "1")
+		unavailablePage(w, r, "The preview service is restarting.")
+	case errors.Is(err, ErrUnavailable):
+		m.log.Warn("vitehost/preview: cannot find the session's node", "session", id, "err", err)
+		unavailablePage(w, r, "The preview service cannot reach its session store.")
+	case errors.Is(err, ErrLimit):
+		m.log.Warn("vitehost/preview: cannot take the session over", "session", id, "err", err)
+		unavailablePage(w, r, "The preview service is at capacity.")
+	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+	default:
+		m.log.Error("vitehost/preview: preview request failed", "session", id, "err", err)
+		unavailablePage(w, r, "The preview is not available.")
+	}
 }
 
 // sessionHost returns the session id of a preview host name, matched
@@ -72,6 +120,30 @@ const startingHTML = `<!doctype html>
 <style>body{font-family:system-ui,sans-serif;margin:4rem auto;max-width:36rem;color:#333}</style></head>
 <body><h1>Starting the preview…</h1><p>This page reloads by itself when the preview is ready.</p></body></html>
 `
+
+const unavailableHTML = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Preview unavailable</title>
+<meta http-equiv="refresh" content="2">
+<style>body{font-family:system-ui,sans-serif;margin:4rem auto;max-width:36rem;color:#333}</style></head>
+<body><h1>Preview temporarily unavailable</h1><p>{{.}} This page tries again by itself.</p></body></html>
+`
+
+var unavailableTmpl = template.Must(template.New("503").Parse(unavailableHTML))
+
+// unavailablePage answers 503: a page that reloads itself for a browser
+// navigation, the reason in plain text otherwise (a failed handshake for
+// Vite's client, which then waits and tries again).
+func unavailablePage(w http.ResponseWriter, r *http.Request, why string) {
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Retry-After", "2")
+	if r.Method == http.MethodGet && strings.Contains(r.Header.Get("Accept"), "text/html") {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		unavailableTmpl.Execute(w, why)
+		return
+	}
+	http.Error(w, why, http.StatusServiceUnavailable)
+}
 
 func startingPage(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")

@@ -61,7 +61,10 @@ func newSession(m *Manager, id string, created, expires time.Time) *session {
 		ctx:     ctx,
 		cancel:  cancel,
 	}
-	s.rec = Record{ID: id, Status: StatusInstalling, Dir: s.dir, CreatedAt: created, ExpiresAt: expires}
+	s.rec = Record{
+		ID: id, Status: StatusInstalling, Dir: s.dir, Owner: m.nodeID, OwnerAddr: m.nodeAddr,
+		CreatedAt: created, ExpiresAt: expires,
+	}
 	return s
 }
 
@@ -88,10 +91,12 @@ func (s *session) setStatus(ctx context.Context, st Status, errMsg string) {
 	}
 }
 
-// start writes the files, links the dependencies, starts the dev server and
-// warms it up. ctx is the creating request's: when it ends before the start
-// does, the start is abandoned.
-func (s *session) start(ctx context.Context, deps Deps, files []pendingFile, useTemplate bool) error {
+// start writes the project's files (all of them: a new session's template
+// and client files, or what a takeover loaded from the store) and its
+// package.json, links the dependencies, starts the dev server and warms it
+// up. ctx is the creating request's: when it ends before the start does,
+// the start is abandoned.
+func (s *session) start(ctx context.Context, deps Deps, files []pendingFile) error {
 	began := time.Now()
 	stopAbandon := context.AfterFunc(ctx, s.cancel)
 	defer stopAbandon()
@@ -108,15 +113,6 @@ func (s *session) start(ctx context.Context, deps Deps, files []pendingFile, use
 		return err
 	}
 	s.root = root
-	if useTemplate {
-		tmpl, err := readTemplate()
-		if err != nil {
-			return err
-		}
-		if err := writeFiles(root, tmpl); err != nil {
-			return fmt.Errorf("vitehost/preview: write template: %w", err)
-		}
-	}
 	if err := writeFiles(root, files); err != nil {
 		return fmt.Errorf("vitehost/preview: write files: %w", err)
 	}
@@ -220,6 +216,17 @@ func (s *session) update(ctx context.Context, files checkedFiles, deletes []stri
 	}
 	if s.server == nil || s.hmr == nil {
 		return nil, fmt.Errorf("%w: session %s is not running", ErrDevServer, s.id)
+	}
+	if s.m.clustered() && len(files.write)+len(deletes) > 0 {
+		// The store's copy first: a node that takes the session over must
+		// never find it older than the one it replaces.
+		write := make(map[string][]byte, len(files.write))
+		for _, f := range files.write {
+			write[f.name] = f.data
+		}
+		if err := s.m.store.SaveFiles(ctx, s.id, write, deletes, s.expires); err != nil {
+			return nil, err
+		}
 	}
 	res := &UpdateResult{Ignored: files.ignored, Updated: []string{}, Deleted: []string{}, HMR: HMR{Type: "none", Paths: []string{}}}
 	// Listen before writing: Vite answers within milliseconds.

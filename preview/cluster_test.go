@@ -1,0 +1,276 @@
+package preview_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/vitehost/vitehost/internal/testenv"
+	"github.com/vitehost/vitehost/preview"
+	"github.com/vitehost/vitehost/preview/redisstore"
+	"github.com/vitehost/vitehost/preview/storetest"
+)
+
+// clusterPublic is the public URL every node of a test cluster shares, as
+// nodes behind one load balancer do. Nothing listens there: each node's
+// client dials that node's own listener.
+const clusterPublic = "http://localhost:8080"
+
+// startCluster starts one node per name, each with its own listener, base
+// directory and Redis client, all on redis.
+func startCluster(t *testing.T, redis *storetest.RedisServer, names ...string) []*service {
+	t.Helper()
+	testenv.Short(t)
+	testenv.LookPath(t, "node")
+	testenv.LookPath(t, "npm")
+	t.Cleanup(func() { assert.Empty(t, testenv.NodeProcesses(), "no node process outlives the nodes") })
+	nodes := make([]*service, 0, len(names))
+	for _, name := range names {
+		log := testenv.Logger(t)
+		store, err := redisstore.New(redis.URL("", 0), &redisstore.Options{Logger: log})
+		require.NoError(t, err)
+		t.Cleanup(func() { store.Close() }) // after the node's Close
+		nodes = append(nodes, startNode(t, preview.Options{PublicURL: clusterPublic, NodeID: name, Store: store, Logger: log}, true))
+	}
+	return nodes
+}
+
+// tryGet is get for goroutines and Eventually conditions: it fails nothing.
+func (s *service) tryGet(u string) (int, string, error) {
+	req, err := http.NewRequest("GET", u, nil)
+	if err != nil {
+		return 0, "", err
+	}
+	req.Header.Set("Accept", "text/html,*/*")
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
+// fileOf reads a file of session id in node n's base directory.
+func fileOf(n *service, id, name string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(n.base, "preview-"+id, name))
+	return string(b), err
+}
+
+// TestClusterForwarding creates a session on node A and uses it only
+// through node B: the page, the HMR socket, status, an update that reaches
+// the socket, and the delete that ends it on A.
+func TestClusterForwarding(t *testing.T) {
+	redis := storetest.Redis(t)
+	nodes := startCluster(t, redis, "a", "b")
+	a, b := nodes[0], nodes[1]
+
+	status, created := a.api(t, "POST", "", map[string]any{"files": []any{appTSX("Hello from A")}})
+	require.Equal(t, 200, status, "body: %s", created.Raw)
+	id := created.SessionID
+	assert.Equal(t, 1, a.m.Sessions(), "a create runs on the node that got it")
+	assert.Equal(t, 0, b.m.Sessions())
+
+	status, page := b.get(t, created.PreviewURL+"/")
+	require.Equal(t, 200, status, "page through B: %s", page)
+	assert.Contains(t, page, `<div id="root">`)
+	status, app := b.get(t, created.PreviewURL+"/src/App.tsx")
+	require.Equal(t, 200, status)
+	assert.Contains(t, app, "Hello from A")
+
+	status, st := b.api(t, "GET", "/"+id, nil)
+	require.Equal(t, 200, status, "body: %s", st.Raw)
+	assert.Equal(t, "active", st.Status)
+	assert.Equal(t, created.ExpiresAt, st.ExpiresAt)
+
+	conn := b.hmrSocket(t, created) // through B to A's Vite: "connected"
+	status, upd := b.api(t, "POST", "/"+id+"/update", map[string]any{"files": []any{appTSX("Hello via B")}})
+	require.Equal(t, 200, status, "body: %s", upd.Raw)
+	assert.True(t, upd.HMRTriggered, "body: %s", upd.Raw)
+	assert.Equal(t, []string{"src/App.tsx"}, upd.Updated)
+	msg := readHMR(t, conn, func(m map[string]any) bool { return m["type"] == "update" })
+	assert.Contains(t, fmt.Sprint(msg["updates"]), "/src/App.tsx", "the socket opened through B saw the update")
+	onA, err := fileOf(a, id, "src/App.tsx")
+	require.NoError(t, err)
+	assert.Contains(t, onA, "Hello via B", "A wrote the file")
+
+	// A create that names the session goes to its node as an update.
+	status, again := b.api(t, "POST", "", map[string]any{"sessionId": id, "files": []any{appTSX("Hello again via B")}})
+	require.Equal(t, 200, status, "body: %s", again.Raw)
+	assert.Equal(t, id, again.SessionID)
+	_, app = b.get(t, created.PreviewURL+"/src/App.tsx")
+	assert.Contains(t, app, "Hello again via B")
+	assert.Equal(t, 0, b.m.Sessions(), "B never ran the session")
+
+	// A request that a node forwarded is never forwarded again.
+	req, err := http.NewRequest("GET", created.PreviewURL+"/", nil)
+	require.NoError(t, err)
+	req.Header.Set(preview.ForwardedHeader, "a")
+	resp, err := b.client.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, 404, resp.StatusCode, "B does not run the session and does not forward twice")
+
+	status, del := b.api(t, "DELETE", "/"+id, nil)
+	require.Equal(t, 200, status, "body: %s", del.Raw)
+	assert.Equal(t, 0, a.m.Sessions(), "the delete through B ended the session on A")
+	assert.NoDirExists(t, filepath.Join(a.base, "preview-"+id))
+	assert.Empty(t, testenv.NodeProcesses(), "no node process after the delete")
+	for _, n := range nodes {
+		status, gone := n.api(t, "GET", "/"+id, nil)
+		assert.Equal(t, 404, status, "body: %s", gone.Raw)
+		status, _ = n.get(t, created.PreviewURL+"/")
+		assert.Equal(t, 404, status)
+	}
+}
+
+// TestClusterTakeover kills the node that runs a session: the next
+// requests, on two other nodes at once, make exactly one of them take the
+// session over from the files in Redis, with the latest update in them.
+func TestClusterTakeover(t *testing.T) {
+	redis := storetest.Redis(t)
+	nodes := startCluster(t, redis, "a", "b", "c")
+	a, b, c := nodes[0], nodes[1], nodes[2]
+
+	notes := map[string]any{"name": "src/notes.txt", "content": "deleted later"}
+	status, created := a.api(t, "POST", "", map[string]any{"files": []any{appTSX("v1"), notes}})
+	require.Equal(t, 200, status, "body: %s", created.Raw)
+	id := created.SessionID
+	status, upd := b.api(t, "POST", "/"+id+"/update", map[string]any{"files": []any{appTSX("v2 before the crash")}, "delete": []string{"src/notes.txt"}})
+	require.Equal(t, 200, status, "body: %s", upd.Raw)
+	require.Len(t, testenv.NodeProcesses(), 1)
+
+	a.kill() // no clean-up: the record and files stay in Redis, naming A
+	require.Empty(t, testenv.NodeProcesses())
+
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for _, n := range []*service{b, c} {
+		wg.Go(func() {
+			<-start
+			status, _, err := n.tryGet(created.PreviewURL + "/")
+			if assert.NoError(t, err) {
+				assert.Contains(t, []int{200, 503}, status, "the page, or the page that waits for it")
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+
+	for _, n := range []*service{b, c} {
+		require.Eventually(t, func() bool {
+			status, app, err := n.tryGet(created.PreviewURL + "/src/App.tsx")
+			return err == nil && status == 200 && strings.Contains(app, "v2 before the crash")
+		}, wait, pollEvery, "the page through every node, with the content of the last update")
+	}
+	assert.Equal(t, 1, b.m.Sessions()+c.m.Sessions(), "exactly one node took the session over")
+	assert.Len(t, testenv.NodeProcesses(), 1, "exactly one Vite runs the session")
+
+	winner, loser := b, c
+	if c.m.Sessions() == 1 {
+		winner, loser = c, b
+	}
+	_, err := fileOf(winner, id, "src/notes.txt")
+	assert.ErrorIs(t, err, os.ErrNotExist, "the deletion of the last update holds")
+	require.Eventually(t, func() bool {
+		_, body, err := loser.tryGet(clusterPublic + "/kontext/preview/" + id)
+		return err == nil && strings.Contains(body, `"status":"active"`)
+	}, wait, pollEvery, "the status says active once the new Vite is warm")
+	status, st := loser.api(t, "GET", "/"+id, nil)
+	require.Equal(t, 200, status, "body: %s", st.Raw)
+	assert.Equal(t, created.ExpiresAt, st.ExpiresAt, "a takeover keeps the session's expiry")
+
+	conn := loser.hmrSocket(t, created)
+	status, upd = loser.api(t, "POST", "/"+id+"/update", map[string]any{"files": []any{appTSX("v3 after the takeover")}})
+	require.Equal(t, 200, status, "body: %s", upd.Raw)
+	assert.True(t, upd.HMRTriggered, "body: %s", upd.Raw)
+	readHMR(t, conn, func(m map[string]any) bool { return m["type"] == "update" })
+}
+
+// TestClusterRedisRestart stops Redis under two nodes: each keeps serving
+// the pages of the sessions it runs, the calls that need Redis answer 503
+// "unavailable" and change nothing, and once Redis is back (empty) the
+// nodes write their sessions into it again and everything works.
+func TestClusterRedisRestart(t *testing.T) {
+	redis := storetest.Redis(t)
+	nodes := startCluster(t, redis, "a", "b")
+	a, b := nodes[0], nodes[1]
+
+	status, created := a.api(t, "POST", "", map[string]any{"files": []any{appTSX("before the restart")}})
+	require.Equal(t, 200, status, "body: %s", created.Raw)
+	id := created.SessionID
+	status, _ = b.get(t, created.PreviewURL+"/")
+	require.Equal(t, 200, status)
+
+	redis.Stop()
+
+	status, app := a.get(t, created.PreviewURL+"/src/App.tsx")
+	assert.Equal(t, 200, status, "A serves its own session without Redis")
+	assert.Contains(t, app, "before the restart")
+	status, st := a.api(t, "GET", "/"+id, nil)
+	assert.Equal(t, 200, status, "A answers the status of its own session without Redis: %s", st.Raw)
+
+	unavailable := func(name string, status int, resp apiResponse) {
+		t.Helper()
+		assert.Equal(t, 503, status, "%s: %s", name, resp.Raw)
+		if assert.NotNil(t, resp.Error, "%s: %s", name, resp.Raw) {
+			assert.Equal(t, "unavailable", resp.Error.Code, name)
+			assert.Contains(t, resp.Error.Message, "session store", name)
+		}
+	}
+	status, resp := a.api(t, "POST", "", map[string]any{"files": []any{appTSX("new")}})
+	unavailable("create", status, resp)
+	status, resp = a.api(t, "POST", "/"+id+"/update", map[string]any{"files": []any{appTSX("lost")}})
+	unavailable("update on the owner", status, resp)
+	status, resp = b.api(t, "POST", "/"+id+"/update", map[string]any{"files": []any{appTSX("lost")}})
+	unavailable("update through B", status, resp)
+	status, resp = b.api(t, "GET", "/"+id, nil)
+	unavailable("status through B", status, resp)
+	status, resp = a.api(t, "DELETE", "/"+id, nil)
+	unavailable("delete", status, resp)
+	onA, err := fileOf(a, id, "src/App.tsx")
+	require.NoError(t, err)
+	assert.Contains(t, onA, "before the restart", "a failed update writes nothing")
+	assert.Equal(t, 1, a.m.Sessions(), "a failed delete removes nothing")
+	status, _ = b.get(t, created.PreviewURL+"/")
+	assert.Equal(t, 503, status, "B cannot find the node of the session")
+
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	require.NoError(t, redis.Start(ctx))
+
+	require.Eventually(t, func() bool {
+		status, _, err := b.tryGet(clusterPublic + "/kontext/preview/" + id)
+		return err == nil && status == 200
+	}, wait, 100*time.Millisecond, "A writes the record of its session into the new Redis")
+	conn := b.hmrSocket(t, created)
+	status, upd := b.api(t, "POST", "/"+id+"/update", map[string]any{"files": []any{appTSX("after the restart")}})
+	require.Equal(t, 200, status, "body: %s", upd.Raw)
+	assert.True(t, upd.HMRTriggered)
+	readHMR(t, conn, func(m map[string]any) bool { return m["type"] == "update" })
+	status, created2 := a.api(t, "POST", "", map[string]any{"files": []any{appTSX("created after the restart")}})
+	require.Equal(t, 200, status, "body: %s", created2.Raw)
+	status, page := b.get(t, created2.PreviewURL+"/src/App.tsx")
+	assert.Equal(t, 200, status)
+	assert.Contains(t, page, "created after the restart")
+
+	// The files went back into Redis too: a takeover now finds them all.
+	a.kill()
+	require.Eventually(t, func() bool {
+		status, app, err := b.tryGet(created.PreviewURL + "/src/App.tsx")
+		return err == nil && status == 200 && strings.Contains(app, "after the restart")
+	}, wait, pollEvery)
+	status, page = b.get(t, created.PreviewURL+"/")
+	assert.Equal(t, 200, status)
+	assert.Contains(t, page, `<div id="root">`, "the template's files were written back too")
+}

@@ -1,0 +1,53 @@
+// Package preview serves per-session Vite previews: a client POSTs source
+// files, the Manager starts one Vite dev server per session and answers with
+// https://preview-{id}.<domain>, and later POSTs of changed files reach the
+// open browser through Vite's HMR instead of a redeploy.
+//
+// A Manager gives two handlers: API, the JSON endpoints (create, update,
+// status, delete), and Router, which sends each preview host to its
+// session's dev server through an ssrproxy.Proxy (pages, modules and the HMR
+// WebSocket at /hmr) and every other host to a fallback, usually the API.
+// Sessions expire after Options.TTL. Everything a client sends is checked
+// before anything is written: paths stay inside the session directory, npm
+// runs no lifecycle scripts and installs registry packages only, and files
+// that Node would run on the host (vite.config.*, .npmrc, ...) are dropped.
+//
+// # Several nodes
+//
+// Any number of nodes can serve one preview domain behind any load
+// balancer. Each node is a Manager with
+//
+//   - the same Store: a redisstore.Store on one Redis (package
+//     preview/redisstore), with the same key prefix;
+//   - the same PublicURL, APIPrefix and Token;
+//   - its own NodeID, and its own NodeAddr: the host:port at which the
+//     other nodes reach its Router(API()) handler over plain HTTP, on a
+//     network the public cannot reach (the handler on the public listener
+//     will do, or a second listener with the same handler);
+//   - its own BaseDir. CacheDir may be shared by the nodes of one machine.
+//
+// A create runs on the node that receives it, so creates spread as the load
+// balancer spreads requests: round robin or least connections spread them
+// evenly, and sticky sessions are not needed. The node saves the session's
+// files (template files and package.json included) to the store before it
+// starts Vite, and each update's files before it writes them to disk.
+//
+// A request for a session that another node runs (preview pages and
+// modules, the HMR WebSocket, API update, status and delete) is forwarded to
+// that node, marked with ForwardedHeader so that it is never forwarded
+// twice; the sessions a node runs are served from its own state, without a
+// store call, so a Redis outage does not stop them (the calls that need
+// Redis answer 503, code "unavailable", and change nothing).
+//
+// When the node of a session does not accept connections, the node that
+// tried claims the session in the store (of nodes that try at once, exactly
+// one wins; the others forward to it), writes the stored files into its
+// BaseDir, starts Vite and serves the session, with its id, URLs and expiry
+// unchanged. Meanwhile pages show a "starting" page that reloads itself, and
+// the browser's Vite client, whose socket broke with the old node, reloads
+// the page once the new one answers. Manager.Close on a node of several
+// leaves its sessions in the store for the other nodes to take over; API
+// deletes and expiry remove them everywhere. A node that comes back with
+// the same NodeID or NodeAddr starts its former sessions again when they
+// are next requested, unless another node took them over first.
+package preview

@@ -1,0 +1,213 @@
+package preview_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/vitehost/vitehost/internal/testenv"
+	"github.com/vitehost/vitehost/preview"
+)
+
+// seen is what a fake owner node received.
+type seen struct {
+	method, host, path, forwardedBy, auth, body string
+}
+
+// fakeOwner is a node that answers every request itself and records it.
+func fakeOwner(t *testing.T) (addr string, requests func() []seen) {
+	var (
+		mu  sync.Mutex
+		got []seen
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		got = append(got, seen{r.Method, r.Host, r.URL.Path, r.Header.Get(preview.ForwardedHeader), r.Header.Get("Authorization"), string(b)})
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"success":true,"from":"owner"}`)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.Listener.Addr().String(), func() []seen {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]seen(nil), got...)
+	}
+}
+
+// deadAddr is an address where nothing accepts connections.
+func deadAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+func clusterManager(t *testing.T, store preview.Store, id string) *preview.Manager {
+	m, err := preview.New(&preview.Options{
+		PublicURL: "http://localhost:8080", BaseDir: t.TempDir(), Store: store, Token: "s3cret",
+		NodeID: id, NodeAddr: "127.0.0.1:9", Logger: quietLogger(),
+		InstallCommand: []string{"false"}, // nothing here may install
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+func serve(h http.Handler, method, host, path, body string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	req.Host = host
+	req.Header.Set("Authorization", "Bearer s3cret")
+	req.Header.Set("Accept", "text/html")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec
+}
+
+// TestForwardToOwner checks what a node sends to the node that runs a
+// session: every kind of request, with the preview host, the body and the
+// client's token kept, marked as forwarded.
+func TestForwardToOwner(t *testing.T) {
+	store := &preview.MemoryStore{}
+	addr, requests := fakeOwner(t)
+	m := clusterManager(t, store, "b")
+	h := m.Router(m.API())
+	id := preview.NewID()
+	require.NoError(t, store.Put(context.Background(), preview.Record{
+		ID: id, Status: preview.StatusActive, Owner: "a", OwnerAddr: addr, ExpiresAt: time.Now().Add(time.Hour),
+	}))
+	host := "preview-" + id + ".localhost:8080"
+
+	body := `{"files":[{"name":"src/App.tsx","content":"x"}]}`
+	for _, tt := range []struct{ method, host, path, body string }{
+		{"GET", host, "/src/App.tsx", ""},
+		{"POST", "localhost:8080", "/kontext/preview/" + id + "/update", body},
+		{"GET", "localhost:8080", "/kontext/preview/" + id, ""},
+		{"DELETE", "localhost:8080", "/kontext/preview/" + id, ""},
+		{"POST", "localhost:8080", "/kontext/preview", `{"sessionId":"` + id + `","files":[]}`},
+	} {
+		rec := serve(h, tt.method, tt.host, tt.path, tt.body)
+		assert.Equal(t, 200, rec.Code, "%s %s: %s", tt.method, tt.path, rec.Body)
+		assert.Contains(t, rec.Body.String(), `"from":"owner"`, "%s %s", tt.method, tt.path)
+		got := requests()
+		require.NotEmpty(t, got)
+		last := got[len(got)-1]
+		assert.Equal(t, seen{tt.method, tt.host, tt.path, "b", "Bearer s3cret", tt.body}, last)
+	}
+	assert.Equal(t, 0, m.Sessions())
+
+	// A forwarded request is never forwarded again.
+	n := len(requests())
+	req := httptest.NewRequest("GET", "/", nil)
+	req.Host = host
+	req.Header.Set(preview.ForwardedHeader, "c")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	assert.Equal(t, 404, rec.Code)
+	assert.Len(t, requests(), n)
+
+	// An unknown session is not forwarded anywhere.
+	rec = serve(h, "GET", "preview-"+preview.NewID()+".localhost:8080", "/", "")
+	assert.Equal(t, 404, rec.Code)
+	assert.Len(t, requests(), n)
+}
+
+// TestTakeoverWithoutFiles has the node of a session vanish when the store
+// holds no files for it: the node that finds out claims the session, cannot
+// start it, and removes it everywhere.
+func TestTakeoverWithoutFiles(t *testing.T) {
+	store := &preview.MemoryStore{}
+	m := clusterManager(t, store, "b")
+	h := m.Router(m.API())
+	ctx := context.Background()
+	for _, owner := range []struct{ name, id, addr string }{
+		{"node gone", "a", deadAddr(t)},
+		{"this node before a restart (same id)", "b", deadAddr(t)},
+		{"this node before a restart (same address)", "x", "127.0.0.1:9"},
+	} {
+		t.Run(owner.name, func(t *testing.T) {
+			id := preview.NewID()
+			require.NoError(t, store.Put(ctx, preview.Record{ID: id, Owner: owner.id, OwnerAddr: owner.addr, ExpiresAt: time.Now().Add(time.Hour)}))
+			rec := serve(h, "GET", "preview-"+id+".localhost:8080", "/", "")
+			assert.Equal(t, 404, rec.Code, "body: %s", rec.Body)
+			_, err := store.Get(ctx, id)
+			assert.ErrorIs(t, err, preview.ErrNotFound, "the session that cannot come back is removed")
+			assert.Equal(t, 0, m.Sessions())
+		})
+	}
+	assert.Empty(t, testenv.Processes())
+}
+
+// TestDeleteOfLostSession deletes a session whose node is gone: the node
+// claims the record and removes it with the files, without starting it.
+func TestDeleteOfLostSession(t *testing.T) {
+	store := &preview.MemoryStore{}
+	m := clusterManager(t, store, "b")
+	api := m.API()
+	ctx := context.Background()
+	id := preview.NewID()
+	expires := time.Now().Add(time.Hour)
+	require.NoError(t, store.Put(ctx, preview.Record{ID: id, Owner: "a", OwnerAddr: deadAddr(t), ExpiresAt: expires}))
+	require.NoError(t, store.SaveFiles(ctx, id, map[string][]byte{"package.json": []byte(`{}`), "index.html": nil}, nil, expires))
+
+	status, resp := call(t, api, "DELETE", "/kontext/preview/"+id, "s3cret", nil)
+	assert.Equal(t, 200, status, "body: %s", resp.Raw)
+	_, err := store.Get(ctx, id)
+	assert.ErrorIs(t, err, preview.ErrNotFound)
+	_, err = store.LoadFiles(ctx, id)
+	assert.ErrorIs(t, err, preview.ErrNotFound)
+	assert.Equal(t, 0, m.Sessions())
+	assert.Empty(t, testenv.Processes(), "nothing was started for a delete")
+}
+
+// failingStore is a store that cannot be reached.
+type failingStore struct{ preview.MemoryStore }
+
+var errDown = errors.Join(preview.ErrUnavailable, errors.New("dial tcp 10.0.0.5:6379: connection refused"))
+
+func (*failingStore) Get(context.Context, string) (preview.Record, error) {
+	return preview.Record{}, errDown
+}
+
+func (*failingStore) Claim(context.Context, string, string, preview.Record) (bool, error) {
+	return false, errDown
+}
+
+// TestStoreUnavailable checks the answers of a node whose store cannot be
+// reached: 503 "unavailable" without the internal cause, for the API and
+// the preview pages alike.
+func TestStoreUnavailable(t *testing.T) {
+	m := clusterManager(t, &failingStore{}, "b")
+	h := m.Router(m.API())
+	id := preview.NewID()
+	for _, tt := range []struct{ method, path, body string }{
+		{"POST", "/kontext/preview", `{"files":[]}`},
+		{"POST", "/kontext/preview/" + id + "/update", `{"files":[]}`},
+		{"GET", "/kontext/preview/" + id, ""},
+		{"DELETE", "/kontext/preview/" + id, ""},
+	} {
+		status, resp := call(t, h, tt.method, tt.path, "s3cret", tt.body)
+		assert.Equal(t, 503, status, "%s %s: %s", tt.method, tt.path, resp.Raw)
+		if assert.NotNil(t, resp.Error) {
+			assert.Equal(t, "unavailable", resp.Error.Code)
+			assert.Contains(t, resp.Error.Message, "session store")
+			assert.NotContains(t, resp.Error.Message, "10.0.0.5", "the cause is for the log")
+		}
+	}
+	rec := serve(h, "GET", "preview-"+id+".localhost:8080", "/", "")
+	assert.Equal(t, 503, rec.Code)
+	assert.Contains(t, rec.Body.String(), "session store")
+	assert.Empty(t, testenv.Processes())
+}
