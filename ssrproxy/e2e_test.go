@@ -1,19 +1,16 @@
 package ssrproxy_test
 
 import (
-	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -23,129 +20,8 @@ import (
 	"github.com/vitehost/vitehost/hotfile"
 	"github.com/vitehost/vitehost/internal/testenv"
 	"github.com/vitehost/vitehost/ssrproxy"
+	"github.com/vitehost/vitehost/vite"
 )
-
-// viteRunner starts Vite with the HMR WebSocket on a listener of its own,
-// created here on 127.0.0.1 and handed over (server.ws.server; Vite >= 8.1
-// calls server.hmr server.ws and warns that the old key is deprecated), and
-// tells the client to connect to the proxy's port under /hmr. It prints the
-// two URLs as one JSON line once Vite listens, and stops on SIGTERM.
-const viteRunner = `
-import http from 'node:http';
-import { createServer } from 'vite';
-
-const [root, clientPort] = process.argv.slice(2);
-const hmr = http.createServer();
-await new Promise((resolve, reject) => {
-  hmr.once('error', reject);
-  hmr.listen(0, '127.0.0.1', resolve);
-});
-const server = await createServer({
-  root,
-  clearScreen: false,
-  logLevel: 'warn',
-  server: {
-    host: '127.0.0.1',
-    port: 0,
-    strictPort: true,
-    ws: { server: hmr, clientPort: Number(clientPort), path: 'hmr' },
-  },
-});
-await server.listen();
-console.log(JSON.stringify({
-  http: 'http://127.0.0.1:' + server.httpServer.address().port,
-  hmr: 'http://127.0.0.1:' + hmr.address().port,
-}));
-const stop = async () => {
-  await server.close();
-  hmr.close();
-  process.exit(0);
-};
-process.on('SIGTERM', stop);
-process.on('SIGINT', stop);
-`
-
-// vite is a dev server started by startVite.
-type vite struct {
-	HTTP, HMR *url.URL
-	cmd       *exec.Cmd
-	stderr    *logBuffer
-	done      chan struct{} // closed when the process has been waited for
-	stopOnce  sync.Once
-}
-
-// startVite runs Vite on the project in dir, in a process group of its own
-// that the test's cleanup ends.
-func startVite(t *testing.T, dir, clientPort string) *vite {
-	t.Helper()
-	node := testenv.LookPath(t, "node")
-	script := filepath.Join(dir, "vitehost-e2e.mjs")
-	require.NoError(t, os.WriteFile(script, []byte(viteRunner), 0o644))
-	v := &vite{stderr: &logBuffer{}, done: make(chan struct{})}
-	first := &firstLine{line: make(chan string, 1)}
-	v.cmd = exec.Command(node, script, dir, clientPort)
-	v.cmd.Dir = dir
-	v.cmd.Stdout = first
-	v.cmd.Stderr = v.stderr
-	v.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	v.cmd.WaitDelay = 5 * time.Second
-	require.NoError(t, v.cmd.Start())
-	go func() {
-		v.cmd.Wait()
-		close(v.done)
-	}()
-	t.Cleanup(v.stop)
-
-	select {
-	case line := <-first.line:
-		var urls struct{ HTTP, HMR string }
-		require.NoError(t, json.Unmarshal([]byte(line), &urls), line)
-		v.HTTP, v.HMR = mustURL(t, urls.HTTP), mustURL(t, urls.HMR)
-	case <-v.done:
-		t.Fatalf("vite exited before it listened:\n%s", v.stderr)
-	case <-time.After(time.Minute):
-		t.Fatalf("vite did not listen within a minute:\n%s", v.stderr)
-	}
-	return v
-}
-
-// stop ends the process group: SIGTERM, then SIGKILL after 10 s.
-func (v *vite) stop() {
-	v.stopOnce.Do(func() {
-		pgid := v.cmd.Process.Pid
-		syscall.Kill(-pgid, syscall.SIGTERM)
-		select {
-		case <-v.done:
-		case <-time.After(10 * time.Second):
-			syscall.Kill(-pgid, syscall.SIGKILL)
-			<-v.done
-		}
-		// Anything left in the group (a worker) goes too.
-		syscall.Kill(-pgid, syscall.SIGKILL)
-	})
-}
-
-// firstLine passes on the first line written to it.
-type firstLine struct {
-	mu   sync.Mutex
-	buf  bytes.Buffer
-	sent bool
-	line chan string
-}
-
-func (f *firstLine) Write(p []byte) (int, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.sent {
-		return len(p), nil
-	}
-	f.buf.Write(p)
-	if line, _, ok := strings.Cut(f.buf.String(), "\n"); ok {
-		f.sent = true
-		f.line <- line
-	}
-	return len(p), nil
-}
 
 var wsTokenRE = regexp.MustCompile(`const wsToken = "([^"]+)";`)
 
@@ -173,16 +49,15 @@ func TestViteEndToEnd(t *testing.T) {
 	require.Equal(t, http.StatusServiceUnavailable, res.StatusCode)
 	require.Contains(t, body, "The dev server is starting")
 
-	v := startVite(t, dir, proxyURL.Port())
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("vite's stderr:\n%s", v.stderr)
-		}
-	})
+	// The launcher writes the hot files when Vite is ready; the proxy
+	// follows them through the watcher.
 	changes, cancel := w.Subscribe()
 	defer cancel()
-	require.NoError(t, hotfile.Write(hotfile.HMRPath(hot), v.HMR))
-	require.NoError(t, hotfile.Write(hot, v.HTTP))
+	dev, err := vite.Start(t.Context(), dir, &vite.Options{
+		PublicURL: proxyURL, HMRPath: "/hmr", HotFile: hot, NoRestart: true, Logger: log,
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { dev.Stop(context.Background()) })
 	for t := w.Targets(); t.HTTP == nil || t.HMR == nil; t = w.Targets() {
 		select {
 		case <-changes:
@@ -190,6 +65,7 @@ func TestViteEndToEnd(t *testing.T) {
 			require.FailNow(nil, "the watcher did not see the hot files")
 		}
 	}
+	assert.Equal(t, dev.Targets(), w.Targets())
 
 	// The page and Vite's client, through the proxy.
 	res, body = get(t, client, "GET", srv.URL+"/", navigation)
@@ -297,7 +173,7 @@ func TestViteEndToEnd(t *testing.T) {
 
 	// Vite stops: the HMR socket ends, and a vite-ping is refused with 503,
 	// not accepted and closed, so that the page waits instead of reloading.
-	v.stop()
+	require.NoError(t, dev.Stop(t.Context()))
 	for r := range incoming {
 		if r.err != nil {
 			break // the HMR socket ended with the dev server
