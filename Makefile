@@ -3,7 +3,7 @@
 GO ?= go
 TESTFLAGS ?=
 
-.PHONY: test deps vet fuzz
+.PHONY: test deps vet fuzz bench
 
 test: deps
 	$(GO) vet ./...
@@ -30,3 +30,8 @@ fuzz:
 		echo "fuzz $$pkg $$fn ($(FUZZTIME))"; \
 		$(GO) test -run=NONE -fuzz="^$$fn\$$" -fuzztime=$(FUZZTIME) $$pkg; \
 	done
+
+# bench measures on this machine and prints one table (see README.md).
+bench:
+	./scripts/deps.sh
+	$(GO) run ./internal/cmd/bench $(BENCHFLAGS)
