@@ -21,7 +21,10 @@ import (
 //
 // expiresAt is in Unix milliseconds. Errors answer
 // {success: false, error: {code, message}}. The handler may be mounted on
-// any mux; it answers 404 for paths outside the prefix.
+// any mux; it answers 404 for paths outside the prefix. On a node of
+// several (Options.NodeAddr), update, status, delete and a create that
+// names a session go to the node that runs the session, as Router's
+// requests do; a create without a session id runs on this node.
 func (m *Manager) API() http.Handler {
 	p := m.opts.APIPrefix
 	mux := http.NewServeMux()

@@ -30,7 +30,6 @@ const clusterPublic = "http://localhost:8080"
 // directory and Redis client, all on redis.
 func startCluster(t *testing.T, redis *storetest.RedisServer, names ...string) []*service {
 	t.Helper()
-	testenv.Short(t)
 	testenv.LookPath(t, "node")
 	testenv.LookPath(t, "npm")
 	t.Cleanup(func() { assert.Empty(t, testenv.NodeProcesses(), "no node process outlives the nodes") })
@@ -71,6 +70,7 @@ func fileOf(n *service, id, name string) (string, error) {
 // through node B: the page, the HMR socket, status, an update that reaches
 // the socket, and the delete that ends it on A.
 func TestClusterForwarding(t *testing.T) {
+	testenv.Short(t)
 	redis := storetest.Redis(t)
 	nodes := startCluster(t, redis, "a", "b")
 	a, b := nodes[0], nodes[1]
@@ -138,6 +138,7 @@ func TestClusterForwarding(t *testing.T) {
 // requests, on two other nodes at once, make exactly one of them take the
 // session over from the files in Redis, with the latest update in them.
 func TestClusterTakeover(t *testing.T) {
+	testenv.Short(t)
 	redis := storetest.Redis(t)
 	nodes := startCluster(t, redis, "a", "b", "c")
 	a, b, c := nodes[0], nodes[1], nodes[2]
@@ -202,6 +203,7 @@ func TestClusterTakeover(t *testing.T) {
 // "unavailable" and change nothing, and once Redis is back (empty) the
 // nodes write their sessions into it again and everything works.
 func TestClusterRedisRestart(t *testing.T) {
+	testenv.Short(t)
 	redis := storetest.Redis(t)
 	nodes := startCluster(t, redis, "a", "b")
 	a, b := nodes[0], nodes[1]

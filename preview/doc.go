@@ -50,4 +50,9 @@
 // deletes and expiry remove them everywhere. A node that comes back with
 // the same NodeID or NodeAddr starts its former sessions again when they
 // are next requested, unless another node took them over first.
+//
+// Every node checks the records of its sessions every 5 seconds: a node that
+// was only cut off, and whose session another node took over, stops its own
+// copy; a record that a Redis restart lost (Redis without persistence) is
+// written again, with the session's files from the node's disk.
 package preview
