@@ -114,6 +114,11 @@ var (
 func crawl(ctx context.Context, base string) ([]string, error) {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16, DisableCompression: true}}
 	defer client.CloseIdleConnections()
+	return crawlClient(ctx, client, base)
+}
+
+// crawlClient is crawl with the given client.
+func crawlClient(ctx context.Context, client *http.Client, base string) ([]string, error) {
 	baseURL, _ := url.Parse(base)
 	seen := map[string]bool{"/": true}
 	var order []string

@@ -1,0 +1,468 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/vitehost/vitehost/internal/testenv"
+	"github.com/vitehost/vitehost/preview"
+)
+
+func init() { Register("preview", 30, runPreview) }
+
+// previewService is a preview.Manager behind a real listener, its router in
+// front, as examples/previewserver runs it.
+type previewService struct {
+	m      *preview.Manager
+	store  *preview.MemoryStore
+	base   string
+	srv    *http.Server
+	client *http.Client
+	dialer *websocket.Dialer
+}
+
+func startPreviewService(env *Env, name, cacheDir string) (*previewService, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	store := &preview.MemoryStore{}
+	m, err := preview.New(&preview.Options{
+		PublicURL: fmt.Sprintf("http://localhost:%d", port),
+		BaseDir:   filepath.Join(env.Dir, name),
+		CacheDir:  cacheDir,
+		Store:     store,
+		Logger:    env.Log.With("service", name),
+		Limits:    preview.Limits{MaxSessions: 40},
+	})
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	s := &previewService{m: m, store: store, base: fmt.Sprintf("http://localhost:%d", port), srv: &http.Server{Handler: m.Router(m.API())}}
+	go s.srv.Serve(ln)
+	addr := ln.Addr().String()
+	dial := func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, addr) // every host is this listener, as *.localhost is in a browser
+	}
+	s.client = &http.Client{Transport: &http.Transport{DialContext: dial, MaxIdleConnsPerHost: 16}, Timeout: 5 * time.Minute}
+	s.dialer = &websocket.Dialer{NetDialContext: dial, Subprotocols: []string{"vite-hmr"}, HandshakeTimeout: 30 * time.Second}
+	return s, nil
+}
+
+func (s *previewService) close() {
+	s.m.Close()
+	s.srv.Close()
+}
+
+type createAnswer struct {
+	Success    bool   `json:"success"`
+	SessionID  string `json:"sessionId"`
+	PreviewURL string `json:"previewUrl"`
+	WSURL      string `json:"wsUrl"`
+	Updated    []string
+	HMR        preview.HMR `json:"hmr"`
+	Error      *struct{ Code, Message string }
+}
+
+func (s *previewService) post(ctx context.Context, path string, body any) (createAnswer, error) {
+	var out createAnswer
+	b, _ := json.Marshal(body)
+	req, err := http.NewRequestWithContext(ctx, "POST", s.base+"/kontext/preview"+path, bytes.NewReader(b))
+	if err != nil {
+		return out, err
+	}
+	res, err := s.client.Do(req)
+	if err != nil {
+		return out, err
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	if err := json.Unmarshal(raw, &out); err != nil || res.StatusCode != http.StatusOK {
+		return out, fmt.Errorf("POST %s: %d %s", path, res.StatusCode, raw)
+	}
+	return out, nil
+}
+
+func appSource(text string) map[string]any {
+	return map[string]any{"name": "src/App.tsx", "content": fmt.Sprintf(
+		"export default function App() {\n  return <main><h1>%s</h1></main>\n}\n", text)}
+}
+
+// createAndLoad creates a session and loads its page with every module
+// through the router, as a browser would right after: the API's answer and
+// the loaded page are timed separately.
+func (s *previewService) createAndLoad(ctx context.Context, text string) (id string, api, page time.Duration, err error) {
+	start := time.Now()
+	a, err := s.post(ctx, "", map[string]any{"files": []any{appSource(text)}})
+	if err != nil {
+		return "", 0, 0, err
+	}
+	api = time.Since(start)
+	if _, err := crawlClient(ctx, s.client, a.PreviewURL); err != nil {
+		return a.SessionID, api, 0, err
+	}
+	return a.SessionID, api, time.Since(start), nil
+}
+
+func (s *previewService) delete(ctx context.Context, id string) {
+	req, _ := http.NewRequestWithContext(ctx, "DELETE", s.base+"/kontext/preview/"+id, nil)
+	if res, err := s.client.Do(req); err == nil {
+		res.Body.Close()
+	}
+}
+
+// runPreview measures the preview service with the React template: create
+// until the page is served (cold and warm dependency cache), update until
+// the HMR message arrives through the router beside the direct baseline,
+// memory per idle session, and 20 sessions created at once.
+func runPreview(ctx context.Context, env *Env) ([]Row, error) {
+	cache, err := testenv.CacheDir()
+	if err != nil {
+		return nil, err
+	}
+	var rows []Row
+
+	// Cold: an empty dependency cache (npm's own download cache is warm).
+	cold := 2
+	if env.Quick {
+		cold = 1
+	}
+	var coldAPI []time.Duration
+	for i := range cold {
+		svc, err := startPreviewService(env, fmt.Sprintf("cold%d", i), filepath.Join(env.Dir, fmt.Sprintf("cold-deps-%d", i)))
+		if err != nil {
+			return rows, err
+		}
+		_, api, page, err := svc.createAndLoad(ctx, "cold")
+		svc.close()
+		if err != nil {
+			return rows, fmt.Errorf("cold create: %w", err)
+		}
+		coldAPI = append(coldAPI, page)
+		env.Log.Info("cold create", "api", api, "page", page)
+	}
+	c := Summarize(coldAPI)
+	rows = append(rows, Row{What: "create until the page is loaded, cold dependency cache", Value: Ms(c.P50) + " p50",
+		Note: fmt.Sprintf("%d runs; npm install of react, react-dom, vite, @vitejs/plugin-react (npm's download cache warm)", c.N)})
+
+	svc, err := startPreviewService(env, "warm", filepath.Join(cache, "preview-deps"))
+	if err != nil {
+		return rows, err
+	}
+	defer svc.close()
+	if err := svc.m.Prepare(ctx); err != nil {
+		return rows, err
+	}
+
+	warm := 10
+	if env.Quick {
+		warm = 3
+	}
+	var apiTimes, pageTimes []time.Duration
+	var idle []string
+	for i := range warm + 1 {
+		id, api, page, err := svc.createAndLoad(ctx, fmt.Sprintf("warm %d", i))
+		if err != nil {
+			return rows, fmt.Errorf("warm create: %w", err)
+		}
+		if i == 0 {
+			svc.delete(ctx, id) // the first start pays for a cold file cache
+			continue
+		}
+		apiTimes = append(apiTimes, api)
+		pageTimes = append(pageTimes, page)
+		idle = append(idle, id)
+	}
+	a, p := Summarize(apiTimes), Summarize(pageTimes)
+	rows = append(rows,
+		Row{What: "create until the API answers (page served), warm cache", Value: fmt.Sprintf("%s p50 / %s p99", Ms(a.P50), Ms(a.P99)),
+			Note: fmt.Sprintf("%d creates; target p50 < 1500 ms", a.N)},
+		Row{What: "create until the page and all its modules loaded, warm cache", Value: fmt.Sprintf("%s p50 / %s p99", Ms(p.P50), Ms(p.P99)),
+			Note: fmt.Sprintf("%d creates, then every module through the router", p.N)})
+
+	// Memory of idle sessions: the node processes this benchmark started.
+	time.Sleep(2 * time.Second)
+	rss, procs := nodeRSS()
+	rows = append(rows, Row{What: "resident memory per idle session", Value: fmt.Sprintf("%.0f MiB", float64(rss)/float64(len(idle))/(1<<20)),
+		Note: fmt.Sprintf("%d sessions, %d node processes, %.0f MiB in all", len(idle), procs, float64(rss)/(1<<20))})
+	for _, id := range idle {
+		svc.delete(ctx, id)
+	}
+
+	r, err := measureUpdates(ctx, env, svc)
+	rows = append(rows, r...)
+	if err != nil {
+		return rows, err
+	}
+	r, err = measureConcurrentCreates(ctx, env, svc, 20)
+	return append(rows, r...), err
+}
+
+// measureUpdates alternates updates through the API (timed until the
+// update message arrives on a vite-hmr socket opened through the router,
+// at wsUrl) with direct writes into the session directory (timed until the
+// message arrives on a socket connected to Vite's HMR port directly).
+func measureUpdates(ctx context.Context, env *Env, svc *previewService) ([]Row, error) {
+	n := 50
+	if env.Quick {
+		n = 10
+	}
+	id, _, _, err := svc.createAndLoad(ctx, "update 0")
+	if err != nil {
+		return nil, err
+	}
+	defer svc.delete(ctx, id)
+	rec, err := svc.store.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	previewURL := svc.m.PreviewURL(id)
+	body, status, err := fetch(ctx, svc.client, previewURL+"/@vite/client")
+	if err != nil || status != 200 {
+		return nil, fmt.Errorf("/@vite/client: %d %v", status, err)
+	}
+	m := regexp.MustCompile(`const wsToken = "([^"]+)";`).FindStringSubmatch(body)
+	if m == nil {
+		return nil, errors.New("no wsToken in /@vite/client")
+	}
+	token := url.QueryEscape(m[1])
+	hmrURL, err := url.Parse(rec.HMRURL)
+	if err != nil || rec.HMRURL == "" {
+		return nil, fmt.Errorf("no HMR URL in the session record %+v", rec)
+	}
+	routed, err := hmrSocket(ctx, svc.dialer, svc.m.WSURL(id)+"?token="+token, previewURL)
+	if err != nil {
+		return nil, fmt.Errorf("socket through the router: %w", err)
+	}
+	defer routed.close()
+	direct, err := hmrSocket(ctx, &websocket.Dialer{Subprotocols: []string{"vite-hmr"}}, "ws://"+hmrURL.Host+preview.HMRPath+"?token="+token, "")
+	if err != nil {
+		return nil, fmt.Errorf("direct socket: %w", err)
+	}
+	defer direct.close()
+
+	app := filepath.Join(rec.Dir, "src", "App.tsx")
+	var viaAPI, viaFile []time.Duration
+	for i := range n + 1 {
+		routed.drain()
+		start := time.Now()
+		if _, err := svc.post(ctx, "/"+id+"/update", map[string]any{"files": []any{appSource(fmt.Sprintf("api %d", i))}}); err != nil {
+			return nil, err
+		}
+		at, err := routed.next(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("update %d through the API: %w", i, err)
+		}
+		if i > 0 {
+			viaAPI = append(viaAPI, at.Sub(start))
+		}
+		time.Sleep(120 * time.Millisecond) // chokidar passes one change per path per 50 ms
+
+		direct.drain()
+		src := appSource(fmt.Sprintf("file %d", i))["content"].(string)
+		if err := os.WriteFile(app+".bench-tmp", []byte(src), 0o644); err != nil {
+			return nil, err
+		}
+		start = time.Now()
+		if err := os.Rename(app+".bench-tmp", app); err != nil {
+			return nil, err
+		}
+		at, err = direct.next(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("direct write %d: %w", i, err)
+		}
+		if i > 0 {
+			viaFile = append(viaFile, at.Sub(start))
+		}
+		time.Sleep(120 * time.Millisecond)
+	}
+	a, f := Summarize(viaAPI), Summarize(viaFile)
+	return []Row{
+		{What: "HMR baseline: file written by rename until Vite's socket has the update", Value: fmt.Sprintf("%s p50 / %s p99", Ms(f.P50), Ms(f.P99)),
+			Note: fmt.Sprintf("%d writes, socket on Vite's HMR port", f.N)},
+		{What: "update via the API until the update arrives through the router", Value: fmt.Sprintf("%s p50 / %s p99", Ms(a.P50), Ms(a.P99)),
+			Ratio: Ratio(float64(a.P50), float64(f.P50)) + " baseline", Note: fmt.Sprintf("%d updates of src/App.tsx; target p50 < 1.2x baseline", a.N)},
+	}, nil
+}
+
+// measureConcurrentCreates creates n sessions at once and reports the total
+// time, the failures and the memory they take.
+func measureConcurrentCreates(ctx context.Context, env *Env, svc *previewService, n int) ([]Row, error) {
+	if env.Quick {
+		n = 5
+	}
+	before, _ := nodeRSS()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var ids []string
+	var failures []string
+	start := time.Now()
+	for i := range n {
+		wg.Go(func() {
+			id, _, _, err := svc.createAndLoad(ctx, fmt.Sprintf("concurrent %d", i))
+			mu.Lock()
+			defer mu.Unlock()
+			if id != "" {
+				ids = append(ids, id)
+			}
+			if err != nil {
+				failures = append(failures, err.Error())
+			}
+		})
+	}
+	wg.Wait()
+	total := time.Since(start)
+	time.Sleep(2 * time.Second)
+	after, procs := nodeRSS()
+	for _, id := range ids {
+		svc.delete(ctx, id)
+	}
+	note := fmt.Sprintf("each create followed by its page load; %d node processes", procs)
+	if len(failures) > 0 {
+		note += "; first failure: " + failures[0]
+	}
+	return []Row{
+		{What: fmt.Sprintf("%d sessions created at once: total time", n), Value: Ms(total), Note: note},
+		{What: fmt.Sprintf("%d sessions created at once: failures", n), Value: strconv.Itoa(len(failures)), Note: "there must be none"},
+		{What: fmt.Sprintf("%d sessions created at once: memory", n), Value: fmt.Sprintf("%.0f MiB", float64(after-before)/(1<<20)),
+			Note: fmt.Sprintf("%.0f MiB per session", float64(after-before)/float64(max(len(ids), 1))/(1<<20))},
+	}, nil
+}
+
+type hmrConn struct {
+	c       *websocket.Conn
+	updates chan time.Time
+	done    chan struct{}
+}
+
+func hmrSocket(ctx context.Context, d *websocket.Dialer, u, origin string) (*hmrConn, error) {
+	h := http.Header{}
+	if origin != "" {
+		h.Set("Origin", origin)
+	}
+	c, res, err := d.DialContext(ctx, u, h)
+	if err != nil {
+		return nil, err
+	}
+	res.Body.Close()
+	if _, msg, err := c.ReadMessage(); err != nil || !bytes.Contains(msg, []byte(`"connected"`)) {
+		c.Close()
+		return nil, fmt.Errorf("first message %q: %v", msg, err)
+	}
+	s := &hmrConn{c: c, updates: make(chan time.Time, 64), done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		for {
+			_, msg, err := c.ReadMessage()
+			if err != nil {
+				return
+			}
+			if bytes.Contains(msg, []byte(`"type":"update"`)) {
+				s.updates <- time.Now()
+			}
+		}
+	}()
+	return s, nil
+}
+
+func (s *hmrConn) drain() {
+	for {
+		select {
+		case <-s.updates:
+		default:
+			return
+		}
+	}
+}
+
+func (s *hmrConn) next(ctx context.Context) (time.Time, error) {
+	select {
+	case at := <-s.updates:
+		return at, nil
+	case <-ctx.Done():
+		return time.Time{}, ctx.Err()
+	case <-time.After(10 * time.Second):
+		return time.Time{}, errors.New("no update message within 10 s")
+	}
+}
+
+func (s *hmrConn) close() {
+	s.c.Close()
+	<-s.done
+}
+
+// nodeRSS sums the resident memory of the node processes descended from
+// this process.
+func nodeRSS() (rss int64, procs int) {
+	entries, _ := os.ReadDir("/proc")
+	parent := map[int]int{}
+	comm := map[int]string{}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		i := bytes.LastIndexByte(b, ')')
+		j := bytes.IndexByte(b, '(')
+		if i < 0 || j < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+2:]))
+		if len(f) < 2 {
+			continue
+		}
+		parent[pid], _ = strconv.Atoi(f[1])
+		comm[pid] = string(b[j+1 : i])
+	}
+	self := os.Getpid()
+	for pid := range parent {
+		if comm[pid] != "node" {
+			continue
+		}
+		for p := parent[pid]; p > 1; p = parent[p] {
+			if p == self {
+				rss += rssOf(pid)
+				procs++
+				break
+			}
+		}
+	}
+	return rss, procs
+}
+
+func rssOf(pid int) int64 {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
