@@ -250,7 +250,7 @@ func clusterRows(what string, lat [][]time.Duration, note string) []Row {
 		{What: what + ", on the owner", Value: fmt.Sprintf("%s p50 / %s p99", Ms(o.P50), Ms(o.P99)), Note: note},
 		{What: what + ", forwarded by the other node", Value: fmt.Sprintf("%s p50 / %s p99", Ms(f.P50), Ms(f.P99)),
 			Ratio: fmt.Sprintf("%s p50, %s p99 of owner", Ratio(float64(f.P50), float64(o.P50)), Ratio(float64(f.P99), float64(o.P99))),
-			Note:  fmt.Sprintf("%s; +%s p50", note, Ms(f.P50-o.P50))},
+			Note:  fmt.Sprintf("%s; %s p50", note, signedMs(f.P50-o.P50))},
 	}
 }
 
