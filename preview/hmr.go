@@ -140,6 +140,20 @@ func newHMRClient(src hmrSource, path string, log *slog.Logger) *hmrClient {
 	return c
 }
 
+// waitConnectedFor is waitConnected bounded by d; the common case, a live
+// connection, costs no timer.
+func (c *hmrClient) waitConnectedFor(ctx context.Context, d time.Duration) error {
+	c.mu.Lock()
+	ok := c.connected
+	c.mu.Unlock()
+	if ok {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	return c.waitConnected(ctx)
+}
+
 // waitConnected returns when the client has a live connection (Vite sent
 // "connected"), or ctx's error.
 func (c *hmrClient) waitConnected(ctx context.Context) error {
@@ -163,7 +177,7 @@ func (c *hmrClient) waitConnected(ctx context.Context) error {
 // subscribe returns a channel of the messages that arrive from now on. A
 // subscriber that falls more than its buffer behind loses messages.
 func (c *hmrClient) subscribe() (<-chan hmrMessage, func()) {
-	ch := make(chan hmrMessage, 256)
+	ch := make(chan hmrMessage, 64)
 	c.mu.Lock()
 	c.subs[ch] = struct{}{}
 	c.mu.Unlock()

@@ -38,6 +38,7 @@ type session struct {
 	mu     sync.Mutex
 	gone   bool
 	root   *os.Root
+	warmed chan struct{} // closed when the background warm-up is done
 	server *vite.Server
 	hmr    *hmrClient
 
@@ -155,12 +156,22 @@ func (s *session) start(ctx context.Context, deps Deps, files []pendingFile) err
 	s.proxy.Store(ssrproxy.New(server, &ssrproxy.Options{Transport: s.m.transport, Logger: s.log}))
 	started := time.Now()
 
-	// The page is served once its modules are: fetch them the way a browser
-	// would, so that the first visit finds them transformed and the
-	// dependencies optimized, and so that edits to them bring HMR updates.
-	if err := warm(s.ctx, s.m.warmClient(), server.Targets().HTTP); err != nil {
-		s.log.Warn("vitehost/preview: warm-up", "err", err)
+	// The create answers once the page is served. Its modules are fetched
+	// in the background meanwhile, as a browser would: the browser that
+	// opens the page next shares the work, the dependencies get optimized,
+	// and an update waits for the warm-up so that its edits bring HMR
+	// updates even when no browser has loaded the modules.
+	entries, err := loadPage(s.ctx, s.m.warmClient(), server.Targets().HTTP)
+	if err != nil {
+		s.log.Warn("vitehost/preview: the page is not served", "err", err)
 	}
+	s.warmed = make(chan struct{})
+	go func() {
+		defer close(s.warmed)
+		start := time.Now()
+		warmModules(s.ctx, s.m.warmClient(), server.Targets().HTTP, entries)
+		s.log.Debug("vitehost/preview: modules warmed", "took", time.Since(start).Round(time.Millisecond))
+	}()
 	wctx, cancel := context.WithTimeout(s.ctx, s.m.opts.HMRWait)
 	err = s.hmr.waitConnected(wctx)
 	cancel()
@@ -174,7 +185,7 @@ func (s *session) start(ctx context.Context, deps Deps, files []pendingFile) err
 	go s.watch(server)
 	s.log.Info("vitehost/preview: session active",
 		"files", len(files), "install", installed.Sub(began).Round(time.Millisecond),
-		"start", started.Sub(installed).Round(time.Millisecond), "warm", time.Since(started).Round(time.Millisecond),
+		"start", started.Sub(installed).Round(time.Millisecond), "page", time.Since(started).Round(time.Millisecond),
 		"vite", server.Version())
 	return nil
 }
@@ -229,10 +240,15 @@ func (s *session) update(ctx context.Context, files checkedFiles, deletes []stri
 		}
 	}
 	res := &UpdateResult{Ignored: files.ignored, Updated: []string{}, Deleted: []string{}, HMR: HMR{Type: "none", Paths: []string{}}}
+	if s.warmed != nil {
+		select { // until the module graph is loaded, Vite has nothing to update
+		case <-s.warmed:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	// Listen before writing: Vite answers within milliseconds.
-	wctx, cancel := context.WithTimeout(ctx, s.m.opts.HMRWait)
-	connErr := s.hmr.waitConnected(wctx)
-	cancel()
+	connErr := s.hmr.waitConnectedFor(ctx, s.m.opts.HMRWait)
 	if connErr != nil {
 		s.log.Warn("vitehost/preview: HMR client not connected; the update cannot be confirmed", "err", connErr)
 	}
@@ -262,6 +278,9 @@ func (s *session) update(ctx context.Context, files checkedFiles, deletes []stri
 // stop ends the session's processes and removes its directory.
 func (s *session) stop(ctx context.Context) {
 	s.cancel()
+	if s.warmed != nil {
+		<-s.warmed // the warm-up ends with s.ctx
+	}
 	if p := s.proxy.Load(); p != nil {
 		p.Close()
 	}

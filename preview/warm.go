@@ -34,29 +34,35 @@ func (m *Manager) warmClient() *http.Client {
 	return &http.Client{Transport: m.transport, Timeout: 60 * time.Second}
 }
 
-// warm loads the page at base and every module it imports, transitively,
-// the way a browser would: Vite transforms each module once and caches it,
-// and it optimizes the dependencies on the first request. The first visit
-// then costs what a reload does. It returns an error when the page itself
-// does not load.
-func warm(ctx context.Context, client *http.Client, base *url.URL) error {
+// loadPage fetches the page at base, as a browser's navigation does, and
+// returns the module scripts it loads. An error means the page is not served.
+func loadPage(ctx context.Context, client *http.Client, base *url.URL) ([]string, error) {
 	if base == nil {
-		return errors.New("no dev server URL")
+		return nil, errors.New("no dev server URL")
 	}
 	page, status, err := fetch(ctx, client, base, "/", "text/html")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if status != http.StatusOK {
-		return fmt.Errorf("GET / answered %d", status)
+		return nil, fmt.Errorf("GET / answered %d", status)
 	}
-	var queue []string
+	var entries []string
 	for _, m := range scriptSrc.FindAllStringSubmatch(page, -1) {
 		src := m[1] + m[2]
 		if strings.HasPrefix(src, "/") && !strings.HasPrefix(src, "//") {
-			queue = append(queue, src)
+			entries = append(entries, src)
 		}
 	}
+	return entries, nil
+}
+
+// warmModules loads the entries and every module they import,
+// transitively, the way a browser would: Vite transforms each module once
+// and caches it, and it optimizes the dependencies on the first request.
+// The first visit then costs what a reload does, and edits to the modules
+// bring HMR updates even before a browser has opened the page.
+func warmModules(ctx context.Context, client *http.Client, base *url.URL, entries []string) {
 	var (
 		mu   sync.Mutex
 		seen = map[string]bool{}
@@ -90,11 +96,10 @@ func warm(ctx context.Context, client *http.Client, base *url.URL) error {
 			}
 		})
 	}
-	for _, p := range queue {
+	for _, p := range entries {
 		visit(p)
 	}
 	wg.Wait()
-	return ctx.Err()
 }
 
 func fetch(ctx context.Context, client *http.Client, base *url.URL, path, accept string) (string, int, error) {
