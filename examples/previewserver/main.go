@@ -41,6 +41,7 @@ func main() {
 // config is what the flags say.
 type config struct {
 	addr, public, dir, token, redis string
+	nodeID, nodeAddr                string
 	ttl                             time.Duration
 }
 
@@ -54,6 +55,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&c.ttl, "ttl", 24*time.Hour, "how long a session lives after its creation")
 	fs.StringVar(&c.token, "token", "", "API bearer token (empty: no authentication)")
 	fs.StringVar(&c.redis, "redis", "", "Redis URL for the session store, redis://[:password@]host:port/db (empty: in memory)")
+	fs.StringVar(&c.nodeAddr, "node-addr", "", "with -redis: host:port where the other nodes reach this one (empty: a single node)")
+	fs.StringVar(&c.nodeID, "node-id", "", "with -redis: this node's id (default: random)")
 	err := fs.Parse(args)
 	return c, err
 }
@@ -65,6 +68,9 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	cfg, err := parseFlags(args, stderr)
 	if err != nil {
 		return err
+	}
+	if cfg.nodeAddr != "" && cfg.redis == "" {
+		return fmt.Errorf("-node-addr needs -redis: the nodes share their sessions through it")
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 
@@ -80,6 +86,8 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 		TTL:       cfg.ttl,
 		Token:     cfg.token,
 		Store:     store,
+		NodeID:    cfg.nodeID,
+		NodeAddr:  cfg.nodeAddr,
 		Logger:    log,
 	})
 	if err != nil {

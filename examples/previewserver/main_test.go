@@ -15,10 +15,12 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/phayes/freeport"
+	goredis "github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/vitehost/vitehost/internal/testenv"
+	"github.com/vitehost/vitehost/preview/storetest"
 )
 
 func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
@@ -172,4 +174,31 @@ func TestPreviewInBrowser(t *testing.T) {
 	for _, s := range sockets {
 		assert.True(t, strings.HasPrefix(s, wsURL+"?token="), "the page's HMR socket %s goes to wsUrl %s", s, wsURL)
 	}
+}
+
+// TestPreviewServerWithRedis runs the example with -redis: sessions are
+// kept in Redis, and the API works the same.
+func TestPreviewServerWithRedis(t *testing.T) {
+	testenv.Short(t)
+	redis := storetest.Redis(t)
+	srv := startServer(t, "-redis", redis.URL("", 3))
+	created := srv.post(t, "", map[string]any{"files": []any{app("Hello from Redis")}})
+	id := created["sessionId"].(string)
+
+	req, _ := http.NewRequest("GET", srv.api+"/"+id, nil)
+	req.Header.Set("Authorization", "Bearer "+srv.token)
+	res, err := srv.client.Do(req)
+	require.NoError(t, err)
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	require.Equal(t, 200, res.StatusCode, "%s", body)
+	assert.Contains(t, string(body), `"status":"active"`)
+
+	opts, err := goredis.ParseURL(redis.URL("", 3))
+	require.NoError(t, err)
+	rc := goredis.NewClient(opts)
+	defer rc.Close()
+	keys, err := rc.Keys(context.Background(), "*"+id+"*").Result()
+	require.NoError(t, err)
+	assert.NotEmpty(t, keys, "the session's record is in Redis, db 3")
 }
