@@ -13,6 +13,7 @@
 //   {"vitehost":"vite","token":"..."}     the client Vite server exists (again)
 //   {"vitehost":"error","code":...,"message":...,"port":N}
 
+import fs from 'node:fs'
 import http from 'node:http'
 import path from 'node:path'
 import process from 'node:process'
@@ -20,8 +21,19 @@ import process from 'node:process'
 const cfg = JSON.parse(process.env.VITEHOST_NUXT || '{}')
 const client = cfg.client || {}
 
+// say writes to file descriptor 1 itself: nuxi routes process.stdout through
+// consola, whose reporter for non-interactive output (CI=true, or no TTY in
+// some versions) prefixes every line with "[log] ", which would hide the
+// protocol lines.
 function say(msg) {
-  process.stdout.write(JSON.stringify(msg) + '\n')
+  const line = Buffer.from(JSON.stringify(msg) + '\n')
+  for (let off = 0; off < line.length; ) {
+    try {
+      off += fs.writeSync(1, line, off)
+    } catch (err) {
+      if (err.code !== 'EAGAIN') throw err // a full pipe: the Go side drains it
+    }
+  }
 }
 
 // One HMR listener per Nuxt instance: created when the client Vite config is
