@@ -13,8 +13,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"regexp"
-	"strings"
 	"sync"
 	"time"
 
@@ -64,7 +62,7 @@ func runCluster(ctx context.Context, env *Env) ([]Row, error) {
 	if err != nil {
 		return nil, err
 	}
-	paths, err := clusterCrawl(ctx, owner.client, info.PreviewURL)
+	paths, err := crawlClient(ctx, owner.client, info.PreviewURL)
 	if err != nil {
 		return nil, err
 	}
@@ -153,45 +151,6 @@ export default function App() {
 `, text)}
 }
 
-// clusterCrawl lists the page at base and the modules it imports, transitively,
-// fetched with c.
-func clusterCrawl(ctx context.Context, c *http.Client, base string) ([]string, error) {
-	seen := map[string]bool{"/": true}
-	var order []string
-	queue := []string{"/"}
-	for len(queue) > 0 {
-		p := queue[0]
-		queue = queue[1:]
-		body, status, err := fetch(ctx, c, base+p)
-		if err != nil {
-			return nil, err
-		}
-		if status != http.StatusOK {
-			if p == "/" {
-				return nil, fmt.Errorf("GET /: %d", status)
-			}
-			continue
-		}
-		order = append(order, p)
-		var specs []string
-		if p == "/" {
-			for _, m := range scriptSrcRE.FindAllStringSubmatch(body, -1) {
-				specs = append(specs, m[1])
-			}
-		}
-		for _, m := range importRE.FindAllStringSubmatch(body, -1) {
-			specs = append(specs, m[1]+m[2])
-		}
-		for _, s := range specs {
-			if strings.HasPrefix(s, "/") && !strings.HasPrefix(s, "//") && !seen[s] {
-				seen[s] = true
-				queue = append(queue, s)
-			}
-		}
-	}
-	return order, nil
-}
-
 // measureClusterPages loads the page through each node in turn: GET / on
 // its own, then every module with six connections, as a browser would.
 func measureClusterPages(ctx context.Context, env *Env, sides []*clusterNode, base string, paths []string) ([]Row, error) {
@@ -254,8 +213,6 @@ func clusterRows(what string, lat [][]time.Duration, note string) []Row {
 	}
 }
 
-var clusterToken = regexp.MustCompile(`const wsToken = "([^"]*)"`)
-
 // measureClusterHMR posts updates to each node in turn and takes the time
 // until the update message arrives on the socket opened through that node.
 func measureClusterHMR(ctx context.Context, env *Env, sides []*clusterNode, info *preview.Info) ([]Row, error) {
@@ -263,15 +220,11 @@ func measureClusterHMR(ctx context.Context, env *Env, sides []*clusterNode, info
 	if env.Quick {
 		edits = 8
 	}
-	client, status, err := fetch(ctx, sides[0].client, info.PreviewURL+"/@vite/client")
-	if err != nil || status != http.StatusOK {
-		return nil, fmt.Errorf("GET /@vite/client: %d %v", status, err)
+	token, err := viteToken(ctx, sides[0].client, info.PreviewURL)
+	if err != nil {
+		return nil, err
 	}
-	m := clusterToken.FindStringSubmatch(client)
-	if m == nil {
-		return nil, errors.New("no wsToken in /@vite/client")
-	}
-	wsURL := info.WSURL + "?token=" + url.QueryEscape(m[1])
+	wsURL := info.WSURL + "?token=" + url.QueryEscape(token)
 	updates := make([]chan time.Time, len(sides))
 	var readers sync.WaitGroup
 	var conns []*websocket.Conn

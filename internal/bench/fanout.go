@@ -3,13 +3,11 @@ package bench
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -28,15 +26,11 @@ func measureFanOut(ctx context.Context, env *Env, base, root string) ([]Row, err
 	if env.Quick {
 		edits = 3
 	}
-	client, err := fetchClient(ctx, base)
+	token, err := viteToken(ctx, nil, base)
 	if err != nil {
 		return nil, err
 	}
-	m := regexp.MustCompile(`const wsToken = "([^"]+)";`).FindStringSubmatch(client)
-	if m == nil {
-		return nil, errors.New("no wsToken in /@vite/client")
-	}
-	wsURL := strings.Replace(base, "http://", "ws://", 1) + "/hmr?token=" + url.QueryEscape(m[1])
+	wsURL := strings.Replace(base, "http://", "ws://", 1) + "/hmr?token=" + url.QueryEscape(token)
 	dialer := &websocket.Dialer{Subprotocols: []string{"vite-hmr"}, HandshakeTimeout: 30 * time.Second}
 
 	updates := make(chan time.Time, fanOutSockets*(edits+2))

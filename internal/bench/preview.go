@@ -12,7 +12,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -236,15 +235,11 @@ func measureUpdates(ctx context.Context, env *Env, svc *previewService) ([]Row, 
 		return nil, err
 	}
 	previewURL := svc.m.PreviewURL(id)
-	body, status, err := fetch(ctx, svc.client, previewURL+"/@vite/client")
-	if err != nil || status != 200 {
-		return nil, fmt.Errorf("/@vite/client: %d %v", status, err)
+	tok, err := viteToken(ctx, svc.client, previewURL)
+	if err != nil {
+		return nil, err
 	}
-	m := regexp.MustCompile(`const wsToken = "([^"]+)";`).FindStringSubmatch(body)
-	if m == nil {
-		return nil, errors.New("no wsToken in /@vite/client")
-	}
-	token := url.QueryEscape(m[1])
+	token := url.QueryEscape(tok)
 	hmrURL, err := url.Parse(rec.HMRURL)
 	if err != nil || rec.HMRURL == "" {
 		return nil, fmt.Errorf("no HMR URL in the session record %+v", rec)

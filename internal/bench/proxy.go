@@ -300,15 +300,11 @@ func measureHMR(ctx context.Context, env *Env, dev *vite.Server, proxied, root s
 	if env.Quick {
 		edits = 8
 	}
-	client, err := fetchClient(ctx, proxied)
+	tok, err := viteToken(ctx, nil, proxied)
 	if err != nil {
 		return nil, err
 	}
-	m := regexp.MustCompile(`const wsToken = "([^"]+)";`).FindStringSubmatch(client)
-	if m == nil {
-		return nil, errors.New("no wsToken in /@vite/client")
-	}
-	token := url.QueryEscape(m[1])
+	token := url.QueryEscape(tok)
 	header := http.Header{"Sec-Websocket-Protocol": {"vite-hmr"}, "Origin": {proxied}}
 
 	type socket struct {
@@ -399,12 +395,25 @@ func measureHMR(ctx context.Context, env *Env, dev *vite.Server, proxied, root s
 	}, nil
 }
 
-func fetchClient(ctx context.Context, base string) (string, error) {
-	c := &http.Client{}
-	defer c.CloseIdleConnections()
+var wsTokenRE = regexp.MustCompile(`const wsToken = "([^"]+)";`)
+
+// viteToken reads the HMR token from /@vite/client at base, as the page's
+// client has it.
+func viteToken(ctx context.Context, c *http.Client, base string) (string, error) {
+	if c == nil {
+		c = &http.Client{}
+		defer c.CloseIdleConnections()
+	}
 	body, status, err := fetch(ctx, c, base+"/@vite/client")
 	if err == nil && status != http.StatusOK {
 		err = fmt.Errorf("GET /@vite/client: %d", status)
 	}
-	return body, err
+	if err != nil {
+		return "", err
+	}
+	m := wsTokenRE.FindStringSubmatch(body)
+	if m == nil {
+		return "", errors.New("no wsToken in /@vite/client")
+	}
+	return m[1], nil
 }
