@@ -23,6 +23,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -110,7 +111,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	log.Info("previewserver: listening", "addr", ln.Addr().String(), "api", cfg.public+preview.DefaultAPIPrefix,
-		"previews", m.PreviewURL("{id}"), "dir", cfg.dir, "auth", cfg.token != "")
+		"previews", strings.Replace(m.PreviewURL("x"), "preview-x.", "preview-{id}.", 1), "dir", cfg.dir, "auth", cfg.token != "")
 
 	// The React template's packages install in the background, so that the
 	// first create does not wait for npm.
