@@ -25,13 +25,6 @@ func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 // wait bounds every wait: a deadline, not a measurement.
 const wait = 90 * time.Second
 
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
 // startHostApp runs the example in this process with its real flags on a
 // free port, with dir as its front end, and returns the Go app's base URL.
 func startHostApp(t *testing.T, dir string) string {
@@ -42,7 +35,7 @@ func startHostApp(t *testing.T, dir string) string {
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"-addr", fmt.Sprintf("127.0.0.1:%d", port), "-dir", dir}, testWriter{t}, ready)
+		done <- run(ctx, []string{"-addr", fmt.Sprintf("127.0.0.1:%d", port), "-dir", dir}, testenv.Writer(t), ready)
 	}()
 	select {
 	case <-ready:

@@ -58,7 +58,7 @@ func startServer(t *testing.T, extra ...string) *server {
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, args, testWriter{t}, ready) }()
+	go func() { done <- run(ctx, args, testenv.Writer(t), ready) }()
 	select {
 	case <-ready:
 	case err := <-done:
@@ -74,13 +74,6 @@ func startServer(t *testing.T, extra ...string) *server {
 		token:  "t0ken",
 		client: &http.Client{Timeout: 2 * wait},
 	}
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
 }
 
 func (s *server) post(t *testing.T, path string, body any) map[string]any {

@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"bytes"
+	"io"
 	"log/slog"
 	"sync"
 	"testing"
@@ -12,13 +13,19 @@ import (
 // are dropped instead of panicking. Register it before anything whose
 // Close logs, so that its cleanup runs last.
 func Logger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(Writer(t), &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+// Writer returns an io.Writer that logs each write as a line of the test's
+// log, with Logger's rule for writes after the test's cleanups.
+func Writer(t testing.TB) io.Writer {
 	w := &testWriter{t: t}
 	t.Cleanup(func() {
 		w.mu.Lock()
 		w.done = true
 		w.mu.Unlock()
 	})
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	return w
 }
 
 type testWriter struct {
