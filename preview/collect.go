@@ -109,7 +109,7 @@ func (s *session) refetch(ctx context.Context, path string, ts int64) int {
 	if err != nil {
 		return 0
 	}
-	resp, err := s.m.warmClient().Do(req)
+	resp, err := s.m.client.Do(req)
 	if err != nil {
 		return 0
 	}

@@ -115,6 +115,7 @@ type Manager struct {
 	store     Store
 	deps      *depCache
 	transport http.RoundTripper
+	client    *http.Client // the service's own requests to its dev servers (warm-up, re-fetches)
 	log       *slog.Logger
 	unlock    func()
 	nodeID    string
@@ -217,6 +218,7 @@ func New(opts *Options) (*Manager, error) {
 		baseDir:      o.BaseDir,
 		store:        o.Store,
 		transport:    o.Transport,
+		client:       &http.Client{Transport: o.Transport, Timeout: 60 * time.Second},
 		log:          log,
 		unlock:       unlock,
 		nodeID:       o.NodeID,

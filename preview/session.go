@@ -161,7 +161,7 @@ func (s *session) start(ctx context.Context, deps Deps, files []pendingFile) err
 	// opens the page next shares the work, the dependencies get optimized,
 	// and an update waits for the warm-up so that its edits bring HMR
 	// updates even when no browser has loaded the modules.
-	entries, err := loadPage(s.ctx, s.m.warmClient(), server.Targets().HTTP)
+	entries, err := loadPage(s.ctx, s.m.client, server.Targets().HTTP)
 	if err != nil {
 		s.log.Warn("vitehost/preview: the page is not served", "err", err)
 	}
@@ -169,7 +169,7 @@ func (s *session) start(ctx context.Context, deps Deps, files []pendingFile) err
 	go func() {
 		defer close(s.warmed)
 		start := time.Now()
-		warmModules(s.ctx, s.m.warmClient(), server.Targets().HTTP, entries)
+		warmModules(s.ctx, s.m.client, server.Targets().HTTP, entries)
 		s.log.Debug("vitehost/preview: modules warmed", "took", time.Since(start).Round(time.Millisecond))
 	}()
 	wctx, cancel := context.WithTimeout(s.ctx, s.m.opts.HMRWait)

@@ -10,7 +10,6 @@ import (
 	"regexp"
 	"strings"
 	"sync"
-	"time"
 )
 
 // maxWarmModules bounds the modules a warm-up fetches.
@@ -27,12 +26,6 @@ var (
 	// modules: import ... from "/x", import "/x", import("/x").
 	importSpec = regexp.MustCompile(`(?:\bfrom\s*|\bimport\s*\(?\s*)["'](/[^"'\s]+)["']`)
 )
-
-// warmClient is the HTTP client for requests the service itself sends to
-// its dev servers.
-func (m *Manager) warmClient() *http.Client {
-	return &http.Client{Transport: m.transport, Timeout: 60 * time.Second}
-}
 
 // loadPage fetches the page at base, as a browser's navigation does, and
 // returns the module scripts it loads. An error means the page is not served.

@@ -16,8 +16,13 @@ if ((${#missing[@]})); then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "deps: installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    log=$(mktemp)
+    if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >"$log" 2>&1; then
+      cat "$log" >&2
+      echo "deps: apt-get could not install ${missing[*]}" >&2
+      exit 1
+    fi
+    rm -f "$log"
   else
     echo "deps: missing ${missing[*]}; install them (Debian: apt-get install ${missing[*]})" >&2
   fi

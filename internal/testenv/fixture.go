@@ -53,7 +53,7 @@ func CacheDir() (string, error) {
 // Fixture copies the named fixture's sources into a fresh temporary
 // directory, links its installed node_modules there (hard links: cheap, and
 // the project looks self-contained to Vite and Nuxt), and returns the
-// directory. The install happens once per lockfile into CacheDir.
+// directory. The install happens once per lockfile into CacheDir (InstallDir).
 func Fixture(t testing.TB, name string) string {
 	t.Helper()
 	return FixtureDir(t, filepath.Join(FixturesDir(), name))
@@ -88,14 +88,10 @@ func copyFixture(src, dst string) error {
 	return nil
 }
 
-// Install makes sure the named fixture's packages are installed in the cache
-// and returns the node_modules directory. Concurrent callers, in this process
-// or in other test binaries, wait for one install.
-func Install(name string) (string, error) {
-	return InstallDir(filepath.Join(FixturesDir(), name))
-}
-
-// InstallDir is Install for a project anywhere in the module.
+// InstallDir makes sure the packages of the project at src (a package.json
+// and a package-lock.json) are installed in the cache and returns the
+// node_modules directory. Concurrent callers, in this process or in other
+// test binaries, wait for one install.
 func InstallDir(src string) (string, error) {
 	name := filepath.Base(src)
 	key, err := lockKey(src)
