@@ -87,22 +87,49 @@ func (m *Manager) handleCreate(w http.ResponseWriter, r *http.Request) {
 		m.fail(w, r, err)
 		return
 	}
-	create := func() {
-		info, err := m.Create(r.Context(), &req)
-		if err != nil {
-			m.fail(w, r, err)
-			return
-		}
+	p, err := m.checkCreate(&req)
+	if err != nil {
+		m.fail(w, r, err)
+		return
+	}
+	var info *Info
+	if req.SessionID == "" {
+		// A new session runs on the node that got the request.
+		info, err = m.create(r.Context(), NewID(), p)
+	} else {
+		info, err = m.createOrUpdate(w, r, req.SessionID, body, p)
+	}
+	switch {
+	case err != nil:
+		m.fail(w, r, err)
+	case info != nil:
 		writeJSON(w, http.StatusOK, infoResponse{
 			Success: true, SessionID: info.SessionID, PreviewURL: info.PreviewURL,
 			WSURL: info.WSURL, ExpiresAt: info.ExpiresAt.UnixMilli(),
 		})
 	}
-	if req.SessionID == "" {
-		create() // a new session runs on the node that got the request
-		return
+}
+
+// createOrUpdate serves a create that names its session: a live session
+// is updated (on its node), an unknown one is created here. A nil Info
+// without an error means another node answered.
+func (m *Manager) createOrUpdate(w http.ResponseWriter, r *http.Request, id string, body []byte, p *newProject) (*Info, error) {
+	for range maxAttempts {
+		loc, forwarded, err := m.reach(w, r, id, body, true)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			return m.create(r.Context(), id, p)
+		case err != nil || forwarded:
+			return nil, err
+		}
+		if _, err := m.update(r.Context(), loc.s, p.sent, nil); retry(err) {
+			continue // reach finds the new owner
+		} else if err != nil {
+			return nil, err
+		}
+		return m.info(loc.s.record()), nil
 	}
-	m.serveAPI(w, r, req.SessionID, body, true, create)
+	return nil, errMoving(id)
 }
 
 func (m *Manager) handleUpdate(w http.ResponseWriter, r *http.Request) {
@@ -111,13 +138,29 @@ func (m *Manager) handleUpdate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.PathValue("id")
-	m.serveAPI(w, r, id, body, true, func() {
-		var req UpdateRequest
-		if err := decodeJSON(body, &req); err != nil {
+	var req UpdateRequest
+	if err := decodeJSON(body, &req); err != nil {
+		m.fail(w, r, err)
+		return
+	}
+	files, err := checkFiles(req.Files, req.Delete, m.opts.Limits, m.opts.AllowConfigFiles)
+	if err != nil {
+		m.fail(w, r, err)
+		return
+	}
+	for range maxAttempts {
+		loc, forwarded, err := m.reach(w, r, id, body, true)
+		if forwarded {
+			return
+		}
+		if err != nil {
 			m.fail(w, r, err)
 			return
 		}
-		res, err := m.Update(r.Context(), id, &req)
+		res, err := m.update(r.Context(), loc.s, files, req.Delete)
+		if retry(err) {
+			continue // reach finds the new owner and hands the update to it
+		}
 		if err != nil {
 			m.fail(w, r, err)
 			return
@@ -126,65 +169,47 @@ func (m *Manager) handleUpdate(w http.ResponseWriter, r *http.Request) {
 			Success: true, Updated: res.Updated, HMRTriggered: res.HMRTriggered(), HMR: res.HMR,
 			Deleted: res.Deleted, Ignored: res.Ignored,
 		})
-	})
+		return
+	}
+	m.fail(w, r, errMoving(id))
 }
 
 func (m *Manager) handleStatus(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	m.serveAPI(w, r, id, nil, true, func() {
-		info, err := m.Status(r.Context(), id)
-		if err != nil {
-			m.fail(w, r, err)
-			return
-		}
+	loc, forwarded, err := m.reach(w, r, r.PathValue("id"), []byte{}, true)
+	switch {
+	case forwarded:
+	case err != nil:
+		m.fail(w, r, err)
+	default:
+		info := m.status(loc)
 		writeJSON(w, http.StatusOK, infoResponse{
 			Success: true, SessionID: info.SessionID, PreviewURL: info.PreviewURL,
 			Status: info.Status, ExpiresAt: info.ExpiresAt.UnixMilli(), Error: info.Error,
 		})
-	})
+	}
 }
 
 func (m *Manager) handleDelete(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	m.serveAPI(w, r, id, nil, false, func() {
-		if err := m.Delete(r.Context(), id); err != nil {
+	for range maxAttempts {
+		loc, forwarded, err := m.reach(w, r, id, []byte{}, false)
+		if forwarded {
+			return
+		}
+		if err == nil {
+			err = m.delete(r.Context(), loc)
+		}
+		if retry(err) {
+			continue // reach finds the new owner
+		}
+		if err != nil {
 			m.fail(w, r, err)
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]bool{"success": true})
-	})
-}
-
-// serveAPI runs here for a session of this node, and for one that no node
-// runs (here then answers 404, after validating the request as usual). On a
-// node of several, it forwards a request for another node's session to
-// that node, and takes the session over when the node is gone (with adopt,
-// starting it here; without, only claiming its record).
-func (m *Manager) serveAPI(w http.ResponseWriter, r *http.Request, id string, body []byte, adopt bool, here func()) {
-	if !m.clustered() || !ValidID(id) {
-		here()
 		return
 	}
-	if _, err := m.lookup(id); err == nil {
-		here() // this node's session: no store call
-		return
-	}
-	if body == nil {
-		body = []byte{} // GET and DELETE: nothing to send again
-	}
-	m.dispatch(w, r, route{
-		id:    id,
-		body:  body,
-		adopt: adopt,
-		here:  func(*session) { here() },
-		fail: func(err error) {
-			if errors.Is(err, ErrNotFound) {
-				here()
-				return
-			}
-			m.fail(w, r, err)
-		},
-	})
+	m.fail(w, r, errMoving(id))
 }
 
 // readBody reads the body within the size limit, answering 400 itself when
@@ -220,7 +245,7 @@ func (m *Manager) fail(w http.ResponseWriter, r *http.Request, err error) {
 		m.log.Warn("vitehost/preview: session store unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
 		w.Header().Set("Retry-After", "2")
 		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "the session store is unavailable; nothing was changed, try again shortly")
-	case errors.Is(err, ErrRemote):
+	case errors.Is(err, ErrRemote), errors.Is(err, ErrFenced):
 		m.log.Warn("vitehost/preview: session moved during the request", "method", r.Method, "path", r.URL.Path, "err", err)
 		w.Header().Set("Retry-After", "1")
 		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "the session is moving to another node; try again shortly")

@@ -2,6 +2,7 @@ package preview_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -22,7 +23,12 @@ import (
 	"github.com/vitehost/vitehost/preview"
 )
 
-func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+func TestMain(m *testing.M) {
+	if runTestNode() {
+		return
+	}
+	os.Exit(testenv.Main(m))
+}
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
@@ -104,7 +110,7 @@ func TestAPIRejectsBadInput(t *testing.T) {
 		InstallCommand: []string{"false"},
 	})
 	require.NoError(t, err)
-	defer m.Close()
+	defer m.Close(context.Background())
 	api := m.API()
 	before := tree(t, outer)
 
@@ -162,7 +168,7 @@ func TestAPIRejectsBadInput(t *testing.T) {
 			assert.Empty(t, testenv.Processes(), "no process was started")
 		})
 	}
-	assert.Equal(t, 0, m.Sessions())
+	assert.Equal(t, 0, m.NumSessions())
 }
 
 func TestSessionLimit(t *testing.T) {
@@ -182,12 +188,12 @@ func TestSessionLimit(t *testing.T) {
 		req := httptest.NewRequest("POST", "/kontext/preview", strings.NewReader(`{"files":[]}`))
 		api.ServeHTTP(httptest.NewRecorder(), req)
 	}()
-	require.Eventually(t, func() bool { return m.Sessions() == 1 }, wait, pollEvery)
+	require.Eventually(t, func() bool { return m.NumSessions() == 1 }, wait, pollEvery)
 	status, resp := call(t, api, "POST", "/kontext/preview", "", map[string]any{"files": []any{}})
 	assert.Equal(t, http.StatusTooManyRequests, status)
 	assert.Equal(t, "session_limit", resp.Error.Code)
 	// Close stops the hanging create and its install.
-	require.NoError(t, m.Close())
+	require.NoError(t, m.Close(context.Background()))
 	<-done
 	assert.Empty(t, testenv.Processes())
 }
@@ -202,7 +208,7 @@ func TestPublicURLs(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, tt.preview, m.PreviewURL("ID"))
 		assert.Equal(t, tt.ws, m.WSURL("ID"))
-		require.NoError(t, m.Close())
+		require.NoError(t, m.Close(context.Background()))
 	}
 	_, err := preview.New(&preview.Options{PublicURL: "jsbundler.example.com"})
 	assert.ErrorContains(t, err, "absolute http or https URL")
@@ -214,17 +220,17 @@ func TestOneManagerPerBaseDir(t *testing.T) {
 	require.NoError(t, err)
 	_, err = preview.New(&preview.Options{PublicURL: "http://localhost:8080", BaseDir: dir, Logger: quietLogger()})
 	assert.ErrorContains(t, err, "locked")
-	require.NoError(t, m.Close())
-	require.NoError(t, m.Close(), "Close is idempotent")
+	require.NoError(t, m.Close(context.Background()))
+	require.NoError(t, m.Close(context.Background()), "Close is idempotent")
 	m2, err := preview.New(&preview.Options{PublicURL: "http://localhost:8080", BaseDir: dir, Logger: quietLogger()})
 	require.NoError(t, err, "the lock is released by Close")
-	m2.Close()
+	m2.Close(context.Background())
 }
 
 func TestRouterHosts(t *testing.T) {
 	m, err := preview.New(&preview.Options{PublicURL: "http://localhost:8080", BaseDir: t.TempDir(), Logger: quietLogger()})
 	require.NoError(t, err)
-	defer m.Close()
+	defer m.Close(context.Background())
 	fallback := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "fallback") })
 	router := m.Router(fallback)
 	for _, tt := range []struct {

@@ -78,8 +78,8 @@ func TestClusterForwarding(t *testing.T) {
 	status, created := a.api(t, "POST", "", map[string]any{"files": []any{appTSX("Hello from A")}})
 	require.Equal(t, 200, status, "body: %s", created.Raw)
 	id := created.SessionID
-	assert.Equal(t, 1, a.m.Sessions(), "a create runs on the node that got it")
-	assert.Equal(t, 0, b.m.Sessions())
+	assert.Equal(t, 1, a.m.NumSessions(), "a create runs on the node that got it")
+	assert.Equal(t, 0, b.m.NumSessions())
 
 	status, page := b.get(t, created.PreviewURL+"/")
 	require.Equal(t, 200, status, "page through B: %s", page)
@@ -110,7 +110,7 @@ func TestClusterForwarding(t *testing.T) {
 	assert.Equal(t, id, again.SessionID)
 	_, app = b.get(t, created.PreviewURL+"/src/App.tsx")
 	assert.Contains(t, app, "Hello again via B")
-	assert.Equal(t, 0, b.m.Sessions(), "B never ran the session")
+	assert.Equal(t, 0, b.m.NumSessions(), "B never ran the session")
 
 	// A request that a node forwarded is never forwarded again.
 	req, err := http.NewRequest("GET", created.PreviewURL+"/", nil)
@@ -123,7 +123,7 @@ func TestClusterForwarding(t *testing.T) {
 
 	status, del := b.api(t, "DELETE", "/"+id, nil)
 	require.Equal(t, 200, status, "body: %s", del.Raw)
-	assert.Equal(t, 0, a.m.Sessions(), "the delete through B ended the session on A")
+	assert.Equal(t, 0, a.m.NumSessions(), "the delete through B ended the session on A")
 	assert.NoDirExists(t, filepath.Join(a.base, "preview-"+id))
 	assert.Empty(t, testenv.NodeProcesses(), "no node process after the delete")
 	for _, n := range nodes {
@@ -174,11 +174,11 @@ func TestClusterTakeover(t *testing.T) {
 			return err == nil && status == 200 && strings.Contains(app, "v2 before the crash")
 		}, wait, pollEvery, "the page through every node, with the content of the last update")
 	}
-	assert.Equal(t, 1, b.m.Sessions()+c.m.Sessions(), "exactly one node took the session over")
+	assert.Equal(t, 1, b.m.NumSessions()+c.m.NumSessions(), "exactly one node took the session over")
 	assert.Len(t, testenv.NodeProcesses(), 1, "exactly one Vite runs the session")
 
 	winner, loser := b, c
-	if c.m.Sessions() == 1 {
+	if c.m.NumSessions() == 1 {
 		winner, loser = c, b
 	}
 	_, err := fileOf(winner, id, "src/notes.txt")
@@ -243,7 +243,7 @@ func TestClusterRedisRestart(t *testing.T) {
 	onA, err := fileOf(a, id, "src/App.tsx")
 	require.NoError(t, err)
 	assert.Contains(t, onA, "before the restart", "a failed update writes nothing")
-	assert.Equal(t, 1, a.m.Sessions(), "a failed delete removes nothing")
+	assert.Equal(t, 1, a.m.NumSessions(), "a failed delete removes nothing")
 	status, _ = b.get(t, created.PreviewURL+"/")
 	assert.Equal(t, 503, status, "B cannot find the node of the session")
 

@@ -25,8 +25,8 @@ const errorWait = time.Second
 // browser's HMR client does, so that a compile error is found (and sent as
 // an error message) even when no browser is open.
 func (s *session) collect(ctx context.Context, msgs <-chan hmrMessage) HMR {
-	res := HMR{Type: "none", Paths: []string{}}
-	first := time.NewTimer(s.m.opts.HMRWait)
+	res := HMR{Type: HMRNone, Paths: []string{}}
+	first := time.NewTimer(s.env.hmrWait)
 	defer first.Stop()
 	var quiet <-chan time.Time
 	fetched := make(chan int, 64)
@@ -44,8 +44,8 @@ func (s *session) collect(ctx context.Context, msgs <-chan hmrMessage) HMR {
 		case m := <-msgs:
 			switch m.Type {
 			case "update":
-				if res.Type != "full-reload" {
-					res.Type = "update"
+				if res.Type != HMRFullReload {
+					res.Type = HMRUpdate
 				}
 				for _, u := range m.Updates {
 					addPath(u.Path)
@@ -55,7 +55,7 @@ func (s *session) collect(ctx context.Context, msgs <-chan hmrMessage) HMR {
 					}
 				}
 			case "full-reload":
-				res.Type = "full-reload"
+				res.Type = HMRFullReload
 				if m.Path == "" {
 					addPath("*")
 				} else {
@@ -109,7 +109,7 @@ func (s *session) refetch(ctx context.Context, path string, ts int64) int {
 	if err != nil {
 		return 0
 	}
-	resp, err := s.m.client.Do(req)
+	resp, err := s.env.client.Do(req)
 	if err != nil {
 		return 0
 	}

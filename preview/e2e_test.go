@@ -100,7 +100,7 @@ func startNode(t *testing.T, opts preview.Options, cluster bool) *service {
 // kill closes the manager and then the server with every connection, the
 // way a node that goes away looks to the others. It is safe to call twice.
 func (s *service) kill() {
-	s.m.Close()
+	s.m.Close(context.Background())
 	s.srv.Close()
 	s.client.CloseIdleConnections()
 }
@@ -224,7 +224,7 @@ func TestPreviewEndToEnd(t *testing.T) {
 	assert.True(t, upd.Success)
 	assert.Equal(t, []string{"src/App.tsx"}, upd.Updated)
 	assert.True(t, upd.HMRTriggered, "body: %s", upd.Raw)
-	assert.Equal(t, "update", upd.HMR.Type)
+	assert.Equal(t, preview.HMRUpdate, upd.HMR.Type)
 	assert.Contains(t, upd.HMR.Paths, "/src/App.tsx")
 	assert.Nil(t, upd.HMR.Error)
 	msg := readHMR(t, conn, func(m map[string]any) bool { return m["type"] == "update" })
@@ -266,7 +266,7 @@ func TestPreviewEndToEnd(t *testing.T) {
 	assert.Equal(t, id, again.SessionID)
 	_, app = svc.get(t, created.PreviewURL+"/src/App.tsx")
 	assert.Contains(t, app, "Hello v4")
-	assert.Equal(t, 1, svc.m.Sessions())
+	assert.Equal(t, 1, svc.m.NumSessions())
 
 	// Delete: no process, no directory, 404 after.
 	status, del := svc.api(t, "DELETE", "/"+id, nil)
@@ -294,7 +294,7 @@ func TestPreviewExpiry(t *testing.T) {
 	status, resp := svc.api(t, "GET", "/"+created.SessionID, nil)
 	assert.Equal(t, 404, status)
 	assert.Equal(t, "not_found", resp.Error.Code)
-	assert.Equal(t, 0, svc.m.Sessions())
+	assert.Equal(t, 0, svc.m.NumSessions())
 }
 
 // TestPreviewDependencyCache creates sessions against an empty cache and

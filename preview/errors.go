@@ -6,19 +6,21 @@ import (
 )
 
 // Errors that callers branch on with errors.Is. The API maps them to HTTP
-// statuses: ErrInvalid 400, ErrUnauthorized 401, ErrNotFound 404, ErrLimit
-// 429, ErrDevServer 502, ErrUnavailable, ErrRemote and ErrClosed 503.
+// statuses: ErrInvalid 400, ErrNotFound 404, ErrLimit 429, ErrDevServer
+// 502, ErrUnavailable, ErrRemote, ErrFenced and ErrClosed 503.
 var (
-	ErrInvalid      = errors.New("vitehost/preview: invalid request")
-	ErrUnauthorized = errors.New("vitehost/preview: missing or wrong API token")
-	ErrNotFound     = errors.New("vitehost/preview: session not found")
-	ErrLimit        = errors.New("vitehost/preview: session limit reached")
-	ErrDevServer    = errors.New("vitehost/preview: dev server failed")
-	ErrUnavailable  = errors.New("vitehost/preview: session store unavailable")
+	ErrInvalid     = errors.New("vitehost/preview: invalid request")
+	ErrNotFound    = errors.New("vitehost/preview: session not found")
+	ErrLimit       = errors.New("vitehost/preview: session limit reached")
+	ErrDevServer   = errors.New("vitehost/preview: dev server failed")
+	ErrUnavailable = errors.New("vitehost/preview: session store unavailable")
 	// ErrRemote is what the Manager's methods return for a session that
 	// another node runs; the API forwards such requests to that node.
 	ErrRemote = errors.New("vitehost/preview: session runs on another node")
 	ErrClosed = errors.New("vitehost/preview: manager closed")
+	// ErrFenced is a Store's answer to a write whose epoch is older than
+	// the session record's: another node has claimed the session since.
+	ErrFenced = errors.New("vitehost/preview: the session was claimed by another node")
 )
 
 // Error codes of the API's {success: false, error: {code, message}} answers.

@@ -20,7 +20,7 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer m.Close() // stops every session's Vite
+	defer m.Close(context.Background()) // stops every session's Vite
 
 	srv := &http.Server{Addr: "127.0.0.1:8080", Handler: m.Router(m.API())}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -36,7 +36,7 @@ func ExampleManager_Update() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer m.Close()
+	defer m.Close(context.Background())
 	ctx := context.Background()
 
 	info, err := m.Create(ctx, &preview.CreateRequest{Files: []preview.File{

@@ -14,7 +14,7 @@ import (
 )
 
 // This file is where a session's files are checked and written: every path
-// a client sends goes through CleanPath, and every write goes through an
+// a client sends goes through cleanPath, and every write goes through an
 // os.Root opened on the session directory, so that neither "..", an absolute
 // path nor a symbolic link can reach outside it.
 
@@ -65,12 +65,12 @@ func isExecuted(name string) bool {
 	return false
 }
 
-// CleanPath checks a client-sent path and returns it unchanged when it is a
+// cleanPath checks a client-sent path and returns it unchanged when it is a
 // plain relative path inside the project: forward slashes, no empty, "." or
 // ".." component, no NUL or other control character, no backslash or colon
 // (Windows drive letters and separators), no reserved component, at most
 // maxLen bytes, and each component at most 255 bytes.
-func CleanPath(name string, maxLen int) (string, error) {
+func cleanPath(name string, maxLen int) (string, error) {
 	switch {
 	case name == "":
 		return "", invalid(CodeBadPath, "empty file name")
@@ -133,18 +133,44 @@ func (f File) decode() ([]byte, error) {
 // temporary file in the same directory that then replaces the name, so that
 // Vite's watcher never reads half a file.
 func writeFiles(root *os.Root, files []pendingFile) error {
-	for _, f := range files {
-		if err := writeAtomic(root, f.name, f.data); err != nil {
-			return err
-		}
+	staged, err := stageFiles(root, files)
+	if err != nil {
+		return err
 	}
-	return nil
+	defer staged.discard()
+	return staged.commit(root)
 }
 
-func writeAtomic(root *os.Root, name string, data []byte) error {
+// stagedFiles are files written under temporary names beside their own,
+// waiting to replace them.
+type stagedFiles struct {
+	root  *os.Root
+	tmp   []string // temporary names, in the order of names
+	names []string
+	done  int // how many were renamed into place
+}
+
+// stageFiles writes every file under a temporary name in its directory
+// (creating the directories). On an error nothing is left of the temporary
+// files; the directories stay.
+func stageFiles(root *os.Root, files []pendingFile) (*stagedFiles, error) {
+	st := &stagedFiles{root: root}
+	for _, f := range files {
+		tmp, err := stageFile(root, f.name, f.data)
+		if err != nil {
+			st.discard()
+			return nil, err
+		}
+		st.tmp = append(st.tmp, tmp)
+		st.names = append(st.names, f.name)
+	}
+	return st, nil
+}
+
+func stageFile(root *os.Root, name string, data []byte) (string, error) {
 	if dir := path.Dir(name); dir != "." {
 		if err := root.MkdirAll(dir, 0o755); err != nil {
-			return err
+			return "", err
 		}
 	}
 	var rnd [8]byte
@@ -152,20 +178,36 @@ func writeAtomic(root *os.Root, name string, data []byte) error {
 	tmp := path.Join(path.Dir(name), tmpPrefix+hex.EncodeToString(rnd[:]))
 	f, err := root.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 	if err != nil {
-		return err
+		return "", err
 	}
 	_, err = f.Write(data)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil {
-		err = root.Rename(tmp, name)
-	}
 	if err != nil {
 		root.Remove(tmp)
-		return err
+		return "", err
+	}
+	return tmp, nil
+}
+
+// commit renames the staged files into place, in order: each rename is
+// atomic, and a rename within a directory fails only when the disk does.
+func (st *stagedFiles) commit(root *os.Root) error {
+	for ; st.done < len(st.tmp); st.done++ {
+		if err := root.Rename(st.tmp[st.done], st.names[st.done]); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// discard removes the temporary files that were not committed.
+func (st *stagedFiles) discard() {
+	for _, tmp := range st.tmp[st.done:] {
+		st.root.Remove(tmp)
+	}
+	st.done = len(st.tmp)
 }
 
 // removeFiles removes the named files from root; a missing file is not an

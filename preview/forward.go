@@ -4,17 +4,19 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
+	"time"
 
 	"github.com/vitehost/vitehost/ssrproxy"
 )
 
 // This file is where a node of several sends a request for a session that
 // another node runs to that node: preview pages, modules and HMR sockets
-// (the router) and API calls alike, through one ssrproxy.Proxy per node. A
-// node that cannot be reached has its session taken over (takeover.go).
+// (the router) and API calls alike, through one ssrproxy.Proxy per node.
 
 // ForwardedHeader marks a request that a node forwarded to the node that
 // runs its session; its value is the sender's NodeID. A node never forwards
@@ -25,14 +27,81 @@ const ForwardedHeader = "X-Vitehost-Forwarded"
 // to it takes the session over at once instead of relaying the 503.
 const closedHeader = "X-Vitehost-Closed"
 
-// errOwnerClosed is a forward answered by a Manager that is closing.
-var errOwnerClosed = errors.New("vitehost/preview: the session's node is shutting down")
+// Reasons a forward wrote nothing: the caller decides what comes next.
+var (
+	// errOwnerGone: nothing accepts connections at the node's address, or
+	// the node is shutting down.
+	errOwnerGone = errors.New("vitehost/preview: the session's node is gone")
+	// errOwnerSilent: the node accepted the connection but did not answer
+	// within ForwardTimeout (it hangs, or it is stopped).
+	errOwnerSilent = errors.New("vitehost/preview: the session's node does not answer")
+	// errOwnerClosed is a forward answered by a Manager that is closing.
+	errOwnerClosed = errors.New("vitehost/preview: the session's node is shutting down")
+)
 
-// forwardState carries, in a forwarded request's context, the reason the
-// owner node could not be reached, for dispatch to read.
-type forwardState struct{ down error }
+// reach finds where session id is for the request r (resolve) and, when
+// another node runs it, forwards r there. It returns the location of a
+// session of this node (or, without adopt, of a record that no live node
+// owns), or forwarded true when another node has answered the request, or
+// the error to answer. A node that does not answer a forward counts as gone
+// once its lease has run out, and resolve then takes the session over.
+// body is the request's body, read beforehand so that it can be sent again;
+// nil streams the request's own body (a request that then cannot be sent
+// twice).
+func (m *Manager) reach(w http.ResponseWriter, r *http.Request, id string, body []byte, adopt bool) (loc location, forwarded bool, err error) {
+	wasForwarded := r.Header.Get(ForwardedHeader) != ""
+	gone := ""
+	for range maxAttempts {
+		loc, err := m.resolve(r.Context(), id, adopt, gone)
+		switch {
+		case err != nil:
+			return location{}, false, err
+		case !loc.remote:
+			return loc, false, nil
+		case wasForwarded:
+			// The sender thought this node runs the session; it does not.
+			return location{}, false, fmt.Errorf("%w: %s", ErrNotFound, id)
+		}
+		err = m.forward(w, r, loc.rec.OwnerAddr, body)
+		switch {
+		case err == nil:
+			return location{}, true, nil
+		case errors.Is(err, errOwnerGone):
+		case errors.Is(err, errOwnerSilent) && m.awaitLeaseEnd(r.Context(), loc.rec.Owner):
+		case errors.Is(err, errOwnerSilent):
+			return location{}, false, fmt.Errorf("%w: session %s: node %s holds its lease but does not answer", ErrUnavailable, id, loc.rec.Owner)
+		default:
+			return location{}, false, err
+		}
+		m.log.Warn("vitehost/preview: the session's node is gone; taking the session over",
+			"session", id, "owner", loc.rec.Owner, "addr", loc.rec.OwnerAddr, "err", err)
+		if body == nil && r.Body != nil && r.Body != http.NoBody {
+			return location{}, false, fmt.Errorf("%w: session %s: its node failed while the request's body was sent", ErrUnavailable, id)
+		}
+		gone = loc.rec.Owner
+	}
+	return location{}, false, errMoving(id)
+}
 
-type forwardKey struct{}
+// awaitLeaseEnd waits, at most LeaseTTL, for node's lease to run out, and
+// reports whether it did.
+func (m *Manager) awaitLeaseEnd(ctx context.Context, node string) bool {
+	ctx, cancel := context.WithTimeout(ctx, m.opts.LeaseTTL)
+	defer cancel()
+	t := time.NewTicker(max(m.opts.LeaseTTL/12, 10*time.Millisecond))
+	defer t.Stop()
+	for {
+		alive, err := m.store.LeaseAlive(ctx, node)
+		if err == nil && !alive {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+		}
+	}
+}
 
 // forwarder returns the proxy to the node at addr, or nil once the Manager
 // is closed.
@@ -62,22 +131,48 @@ func (m *Manager) forwarder(addr string) *ssrproxy.Proxy {
 	return p
 }
 
-// ownerGone reports whether a forward failed because the owner node is not
-// there: nothing accepts connections at its address, or it is closing. An
-// error on an established connection is not this: the node may still run
-// the session.
-func ownerGone(err error) bool {
-	return errors.Is(err, errOwnerClosed) || errors.Is(err, ssrproxy.ErrUnavailable) && !errors.Is(err, ssrproxy.ErrNoTarget)
+// forwardWriter is the ResponseWriter a forward hands the proxy: the
+// proxy's ErrorHandler (forwardError) leaves in it why the node could not
+// serve the request, when it wrote nothing, and forward returns that.
+type forwardWriter struct {
+	http.ResponseWriter
+	down error
 }
 
-// forwardError is the forwarders' ErrorHandler. When the owner is gone it
-// writes nothing and leaves the reason for dispatch, which takes over.
-func (m *Manager) forwardError(w http.ResponseWriter, r *http.Request, err error) {
-	if st, ok := r.Context().Value(forwardKey{}).(*forwardState); ok && ownerGone(err) {
-		st.down = err
-		return
+// Unwrap lets http.ResponseController reach the connection (WebSocket
+// tunnels hijack it).
+func (w *forwardWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// forward relays r to the node at addr, with body (when not nil) as its
+// body. It returns errOwnerGone or errOwnerSilent, having written nothing
+// to w, when the node cannot serve the request, and ErrClosed when this
+// Manager is closed.
+func (m *Manager) forward(w http.ResponseWriter, r *http.Request, addr string, body []byte) error {
+	p := m.forwarder(addr)
+	if p == nil {
+		return ErrClosed
 	}
+	out := r.Clone(r.Context())
+	out.Header.Set(ForwardedHeader, m.nodeID)
+	if body != nil {
+		out.Body = io.NopCloser(bytes.NewReader(body))
+		out.ContentLength = int64(len(body))
+		out.TransferEncoding = nil
+	}
+	fw := &forwardWriter{ResponseWriter: w}
+	p.ServeHTTP(fw, out)
+	return fw.down
+}
+
+// forwardError is the forwarders' ErrorHandler. When the owner cannot serve
+// the request it writes nothing and leaves the reason for forward.
+func (m *Manager) forwardError(w http.ResponseWriter, r *http.Request, err error) {
+	fw, _ := w.(*forwardWriter)
 	switch {
+	case fw != nil && r.Context().Err() == nil && (errors.Is(err, errOwnerClosed) || errors.Is(err, ssrproxy.ErrUnavailable) && !errors.Is(err, ssrproxy.ErrNoTarget)):
+		fw.down = fmt.Errorf("%w: %w", errOwnerGone, err)
+	case fw != nil && r.Context().Err() == nil && timedOut(err):
+		fw.down = fmt.Errorf("%w: %w", errOwnerSilent, err)
 	case errors.Is(err, ssrproxy.ErrClosed):
 		w.Header().Set(closedHeader, "1")
 		http.Error(w, "the service is shutting down", http.StatusServiceUnavailable)
@@ -89,89 +184,9 @@ func (m *Manager) forwardError(w http.ResponseWriter, r *http.Request, err error
 	}
 }
 
-// forward relays r to the node at addr, with body (when not nil) as its
-// body. It returns the reason when the node is gone, and then has written
-// nothing to w.
-func (m *Manager) forward(w http.ResponseWriter, r *http.Request, addr string, body []byte) error {
-	p := m.forwarder(addr)
-	if p == nil {
-		return ErrClosed
-	}
-	st := &forwardState{}
-	out := r.Clone(context.WithValue(r.Context(), forwardKey{}, st))
-	out.Header.Set(ForwardedHeader, m.nodeID)
-	if body != nil {
-		out.Body = io.NopCloser(bytes.NewReader(body))
-		out.ContentLength = int64(len(body))
-		out.TransferEncoding = nil
-	}
-	p.ServeHTTP(w, out)
-	return st.down
-}
-
-// route is what dispatch needs to serve a request for one session.
-type route struct {
-	id string
-	// body is the request's body, read beforehand so that it can be sent
-	// again after a failed forward; nil streams the request's own body.
-	body []byte
-	// adopt: take the session over (start it here) when its node is gone.
-	// Without it the record is only claimed (a delete needs no dev server).
-	adopt bool
-	// here serves the request on this node: s runs the session, or is nil
-	// when this node has only a record to go by (or none).
-	here func(s *session)
-	// fail answers an error.
-	fail func(error)
-}
-
-// dispatch serves a request for a session that does not run here (or may
-// not): it asks the store where the session runs and forwards the request
-// there; when that node is gone, it takes the session over and serves the
-// request here, or forwards it to the node that took it over first.
-func (m *Manager) dispatch(w http.ResponseWriter, r *http.Request, rt route) {
-	forwarded := r.Header.Get(ForwardedHeader) != ""
-	for range maxAttempts {
-		p, err := m.find(r.Context(), rt.id)
-		switch {
-		case err != nil:
-			rt.fail(err)
-			return
-		case p.s != nil:
-			rt.here(p.s)
-			return
-		case p.orphan && !rt.adopt:
-			rt.here(nil)
-			return
-		case p.orphan:
-			if err := m.takeover(r.Context(), p.rec); err != nil && !errors.Is(err, errLost) {
-				rt.fail(err)
-				return
-			}
-			continue
-		case !p.remote || forwarded:
-			// The sender thought this node runs the session; it does not.
-			rt.fail(ErrNotFound)
-			return
-		}
-		down := m.forward(w, r, p.rec.OwnerAddr, rt.body)
-		if down == nil {
-			return
-		}
-		if errors.Is(down, ErrClosed) {
-			rt.fail(down)
-			return
-		}
-		m.log.Warn("vitehost/preview: the session's node is gone; taking the session over",
-			"session", rt.id, "owner", p.rec.Owner, "addr", p.rec.OwnerAddr, "err", down)
-		take := m.claim
-		if rt.adopt {
-			take = m.takeover
-		}
-		if err := take(r.Context(), p.rec); err != nil && !errors.Is(err, errLost) {
-			rt.fail(err)
-			return
-		}
-	}
-	rt.fail(errMoving(rt.id))
+// timedOut reports whether err is a wait for the other node that ran out:
+// the transport's ResponseHeaderTimeout, or a WebSocket handshake's.
+func timedOut(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout() || errors.Is(err, context.DeadlineExceeded)
 }

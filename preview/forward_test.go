@@ -55,6 +55,16 @@ func deadAddr(t *testing.T) string {
 	return addr
 }
 
+// putRecord creates rec in store, as the node that owns it did, and returns
+// its epoch.
+func putRecord(t *testing.T, store preview.Store, rec preview.Record) int64 {
+	t.Helper()
+	epoch, ok, err := store.Claim(context.Background(), 0, rec)
+	require.NoError(t, err)
+	require.True(t, ok)
+	return epoch
+}
+
 func clusterManager(t *testing.T, store preview.Store, id string) *preview.Manager {
 	m, err := preview.New(&preview.Options{
 		PublicURL: "http://localhost:8080", BaseDir: t.TempDir(), Store: store, Token: "s3cret",
@@ -62,7 +72,7 @@ func clusterManager(t *testing.T, store preview.Store, id string) *preview.Manag
 		InstallCommand: []string{"false"}, // nothing here may install
 	})
 	require.NoError(t, err)
-	t.Cleanup(func() { m.Close() })
+	t.Cleanup(func() { m.Close(context.Background()) })
 	return m
 }
 
@@ -85,9 +95,10 @@ func TestForwardToOwner(t *testing.T) {
 	m := clusterManager(t, store, "b")
 	h := m.Router(m.API())
 	id := preview.NewID()
-	require.NoError(t, store.Put(context.Background(), preview.Record{
+	putRecord(t, store, preview.Record{
 		ID: id, Status: preview.StatusActive, Owner: "a", OwnerAddr: addr, ExpiresAt: time.Now().Add(time.Hour),
-	}))
+	})
+	require.NoError(t, store.RenewLease(context.Background(), "a", time.Hour)) // node a is alive
 	host := "preview-" + id + ".localhost:8080"
 
 	body := `{"files":[{"name":"src/App.tsx","content":"x"}]}`
@@ -106,7 +117,7 @@ func TestForwardToOwner(t *testing.T) {
 		last := got[len(got)-1]
 		assert.Equal(t, seen{tt.method, tt.host, tt.path, "b", "Bearer s3cret", tt.body}, last)
 	}
-	assert.Equal(t, 0, m.Sessions())
+	assert.Equal(t, 0, m.NumSessions())
 
 	// A forwarded request is never forwarded again.
 	n := len(requests())
@@ -139,12 +150,12 @@ func TestTakeoverWithoutFiles(t *testing.T) {
 	} {
 		t.Run(owner.name, func(t *testing.T) {
 			id := preview.NewID()
-			require.NoError(t, store.Put(ctx, preview.Record{ID: id, Owner: owner.id, OwnerAddr: owner.addr, ExpiresAt: time.Now().Add(time.Hour)}))
+			putRecord(t, store, preview.Record{ID: id, Owner: owner.id, OwnerAddr: owner.addr, ExpiresAt: time.Now().Add(time.Hour)})
 			rec := serve(h, "GET", "preview-"+id+".localhost:8080", "/", "")
 			assert.Equal(t, 404, rec.Code, "body: %s", rec.Body)
 			_, err := store.Get(ctx, id)
 			assert.ErrorIs(t, err, preview.ErrNotFound, "the session that cannot come back is removed")
-			assert.Equal(t, 0, m.Sessions())
+			assert.Equal(t, 0, m.NumSessions())
 		})
 	}
 	assert.Empty(t, testenv.Processes())
@@ -159,8 +170,8 @@ func TestDeleteOfLostSession(t *testing.T) {
 	ctx := context.Background()
 	id := preview.NewID()
 	expires := time.Now().Add(time.Hour)
-	require.NoError(t, store.Put(ctx, preview.Record{ID: id, Owner: "a", OwnerAddr: deadAddr(t), ExpiresAt: expires}))
-	require.NoError(t, store.SaveFiles(ctx, id, map[string][]byte{"package.json": []byte(`{}`), "index.html": nil}, nil, expires))
+	epoch := putRecord(t, store, preview.Record{ID: id, Owner: "a", OwnerAddr: deadAddr(t), ExpiresAt: expires})
+	require.NoError(t, store.SaveFiles(ctx, id, epoch, map[string][]byte{"package.json": []byte(`{}`), "index.html": nil}, nil))
 
 	status, resp := call(t, api, "DELETE", "/kontext/preview/"+id, "s3cret", nil)
 	assert.Equal(t, 200, status, "body: %s", resp.Raw)
@@ -168,7 +179,7 @@ func TestDeleteOfLostSession(t *testing.T) {
 	assert.ErrorIs(t, err, preview.ErrNotFound)
 	_, err = store.LoadFiles(ctx, id)
 	assert.ErrorIs(t, err, preview.ErrNotFound)
-	assert.Equal(t, 0, m.Sessions())
+	assert.Equal(t, 0, m.NumSessions())
 	assert.Empty(t, testenv.Processes(), "nothing was started for a delete")
 }
 
@@ -181,8 +192,8 @@ func (*failingStore) Get(context.Context, string) (preview.Record, error) {
 	return preview.Record{}, errDown
 }
 
-func (*failingStore) Claim(context.Context, string, string, preview.Record) (bool, error) {
-	return false, errDown
+func (*failingStore) Claim(context.Context, int64, preview.Record) (int64, bool, error) {
+	return 0, false, errDown
 }
 
 // TestStoreUnavailable checks the answers of a node whose store cannot be

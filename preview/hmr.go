@@ -21,11 +21,20 @@ import (
 // sees what Vite tells the browsers, so that an update can answer whether it
 // reached them (hmrTriggered) and with which compile error.
 
+// HMRType says what Vite did after an update.
+type HMRType string
+
+// The values of HMR.Type.
+const (
+	HMRUpdate     HMRType = "update"      // modules were hot-replaced
+	HMRFullReload HMRType = "full-reload" // the page reloads
+	HMRNone       HMRType = "none"        // Vite sent nothing: no loaded module uses the files
+)
+
 // HMR is what Vite did after an update, as the update response reports it.
 type HMR struct {
-	// Type is "update" (modules were hot-replaced), "full-reload" (the page
-	// reloads) or "none" (Vite sent nothing: no loaded module uses the files).
-	Type string `json:"type"`
+	// Type is what Vite did.
+	Type HMRType `json:"type"`
 	// Paths are the modules Vite updated, or the page it reloads.
 	Paths []string `json:"paths"`
 	// Error is the compile error Vite sent for the new code, if any.

@@ -80,7 +80,7 @@ func checkFiles(files []File, deletes []string, l Limits, allowConfig bool) (che
 	var total int64
 	seen := make(map[string]bool, len(files))
 	for _, f := range files {
-		name, err := CleanPath(f.Name, l.MaxPathLength)
+		name, err := cleanPath(f.Name, l.MaxPathLength)
 		if err != nil {
 			return out, err
 		}
@@ -112,7 +112,7 @@ func checkFiles(files []File, deletes []string, l Limits, allowConfig bool) (che
 		}
 	}
 	for _, d := range deletes {
-		name, err := CleanPath(d, l.MaxPathLength)
+		name, err := cleanPath(d, l.MaxPathLength)
 		if err != nil {
 			return out, err
 		}

@@ -29,25 +29,13 @@ func (m *Manager) Router(fallback http.Handler) http.Handler {
 			fallback.ServeHTTP(w, r)
 			return
 		}
-		s, err := m.lookup(id)
+		loc, forwarded, err := m.reach(w, r, id, nil, true)
 		switch {
-		case err == nil:
-			serveSession(w, r, s)
-		case !m.clustered() || !errors.Is(err, ErrNotFound):
-			notFoundPage(w, id)
+		case forwarded:
+		case err != nil:
+			m.routerError(w, r, id, err)
 		default:
-			m.dispatch(w, r, route{
-				id:    id,
-				adopt: true,
-				here: func(s *session) {
-					if s == nil {
-						notFoundPage(w, id)
-						return
-					}
-					serveSession(w, r, s)
-				},
-				fail: func(err error) { m.routerError(w, r, id, err) },
-			})
+			serveSession(w, r, loc.s)
 		}
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -20,53 +21,92 @@ import (
 // runs.
 var errNoTarget = errors.New("vitehost/preview: dev server not listening")
 
+// errStopped is the error of a request that waited for a session of this
+// node while the session stopped (deleted, expired, claimed by another
+// node): resolving the session again says where it is now.
+var errStopped = fmt.Errorf("%w: it stopped on this node during the request", ErrNotFound)
+
+// retry reports whether a request that acted on a session of this node
+// should resolve the session again: another node claimed it (ErrFenced),
+// or it stopped here meanwhile.
+func retry(err error) bool { return errors.Is(err, ErrFenced) || errors.Is(err, errStopped) }
+
+// sessionEnv is what every session of a Manager uses, fixed when the
+// Manager is made: a session gets it at birth and never reaches back into
+// its Manager.
+type sessionEnv struct {
+	store     Store
+	deps      *depCache
+	transport http.RoundTripper // the proxies' requests to the dev servers
+	client    *http.Client      // the service's own requests to them (warm-up, re-fetches)
+	clustered bool              // one node of several: files go to the store too
+
+	node         string
+	startTimeout time.Duration
+	hmrWait      time.Duration
+	allowConfig  bool
+}
+
 // session is one preview: a directory, a dev server, the proxy in front of
-// it and the service's own HMR client. mu serializes start, update and
-// removal; the fields under it are set by start and read by holders of mu,
-// except where noted.
+// it and the service's own HMR client.
+//
+// A session is started once (run) and stopped once (stop). Until ready is
+// closed, only run touches the fields under "set by run"; afterwards they
+// are read-only until stop, which waits for ready first. No mutex of a
+// session is held across I/O: updates take turns through the turn channel,
+// waiting with their own contexts.
 type session struct {
-	m       *Manager
-	id      string
-	dir     string
-	created time.Time
-	expires time.Time
-	log     *slog.Logger
+	id         string
+	dir        string
+	previewURL *url.URL
+	created    time.Time
+	expires    time.Time
+	env        *sessionEnv
+	log        *slog.Logger
 
 	ctx    context.Context // lives as long as the session
 	cancel context.CancelFunc
 
-	mu     sync.Mutex
-	gone   bool
+	ready    chan struct{} // closed when run is done
+	startErr error         // why run failed; set before ready is closed
+
+	// set by run
 	root   *os.Root
-	warmed chan struct{} // closed when the background warm-up is done
 	server *vite.Server
 	hmr    *hmrClient
+	warmed chan struct{} // closed when the background warm-up is done
 
-	// state is read without mu (status requests must not wait for an update).
+	// proxy is set once the dev server is up; the router reads it before
+	// ready is closed too.
+	proxy atomic.Pointer[ssrproxy.Proxy]
+
+	turn chan struct{} // holds a token while an update (or a record sync) runs
+
+	stopOnce sync.Once
+	stopped  chan struct{}
+
+	// state guards rec: status requests never wait for an update.
 	state sync.Mutex
 	rec   Record
-
-	// proxy is set once the dev server is up; the router reads it without mu.
-	proxy atomic.Pointer[ssrproxy.Proxy]
 }
 
-func newSession(m *Manager, id string, created, expires time.Time) *session {
+func newSession(env *sessionEnv, rec Record, previewURL *url.URL, log *slog.Logger) *session {
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &session{
-		m:       m,
-		id:      id,
-		dir:     filepath.Join(m.baseDir, "preview-"+id),
-		created: created,
-		expires: expires,
-		log:     m.log.With("session", id),
-		ctx:     ctx,
-		cancel:  cancel,
+	return &session{
+		id:         rec.ID,
+		dir:        rec.Dir,
+		previewURL: previewURL,
+		created:    rec.CreatedAt,
+		expires:    rec.ExpiresAt,
+		env:        env,
+		log:        log.With("session", rec.ID),
+		ctx:        ctx,
+		cancel:     cancel,
+		ready:      make(chan struct{}),
+		turn:       make(chan struct{}, 1),
+		stopped:    make(chan struct{}),
+		rec:        rec,
 	}
-	s.rec = Record{
-		ID: id, Status: StatusInstalling, Dir: s.dir, Owner: m.nodeID, OwnerAddr: m.nodeAddr,
-		CreatedAt: created, ExpiresAt: expires,
-	}
-	return s
 }
 
 func (s *session) expired(now time.Time) bool { return !now.Before(s.expires) }
@@ -77,8 +117,57 @@ func (s *session) record() Record {
 	return s.rec
 }
 
-// setStatus records a new status locally and in the store.
-func (s *session) setStatus(ctx context.Context, st Status, errMsg string) {
+func (s *session) epoch() int64 {
+	s.state.Lock()
+	defer s.state.Unlock()
+	return s.rec.Epoch
+}
+
+func (s *session) setEpoch(e int64) {
+	s.state.Lock()
+	s.rec.Epoch = e
+	s.state.Unlock()
+}
+
+// isReady reports whether run has ended, well or not.
+func (s *session) isReady() bool {
+	select {
+	case <-s.ready:
+		return true
+	default:
+		return false
+	}
+}
+
+// waitReady waits for run to end and returns its error.
+func (s *session) waitReady(ctx context.Context) error {
+	select {
+	case <-s.ready:
+		return s.startErr
+	case <-s.stopped:
+		return errStopped
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// takeTurn waits until no other update runs on the session.
+func (s *session) takeTurn(ctx context.Context) error {
+	select {
+	case s.turn <- struct{}{}:
+		return nil
+	case <-s.stopped:
+		return errStopped
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *session) endTurn() { <-s.turn }
+
+// setStatus records a new status locally and in the store. The store's
+// ErrFenced means another node owns the session now: the caller stops it.
+func (s *session) setStatus(ctx context.Context, st Status, errMsg string) error {
 	s.state.Lock()
 	s.rec.Status, s.rec.Error = st, errMsg
 	if s.server != nil {
@@ -87,22 +176,50 @@ func (s *session) setStatus(ctx context.Context, st Status, errMsg string) {
 	}
 	rec := s.rec
 	s.state.Unlock()
-	if err := s.m.store.Put(context.WithoutCancel(ctx), rec); err != nil {
+	err := s.env.store.Put(context.WithoutCancel(ctx), rec)
+	if err != nil && !errors.Is(err, ErrFenced) {
 		s.log.Warn("vitehost/preview: store record", "err", err)
+		return nil // the record catches up at the next janitor round
 	}
+	return err
+}
+
+// run starts the session and closes ready: ctx is the creating request's
+// (a takeover's is Background). When ctx ends before the start does, the
+// start is abandoned.
+func (s *session) run(ctx context.Context, deps Deps, files []pendingFile) error {
+	s.startErr = s.start(ctx, deps, files)
+	close(s.ready)
+	return s.startErr
+}
+
+// abort ends a session that never runs: ready is closed with err.
+func (s *session) abort(err error) {
+	s.startErr = err
+	close(s.ready)
 }
 
 // start writes the project's files (all of them: a new session's template
 // and client files, or what a takeover loaded from the store) and its
 // package.json, links the dependencies, starts the dev server and warms it
-// up. ctx is the creating request's: when it ends before the start does,
-// the start is abandoned.
+// up.
 func (s *session) start(ctx context.Context, deps Deps, files []pendingFile) error {
 	began := time.Now()
 	stopAbandon := context.AfterFunc(ctx, s.cancel)
 	defer stopAbandon()
+	abandoned := func(err error) error {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if s.ctx.Err() != nil {
+			return fmt.Errorf("%w: %s was removed while it started", ErrNotFound, s.id)
+		}
+		return err
+	}
 
-	s.setStatus(ctx, StatusInstalling, "")
+	if err := s.setStatus(ctx, StatusInstalling, ""); err != nil {
+		return err
+	}
 	if err := os.RemoveAll(s.dir); err != nil {
 		return err
 	}
@@ -121,39 +238,38 @@ func (s *session) start(ctx context.Context, deps Deps, files []pendingFile) err
 		return err
 	}
 
-	modules, err := s.m.deps.ensure(s.ctx, deps)
+	modules, err := s.env.deps.ensure(s.ctx, deps)
 	if err != nil {
 		if errors.Is(err, ErrInstall) {
 			return fmt.Errorf("%w: %w", ErrDevServer, err)
 		}
-		return err
+		return abandoned(err)
 	}
 	if err := os.Symlink(modules, filepath.Join(s.dir, "node_modules")); err != nil {
 		return err
 	}
 	installed := time.Now()
 
-	s.setStatus(ctx, StatusStarting, "")
+	if err := s.setStatus(ctx, StatusStarting, ""); err != nil {
+		return err
+	}
 	server, err := vite.Start(s.ctx, s.dir, &vite.Options{
 		Framework:    vite.Vite,
-		PublicURL:    mustParse(s.m.PreviewURL(s.id)),
+		PublicURL:    s.previewURL,
 		HMRPath:      HMRPath,
-		NoConfigFile: !s.m.opts.AllowConfigFiles,
+		NoConfigFile: !s.env.allowConfig,
 		Config:       viteConfig(s.dir, modules),
 		Plugins:      plugins(deps),
-		Node:         s.m.opts.Node,
+		Node:         s.env.node,
 		Logger:       s.log,
-		StartTimeout: s.m.opts.StartTimeout,
+		StartTimeout: s.env.startTimeout,
 	})
 	if err != nil {
-		if s.ctx.Err() != nil && ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return fmt.Errorf("%w: %w", ErrDevServer, err)
+		return abandoned(fmt.Errorf("%w: %w", ErrDevServer, err))
 	}
 	s.server = server
 	s.hmr = newHMRClient(server, HMRPath, s.log)
-	s.proxy.Store(ssrproxy.New(server, &ssrproxy.Options{Transport: s.m.transport, Logger: s.log}))
+	s.proxy.Store(ssrproxy.New(server, &ssrproxy.Options{Transport: s.env.transport, Logger: s.log}))
 	started := time.Now()
 
 	// The create answers once the page is served. Its modules are fetched
@@ -161,7 +277,7 @@ func (s *session) start(ctx context.Context, deps Deps, files []pendingFile) err
 	// opens the page next shares the work, the dependencies get optimized,
 	// and an update waits for the warm-up so that its edits bring HMR
 	// updates even when no browser has loaded the modules.
-	entries, err := loadPage(s.ctx, s.m.client, server.Targets().HTTP)
+	entries, err := loadPage(s.ctx, s.env.client, server.Targets().HTTP)
 	if err != nil {
 		s.log.Warn("vitehost/preview: the page is not served", "err", err)
 	}
@@ -169,19 +285,21 @@ func (s *session) start(ctx context.Context, deps Deps, files []pendingFile) err
 	go func() {
 		defer close(s.warmed)
 		start := time.Now()
-		warmModules(s.ctx, s.m.client, server.Targets().HTTP, entries)
+		warmModules(s.ctx, s.env.client, server.Targets().HTTP, entries)
 		s.log.Debug("vitehost/preview: modules warmed", "took", time.Since(start).Round(time.Millisecond))
 	}()
-	wctx, cancel := context.WithTimeout(s.ctx, s.m.opts.HMRWait)
+	wctx, cancel := context.WithTimeout(s.ctx, s.env.hmrWait)
 	err = s.hmr.waitConnected(wctx)
 	cancel()
 	if err != nil {
 		s.log.Warn("vitehost/preview: HMR client not connected", "err", err)
 	}
 	if s.ctx.Err() != nil {
-		return ctx.Err()
+		return abandoned(s.ctx.Err())
 	}
-	s.setStatus(ctx, StatusActive, "")
+	if err := s.setStatus(ctx, StatusActive, ""); err != nil {
+		return err
+	}
 	go s.watch(server)
 	s.log.Info("vitehost/preview: session active",
 		"files", len(files), "install", installed.Sub(began).Round(time.Millisecond),
@@ -202,82 +320,33 @@ func (s *session) watch(server *vite.Server) {
 				msg = err.Error()
 			}
 			s.log.Error("vitehost/preview: dev server stopped", "err", msg)
+			// A fenced write here is found by the janitor's record check.
 			s.setStatus(context.Background(), StatusError, msg)
 		}
 	}
 }
 
-// UpdateResult is what an update did.
-type UpdateResult struct {
-	// Updated are the files written, Deleted the files removed, Ignored the
-	// files dropped (config files Node would run, package.json).
-	Updated []string
-	Deleted []string
-	Ignored []string
-	// HMR is what Vite sent the browsers.
-	HMR HMR
+// stop ends the session's processes and removes its directory, once; later
+// calls wait for the first. A start under way gives up first. It returns
+// early with ctx's error; the stop then completes in the background.
+func (s *session) stop(ctx context.Context) error {
+	s.stopOnce.Do(func() {
+		s.cancel()
+		go func() {
+			defer close(s.stopped)
+			<-s.ready // run ends soon once s.ctx is cancelled
+			s.teardown()
+		}()
+	})
+	select {
+	case <-s.stopped:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
-// HMRTriggered reports whether Vite sent an update or a full reload.
-func (r *UpdateResult) HMRTriggered() bool { return r.HMR.Type != "none" }
-
-func (s *session) update(ctx context.Context, files checkedFiles, deletes []string) (*UpdateResult, error) {
-	if rec := s.record(); rec.Status == StatusError {
-		return nil, fmt.Errorf("%w: %s", ErrDevServer, rec.Error)
-	}
-	if s.server == nil || s.hmr == nil {
-		return nil, fmt.Errorf("%w: session %s is not running", ErrDevServer, s.id)
-	}
-	if s.m.clustered() && len(files.write)+len(deletes) > 0 {
-		// The store's copy first: a node that takes the session over must
-		// never find it older than the one it replaces.
-		write := make(map[string][]byte, len(files.write))
-		for _, f := range files.write {
-			write[f.name] = f.data
-		}
-		if err := s.m.store.SaveFiles(ctx, s.id, write, deletes, s.expires); err != nil {
-			return nil, err
-		}
-	}
-	res := &UpdateResult{Ignored: files.ignored, Updated: []string{}, Deleted: []string{}, HMR: HMR{Type: "none", Paths: []string{}}}
-	if s.warmed != nil {
-		select { // until the module graph is loaded, Vite has nothing to update
-		case <-s.warmed:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
-	// Listen before writing: Vite answers within milliseconds.
-	connErr := s.hmr.waitConnectedFor(ctx, s.m.opts.HMRWait)
-	if connErr != nil {
-		s.log.Warn("vitehost/preview: HMR client not connected; the update cannot be confirmed", "err", connErr)
-	}
-	msgs, unsubscribe := s.hmr.subscribe()
-	defer unsubscribe()
-
-	if err := writeFiles(s.root, files.write); err != nil {
-		return nil, fmt.Errorf("vitehost/preview: write files: %w", err)
-	}
-	for _, f := range files.write {
-		res.Updated = append(res.Updated, f.name)
-	}
-	removed, err := removeFiles(s.root, deletes)
-	res.Deleted = append(res.Deleted, removed...)
-	if err != nil {
-		return res, fmt.Errorf("vitehost/preview: delete files: %w", err)
-	}
-	if len(res.Updated)+len(res.Deleted) == 0 || connErr != nil {
-		return res, nil
-	}
-	res.HMR = s.collect(ctx, msgs)
-	s.log.Info("vitehost/preview: updated", "files", describeFiles(files.write), "deleted", len(res.Deleted),
-		"hmr", res.HMR.Type, "paths", res.HMR.Paths, "compileError", res.HMR.Error != nil)
-	return res, nil
-}
-
-// stop ends the session's processes and removes its directory.
-func (s *session) stop(ctx context.Context) {
-	s.cancel()
+func (s *session) teardown() {
 	if s.warmed != nil {
 		<-s.warmed // the warm-up ends with s.ctx
 	}
@@ -288,8 +357,8 @@ func (s *session) stop(ctx context.Context) {
 		s.hmr.close()
 	}
 	if s.server != nil {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		if err := s.server.Stop(sctx); err != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if err := s.server.Stop(ctx); err != nil {
 			s.log.Warn("vitehost/preview: stop dev server", "err", err)
 		}
 		cancel()
@@ -300,14 +369,6 @@ func (s *session) stop(ctx context.Context) {
 	if err := os.RemoveAll(s.dir); err != nil {
 		s.log.Warn("vitehost/preview: remove session directory", "err", err)
 	}
-}
-
-func mustParse(s string) *url.URL {
-	u, err := url.Parse(s)
-	if err != nil {
-		panic(err)
-	}
-	return u
 }
 
 func urlString(u *url.URL) string {

@@ -7,9 +7,9 @@ import (
 	"strings"
 )
 
-// Alias is one import alias for Vite's resolve.alias: an import that is
+// alias is one import alias for Vite's resolve.alias: an import that is
 // Find, or starts with Find + "/", resolves under Replacement.
-type Alias struct {
+type alias struct {
 	Find        string `json:"find"`
 	Replacement string `json:"replacement"`
 }
@@ -23,18 +23,18 @@ var tsconfigNames = []string{"tsconfig.json", "tsconfig.app.json", "jsconfig.jso
 // comments and trailing commas, as TypeScript allows) into Vite aliases with
 // absolute replacements under root. Entries that point outside root are
 // dropped.
-func tsconfigAliases(data []byte, root string) []Alias {
+func tsconfigAliases(data []byte, root string) []alias {
 	var cfg struct {
 		CompilerOptions struct {
 			BaseURL string              `json:"baseUrl"`
 			Paths   map[string][]string `json:"paths"`
 		} `json:"compilerOptions"`
 	}
-	if err := json.Unmarshal(StripJSONC(data), &cfg); err != nil {
+	if err := json.Unmarshal(stripJSONC(data), &cfg); err != nil {
 		return nil
 	}
 	base := filepath.Join(root, filepath.FromSlash(cfg.CompilerOptions.BaseURL))
-	var out []Alias
+	var out []alias
 	for pattern, targets := range cfg.CompilerOptions.Paths {
 		if len(targets) == 0 || pattern == "" || pattern == "*" {
 			continue
@@ -48,7 +48,7 @@ func tsconfigAliases(data []byte, root string) []Alias {
 		if repl != root && !strings.HasPrefix(repl, root+string(filepath.Separator)) {
 			continue
 		}
-		out = append(out, Alias{Find: find, Replacement: repl})
+		out = append(out, alias{Find: find, Replacement: repl})
 	}
 	// Longer finds first, so that "@/components" wins over "@".
 	sort.Slice(out, func(i, j int) bool {
@@ -60,10 +60,10 @@ func tsconfigAliases(data []byte, root string) []Alias {
 	return out
 }
 
-// StripJSONC turns JSON with comments into JSON: it blanks // and /* */
+// stripJSONC turns JSON with comments into JSON: it blanks // and /* */
 // comments outside strings and drops trailing commas before } and ].
 // Malformed input stays malformed; it never panics.
-func StripJSONC(data []byte) []byte {
+func stripJSONC(data []byte) []byte {
 	out := make([]byte, 0, len(data))
 	inString, escaped := false, false
 	for i := 0; i < len(data); i++ {

@@ -18,7 +18,7 @@ func TestCleanPath(t *testing.T) {
 		".env", "src/.hidden", "a b/c d.ts", "src/ünïcode.ts", "tsconfig.json",
 	}
 	for _, p := range ok {
-		got, err := CleanPath(p, 512)
+		got, err := cleanPath(p, 512)
 		require.NoError(t, err, p)
 		assert.Equal(t, p, got)
 	}
@@ -46,7 +46,7 @@ func TestCleanPath(t *testing.T) {
 		{"\xff\xfe", "UTF-8"},
 	}
 	for _, tt := range bad {
-		_, err := CleanPath(tt.in, 512)
+		_, err := cleanPath(tt.in, 512)
 		require.Error(t, err, "%q", tt.in)
 		var re *RequestError
 		require.ErrorAs(t, err, &re)
@@ -61,7 +61,7 @@ func FuzzCleanPath(f *testing.F) {
 	}
 	root := "/srv/preview-x"
 	f.Fuzz(func(t *testing.T, name string) {
-		got, err := CleanPath(name, 512)
+		got, err := cleanPath(name, 512)
 		if err != nil {
 			if !errors.Is(err, ErrInvalid) {
 				t.Fatalf("error %v does not wrap ErrInvalid", err)
@@ -163,7 +163,7 @@ func TestStripJSONC(t *testing.T) {
 	  },
 	}`
 	var v map[string]any
-	require.NoError(t, json.Unmarshal(StripJSONC([]byte(in)), &v))
+	require.NoError(t, json.Unmarshal(stripJSONC([]byte(in)), &v))
 	co := v["compilerOptions"].(map[string]any)
 	assert.Equal(t, "http://x//y", co["url"])
 	assert.Equal(t, "a /* not */ b", co["s"])
@@ -175,7 +175,7 @@ func FuzzStripJSONC(f *testing.F) {
 	f.Add([]byte(`"\"/*"`))
 	f.Add([]byte(`/* unterminated`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		out := StripJSONC(data)
+		out := stripJSONC(data)
 		// Plain JSON without commas before closers is unchanged in meaning.
 		var a, b any
 		if json.Unmarshal(data, &a) == nil {
@@ -195,7 +195,7 @@ func TestTsconfigAliases(t *testing.T) {
 			"evil/*": ["../../etc/*"], "abs/*": ["/etc/*"], "mid/*/x": ["src/*/x"]
 		}}
 	}`), root)
-	assert.Equal(t, []Alias{
+	assert.Equal(t, []alias{
 		{Find: "@components", Replacement: "/srv/p/src/components"},
 		{Find: "~lib", Replacement: "/srv/p/src/lib/index.ts"},
 		{Find: "@", Replacement: "/srv/p/src"},

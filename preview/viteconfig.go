@@ -46,7 +46,7 @@ func viteConfig(dir, modules string) map[string]any {
 	if real, err := filepath.EvalSymlinks(modules); err == nil && real != modules {
 		allow = append(allow, real)
 	}
-	var aliases []Alias
+	var aliases []alias
 	for _, name := range tsconfigNames {
 		data, err := os.ReadFile(filepath.Join(dir, name))
 		if err != nil {

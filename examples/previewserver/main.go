@@ -96,7 +96,11 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	}
 	defer func() {
 		log.Info("previewserver: stopping every session")
-		m.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := m.Close(ctx); err != nil {
+			log.Error("previewserver: stop", "err", err)
+		}
 		log.Info("previewserver: stopped")
 	}()
 

@@ -66,7 +66,7 @@ func runCluster(ctx context.Context, env *Env) ([]Row, error) {
 	if err != nil {
 		return nil, err
 	}
-	if owner.m.Sessions() != 1 || other.m.Sessions() != 0 {
+	if owner.m.NumSessions() != 1 || other.m.NumSessions() != 0 {
 		return nil, errors.New("the session does not run on the owner alone")
 	}
 	sides := []*clusterNode{owner, other}
@@ -76,7 +76,7 @@ func runCluster(ctx context.Context, env *Env) ([]Row, error) {
 	}
 	r, err := measureClusterHMR(ctx, env, sides, info)
 	rows = append(rows, r...)
-	if err == nil && other.m.Sessions() != 0 {
+	if err == nil && other.m.NumSessions() != 0 {
 		err = errors.New("the other node started the session: the measurement is void")
 	}
 	return rows, err
@@ -134,7 +134,7 @@ func startClusterNode(env *Env, redis *storetest.RedisServer, name, cacheDir str
 }
 
 func (n *clusterNode) close() {
-	n.m.Close()
+	n.m.Close(context.Background())
 	n.srv.Close()
 	<-n.served
 	n.client.CloseIdleConnections()

@@ -68,7 +68,7 @@ func startPreviewService(env *Env, name, cacheDir string) (*previewService, erro
 }
 
 func (s *previewService) close() {
-	s.m.Close()
+	s.m.Close(context.Background())
 	s.srv.Close()
 }
 

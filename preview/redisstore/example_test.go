@@ -38,7 +38,7 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer m.Close() // the sessions stay in Redis: the other nodes take them over
+	defer m.Close(context.Background()) // the sessions stay in Redis: the other nodes take them over
 
 	srv := &http.Server{Addr: ":8080", Handler: m.Router(m.API())}
 	go srv.ListenAndServe()

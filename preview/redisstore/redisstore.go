@@ -6,16 +6,17 @@
 // Redis client.
 //
 // A session is two keys, both expiring at the session's expiry (Redis
-// PXAT, so that Redis removes what no node removed):
+// PXAT, so that Redis removes what no node removed), and each node one:
 //
 //	{prefix}session:{id}  the record, JSON
 //	{prefix}files:{id}    a hash: file name -> content, "package.json" the dependency set
+//	{prefix}node:{id}     the node's lease, expiring when the node stops renewing it
+//	{prefix}epoch         the counter that gives every claim a new epoch
 //
-// The files are what a request may carry (Limits bound them), written
-// before the owner node writes them to disk, so that the copy in Redis is
-// never older than the one a takeover would lose. The owner claim is a Lua
-// script (compare the owner, then set), so that of two nodes taking a
-// session over at once exactly one wins.
+// Every write of a record or of files is a Lua script that compares the
+// record's epoch with the writer's before it writes (fencing), so that a
+// node that lost a session can change nothing of it, and of two nodes
+// taking a session over at once exactly one wins.
 //
 // Redis errors (refused connections, timeouts, a Redis that is loading) are
 // returned wrapped in preview.ErrUnavailable: the preview API answers them
@@ -112,8 +113,10 @@ func New(redisURL string, opts *Options) (*Store, error) {
 	}, nil
 }
 
-func (s *Store) recordKey(id string) string { return s.prefix + "session:" + id }
-func (s *Store) filesKey(id string) string  { return s.prefix + "files:" + id }
+func (s *Store) recordKey(id string) string  { return s.prefix + "session:" + id }
+func (s *Store) filesKey(id string) string   { return s.prefix + "files:" + id }
+func (s *Store) leaseKey(node string) string { return s.prefix + "node:" + node }
+func (s *Store) epochKey() string            { return s.prefix + "epoch" }
 
 // unavailable wraps a Redis error in preview.ErrUnavailable and logs the
 // first of a run of them.
@@ -164,106 +167,160 @@ func (s *Store) Get(ctx context.Context, id string) (preview.Record, error) {
 	return r, nil
 }
 
-// Put stores r until r.ExpiresAt, replacing any record with the same id.
+// Script results shared by the fenced writes.
+const (
+	scriptDone     = 1
+	scriptFenced   = -2
+	scriptNotFound = -1
+)
+
+// fenceLua starts every fenced script: KEYS[1] is the record, ARGV[1] the
+// writer's epoch ("0" in a Delete: any). It returns scriptNotFound or
+// scriptFenced from the script when the record is missing or newer.
+const fenceLua = `
+local cur = redis.call('GET', KEYS[1])
+if not cur then return -1 end
+local ok, rec = pcall(cjson.decode, cur)
+if not ok or type(rec) ~= 'table' then return -2 end
+if ARGV[1] ~= '0' and tostring(rec.epoch) ~= ARGV[1] then return -2 end
+`
+
+// putScript replaces the record with ARGV[2] until ARGV[3] (Unix ms).
+var putScript = redis.NewScript(fenceLua + `
+redis.call('SET', KEYS[1], ARGV[2], 'PXAT', ARGV[3])
+return 1
+`)
+
+// deleteScript removes the record and the files (KEYS[2]).
+var deleteScript = redis.NewScript(`
+if not redis.call('GET', KEYS[1]) then
+  redis.call('DEL', KEYS[2])
+  return 1
+end
+` + fenceLua + `
+redis.call('DEL', KEYS[1], KEYS[2])
+return 1
+`)
+
+// claimScript stores ARGV[2] with a new epoch from the counter KEYS[2] until
+// ARGV[3] (Unix ms) when the stored record's epoch is ARGV[1] ("0": when
+// there is none). It returns the new epoch, 0 when another claim came
+// first, and -1 when there is no record to take over. The files of an
+// expired session (KEYS[3]) are not the new session's.
+var claimScript = redis.NewScript(`
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  if ARGV[1] == '0' then return 0 end
+  local ok, rec = pcall(cjson.decode, cur)
+  if not ok or type(rec) ~= 'table' or tostring(rec.epoch) ~= ARGV[1] then return 0 end
+elseif ARGV[1] ~= '0' then
+  return -1
+else
+  redis.call('DEL', KEYS[3])
+end
+local epoch = redis.call('INCR', KEYS[2])
+local rec = cjson.decode(ARGV[2])
+rec.epoch = epoch
+redis.call('SET', KEYS[1], cjson.encode(rec), 'PXAT', ARGV[3])
+return epoch
+`)
+
+// saveFilesScript removes ARGV[3..2+ARGV[2]] from the files hash KEYS[2],
+// sets the name/content pairs after them, and gives the hash the record's
+// expiry.
+var saveFilesScript = redis.NewScript(fenceLua + `
+local nremove = tonumber(ARGV[2])
+for i = 3, 2 + nremove do redis.call('HDEL', KEYS[2], ARGV[i]) end
+for i = 3 + nremove, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl > 0 and redis.call('EXISTS', KEYS[2]) == 1 then redis.call('PEXPIRE', KEYS[2], ttl) end
+return 1
+`)
+
+// fenced turns a script's result into the Store's error.
+func fenced(id string, epoch int64, n int64) error {
+	switch n {
+	case scriptDone:
+		return nil
+	case scriptNotFound:
+		return notFound(id)
+	case scriptFenced:
+		return fmt.Errorf("%w: session %s, epoch %d", preview.ErrFenced, id, epoch)
+	}
+	return fmt.Errorf("vitehost/redisstore: unexpected script result %d", n)
+}
+
+// Put replaces the record of r.ID until r.ExpiresAt when the stored
+// record's epoch is r.Epoch.
 func (s *Store) Put(ctx context.Context, r preview.Record) error {
 	if r.Expired(time.Now()) {
-		return s.del(ctx, s.recordKey(r.ID))
+		return notFound(r.ID) // Redis has dropped it, or is about to
 	}
 	data, err := json.Marshal(r)
 	if err != nil {
 		return err
 	}
-	if err := s.client.Do(ctx, "SET", s.recordKey(r.ID), data, "PXAT", r.ExpiresAt.UnixMilli()).Err(); err != nil {
-		return s.unavailable(ctx, "SET", err)
+	n, err := putScript.Run(ctx, s.client, []string{s.recordKey(r.ID)}, r.Epoch, data, r.ExpiresAt.UnixMilli()).Int64()
+	if err != nil {
+		return s.unavailable(ctx, "put script", err)
 	}
 	s.reached()
-	return nil
+	return fenced(r.ID, r.Epoch, n)
 }
 
-// Delete removes the record of session id and its files.
-func (s *Store) Delete(ctx context.Context, id string) error {
-	return s.del(ctx, s.recordKey(id), s.filesKey(id))
-}
-
-func (s *Store) del(ctx context.Context, keys ...string) error {
-	if err := s.client.Del(ctx, keys...).Err(); err != nil {
-		return s.unavailable(ctx, "DEL", err)
+// Delete removes the record of session id and its files when the record's
+// epoch is epoch (any, for 0).
+func (s *Store) Delete(ctx context.Context, id string, epoch int64) error {
+	n, err := deleteScript.Run(ctx, s.client, []string{s.recordKey(id), s.filesKey(id)}, epoch).Int64()
+	if err != nil {
+		return s.unavailable(ctx, "delete script", err)
 	}
 	s.reached()
-	return nil
+	return fenced(id, epoch, n)
 }
 
-// claimScript compares the stored record's owner with ARGV[1] and, when they
-// match, stores ARGV[2] until ARGV[3] (Unix milliseconds). ARGV[1] "" means
-// create: store only when there is no record. It returns 1 when it stored,
-// 0 when the owner differed (or a record exists for a create), and -1 when
-// there is no record to take over. Redis runs a script atomically, so
-// concurrent claims see each other's result.
-var claimScript = redis.NewScript(`
-local cur = redis.call('GET', KEYS[1])
-if cur then
-  if ARGV[1] == '' then return 0 end
-  local ok, rec = pcall(cjson.decode, cur)
-  if not ok or type(rec) ~= 'table' or rec.owner ~= ARGV[1] then return 0 end
-elseif ARGV[1] ~= '' then
-  return -1
-end
-redis.call('SET', KEYS[1], ARGV[2], 'PXAT', ARGV[3])
-return 1
-`)
-
-// Claim replaces the record of session id with next when the stored
-// record's owner is prevOwner (with prevOwner "", when there is no record),
-// atomically, and reports whether it did.
-func (s *Store) Claim(ctx context.Context, id, prevOwner string, next preview.Record) (bool, error) {
-	next.ID = id
+// Claim stores next with a new epoch when the stored record's epoch is
+// prevEpoch (0: when there is none), atomically, and returns the epoch.
+func (s *Store) Claim(ctx context.Context, prevEpoch int64, next preview.Record) (int64, bool, error) {
 	if next.Expired(time.Now()) {
-		return false, fmt.Errorf("vitehost/redisstore: claim of %s: the new record has expired", id)
+		return 0, false, fmt.Errorf("vitehost/redisstore: claim of %s: the new record has expired", next.ID)
 	}
 	data, err := json.Marshal(next)
 	if err != nil {
-		return false, err
+		return 0, false, err
 	}
-	n, err := claimScript.Run(ctx, s.client, []string{s.recordKey(id)}, prevOwner, data, next.ExpiresAt.UnixMilli()).Int()
+	keys := []string{s.recordKey(next.ID), s.epochKey(), s.filesKey(next.ID)}
+	n, err := claimScript.Run(ctx, s.client, keys, prevEpoch, data, next.ExpiresAt.UnixMilli()).Int64()
 	if err != nil {
-		return false, s.unavailable(ctx, "claim script", err)
+		return 0, false, s.unavailable(ctx, "claim script", err)
 	}
 	s.reached()
-	switch n {
-	case 1:
-		return true, nil
-	case -1:
-		return false, notFound(id)
+	switch {
+	case n > 0:
+		return n, true, nil
+	case n == -1:
+		return 0, false, notFound(next.ID)
 	}
-	return false, nil
+	return 0, false, nil
 }
 
-// SaveFiles writes and removes files of session id in one transaction and
-// makes them expire at expiresAt.
-func (s *Store) SaveFiles(ctx context.Context, id string, write map[string][]byte, remove []string, expiresAt time.Time) error {
-	key := s.filesKey(id)
-	if !time.Now().Before(expiresAt) {
-		return s.del(ctx, key)
+// SaveFiles writes and removes files of session id in one script, when the
+// record's epoch is epoch; the files expire with the record.
+func (s *Store) SaveFiles(ctx context.Context, id string, epoch int64, write map[string][]byte, remove []string) error {
+	args := make([]any, 0, 2+len(remove)+2*len(write))
+	args = append(args, epoch, len(remove))
+	for _, name := range remove {
+		args = append(args, name)
 	}
-	_, err := s.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		if len(write) > 0 {
-			fields := make([]any, 0, 2*len(write))
-			for name, data := range write {
-				fields = append(fields, name, data)
-			}
-			p.HSet(ctx, key, fields...)
-		}
-		if len(remove) > 0 {
-			p.HDel(ctx, key, remove...)
-		}
-		p.PExpireAt(ctx, key, expiresAt)
-		return nil
-	})
+	for name, data := range write {
+		args = append(args, name, data)
+	}
+	n, err := saveFilesScript.Run(ctx, s.client, []string{s.recordKey(id), s.filesKey(id)}, args...).Int64()
 	if err != nil {
-		return s.unavailable(ctx, "save files", err)
+		return s.unavailable(ctx, "save files script", err)
 	}
 	s.reached()
-	return nil
+	return fenced(id, epoch, n)
 }
 
 // LoadFiles returns every file of session id, or an error wrapping
@@ -282,6 +339,25 @@ func (s *Store) LoadFiles(ctx context.Context, id string) (map[string][]byte, er
 		out[name] = []byte(data)
 	}
 	return out, nil
+}
+
+// RenewLease sets node's lease to expire ttl from now.
+func (s *Store) RenewLease(ctx context.Context, node string, ttl time.Duration) error {
+	if err := s.client.Set(ctx, s.leaseKey(node), "1", ttl).Err(); err != nil {
+		return s.unavailable(ctx, "SET lease", err)
+	}
+	s.reached()
+	return nil
+}
+
+// LeaseAlive reports whether node's lease is live.
+func (s *Store) LeaseAlive(ctx context.Context, node string) (bool, error) {
+	n, err := s.client.Exists(ctx, s.leaseKey(node)).Result()
+	if err != nil {
+		return false, s.unavailable(ctx, "EXISTS lease", err)
+	}
+	s.reached()
+	return n == 1, nil
 }
 
 // Close closes the connections to Redis. It is safe to call more than once;

@@ -40,9 +40,11 @@ func TestURL(t *testing.T) {
 	good := newStore(t, srv.URL("s3cret", 2), "")
 	require.NoError(t, good.Ping(ctx))
 	r := preview.Record{ID: preview.NewID(), Owner: "a", ExpiresAt: time.Now().Add(time.Hour)}
-	require.NoError(t, good.Put(ctx, r))
+	_, ok, err := good.Claim(ctx, 0, r)
+	require.NoError(t, err)
+	require.True(t, ok)
 
-	_, err := newStore(t, srv.URL("s3cret", 3), "").Get(ctx, r.ID)
+	_, err = newStore(t, srv.URL("s3cret", 3), "").Get(ctx, r.ID)
 	assert.ErrorIs(t, err, preview.ErrNotFound, "another database does not see the record")
 	_, err = newStore(t, srv.URL("s3cret", 2), "other:").Get(ctx, r.ID)
 	assert.ErrorIs(t, err, preview.ErrNotFound, "another key prefix does not see the record")
@@ -69,17 +71,22 @@ func TestUnavailable(t *testing.T) {
 	s := newStore(t, srv.URL("", 0)+"?dial_timeout=1s&max_retries=1", "")
 	ctx := context.Background()
 	r := preview.Record{ID: preview.NewID(), Owner: "a", ExpiresAt: time.Now().Add(time.Hour)}
-	require.NoError(t, s.Put(ctx, r))
+	epoch, ok, err := s.Claim(ctx, 0, r)
+	require.NoError(t, err)
+	require.True(t, ok)
+	r.Epoch = epoch
 
 	srv.Stop()
 	ops := map[string]func() error{
-		"Get":       func() error { _, err := s.Get(ctx, r.ID); return err },
-		"Put":       func() error { return s.Put(ctx, r) },
-		"Delete":    func() error { return s.Delete(ctx, r.ID) },
-		"Claim":     func() error { _, err := s.Claim(ctx, r.ID, "a", r); return err },
-		"SaveFiles": func() error { return s.SaveFiles(ctx, r.ID, map[string][]byte{"a": nil}, nil, r.ExpiresAt) },
-		"LoadFiles": func() error { _, err := s.LoadFiles(ctx, r.ID); return err },
-		"Ping":      func() error { return s.Ping(ctx) },
+		"Get":        func() error { _, err := s.Get(ctx, r.ID); return err },
+		"Put":        func() error { return s.Put(ctx, r) },
+		"Delete":     func() error { return s.Delete(ctx, r.ID, r.Epoch) },
+		"Claim":      func() error { _, _, err := s.Claim(ctx, r.Epoch, r); return err },
+		"SaveFiles":  func() error { return s.SaveFiles(ctx, r.ID, r.Epoch, map[string][]byte{"a": nil}, nil) },
+		"RenewLease": func() error { return s.RenewLease(ctx, "a", time.Second) },
+		"LeaseAlive": func() error { _, err := s.LeaseAlive(ctx, "a"); return err },
+		"LoadFiles":  func() error { _, err := s.LoadFiles(ctx, r.ID); return err },
+		"Ping":       func() error { return s.Ping(ctx) },
 	}
 	for name, op := range ops {
 		err := op()
@@ -89,9 +96,11 @@ func TestUnavailable(t *testing.T) {
 
 	require.NoError(t, srv.Start(ctx))
 	require.Eventually(t, func() bool { return s.Ping(ctx) == nil }, 30*time.Second, 20*time.Millisecond)
-	_, err := s.Get(ctx, r.ID)
+	_, err = s.Get(ctx, r.ID)
 	assert.ErrorIs(t, err, preview.ErrNotFound, "the restarted Redis is empty")
-	require.NoError(t, s.Put(ctx, r))
+	_, ok, err = s.Claim(ctx, 0, r)
+	require.NoError(t, err)
+	require.True(t, ok)
 	_, err = s.Get(ctx, r.ID)
 	assert.NoError(t, err)
 	require.NoError(t, s.Close())

@@ -34,8 +34,10 @@ func Run(t *testing.T, newStore func(t *testing.T) preview.Store) {
 	t.Run("Expiry", func(t *testing.T) { testExpiry(t, newStore(t)) })
 	t.Run("Claim", func(t *testing.T) { testClaim(t, newStore(t)) })
 	t.Run("ClaimRace", func(t *testing.T) { testClaimRace(t, newStore(t)) })
+	t.Run("Fencing", func(t *testing.T) { testFencing(t, newStore(t)) })
 	t.Run("Files", func(t *testing.T) { testFiles(t, newStore(t)) })
 	t.Run("FilesExpiry", func(t *testing.T) { testFilesExpiry(t, newStore(t)) })
+	t.Run("Lease", func(t *testing.T) { testLease(t, newStore(t)) })
 }
 
 func record(id, owner string, ttl time.Duration) preview.Record {
@@ -46,6 +48,17 @@ func record(id, owner string, ttl time.Duration) preview.Record {
 		Owner: owner, OwnerAddr: owner + ".internal:8080",
 		CreatedAt: now, ExpiresAt: now.Add(ttl),
 	}
+}
+
+// create stores r as a new record and returns it with its epoch.
+func create(t *testing.T, s preview.Store, r preview.Record) preview.Record {
+	t.Helper()
+	epoch, ok, err := s.Claim(context.Background(), 0, r)
+	require.NoError(t, err)
+	require.True(t, ok, "creating record %s", r.ID)
+	require.Positive(t, epoch)
+	r.Epoch = epoch
+	return r
 }
 
 // assertRecord compares records field by field, times by instant (a store
@@ -69,10 +82,11 @@ func testGetPutDelete(t *testing.T, s preview.Store) {
 	id := preview.NewID()
 	_, err := s.Get(ctx, id)
 	requireNotFound(t, err, "Get of a missing record")
+	requireNotFound(t, s.Put(ctx, record(id, "node-a", time.Hour)), "Put of a record that was never claimed")
 
 	r := record(id, "node-a", time.Hour)
 	r.Error = "a message with \"quotes\" and ünïcode"
-	require.NoError(t, s.Put(ctx, r))
+	r = create(t, s, r)
 	got, err := s.Get(ctx, id)
 	require.NoError(t, err)
 	assertRecord(t, r, got)
@@ -83,42 +97,38 @@ func testGetPutDelete(t *testing.T, s preview.Store) {
 	require.NoError(t, err)
 	assertRecord(t, r, got)
 
-	other := record(preview.NewID(), "node-b", time.Hour)
-	require.NoError(t, s.Put(ctx, other))
-	require.NoError(t, s.SaveFiles(ctx, id, map[string][]byte{"index.html": []byte("<p>")}, nil, r.ExpiresAt))
-	require.NoError(t, s.Delete(ctx, id))
+	other := create(t, s, record(preview.NewID(), "node-b", time.Hour))
+	require.NoError(t, s.SaveFiles(ctx, id, r.Epoch, map[string][]byte{"index.html": []byte("<p>")}, nil))
+	require.NoError(t, s.Delete(ctx, id, r.Epoch))
 	_, err = s.Get(ctx, id)
 	requireNotFound(t, err, "Get after Delete")
 	_, err = s.LoadFiles(ctx, id)
 	requireNotFound(t, err, "Delete removes the files too")
-	require.NoError(t, s.Delete(ctx, id), "deleting a missing record is not an error")
+	require.NoError(t, s.Delete(ctx, id, r.Epoch), "deleting a missing record is not an error")
 	got, err = s.Get(ctx, other.ID)
 	require.NoError(t, err, "other records stay")
 	assertRecord(t, other, got)
+	require.NoError(t, s.Delete(ctx, other.ID, 0), "epoch 0 deletes whatever the epoch")
+	_, err = s.Get(ctx, other.ID)
+	requireNotFound(t, err)
 }
 
 func testExpiry(t *testing.T, s preview.Store) {
 	ctx := context.Background()
-	past := record(preview.NewID(), "node-a", -time.Second)
-	require.NoError(t, s.Put(ctx, past))
-	_, err := s.Get(ctx, past.ID)
-	requireNotFound(t, err, "a record put after its expiry")
-
-	short := record(preview.NewID(), "node-a", 300*time.Millisecond)
-	long := record(preview.NewID(), "node-a", time.Hour)
-	require.NoError(t, s.Put(ctx, short))
-	require.NoError(t, s.Put(ctx, long))
+	short := create(t, s, record(preview.NewID(), "node-a", 300*time.Millisecond))
+	long := create(t, s, record(preview.NewID(), "node-a", time.Hour))
 	require.Eventually(t, func() bool {
 		_, err := s.Get(ctx, short.ID)
 		return errors.Is(err, preview.ErrNotFound)
 	}, wait, 20*time.Millisecond, "the record expires at ExpiresAt")
-	_, err = s.Get(ctx, long.ID)
+	_, err := s.Get(ctx, long.ID)
 	require.NoError(t, err, "a record that has not expired stays")
 
-	ok, err := s.Claim(ctx, short.ID, "node-a", record(short.ID, "node-b", time.Hour))
-	requireNotFound(t, err, "an expired record cannot be claimed from its owner")
+	_, ok, err := s.Claim(ctx, short.Epoch, record(short.ID, "node-b", time.Hour))
+	requireNotFound(t, err, "an expired record cannot be taken over")
 	assert.False(t, ok)
-	ok, err = s.Claim(ctx, short.ID, "", record(short.ID, "node-b", time.Hour))
+	requireNotFound(t, s.Put(ctx, short), "an expired record cannot be written")
+	_, ok, err = s.Claim(ctx, 0, record(short.ID, "node-b", time.Hour))
 	require.NoError(t, err)
 	assert.True(t, ok, "an expired record counts as absent for a create")
 }
@@ -126,44 +136,49 @@ func testExpiry(t *testing.T, s preview.Store) {
 func testClaim(t *testing.T, s preview.Store) {
 	ctx := context.Background()
 	id := preview.NewID()
-	ok, err := s.Claim(ctx, id, "node-a", record(id, "node-b", time.Hour))
-	requireNotFound(t, err, "claiming a missing record from an owner")
+	_, ok, err := s.Claim(ctx, 7, record(id, "node-b", time.Hour))
+	requireNotFound(t, err, "taking over a missing record")
 	assert.False(t, ok)
 
-	first := record(id, "node-a", time.Hour)
-	ok, err = s.Claim(ctx, id, "", first)
+	first := create(t, s, record(id, "node-a", time.Hour))
+	_, ok, err = s.Claim(ctx, 0, record(id, "node-x", time.Hour))
 	require.NoError(t, err)
-	require.True(t, ok, "prevOwner \"\" creates a missing record")
-	ok, err = s.Claim(ctx, id, "", record(id, "node-x", time.Hour))
-	require.NoError(t, err)
-	assert.False(t, ok, "prevOwner \"\" does not replace a record")
+	assert.False(t, ok, "prevEpoch 0 does not replace a record")
 
-	ok, err = s.Claim(ctx, id, "node-c", record(id, "node-x", time.Hour))
+	_, ok, err = s.Claim(ctx, first.Epoch+1000, record(id, "node-x", time.Hour))
 	require.NoError(t, err)
-	assert.False(t, ok, "a claim from the wrong owner fails")
+	assert.False(t, ok, "a claim with the wrong epoch fails")
 	got, err := s.Get(ctx, id)
 	require.NoError(t, err)
 	assertRecord(t, first, got)
 
 	next := first
 	next.Owner, next.OwnerAddr, next.Status = "node-b", "node-b.internal:8080", preview.StatusStarting
-	ok, err = s.Claim(ctx, id, "node-a", next)
+	epoch, ok, err := s.Claim(ctx, first.Epoch, next)
 	require.NoError(t, err)
-	require.True(t, ok, "a claim from the owner succeeds")
+	require.True(t, ok, "a claim with the record's epoch succeeds")
+	assert.Greater(t, epoch, first.Epoch, "the epoch grows")
+	next.Epoch = epoch
 	got, err = s.Get(ctx, id)
 	require.NoError(t, err)
 	assertRecord(t, next, got)
-	ok, err = s.Claim(ctx, id, "node-a", record(id, "node-c", time.Hour))
+	_, ok, err = s.Claim(ctx, first.Epoch, record(id, "node-c", time.Hour))
 	require.NoError(t, err)
 	assert.False(t, ok, "the same claim a second time fails")
+
+	// Epochs grow across sessions too: a session deleted and created again
+	// never gets an epoch that a node of its earlier life still holds.
+	require.NoError(t, s.Delete(ctx, id, epoch))
+	again := create(t, s, record(id, "node-c", time.Hour))
+	assert.Greater(t, again.Epoch, epoch)
 }
 
-// testClaimRace has many goroutines take over one record from the same dead
-// owner, and many create one id: exactly one wins each race.
+// testClaimRace has many goroutines take over one record from the same
+// epoch, and many create one id: exactly one wins each race.
 func testClaimRace(t *testing.T, s preview.Store) {
 	ctx := context.Background()
 	const n = 16
-	race := func(id, prev string) (winners []string) {
+	race := func(id string, prev int64) (winners []string) {
 		var (
 			mu    sync.Mutex
 			wg    sync.WaitGroup
@@ -173,7 +188,7 @@ func testClaimRace(t *testing.T, s preview.Store) {
 			wg.Go(func() {
 				owner := fmt.Sprintf("node-%d", i)
 				<-start
-				ok, err := s.Claim(ctx, id, prev, record(id, owner, time.Hour))
+				_, ok, err := s.Claim(ctx, prev, record(id, owner, time.Hour))
 				assert.NoError(t, err)
 				if ok {
 					mu.Lock()
@@ -187,29 +202,60 @@ func testClaimRace(t *testing.T, s preview.Store) {
 		return winners
 	}
 
-	id := preview.NewID()
-	require.NoError(t, s.Put(ctx, record(id, "dead", time.Hour)))
-	winners := race(id, "dead")
+	dead := create(t, s, record(preview.NewID(), "dead", time.Hour))
+	winners := race(dead.ID, dead.Epoch)
 	require.Len(t, winners, 1, "exactly one of %d claimers takes the record over", n)
-	got, err := s.Get(ctx, id)
+	got, err := s.Get(ctx, dead.ID)
 	require.NoError(t, err)
 	assert.Equal(t, winners[0], got.Owner, "the winner's record is stored")
 
-	id = preview.NewID()
-	winners = race(id, "")
+	id := preview.NewID()
+	winners = race(id, 0)
 	require.Len(t, winners, 1, "exactly one of %d creators creates the record", n)
 	got, err = s.Get(ctx, id)
 	require.NoError(t, err)
 	assert.Equal(t, winners[0], got.Owner)
 }
 
+// testFencing checks that once a session is claimed from an owner, nothing
+// that owner writes with its old epoch lands: not its record, not its
+// files, not a delete.
+func testFencing(t *testing.T, s preview.Store) {
+	ctx := context.Background()
+	old := create(t, s, record(preview.NewID(), "node-a", time.Hour))
+	require.NoError(t, s.SaveFiles(ctx, old.ID, old.Epoch, map[string][]byte{"src/App.tsx": []byte("v1")}, nil))
+	next := old
+	next.Owner = "node-b"
+	epoch, ok, err := s.Claim(ctx, old.Epoch, next)
+	require.NoError(t, err)
+	require.True(t, ok)
+	next.Epoch = epoch
+
+	stale := old
+	stale.Status = preview.StatusError
+	assert.ErrorIs(t, s.Put(ctx, stale), preview.ErrFenced, "the old owner's record write")
+	assert.ErrorIs(t, s.SaveFiles(ctx, old.ID, old.Epoch, map[string][]byte{"src/App.tsx": []byte("lost")}, nil),
+		preview.ErrFenced, "the old owner's file write")
+	assert.ErrorIs(t, s.SaveFiles(ctx, old.ID, old.Epoch, nil, []string{"src/App.tsx"}), preview.ErrFenced, "the old owner's file removal")
+	assert.ErrorIs(t, s.Delete(ctx, old.ID, old.Epoch), preview.ErrFenced, "the old owner's delete")
+	got, err := s.Get(ctx, old.ID)
+	require.NoError(t, err)
+	assertRecord(t, next, got)
+	files, err := s.LoadFiles(ctx, old.ID)
+	require.NoError(t, err)
+	assert.Equal(t, "v1", string(files["src/App.tsx"]), "nothing of the fenced writes landed")
+
+	require.NoError(t, s.SaveFiles(ctx, old.ID, next.Epoch, map[string][]byte{"src/App.tsx": []byte("v2")}, nil), "the new owner writes")
+	requireNotFound(t, s.SaveFiles(ctx, preview.NewID(), 1, map[string][]byte{"a": nil}, nil), "files of a session without a record")
+}
+
 func testFiles(t *testing.T, s preview.Store) {
 	ctx := context.Background()
-	id := preview.NewID()
+	r := create(t, s, record(preview.NewID(), "node-a", time.Hour))
+	id := r.ID
 	_, err := s.LoadFiles(ctx, id)
 	requireNotFound(t, err, "LoadFiles of a session without files")
 
-	expires := time.Now().Add(time.Hour)
 	binary := []byte{0x89, 'P', 'N', 'G', 0, 0xff, 0xfe, '\r', '\n'}
 	write := map[string][]byte{
 		"package.json":    []byte(`{"dependencies":{"vite":"^8.0.0"}}`),
@@ -219,7 +265,7 @@ func testFiles(t *testing.T, s preview.Store) {
 		"src/empty.ts":    {},
 		"src/ünï cödé.ts": []byte("// name with spaces and UTF-8"),
 	}
-	require.NoError(t, s.SaveFiles(ctx, id, write, nil, expires))
+	require.NoError(t, s.SaveFiles(ctx, id, r.Epoch, write, nil))
 	// The caller's map may change afterwards without touching the store.
 	write["src/App.tsx"][0] = 'X'
 	got, err := s.LoadFiles(ctx, id)
@@ -231,9 +277,9 @@ func testFiles(t *testing.T, s preview.Store) {
 	assert.Empty(t, got["src/empty.ts"])
 	assert.Equal(t, "// name with spaces and UTF-8", string(got["src/ünï cödé.ts"]))
 
-	require.NoError(t, s.SaveFiles(ctx, id,
+	require.NoError(t, s.SaveFiles(ctx, id, r.Epoch,
 		map[string][]byte{"src/App.tsx": []byte("export default 2"), "src/new.ts": []byte("new")},
-		[]string{"index.html", "src/missing.ts"}, expires))
+		[]string{"index.html", "src/missing.ts"}))
 	got, err = s.LoadFiles(ctx, id)
 	require.NoError(t, err)
 	assert.Equal(t, "export default 2", string(got["src/App.tsx"]), "a write replaces")
@@ -242,28 +288,46 @@ func testFiles(t *testing.T, s preview.Store) {
 	assert.NotContains(t, got, "src/missing.ts")
 	assert.Len(t, got, 6)
 
-	require.NoError(t, s.SaveFiles(ctx, id, nil, nil, expires), "an empty save is fine")
-	other := preview.NewID()
-	require.NoError(t, s.SaveFiles(ctx, other, map[string][]byte{"package.json": []byte("{}")}, nil, expires))
-	got, err = s.LoadFiles(ctx, other)
+	require.NoError(t, s.SaveFiles(ctx, id, r.Epoch, nil, nil), "an empty save is fine")
+	other := create(t, s, record(preview.NewID(), "node-a", time.Hour))
+	require.NoError(t, s.SaveFiles(ctx, other.ID, other.Epoch, map[string][]byte{"package.json": []byte("{}")}, nil))
+	got, err = s.LoadFiles(ctx, other.ID)
 	require.NoError(t, err)
 	assert.Len(t, got, 1, "sessions do not share files")
 }
 
 func testFilesExpiry(t *testing.T, s preview.Store) {
 	ctx := context.Background()
-	id := preview.NewID()
-	require.NoError(t, s.SaveFiles(ctx, id, map[string][]byte{"package.json": []byte("{}")}, nil, time.Now().Add(300*time.Millisecond)))
+	r := create(t, s, record(preview.NewID(), "node-a", 300*time.Millisecond))
+	require.NoError(t, s.SaveFiles(ctx, r.ID, r.Epoch, map[string][]byte{"package.json": []byte("{}")}, nil))
 	require.Eventually(t, func() bool {
-		_, err := s.LoadFiles(ctx, id)
+		_, err := s.LoadFiles(ctx, r.ID)
 		return errors.Is(err, preview.ErrNotFound)
-	}, wait, 20*time.Millisecond, "the files expire at expiresAt")
+	}, wait, 20*time.Millisecond, "the files expire with the record")
 
-	keep := preview.NewID()
-	require.NoError(t, s.SaveFiles(ctx, keep, map[string][]byte{"a.ts": []byte("a")}, nil, time.Now().Add(300*time.Millisecond)))
-	require.NoError(t, s.SaveFiles(ctx, keep, map[string][]byte{"b.ts": []byte("b")}, nil, time.Now().Add(time.Hour)))
-	time.Sleep(400 * time.Millisecond) // past the first expiry: what the second save extended must stay
-	got, err := s.LoadFiles(ctx, keep)
-	require.NoError(t, err, "a later save moves the expiry of all the session's files")
-	assert.Len(t, got, 2)
+	_, ok, err := s.Claim(ctx, 0, record(r.ID, "node-b", time.Hour))
+	require.NoError(t, err)
+	require.True(t, ok)
+	_, err = s.LoadFiles(ctx, r.ID)
+	requireNotFound(t, err, "a session created again does not get the files of the expired one")
+}
+
+func testLease(t *testing.T, s preview.Store) {
+	ctx := context.Background()
+	node := "node-" + preview.NewID()[:8]
+	alive, err := s.LeaseAlive(ctx, node)
+	require.NoError(t, err)
+	assert.False(t, alive, "a node that never renewed has no lease")
+	require.NoError(t, s.RenewLease(ctx, node, 300*time.Millisecond))
+	alive, err = s.LeaseAlive(ctx, node)
+	require.NoError(t, err)
+	assert.True(t, alive)
+	require.Eventually(t, func() bool {
+		alive, err := s.LeaseAlive(ctx, node)
+		return err == nil && !alive
+	}, wait, 20*time.Millisecond, "a lease not renewed runs out")
+	require.NoError(t, s.RenewLease(ctx, node, time.Hour))
+	alive, err = s.LeaseAlive(ctx, node)
+	require.NoError(t, err)
+	assert.True(t, alive, "a renewal brings the lease back")
 }

@@ -1,0 +1,247 @@
+package preview
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// This file holds what the API does to a session once it knows where the
+// session is (see resolve.go): the Manager's methods for Go callers, and
+// the steps they share with the HTTP handlers.
+
+// newProject is a validated create request: the session's dependency set
+// and all of its files.
+type newProject struct {
+	deps  Deps
+	files []pendingFile // the template's and the client's, sorted
+	sent  checkedFiles  // the client's own files, for a create that updates
+}
+
+// checkCreate validates a create request before anything is written.
+func (m *Manager) checkCreate(req *CreateRequest) (*newProject, error) {
+	files, err := checkFiles(req.Files, nil, m.opts.Limits, m.opts.AllowConfigFiles)
+	if err != nil {
+		return nil, err
+	}
+	pkg := []byte(req.PackageJSON)
+	if len(pkg) == 0 || string(pkg) == "null" {
+		pkg = files.packageJSON
+	}
+	useTemplate := len(pkg) == 0
+	if useTemplate {
+		pkg, _ = templateFS.ReadFile("template/package.json")
+	}
+	deps, err := ParsePackageJSON(pkg)
+	if err != nil {
+		return nil, err
+	}
+	project, err := projectFiles(useTemplate, files.write)
+	if err != nil {
+		return nil, err
+	}
+	if req.SessionID != "" && !ValidID(req.SessionID) {
+		return nil, invalid(CodeBadID, "sessionId %q is not 26 characters of a-z and 2-7", req.SessionID)
+	}
+	return &newProject{deps: deps.withDefaults(), files: project, sent: files}, nil
+}
+
+// Create validates req, writes its files into a new session directory,
+// installs (or reuses) its dependencies, starts its dev server and returns
+// once the preview URL serves the page. With the id of a live session of
+// this node it updates that session instead; a live session of another
+// node is ErrRemote (the API forwards those). With a NodeAddr, the
+// session's files go to the Store before anything starts; a Store that
+// cannot be reached fails the create with ErrUnavailable.
+func (m *Manager) Create(ctx context.Context, req *CreateRequest) (*Info, error) {
+	if err := m.begin(); err != nil {
+		return nil, err
+	}
+	defer m.running.Done()
+	p, err := m.checkCreate(req)
+	if err != nil {
+		return nil, err
+	}
+	if req.SessionID == "" {
+		return m.create(ctx, NewID(), p)
+	}
+	for range maxAttempts {
+		loc, err := m.resolve(ctx, req.SessionID, true, "")
+		switch {
+		case errors.Is(err, ErrNotFound):
+			return m.create(ctx, req.SessionID, p)
+		case err != nil:
+			return nil, err
+		case loc.remote:
+			return nil, remoteError(loc.rec)
+		}
+		if _, err := m.update(ctx, loc.s, p.sent, nil); retry(err) {
+			continue
+		} else if err != nil {
+			return nil, err
+		}
+		return m.info(loc.s.record()), nil
+	}
+	return nil, errMoving(req.SessionID)
+}
+
+// create makes session id of project p on this node and starts it; it
+// returns once the page is served.
+func (m *Manager) create(ctx context.Context, id string, p *newProject) (*Info, error) {
+	now := time.Now()
+	s := m.newSession(Record{ID: id, Status: StatusInstalling, CreatedAt: now, ExpiresAt: now.Add(m.opts.TTL)})
+	if err := m.register(s); err != nil {
+		return nil, err
+	}
+	if err := m.publish(ctx, s, p); err != nil {
+		s.abort(err)
+		m.remove(context.WithoutCancel(ctx), s, "create failed")
+		return nil, err
+	}
+	if err := s.run(ctx, p.deps, p.files); err != nil {
+		s.log.Warn("vitehost/preview: create failed", "err", err)
+		m.drop(context.WithoutCancel(ctx), s, "create failed")
+		return nil, err
+	}
+	return m.info(s.record()), nil
+}
+
+// publish creates the record of the new session s in the store (failing
+// when the id is taken) and, on a node of several, saves its files there.
+func (m *Manager) publish(ctx context.Context, s *session, p *newProject) error {
+	epoch, ok, err := m.store.Claim(ctx, 0, s.record())
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("%w: session %s was created elsewhere meanwhile", ErrRemote, s.id)
+	}
+	s.setEpoch(epoch)
+	if !m.clustered() {
+		return nil
+	}
+	all := make(map[string][]byte, len(p.files)+1)
+	for _, f := range p.files {
+		all[f.name] = f.data
+	}
+	all["package.json"] = p.deps.packageJSON()
+	if err := m.store.SaveFiles(ctx, s.id, epoch, all, nil); err != nil {
+		if derr := m.store.Delete(context.WithoutCancel(ctx), s.id, epoch); derr != nil {
+			s.log.Warn("vitehost/preview: delete record", "err", derr)
+		}
+		return err
+	}
+	return nil
+}
+
+// Update writes req's files into session id (all of them or none), removes
+// the files it names for deletion, and reports what Vite's HMR did. With a
+// NodeAddr, the store commits the files before they replace the old ones on
+// disk: when it cannot be reached the update fails with ErrUnavailable and
+// nothing is written. A session that another node runs is ErrRemote (the
+// API forwards those).
+func (m *Manager) Update(ctx context.Context, id string, req *UpdateRequest) (*UpdateResult, error) {
+	if err := m.begin(); err != nil {
+		return nil, err
+	}
+	defer m.running.Done()
+	files, err := checkFiles(req.Files, req.Delete, m.opts.Limits, m.opts.AllowConfigFiles)
+	if err != nil {
+		return nil, err
+	}
+	for range maxAttempts {
+		loc, err := m.resolve(ctx, id, true, "")
+		switch {
+		case err != nil:
+			return nil, err
+		case loc.remote:
+			return nil, remoteError(loc.rec)
+		}
+		res, err := m.update(ctx, loc.s, files, req.Delete)
+		if retry(err) {
+			continue // resolve finds the new owner
+		}
+		return res, err
+	}
+	return nil, errMoving(id)
+}
+
+// update applies an update to session s of this node. When the store
+// refuses it (ErrFenced), another node owns the session now: s stops here
+// at once, and the caller resolves the session again.
+func (m *Manager) update(ctx context.Context, s *session, files checkedFiles, deletes []string) (*UpdateResult, error) {
+	if files.packageJSON != nil {
+		// Dependencies are fixed at creation: a new set means a new session.
+		files.ignored = append(files.ignored, "package.json")
+	}
+	res, err := s.update(ctx, files, deletes)
+	if errors.Is(err, ErrFenced) {
+		m.remove(context.WithoutCancel(ctx), s, "claimed by another node")
+	}
+	return res, err
+}
+
+// Status returns session id's info, from the Store when another node runs
+// it.
+func (m *Manager) Status(ctx context.Context, id string) (*Info, error) {
+	if err := m.begin(); err != nil {
+		return nil, err
+	}
+	defer m.running.Done()
+	loc, err := m.resolve(ctx, id, true, "")
+	if err != nil {
+		return nil, err
+	}
+	return m.status(loc), nil
+}
+
+func (m *Manager) status(loc location) *Info {
+	if loc.s != nil {
+		return m.info(loc.s.record())
+	}
+	return m.info(loc.rec)
+}
+
+// Delete stops session id's dev server, removes its directory and forgets
+// it, in the Store first: when the Store cannot be reached, nothing is
+// removed. A session that another node runs is ErrRemote (the API forwards
+// those).
+func (m *Manager) Delete(ctx context.Context, id string) error {
+	if err := m.begin(); err != nil {
+		return err
+	}
+	defer m.running.Done()
+	for range maxAttempts {
+		loc, err := m.resolve(ctx, id, false, "")
+		switch {
+		case err != nil:
+			return err
+		case loc.remote:
+			return remoteError(loc.rec)
+		}
+		if err := m.delete(ctx, loc); !retry(err) {
+			return err
+		}
+	}
+	return errMoving(id)
+}
+
+// delete removes the session at loc: one of this node, or the record of
+// one whose node is gone. ErrFenced means another node claimed it
+// meanwhile.
+func (m *Manager) delete(ctx context.Context, loc location) error {
+	if loc.s == nil {
+		return m.store.Delete(ctx, loc.rec.ID, loc.rec.Epoch)
+	}
+	err := m.store.Delete(ctx, loc.s.id, loc.s.epoch())
+	if err != nil && !errors.Is(err, ErrFenced) {
+		return err
+	}
+	why := "deleted"
+	if err != nil {
+		why = "claimed by another node"
+	}
+	m.remove(ctx, loc.s, why)
+	return err
+}

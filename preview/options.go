@@ -1,0 +1,185 @@
+package preview
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/vitehost/vitehost/ssrproxy"
+)
+
+// Defaults of Options.
+const (
+	DefaultTTL       = 24 * time.Hour
+	DefaultAPIPrefix = "/kontext/preview"
+	DefaultHMRWait   = 1500 * time.Millisecond
+	// DefaultLeaseTTL is how long a node of several counts as alive after
+	// it last renewed its lease in the Store; it renews every third of it.
+	DefaultLeaseTTL = 6 * time.Second
+	// DefaultForwardTimeout bounds the wait for a node's answer to a
+	// forwarded request (its response headers, or its WebSocket handshake).
+	DefaultForwardTimeout = 10 * time.Second
+	// HMRPath is where a session's HMR socket lives on its preview host.
+	HMRPath = "/hmr"
+)
+
+// defaultInstallCommand installs a dependency set. Lifecycle scripts of
+// dependencies never run; the registry is the only source (the specs were
+// checked by ParsePackageJSON).
+var defaultInstallCommand = []string{"npm", "install", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"}
+
+// Options configures a Manager. Only PublicURL is required.
+type Options struct {
+	// PublicURL is the public base URL of the service: https://jsbundler.example.com
+	// gives previews at https://preview-{id}.jsbundler.example.com.
+	PublicURL string
+
+	// BaseDir holds the session directories (preview-{id}) and, unless
+	// CacheDir says otherwise, the dependency cache. Empty means
+	// vitehost-preview under the OS temp directory. One Manager at a time
+	// may use a BaseDir; it removes what an earlier one left behind.
+	BaseDir string
+	// CacheDir holds one install per dependency set. Empty means BaseDir/deps.
+	// Several Managers, on one machine, may share it.
+	CacheDir string
+
+	// TTL is how long a session lives after its creation. Zero means DefaultTTL.
+	TTL time.Duration
+	// Limits bound requests and sessions; zero fields take defaults.
+	Limits Limits
+
+	// Store keeps session records. Nil means a MemoryStore. Nodes that
+	// serve one domain together share one Store (preview/redisstore).
+	Store Store
+	// NodeID names this node in the records of its sessions (Record.Owner)
+	// and its lease; nodes that share a Store need distinct ids. Empty means
+	// a random id. A node restarted with its old NodeID starts the sessions
+	// it ran again when they are next requested.
+	NodeID string
+	// NodeAddr is the host:port at which the other nodes reach this node's
+	// handler (Router(API()) over plain HTTP); it goes into the records of
+	// the sessions this node runs. Setting it makes the node one of several
+	// that share Store: it keeps a lease in the store, saves its sessions'
+	// files there, forwards requests for sessions of other nodes to their
+	// node, and takes over the sessions of a node whose lease ran out. Empty
+	// means a single node: no files in the store, no forwarding, no
+	// takeover.
+	NodeAddr string
+	// LeaseTTL is how long this node counts as alive after it last renewed
+	// its lease (NodeAddr set); it renews every LeaseTTL/3. A node that
+	// hangs loses its sessions to the others LeaseTTL after its last
+	// renewal. Zero means DefaultLeaseTTL.
+	LeaseTTL time.Duration
+	// ForwardTimeout bounds the wait for another node's answer to a
+	// forwarded request. When it passes, the request waits for the node's
+	// lease to run out (LeaseTTL at most) and then takes the session over;
+	// a node whose lease stays alive gets the request answered 503. Zero
+	// means DefaultForwardTimeout.
+	ForwardTimeout time.Duration
+
+	// InstallCommand installs a dependency set in the current directory,
+	// which holds its package.json. Nil means npm install --ignore-scripts
+	// --no-audit --no-fund --loglevel=error. A custom command must not run
+	// lifecycle scripts (pnpm install --ignore-scripts, bun install
+	// --ignore-scripts).
+	InstallCommand []string
+	// InstallTimeout bounds one install. Zero means 10 minutes.
+	InstallTimeout time.Duration
+	// StartTimeout bounds the start of one dev server. Zero means the vite
+	// package's default.
+	StartTimeout time.Duration
+	// HMRWait is how long an update waits for Vite's HMR message. Zero means
+	// DefaultHMRWait.
+	HMRWait time.Duration
+	// Node is the node binary. Empty means node on PATH.
+	Node string
+
+	// AllowConfigFiles keeps client-sent files that Node would run on the
+	// host (vite.config.*, postcss.config.*, tailwind.config.*, .npmrc, ...)
+	// and lets Vite load the client's vite.config. Off by default: the
+	// service builds the config itself.
+	AllowConfigFiles bool
+
+	// APIPrefix is where the API is mounted. Empty means DefaultAPIPrefix.
+	APIPrefix string
+	// Token, when set, is the bearer token the API requires.
+	Token string
+
+	// Transport carries the proxies' requests to the dev servers. Nil means
+	// one ssrproxy.NewTransport shared by all sessions.
+	Transport http.RoundTripper
+
+	// Logger receives the manager's logs, each with the session id. Nil means
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+// withDefaults returns a copy of opts with the zero values filled in, and
+// the parsed PublicURL.
+func withDefaults(opts *Options) (Options, *url.URL, error) {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	public, err := url.Parse(o.PublicURL)
+	if err != nil || (public.Scheme != "http" && public.Scheme != "https") || public.Hostname() == "" {
+		return o, nil, fmt.Errorf("vitehost/preview: PublicURL %q must be an absolute http or https URL", o.PublicURL)
+	}
+	if o.BaseDir == "" {
+		o.BaseDir = filepath.Join(os.TempDir(), "vitehost-preview")
+	}
+	if o.BaseDir, err = filepath.Abs(o.BaseDir); err != nil {
+		return o, nil, err
+	}
+	if o.CacheDir == "" {
+		o.CacheDir = filepath.Join(o.BaseDir, "deps")
+	}
+	if o.TTL <= 0 {
+		o.TTL = DefaultTTL
+	}
+	o.Limits = o.Limits.withDefaults()
+	if o.InstallCommand == nil {
+		o.InstallCommand = defaultInstallCommand
+	}
+	o.InstallCommand = append([]string(nil), o.InstallCommand...)
+	if o.InstallTimeout <= 0 {
+		o.InstallTimeout = 10 * time.Minute
+	}
+	if o.HMRWait <= 0 {
+		o.HMRWait = DefaultHMRWait
+	}
+	if o.LeaseTTL <= 0 {
+		o.LeaseTTL = DefaultLeaseTTL
+	}
+	if o.ForwardTimeout <= 0 {
+		o.ForwardTimeout = DefaultForwardTimeout
+	}
+	if o.APIPrefix == "" {
+		o.APIPrefix = DefaultAPIPrefix
+	}
+	o.APIPrefix = "/" + strings.Trim(o.APIPrefix, "/")
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Store == nil {
+		o.Store = &MemoryStore{}
+	}
+	if o.Transport == nil {
+		o.Transport = ssrproxy.NewTransport()
+	}
+	if o.NodeID == "" {
+		o.NodeID = "node-" + NewID()[:10]
+	}
+	if o.NodeAddr != "" {
+		if host, port, err := net.SplitHostPort(o.NodeAddr); err != nil || host == "" || port == "" {
+			return o, nil, fmt.Errorf("vitehost/preview: NodeAddr %q must be host:port", o.NodeAddr)
+		}
+	}
+	return o, public, nil
+}

@@ -1,0 +1,240 @@
+package preview
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// This file is where a request learns where its session lives: resolve is
+// called once per request, by the API's handlers and the preview router
+// (through reach, in forward.go), and by the Manager's methods. A takeover
+// of a session whose node is gone happens inside it, once.
+
+// location is where a session is, as resolve found it.
+type location struct {
+	// s is the session when it runs on this node, in whatever state
+	// (installing, starting, active, failed).
+	s *session
+	// rec is the stored record when s is nil.
+	rec Record
+	// remote: another node runs the session, at rec.OwnerAddr, and its
+	// lease is alive. Otherwise a nil s means that no live node runs it
+	// (resolve without adopt).
+	remote bool
+}
+
+// maxAttempts bounds the rounds of resolve, forward and takeover for one
+// request: a session that changes node more often than that is answered 503.
+const maxAttempts = 4
+
+// errLost is takeover's answer when another node claimed the session first:
+// resolve reads the record again and goes to the winner.
+var errLost = errors.New("vitehost/preview: another node took the session over")
+
+func errMoving(id string) error {
+	return fmt.Errorf("%w: session %s changed node %d times during the request", ErrRemote, id, maxAttempts)
+}
+
+func remoteError(rec Record) error {
+	return fmt.Errorf("%w: session %s runs on node %s at %s", ErrRemote, rec.ID, rec.Owner, rec.OwnerAddr)
+}
+
+// resolve says where session id is. A session of this node is found
+// without a store call. On a node of several, the store says which node
+// owns it; the owner counts as alive while its lease is (gone names a node
+// that just failed to answer, which counts as dead). A session whose owner
+// is dead, or is this node's earlier life, is taken over here when adopt is
+// set (its start goes on in the background) and returned as a record
+// otherwise. Unknown and expired sessions are ErrNotFound. resolve expires
+// and stops nothing.
+func (m *Manager) resolve(ctx context.Context, id string, adopt bool, gone string) (location, error) {
+	if !ValidID(id) {
+		return location{}, invalid(CodeBadID, "session id %q is not 26 characters of a-z and 2-7", id)
+	}
+	for range maxAttempts {
+		m.mu.Lock()
+		s, closed := m.sessions[id], m.closed
+		m.mu.Unlock()
+		switch {
+		case s != nil && !s.expired(time.Now()):
+			return location{s: s}, nil
+		case s != nil:
+			return location{}, fmt.Errorf("%w: %s expired", ErrNotFound, id)
+		case closed:
+			return location{}, ErrClosed
+		case !m.clustered():
+			return location{}, fmt.Errorf("%w: %s", ErrNotFound, id)
+		}
+		rec, err := m.store.Get(ctx, id)
+		if err != nil {
+			return location{}, err
+		}
+		if rec.Owner != m.nodeID && rec.Owner != gone {
+			alive, err := m.store.LeaseAlive(ctx, rec.Owner)
+			if err != nil {
+				return location{}, err
+			}
+			if alive {
+				return location{rec: rec, remote: true}, nil
+			}
+		}
+		if !adopt {
+			return location{rec: rec}, nil
+		}
+		s, err = m.takeover(ctx, rec)
+		if errors.Is(err, errLost) {
+			continue // read the record again: the winner runs it
+		}
+		if err != nil {
+			return location{}, err
+		}
+		return location{s: s}, nil
+	}
+	return location{}, errMoving(id)
+}
+
+// claimCall is a takeover under way on this node: the requests for the same
+// session that arrive meanwhile wait for its outcome instead of claiming
+// again.
+type claimCall struct {
+	done chan struct{}
+	s    *session
+	err  error
+}
+
+// takeover makes this node the owner of the session of rec, whose node is
+// gone, and starts it from the files in the store. It returns the session
+// once it is registered here (its start goes on in the background), or
+// errLost when another node claimed it first.
+func (m *Manager) takeover(ctx context.Context, rec Record) (*session, error) {
+	id := rec.ID
+	m.mu.Lock()
+	switch {
+	case m.closed:
+		m.mu.Unlock()
+		return nil, ErrClosed
+	case m.sessions[id] != nil:
+		s := m.sessions[id]
+		m.mu.Unlock()
+		return s, nil
+	}
+	if c := m.claims[id]; c != nil {
+		m.mu.Unlock()
+		select {
+		case <-c.done:
+			return c.s, c.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	if len(m.sessions)+len(m.claims) >= m.opts.Limits.MaxSessions {
+		m.mu.Unlock()
+		return nil, fmt.Errorf("%w: %d sessions; cannot take session %s over", ErrLimit, m.opts.Limits.MaxSessions, id)
+	}
+	c := &claimCall{done: make(chan struct{})}
+	m.claims[id] = c
+	m.mu.Unlock()
+
+	var deps Deps
+	var files []pendingFile
+	c.s, deps, files, c.err = m.claim(ctx, rec)
+	m.mu.Lock()
+	delete(m.claims, id)
+	if c.s != nil {
+		if m.closed {
+			c.s, c.err = nil, ErrClosed // the record names this node: the others take it over
+		} else {
+			m.sessions[id] = c.s
+			m.running.Add(1)
+		}
+	}
+	m.mu.Unlock()
+	close(c.done)
+	if c.s != nil {
+		go m.startTakenOver(c.s, deps, files)
+	}
+	return c.s, c.err
+}
+
+// claim takes the record of the session over in the store and loads its
+// files; the session it returns is not started.
+func (m *Manager) claim(ctx context.Context, rec Record) (*session, Deps, []pendingFile, error) {
+	id := rec.ID
+	s := m.newSession(Record{ID: id, Status: StatusInstalling, CreatedAt: rec.CreatedAt, ExpiresAt: rec.ExpiresAt})
+	epoch, won, err := m.store.Claim(ctx, rec.Epoch, s.record())
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if !won {
+		return nil, nil, nil, errLost
+	}
+	s.setEpoch(epoch)
+	s.log.Info("vitehost/preview: took session over", "from", rec.Owner, "fromAddr", rec.OwnerAddr, "epoch", epoch)
+	stored, err := m.store.LoadFiles(ctx, id)
+	if err == nil {
+		var deps Deps
+		var files []pendingFile
+		if deps, files, err = m.restoreFiles(stored); err == nil {
+			return s, deps, files, nil
+		}
+	}
+	if errors.Is(err, ErrUnavailable) {
+		return nil, nil, nil, err // the record is ours: the next request claims it again
+	}
+	// The session cannot come back: say so to everyone.
+	s.log.Error("vitehost/preview: cannot restore session; removing it", "err", err)
+	if derr := m.store.Delete(context.WithoutCancel(ctx), id, epoch); derr != nil {
+		s.log.Warn("vitehost/preview: delete record", "err", derr)
+	}
+	return nil, nil, nil, fmt.Errorf("%w: session %s could not be restored: %v", ErrNotFound, id, err)
+}
+
+// startTakenOver starts a session that takeover registered, through the
+// path a create takes, and removes it when the start fails.
+func (m *Manager) startTakenOver(s *session, deps Deps, files []pendingFile) {
+	defer m.running.Done()
+	err := s.run(m.ctx, deps, files)
+	switch {
+	case err == nil, s.ctx.Err() != nil:
+		// Started, or removed (deleted, expired, the manager closing) while
+		// starting.
+	case errors.Is(err, ErrFenced):
+		m.remove(context.Background(), s, "claimed by another node while starting")
+	default:
+		s.log.Error("vitehost/preview: start after takeover failed", "err", err)
+		m.drop(context.Background(), s, "start after takeover failed")
+	}
+}
+
+// restoreFiles turns the stored files of a session back into its
+// dependency set and project files, checking each name as if a client had
+// sent it.
+func (m *Manager) restoreFiles(stored map[string][]byte) (Deps, []pendingFile, error) {
+	pkg, ok := stored["package.json"]
+	if !ok {
+		return nil, nil, errors.New("no package.json among the stored files")
+	}
+	deps, err := ParsePackageJSON(pkg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("stored package.json: %w", err)
+	}
+	files := make([]pendingFile, 0, len(stored))
+	for name, data := range stored {
+		if name == "package.json" {
+			continue
+		}
+		if _, err := cleanPath(name, m.opts.Limits.MaxPathLength); err != nil {
+			return nil, nil, fmt.Errorf("stored file: %w", err)
+		}
+		if !m.opts.AllowConfigFiles && isExecuted(name) {
+			continue
+		}
+		files = append(files, pendingFile{name: name, data: data})
+	}
+	slices.SortFunc(files, func(a, b pendingFile) int { return strings.Compare(a.name, b.name) })
+	return deps.withDefaults(), files, nil
+}

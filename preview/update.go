@@ -1,0 +1,97 @@
+package preview
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// UpdateResult is what an update did.
+type UpdateResult struct {
+	// Updated are the files written, Deleted the files removed, Ignored the
+	// files dropped (config files Node would run, package.json).
+	Updated []string
+	Deleted []string
+	Ignored []string
+	// HMR is what Vite sent the browsers.
+	HMR HMR
+}
+
+// HMRTriggered reports whether Vite sent an update or a full reload.
+func (r *UpdateResult) HMRTriggered() bool { return r.HMR.Type != HMRNone }
+
+// update applies one update to the running session s: the files are
+// staged next to their names, the store (on a node of several) commits
+// them, and only then do they replace the old files on disk, so that the
+// store and the disk agree after any failure: a failed disk write leaves
+// both unchanged, and a store that refuses (ErrFenced: another node owns
+// the session now) or cannot be reached leaves the disk unchanged.
+func (s *session) update(ctx context.Context, files checkedFiles, deletes []string) (*UpdateResult, error) {
+	if err := s.waitReady(ctx); err != nil {
+		if errors.Is(err, ErrNotFound) || ctx.Err() != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: session %s did not start", ErrDevServer, s.id)
+	}
+	if rec := s.record(); rec.Status == StatusError {
+		return nil, fmt.Errorf("%w: %s", ErrDevServer, rec.Error)
+	}
+	if err := s.takeTurn(ctx); err != nil {
+		return nil, err
+	}
+	defer s.endTurn()
+
+	res := &UpdateResult{Ignored: files.ignored, Updated: []string{}, Deleted: []string{}, HMR: HMR{Type: HMRNone, Paths: []string{}}}
+	staged, err := stageFiles(s.root, files.write)
+	if err != nil {
+		return nil, fmt.Errorf("vitehost/preview: write files: %w", err)
+	}
+	defer staged.discard() // what was not committed
+
+	if s.env.clustered && len(files.write)+len(deletes) > 0 {
+		write := make(map[string][]byte, len(files.write))
+		for _, f := range files.write {
+			write[f.name] = f.data
+		}
+		if err := s.env.store.SaveFiles(ctx, s.id, s.epoch(), write, deletes); err != nil {
+			return nil, err
+		}
+	}
+
+	if s.warmed != nil {
+		select { // until the module graph is loaded, Vite has nothing to update
+		case <-s.warmed:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	// Listen before the files land: Vite answers within milliseconds.
+	connErr := s.hmr.waitConnectedFor(ctx, s.env.hmrWait)
+	if connErr != nil {
+		s.log.Warn("vitehost/preview: HMR client not connected; the update cannot be confirmed", "err", connErr)
+	}
+	msgs, unsubscribe := s.hmr.subscribe()
+	defer unsubscribe()
+
+	if err := staged.commit(s.root); err != nil {
+		// The store has the new files and the disk only some: the session
+		// cannot be trusted to show what the client sent.
+		s.setStatus(ctx, StatusError, "writing the files of an update failed")
+		return nil, fmt.Errorf("vitehost/preview: write files: %w", err)
+	}
+	for _, f := range files.write {
+		res.Updated = append(res.Updated, f.name)
+	}
+	removed, err := removeFiles(s.root, deletes)
+	res.Deleted = append(res.Deleted, removed...)
+	if err != nil {
+		return res, fmt.Errorf("vitehost/preview: delete files: %w", err)
+	}
+	if len(res.Updated)+len(res.Deleted) == 0 || connErr != nil {
+		return res, nil
+	}
+	res.HMR = s.collect(ctx, msgs)
+	s.log.Info("vitehost/preview: updated", "files", describeFiles(files.write), "deleted", len(res.Deleted),
+		"hmr", res.HMR.Type, "paths", res.HMR.Paths, "compileError", res.HMR.Error != nil)
+	return res, nil
+}
