@@ -214,9 +214,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // to the client when the tunnel is between frames), cancels the requests in
 // flight, and returns when every ServeHTTP call and goroutine of the Proxy has
 // ended; a client that neither reads nor answers the close frame holds it
-// about 2 s at most. Requests that arrive later get 503. It is safe to call
-// more than once and always returns nil.
-func (p *Proxy) Close() error {
+// about 2 s at most. Requests that arrive later get 503. Nothing in it can
+// fail, so it reports nothing, like httptest.Server.Close. It is safe to call
+// more than once.
+func (p *Proxy) Close() {
 	p.closeOnce.Do(func() {
 		p.mu.Lock()
 		p.closed = true
@@ -231,7 +232,6 @@ func (p *Proxy) Close() error {
 		}
 		p.wg.Wait()
 	})
-	return nil
 }
 
 // enter counts a ServeHTTP call in flight, unless the Proxy is closed.
