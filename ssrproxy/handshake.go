@@ -24,7 +24,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httputil"
-	"net/url"
 	"strings"
 	"time"
 
@@ -60,7 +59,7 @@ func (p *Proxy) serveUpgrade(w http.ResponseWriter, r *http.Request, t hotfile.T
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	timer := time.AfterFunc(handshakeTimeout, cancel)
-	res, err := p.transport.RoundTrip(p.handshakeRequest(r.WithContext(ctx), target, upType))
+	res, err := p.transport.RoundTrip(p.handshakeRequest(r.WithContext(ctx), upstreamOf(target), upType))
 	if !timer.Stop() && err != nil && r.Context().Err() == nil {
 		err = fmt.Errorf("vitehost/ssrproxy: no answer to the WebSocket handshake within %s: %w", handshakeTimeout, err)
 	}
@@ -137,8 +136,8 @@ func (p *Proxy) serveUpgrade(w http.ResponseWriter, r *http.Request, t hotfile.T
 	tun.run()
 }
 
-// handshakeRequest is the handshake to send to target.
-func (p *Proxy) handshakeRequest(r *http.Request, target *url.URL, upType string) *http.Request {
+// handshakeRequest is the handshake to send to up.
+func (p *Proxy) handshakeRequest(r *http.Request, up upstream, upType string) *http.Request {
 	out := r.Clone(r.Context())
 	out.RequestURI = ""
 	out.Close = false
@@ -156,8 +155,9 @@ func (p *Proxy) handshakeRequest(r *http.Request, target *url.URL, upType string
 	if _, ok := out.Header["User-Agent"]; !ok {
 		out.Header.Set("User-Agent", "") // no Go default in its place
 	}
-	p.rewrite(&httputil.ProxyRequest{In: r, Out: out}, target)
-	return out
+	pr := &httputil.ProxyRequest{In: r, Out: out}
+	p.rewrite(pr, up)
+	return pr.Out
 }
 
 // relayRefusal sends the dev server's answer to a handshake it did not
