@@ -27,7 +27,7 @@
 //     hot files when ready, restarts after a crash, stops the whole tree.
 //   - ssrproxy: the http.Handler in front of a dev server. Plain HTTP goes to
 //     the hot URL; WebSockets with the vite-hmr or vite-ping subprotocol go to
-//     the HMR URL (websocket.go is where HTTP becomes a tunnel); every other
+//     the HMR URL (handshake.go is where HTTP becomes a tunnel); every other
 //     WebSocket goes to the hot URL. While the dev server is down, navigations
 //     get a page that reloads itself once it is back.
 //   - preview: sessions (create, update, status, delete, expiry), the JSON API

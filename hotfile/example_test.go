@@ -49,3 +49,25 @@ func Example() {
 	// hmr:  http://127.0.0.1:24678
 	// now:  http://127.0.0.1:5174
 }
+
+// A dev server that listens on Unix sockets (in a sandbox without a network)
+// publishes unix URLs, and a reader gets the socket's path back.
+func ExampleUnixURL() {
+	dir, _ := os.MkdirTemp("", "hotfile-example")
+	defer os.RemoveAll(dir)
+	hot := filepath.Join(dir, "hot")
+
+	if err := hotfile.Write(hot, hotfile.UnixURL("/run/dev/http.sock")); err != nil {
+		log.Fatal(err)
+	}
+	content, _ := os.ReadFile(hot)
+	fmt.Print(string(content))
+	u, err := hotfile.Read(hot)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(u.Scheme == hotfile.UnixScheme, u.Path)
+	// Output:
+	// unix:///run/dev/http.sock
+	// true /run/dev/http.sock
+}

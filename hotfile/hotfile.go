@@ -7,6 +7,11 @@
 // the dev server's HMR WebSocket listens on a port of its own, a companion
 // file named by [HMRPath] (the hot file's path plus ".hmr") holds that URL.
 //
+// A dev server that listens on a Unix socket instead of a port (one in a
+// sandbox without a network) is named by a URL with the scheme "unix" whose
+// path is the socket's absolute path, unix:///run/dev/http.sock, as [UnixURL]
+// makes it. Such a URL has no base path: requests to it keep their own path.
+//
 // Writers replace files atomically (a temporary file in the same directory,
 // then a rename), so a reader never sees half a URL. A [Watcher] follows both
 // files and keeps the current [Targets] readable at the cost of one atomic
@@ -21,9 +26,13 @@ import (
 	"io/fs"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 )
+
+// UnixScheme is the scheme of a URL that names a Unix socket.
+const UnixScheme = "unix"
 
 // HMRSuffix is appended to a hot file's path to name its HMR companion.
 const HMRSuffix = ".hmr"
@@ -33,7 +42,7 @@ const HMRSuffix = ".hmr"
 const MaxSize = 8 << 10
 
 // ErrInvalid is returned, wrapped with the details, for content that is not
-// one absolute http or https URL.
+// one absolute http, https or unix URL.
 var ErrInvalid = errors.New("vitehost/hotfile: invalid hot file")
 
 // errEmpty is the reason for an empty hot file, which the Watcher does not
@@ -44,9 +53,17 @@ var errEmpty = errors.New("empty")
 // HMRPath returns the path of the HMR companion of the hot file at path.
 func HMRPath(path string) string { return path + HMRSuffix }
 
+// UnixURL returns the URL that names the Unix socket at path, which must be
+// absolute and clean for Write to accept the URL: unix:///run/dev/http.sock.
+func UnixURL(path string) *url.URL {
+	return &url.URL{Scheme: UnixScheme, Path: path}
+}
+
 // Parse parses the content of a hot file: surrounding white space is trimmed,
-// and what remains must be one absolute http or https URL with a host and
-// neither a query, a fragment nor user information.
+// and what remains must be one absolute http or https URL with a host, or a
+// unix URL whose path is a socket's absolute, clean path (unix:///a/http.sock
+// or unix:/a/http.sock), with neither a query, a fragment nor user
+// information.
 func Parse(data []byte) (*url.URL, error) {
 	u, err := parse(data)
 	if err != nil {
@@ -68,9 +85,15 @@ func parse(data []byte) (*url.URL, error) {
 	if err != nil {
 		return nil, err
 	}
+	if u.Scheme == UnixScheme {
+		if err := checkUnix(s, u); err != nil {
+			return nil, err
+		}
+		return u, nil
+	}
 	switch {
 	case u.Scheme != "http" && u.Scheme != "https":
-		return nil, fmt.Errorf("scheme %q is not http or https", u.Scheme)
+		return nil, fmt.Errorf("scheme %q is not http, https or unix", u.Scheme)
 	case u.Opaque != "" || u.Host == "":
 		return nil, fmt.Errorf("%q has no host", s)
 	case u.Hostname() == "":
@@ -86,6 +109,24 @@ func parse(data []byte) (*url.URL, error) {
 		}
 	}
 	return u, nil
+}
+
+// checkUnix says what makes u, parsed from s, not a unix URL that names a
+// socket.
+func checkUnix(s string, u *url.URL) error {
+	switch {
+	case u.Opaque != "":
+		return fmt.Errorf("%q: a unix URL holds an absolute path (unix:///path)", s)
+	case u.Host != "" || u.User != nil:
+		return fmt.Errorf("%q: a unix URL has no host", s)
+	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
+		return fmt.Errorf("%q has a query or fragment", s)
+	case !strings.HasPrefix(u.Path, "/") || path.Clean(u.Path) != u.Path || u.Path == "/":
+		return fmt.Errorf("%q: socket path %q is not absolute and clean", s, u.Path)
+	case strings.ContainsRune(u.Path, 0):
+		return fmt.Errorf("%q: socket path holds a NUL byte", s)
+	}
+	return nil
 }
 
 func checkPort(p string) error {
@@ -130,7 +171,8 @@ func Read(path string) (*url.URL, error) {
 
 // Write writes u to the hot file at path atomically: the URL and a newline go
 // to a temporary file in the same directory, which then replaces path. The
-// directory is created when missing. u must be a URL that Parse accepts.
+// directory is created when missing. u must be a URL that Parse accepts, such
+// as one made by UnixURL.
 func Write(path string, u *url.URL) error {
 	if u == nil {
 		return fmt.Errorf("%w: write %s: nil URL", ErrInvalid, path)

@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -44,6 +45,19 @@ func TestParse(t *testing.T) {
 		{name: "port zero", in: "http://localhost:0", err: "out of range"},
 		{name: "port too large", in: "http://localhost:70000", err: "out of range"},
 		{name: "bad escape", in: "http://localhost:5173/%zz", err: "invalid"},
+		{name: "unix socket", in: "unix:///var/lib/x/preview-abc/sock/http.sock\n", want: "unix:///var/lib/x/preview-abc/sock/http.sock"},
+		{name: "unix without authority", in: "unix:/run/http.sock", want: "unix:/run/http.sock"},
+		{name: "unix escaped", in: "unix:///run/a%20b.sock", want: "unix:///run/a%20b.sock"},
+		{name: "unix relative", in: "unix:run/http.sock", err: "absolute path"},
+		{name: "unix host", in: "unix://localhost/run/http.sock", err: "no host"},
+		{name: "unix user", in: "unix://u@/run/http.sock", err: "no host"},
+		{name: "unix no path", in: "unix://", err: "not absolute"},
+		{name: "unix root", in: "unix:///", err: "not absolute"},
+		{name: "unix trailing slash", in: "unix:///run/", err: "not absolute and clean"},
+		{name: "unix dot dot", in: "unix:///run/../etc/x.sock", err: "not absolute and clean"},
+		{name: "unix NUL", in: "unix:///run/a%00.sock", err: "NUL"},
+		{name: "unix query", in: "unix:///run/http.sock?x=1", err: "query"},
+		{name: "unix fragment", in: "unix:///run/http.sock#x", err: "query or fragment"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -65,6 +79,7 @@ func FuzzParse(f *testing.F) {
 	for _, s := range []string{
 		"http://localhost:5173\n", "https://[::1]:1/build", "http://:80", "ws://x", "http://a:1\nhttp://b",
 		"http://u@h", "http://h/?q", "\x00", "http://h:99999", "http://h/%zz", "HTTP://H",
+		"unix:///run/http.sock", "unix:/a", "unix://h/a", "unix:///a/../b", "unix:///a%00", "UNIX:///a%2Fb",
 	} {
 		f.Add([]byte(s))
 	}
@@ -79,7 +94,19 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
-		if u.Scheme != "http" && u.Scheme != "https" || u.Hostname() == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+			t.Fatalf("Parse(%q) accepted %#v", data, u)
+		}
+		switch u.Scheme {
+		case "http", "https":
+			if u.Hostname() == "" {
+				t.Fatalf("Parse(%q) accepted %#v", data, u)
+			}
+		case hotfile.UnixScheme:
+			if u.Host != "" || !strings.HasPrefix(u.Path, "/") || strings.ContainsRune(u.Path, 0) || path.Clean(u.Path) != u.Path {
+				t.Fatalf("Parse(%q) accepted %#v", data, u)
+			}
+		default:
 			t.Fatalf("Parse(%q) accepted %#v", data, u)
 		}
 		// What Parse accepts, Write can store and Parse reads back the same.
@@ -115,6 +142,27 @@ func TestWriteReadRemove(t *testing.T) {
 	_, err = hotfile.Read(path)
 	assert.ErrorIs(t, err, fs.ErrNotExist)
 	require.NoError(t, hotfile.Remove(path), "removing a missing file is not an error")
+}
+
+// A dev server on a Unix socket is named by UnixURL; the hot file holds
+// that URL as text, and Read gives back the socket's path.
+func TestWriteReadUnixURL(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "hot")
+	sock := "/var/lib/vitehost/preview-abc/sock/http.sock"
+	require.NoError(t, hotfile.Write(path, hotfile.UnixURL(sock)))
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	assert.Equal(t, "unix://"+sock+"\n", string(b))
+
+	got, err := hotfile.Read(path)
+	require.NoError(t, err)
+	assert.Equal(t, hotfile.UnixScheme, got.Scheme)
+	assert.Equal(t, sock, got.Path)
+	assert.Equal(t, *hotfile.UnixURL(sock), *got, "what Read returns equals what UnixURL made")
+
+	for _, bad := range []string{"", "run/http.sock", "/run/../http.sock", "/run/"} {
+		require.ErrorIs(t, hotfile.Write(path, hotfile.UnixURL(bad)), hotfile.ErrInvalid, "socket path %q", bad)
+	}
 }
 
 func TestWriteRejectsInvalid(t *testing.T) {

@@ -19,9 +19,6 @@ import (
 // one after the other; one wait covers both.
 const DefaultDebounce = 20 * time.Millisecond
 
-// ErrClosed is returned by operations on a closed Watcher.
-var ErrClosed = errors.New("vitehost/hotfile: watcher closed")
-
 // Targets is where a dev server listens. A nil URL means no target: the file
 // is missing or does not hold a valid URL. The URLs are shared between all
 // readers and must not be modified.
@@ -142,7 +139,8 @@ func (w *Watcher) Targets() Targets { return *w.cur.Load() }
 // change, and a function that ends the subscription. The channel holds only
 // the newest targets: a subscriber that reads late gets the current value,
 // and a subscriber that does not read never blocks the Watcher. The channel
-// is closed by cancel and by Close.
+// is closed by cancel and by Close; after Close, Subscribe returns a closed
+// channel.
 func (w *Watcher) Subscribe() (<-chan Targets, func()) {
 	ch := make(chan Targets, 1)
 	w.mu.Lock()

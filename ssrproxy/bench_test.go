@@ -4,11 +4,15 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strconv"
 	"testing"
 
+	"github.com/vitehost/vitehost/hotfile"
 	"github.com/vitehost/vitehost/internal/testenv"
 	"github.com/vitehost/vitehost/ssrproxy"
 )
@@ -18,21 +22,41 @@ const moduleSize = 24 << 10
 
 // BenchmarkModuleFetch fetches a module of moduleSize bytes from an httptest
 // upstream, directly and through a Proxy, from parallel clients that keep
-// their connections, as a browser loading a page does.
+// their connections, as a browser loading a page does; "proxied-unix" is the
+// same upstream handler on a Unix socket, as a sandboxed dev server listens.
 func BenchmarkModuleFetch(b *testing.B) {
 	module := bytes.Repeat([]byte("export const x = 1;\n"), moduleSize/20)
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	serveModule := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/javascript")
 		w.Header().Set("Content-Length", strconv.Itoa(len(module)))
 		w.Write(module)
-	}))
+	})
+	up := httptest.NewServer(serveModule)
 	defer up.Close()
 	p := ssrproxy.New(ssrproxy.Static(mustURL(b, up.URL), nil), nil)
 	defer p.Close()
 	proxy := httptest.NewServer(p)
 	defer proxy.Close()
 
-	for _, target := range []struct{ name, url string }{{"direct", up.URL}, {"proxied", proxy.URL}} {
+	dir, err := os.MkdirTemp("", "ssrproxy-sock-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	sock := filepath.Join(dir, "http.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		b.Fatal(err)
+	}
+	unixUp := &http.Server{Handler: serveModule}
+	go unixUp.Serve(ln)
+	defer unixUp.Close()
+	unixP := ssrproxy.New(ssrproxy.Static(hotfile.UnixURL(sock), nil), nil)
+	defer unixP.Close()
+	unixProxy := httptest.NewServer(unixP)
+	defer unixProxy.Close()
+
+	for _, target := range []struct{ name, url string }{{"direct", up.URL}, {"proxied", proxy.URL}, {"proxied-unix", unixProxy.URL}} {
 		b.Run(target.name, func(b *testing.B) {
 			tr := &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}
 			defer tr.CloseIdleConnections()

@@ -1,9 +1,11 @@
 package ssrproxy_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -84,6 +86,49 @@ func ExampleStatic() {
 	// Output:
 	// 200 session a: /src/App.tsx
 	// 200 session b: /src/App.tsx
+}
+
+// A dev server in a sandbox without a network listens on a Unix socket; a
+// unix URL names it, and the proxy, and NewRequest for code beside it, speak
+// HTTP over the socket.
+func Example_unixSocket() {
+	dir, _ := os.MkdirTemp("", "ssrproxy-example")
+	defer os.RemoveAll(dir)
+	sock := filepath.Join(dir, "http.sock")
+	ln, err := net.Listen("unix", sock) // the dev server's side
+	if err != nil {
+		log.Fatal(err)
+	}
+	devServer := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "dev server: %s %s", r.Host, r.URL.RequestURI())
+	})}
+	go devServer.Serve(ln)
+	defer devServer.Close()
+
+	target := hotfile.UnixURL(sock) // unix:///.../http.sock, what a hot file would hold
+	transport := ssrproxy.NewTransport()
+	defer transport.CloseIdleConnections()
+	proxy := ssrproxy.New(ssrproxy.Static(target, nil), &ssrproxy.Options{Transport: transport})
+	defer proxy.Close()
+	w := httptest.NewRecorder()
+	proxy.ServeHTTP(w, httptest.NewRequest("GET", "http://app.example/src/App.tsx?t=1", nil))
+	fmt.Println(w.Code, w.Body)
+
+	// A warm-up request from Go, the way the proxy would send it.
+	req, err := ssrproxy.NewRequest(context.Background(), "GET", target, "/src/main.tsx", nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	res, err := (&http.Client{Transport: transport}).Do(req)
+	if err != nil {
+		log.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	fmt.Println(res.StatusCode, string(body))
+	// Output:
+	// 200 dev server: localhost /src/App.tsx?t=1
+	// 200 dev server: localhost /src/main.tsx
 }
 
 // While the dev server starts, a browser gets a page that reloads itself

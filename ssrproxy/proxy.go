@@ -9,6 +9,14 @@
 // While the dev server is starting or restarting, page navigations get a small
 // page that reloads itself once the dev server answers, and everything else a
 // 503, so that Vite's reconnect logic sees a refused handshake and waits.
+//
+// A target is an http or https URL, or, for a dev server that listens on a
+// Unix socket (one in a sandbox without a network), a unix URL whose path is
+// the socket: unix:///run/dev/http.sock, as hotfile.UnixURL makes it. The
+// proxy then speaks plain HTTP (and WebSocket) over the socket with the
+// request's own path and the Host header localhost, which Vite's host check
+// accepts; this needs the transport of NewTransport. NewRequest builds a
+// request that reaches a target of either kind the way the proxy does.
 package ssrproxy
 
 import (
@@ -38,7 +46,8 @@ type TargetSource interface {
 }
 
 // Static returns a TargetSource with fixed URLs, for callers that already
-// know where the dev server listens. hmrURL may be nil. The URLs are copied.
+// know where the dev server listens: http or https URLs, or unix URLs
+// (hotfile.UnixURL). hmrURL may be nil. The URLs are copied.
 func Static(httpURL, hmrURL *url.URL) TargetSource {
 	return &staticSource{t: hotfile.Targets{HTTP: cloneURL(httpURL), HMR: cloneURL(hmrURL)}}
 }
@@ -63,16 +72,18 @@ func cloneURL(u *url.URL) *url.URL {
 // the struct and never modifies it.
 type Options struct {
 	// KeepHost sends the client's Host header to the dev server. By default
-	// the Host is rewritten to the target's, so that Vite's allowed-hosts
-	// check (403 "Blocked request" for unknown hosts) passes without
-	// configuring server.allowedHosts for the public domain.
+	// the Host is rewritten to the target's (localhost for a Unix socket),
+	// so that Vite's allowed-hosts check (403 "Blocked request" for unknown
+	// hosts) passes without configuring server.allowedHosts for the public
+	// domain.
 	KeepHost bool
 
 	// Transport performs the requests, the WebSocket handshakes included; a
 	// handshake needs a transport that returns the upgraded connection as
-	// the body of a 101 response, as *http.Transport does. Nil means one
-	// transport shared by every Proxy of the process, made by NewTransport.
-	// Close does not close its idle connections.
+	// the body of a 101 response, as *http.Transport does, and a unix target
+	// needs the DialContext of NewTransport. Nil means one transport shared
+	// by every Proxy of the process, made by NewTransport. Close does not
+	// close its idle connections.
 	Transport http.RoundTripper
 
 	// ModifyResponse, if not nil, is called with every response of the dev
@@ -164,7 +175,8 @@ func New(src TargetSource, opts *Options) *Proxy {
 // ServeHTTP relays r to the dev server: a WebSocket handshake whose
 // Sec-WebSocket-Protocol lists vite-hmr or vite-ping to the HMR target when
 // there is one, every other request to the HTTP target. The request path and
-// query are kept; a target URL's own path is joined in front of the path.
+// query are kept; an http target's own path is joined in front of the path
+// (a unix target's path is its socket).
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !p.enter() {
 		p.fail(w, r, ErrClosed)
@@ -214,9 +226,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // to the client when the tunnel is between frames), cancels the requests in
 // flight, and returns when every ServeHTTP call and goroutine of the Proxy has
 // ended; a client that neither reads nor answers the close frame holds it
-// about 2 s at most. Requests that arrive later get 503. It is safe to call
-// more than once and always returns nil.
-func (p *Proxy) Close() error {
+// about 2 s at most. Requests that arrive later get 503. Nothing in it can
+// fail, so it reports nothing, like httptest.Server.Close. It is safe to call
+// more than once.
+func (p *Proxy) Close() {
 	p.closeOnce.Do(func() {
 		p.mu.Lock()
 		p.closed = true
@@ -231,7 +244,6 @@ func (p *Proxy) Close() error {
 		}
 		p.wg.Wait()
 	})
-	return nil
 }
 
 // enter counts a ServeHTTP call in flight, unless the Proxy is closed.
@@ -268,8 +280,9 @@ func (p *Proxy) reverseProxy(target *url.URL) *httputil.ReverseProxy {
 	if c := p.route.Load(); c != nil && (c.target == target || *c.target == *target) {
 		return c.rp
 	}
+	up := upstreamOf(target)
 	rp := &httputil.ReverseProxy{
-		Rewrite:        func(pr *httputil.ProxyRequest) { p.rewrite(pr, target) },
+		Rewrite:        func(pr *httputil.ProxyRequest) { p.rewrite(pr, up) },
 		Transport:      p.transport,
 		BufferPool:     copyBuffers,
 		ModifyResponse: p.modify,
@@ -284,10 +297,10 @@ func (p *Proxy) reverseProxy(target *url.URL) *httputil.ReverseProxy {
 	return rp
 }
 
-// rewrite points the outbound request at target. The same rules serve plain
-// requests (through ReverseProxy) and WebSocket handshakes.
-func (p *Proxy) rewrite(pr *httputil.ProxyRequest, target *url.URL) {
-	pr.SetURL(target) // joins target's path in front; Host becomes target's
+// rewrite points the outbound request at up; it may replace pr.Out. The same
+// rules serve plain requests (through ReverseProxy) and WebSocket handshakes.
+func (p *Proxy) rewrite(pr *httputil.ProxyRequest, up upstream) {
+	up.apply(pr) // joins the target's path in front; Host becomes the target's
 	pr.SetXForwarded()
 	if p.keepHost {
 		pr.Out.Host = pr.In.Host

@@ -38,13 +38,15 @@ const (
 // untouched (the browser's Accept-Encoding decides), speaks HTTP/1.1 only
 // (WebSocket handshakes need it) and puts no limit on the time to the first
 // response byte (Vite's first request can wait seconds for the dependency
-// optimizer). Callers may change the result before they use it, for example
-// to trust a dev server's self-signed certificate.
+// optimizer). Its DialContext dials the Unix socket of a unix target (see
+// NewRequest), which no other transport does. Callers may change the result
+// before they use it, for example to trust a dev server's self-signed
+// certificate; a replaced DialContext loses the Unix sockets.
 func NewTransport() *http.Transport {
 	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
 	return &http.Transport{
 		Proxy:                 nil,
-		DialContext:           dialer.DialContext,
+		DialContext:           dialContext(dialer),
 		MaxIdleConns:          DefaultMaxIdleConns,
 		MaxIdleConnsPerHost:   DefaultMaxIdleConnsPerHost,
 		IdleConnTimeout:       DefaultIdleConnTimeout,

@@ -1,0 +1,168 @@
+package ssrproxy
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+const (
+	// closeWriteTimeout is how long Close lets a write to a client that does
+	// not read go on.
+	closeWriteTimeout = time.Second
+
+	// lingerTimeout is how long an ending tunnel keeps reading from the
+	// client (its answer to a close frame) before it closes the connection.
+	lingerTimeout = time.Second
+
+	// closeGoingAway is the close code Close sends: the endpoint is going
+	// away (RFC 6455, 7.4.1).
+	closeGoingAway = 1001
+)
+
+// tunnel joins a hijacked client connection and the upgraded connection to
+// the dev server.
+type tunnel struct {
+	up io.ReadWriteCloser
+	ws bool
+
+	mu      sync.Mutex // orders attach against shutdown
+	client  net.Conn
+	cr      *bufio.Reader // the client's bytes, starting with those the server buffered
+	closing atomic.Bool   // Close is ending the tunnel
+	ending  atomic.Bool   // the upstream side is done; the client may still answer
+
+	// clientClosed is set once a whole close frame came from the client:
+	// after that it sends nothing, and the tunnel need not wait for it.
+	clientClosed atomic.Bool
+
+	// Owned by the goroutine in run (toClient).
+	toClientFrames frameTracker
+	broken         bool // a write to the client failed
+
+	// Owned by the goroutine of toUpstream.
+	fromClientFrames frameTracker
+}
+
+// attach hands the client connection to the tunnel. It reports false when
+// Close has already ended the tunnel.
+func (t *tunnel) attach(c net.Conn, r *bufio.Reader) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.client, t.cr = c, r
+	return !t.closing.Load()
+}
+
+// shutdown makes run end: it closes the upstream side, which ends the copy to
+// the client, and bounds a write that a client is not reading.
+func (t *tunnel) shutdown() {
+	t.mu.Lock()
+	t.closing.Store(true)
+	c := t.client
+	t.mu.Unlock()
+	if c != nil {
+		c.SetWriteDeadline(time.Now().Add(closeWriteTimeout))
+	}
+	t.up.Close()
+}
+
+// run copies both ways and returns when both copies have ended and both
+// connections are closed.
+func (t *tunnel) run() {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t.toUpstream()
+	}()
+	t.toClient()
+
+	t.ending.Store(true)
+	if t.closing.Load() {
+		t.goingAway()
+	}
+	// Send the client everything up to the end, then the end (FIN), and
+	// read its last bytes, the answer to a close frame, before closing: a
+	// close with unread data resets the connection, and a reset can make
+	// the client drop what it has not read yet. A browser that has answered
+	// the close waits for the server to close first (RFC 6455, 7.1.1), so
+	// once its close frame is in there is nothing to wait for.
+	if cw, ok := t.client.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+	linger := time.Now().Add(lingerTimeout)
+	if t.clientClosed.Load() {
+		linger = time.Now()
+	}
+	t.client.SetReadDeadline(linger)
+	t.up.Close()
+	<-done
+	t.client.Close()
+}
+
+// toClient copies the dev server's bytes to the client until the upstream
+// ends, fails or is closed.
+func (t *tunnel) toClient() {
+	buf := copyBuffers.Get()
+	defer copyBuffers.Put(buf)
+	for {
+		n, err := t.up.Read(buf)
+		if n > 0 {
+			if t.ws {
+				t.toClientFrames.feed(buf[:n])
+			}
+			if _, werr := t.client.Write(buf[:n]); werr != nil {
+				t.broken = true
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// toUpstream copies the client's bytes to the dev server until the client
+// ends or fails, then closes the upstream side, which ends toClient. Once
+// the upstream side is gone it keeps reading the client's answer until its
+// close frame is in or run's deadline passes.
+func (t *tunnel) toUpstream() {
+	defer t.up.Close()
+	buf := copyBuffers.Get()
+	defer copyBuffers.Put(buf)
+	upOpen := true
+	for {
+		n, err := t.cr.Read(buf)
+		if n > 0 {
+			if t.ws {
+				f := &t.fromClientFrames
+				f.feed(buf[:n])
+				if f.closed && f.atBoundary() {
+					t.clientClosed.Store(true)
+				}
+			}
+			if upOpen {
+				if _, werr := t.up.Write(buf[:n]); werr != nil {
+					if !t.ending.Load() && !t.closing.Load() {
+						return
+					}
+					upOpen = false
+				}
+			}
+		}
+		if err != nil || t.ending.Load() && t.clientClosed.Load() {
+			return
+		}
+	}
+}
+
+// goingAway sends the client a close frame with code 1001 when that is
+// allowed: between frames, and when no close frame went to it yet.
+func (t *tunnel) goingAway() {
+	if !t.ws || t.broken || !t.toClientFrames.atBoundary() || t.toClientFrames.closed {
+		return
+	}
+	t.client.Write(closeFrame(closeGoingAway, "proxy closed"))
+}
