@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/vitehost/vitehost/ssrproxy"
 )
 
 // settle is how long an update keeps listening after Vite's last message:
@@ -100,12 +102,10 @@ func (s *session) refetch(ctx context.Context, path string, ts int64) int {
 	if base == nil || !strings.HasPrefix(path, "/") {
 		return 0
 	}
-	u := *base
-	u.Path = strings.TrimSuffix(u.Path, "/") + path
-	u.RawQuery = url.Values{"t": {strconv.FormatInt(ts, 10)}}.Encode()
+	ref := path + "?" + url.Values{"t": {strconv.FormatInt(ts, 10)}}.Encode()
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	req, err := ssrproxy.NewRequest(ctx, http.MethodGet, base, ref, nil)
 	if err != nil {
 		return 0
 	}

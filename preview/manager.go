@@ -348,7 +348,7 @@ func (m *Manager) close(all []*session, forwarders []*ssrproxy.Proxy) {
 		})
 	}
 	for _, p := range forwarders {
-		wg.Go(func() { p.Close() })
+		wg.Go(p.Close)
 	}
 	wg.Wait()
 	m.running.Wait()

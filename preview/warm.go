@@ -10,6 +10,8 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+
+	"github.com/vitehost/vitehost/ssrproxy"
 )
 
 // maxWarmModules bounds the modules a warm-up fetches.
@@ -96,14 +98,7 @@ func warmModules(ctx context.Context, client *http.Client, base *url.URL, entrie
 }
 
 func fetch(ctx context.Context, client *http.Client, base *url.URL, path, accept string) (string, int, error) {
-	u := *base
-	ref, err := url.Parse(path)
-	if err != nil {
-		return "", 0, err
-	}
-	u.Path = strings.TrimSuffix(u.Path, "/") + ref.Path
-	u.RawQuery = ref.RawQuery
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	req, err := ssrproxy.NewRequest(ctx, http.MethodGet, base, path, nil)
 	if err != nil {
 		return "", 0, err
 	}
