@@ -210,6 +210,12 @@ func TestPreviewEndToEnd(t *testing.T) {
 	require.Equal(t, 200, status)
 	assert.Contains(t, app, "Hello v1")
 
+	// Endpoints that act on the host, not on the preview, are not served.
+	for _, p := range []string{"/__open-in-editor?file=src/App.tsx", "/__OPEN-IN-EDITOR?file=/etc/passwd", "//__open-in-editor/x"} {
+		status, _ := svc.get(t, created.PreviewURL+p)
+		assert.Equal(t, 404, status, p)
+	}
+
 	status, st := svc.api(t, "GET", "/"+id, nil)
 	require.Equal(t, 200, status)
 	assert.Equal(t, "active", st.Status)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"net"
 	"net/url"
 	"path/filepath"
 	"regexp"
@@ -253,8 +254,21 @@ func (c *hmrClient) dial() (*websocket.Conn, error) {
 		return nil, errNoTarget
 	}
 	u := *t.HMR
-	u.Scheme = map[string]string{"https": "wss"}[u.Scheme]
-	if u.Scheme == "" {
+	dialer := c.dialer
+	switch u.Scheme {
+	case hotfile.UnixScheme:
+		// A sandboxed dev server listens on a Unix socket: dial it, and name
+		// a host that Vite's host check allows.
+		sock := u.Path
+		d := *c.dialer
+		d.NetDialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+		}
+		dialer = &d
+		u = url.URL{Scheme: "ws", Host: "localhost"}
+	case "https":
+		u.Scheme = "wss"
+	default:
 		u.Scheme = "ws"
 	}
 	u.Path = c.path
@@ -268,7 +282,7 @@ func (c *hmrClient) dial() (*websocket.Conn, error) {
 		case <-ctx.Done():
 		}
 	}()
-	conn, resp, err := c.dialer.DialContext(ctx, u.String(), nil)
+	conn, resp, err := dialer.DialContext(ctx, u.String(), nil)
 	if resp != nil && resp.Body != nil {
 		resp.Body.Close()
 	}

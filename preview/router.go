@@ -6,6 +6,7 @@ import (
 	"html/template"
 	"net"
 	"net/http"
+	"path"
 	"strings"
 )
 
@@ -29,6 +30,10 @@ func (m *Manager) Router(fallback http.Handler) http.Handler {
 			fallback.ServeHTTP(w, r)
 			return
 		}
+		if actsOnHost(r) {
+			notFoundPage(w, id)
+			return
+		}
 		loc, forwarded, err := m.reach(w, r, id, nil, true)
 		switch {
 		case forwarded:
@@ -38,6 +43,25 @@ func (m *Manager) Router(fallback http.Handler) http.Handler {
 			serveSession(w, r, loc.s)
 		}
 	})
+}
+
+// hostEndpoints are dev-server endpoints that act on the machine that runs
+// the dev server rather than serve the preview: Vite's launch-editor
+// middleware starts $EDITOR with a file the request names. Vite mounts it
+// with connect, which matches path prefixes without regard to case.
+var hostEndpoints = []string{"/__open-in-editor"}
+
+// actsOnHost reports whether r asks for one of hostEndpoints.
+func actsOnHost(r *http.Request) bool {
+	for _, p := range []string{r.URL.Path, r.URL.RawPath} {
+		p = strings.ToLower(path.Clean("/" + p))
+		for _, e := range hostEndpoints {
+			if strings.HasPrefix(p, e) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // serveSession serves r from session s of this node.
