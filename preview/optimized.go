@@ -1,0 +1,109 @@
+package preview
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+)
+
+// This file shares what Vite's dependency optimizer made between sessions.
+// The optimizer's cache (cacheDir/deps, with its _metadata.json) is valid
+// for another dev server when the lockfile and the config hash agree
+// (vite/src/node/optimizer/index.ts: getConfigHash hashes root, resolve,
+// the plugin names and optimizeDeps, among others). In the sandbox every
+// project lives at the same path, so two sessions with the same dependency
+// set and the same config get the same hash: the first one's optimized
+// dependencies are copied into each new session's cache, and Vite uses them
+// instead of optimizing again. Vite checks the hash itself, so a copy that
+// does not fit is merely discarded and redone. A shared writable cacheDir
+// was declined upstream (https://github.com/vitejs/vite/issues/9115): every
+// session gets its own copy.
+
+// optimizedMetadata is the optimizer's index file in its deps directory.
+const optimizedMetadata = "_metadata.json"
+
+// optimizedKey names the shared optimized dependencies of a session: its
+// dependency set, the config the service gives Vite, and the project's own
+// config files (which may add plugins, aliases or optimizeDeps entries).
+func optimizedKey(deps Deps, config map[string]any, plugins any, projectConfig map[string][]byte) string {
+	h := sha256.New()
+	h.Write([]byte(deps.Key()))
+	enc := json.NewEncoder(h)
+	enc.Encode(config)
+	enc.Encode(plugins)
+	enc.Encode(projectConfig) // map keys encode sorted
+	return hex.EncodeToString(h.Sum(nil)[:12])
+}
+
+// seedOptimized copies the shared optimized dependencies in shared, if
+// there are any, to dst (a session's cacheDir/deps, which must not exist).
+func seedOptimized(shared, dst string) (bool, error) {
+	if _, err := os.Stat(filepath.Join(shared, optimizedMetadata)); err != nil {
+		return false, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return false, err
+	}
+	if err := os.CopyFS(dst, os.DirFS(shared)); err != nil {
+		os.RemoveAll(dst)
+		return false, err
+	}
+	return true, nil
+}
+
+// shareOptimized copies a session's optimized dependencies (src, its
+// cacheDir/deps) to shared, unless shared holds some already or src is not
+// complete. The copy is staged beside shared and renamed into place, so
+// that a seed never reads half of it; of concurrent copies one wins.
+func shareOptimized(src, shared string) error {
+	if _, err := os.Stat(filepath.Join(shared, optimizedMetadata)); err == nil {
+		return nil
+	}
+	if _, err := os.Stat(filepath.Join(src, optimizedMetadata)); err != nil {
+		return nil // nothing optimized (yet)
+	}
+	if err := os.MkdirAll(filepath.Dir(shared), 0o755); err != nil {
+		return err
+	}
+	var rnd [6]byte
+	rand.Read(rnd[:])
+	stage := shared + ".stage-" + hex.EncodeToString(rnd[:])
+	defer os.RemoveAll(stage)
+	err := os.CopyFS(stage, filteredFS{os.DirFS(src)})
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(stage, shared); err != nil && !errors.Is(err, syscall.ENOTEMPTY) && !errors.Is(err, syscall.EEXIST) {
+		return err
+	}
+	return nil
+}
+
+// filteredFS hides what the optimizer writes while it works (temporary
+// files beside the results).
+type filteredFS struct{ fs.FS }
+
+func (f filteredFS) Open(name string) (fs.File, error) {
+	if strings.Contains(name, "_temp") {
+		return nil, fs.ErrNotExist
+	}
+	return f.FS.Open(name)
+}
+
+func (f filteredFS) ReadDir(name string) ([]fs.DirEntry, error) {
+	entries, err := fs.ReadDir(f.FS, name)
+	out := entries[:0]
+	for _, e := range entries {
+		if !strings.Contains(e.Name(), "_temp") {
+			out = append(out, e)
+		}
+	}
+	return out, err
+}
