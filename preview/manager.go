@@ -42,6 +42,7 @@ type Manager struct {
 	sessions   map[string]*session
 	claims     map[string]*claimCall      // takeovers under way, by session id
 	forwarders map[string]*ssrproxy.Proxy // one per other node's address
+	alive      map[string]time.Time       // other nodes' leases known alive, until
 	closed     bool
 
 	running  sync.WaitGroup // API operations and background starts under way
@@ -111,6 +112,7 @@ func New(opts *Options) (*Manager, error) {
 		sessions:     make(map[string]*session),
 		claims:       make(map[string]*claimCall),
 		forwarders:   make(map[string]*ssrproxy.Proxy),
+		alive:        make(map[string]time.Time),
 		stopDeps:     stopDeps,
 		closeDone:    make(chan struct{}),
 	}

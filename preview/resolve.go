@@ -74,7 +74,7 @@ func (m *Manager) resolve(ctx context.Context, id string, adopt bool, gone strin
 			return location{}, err
 		}
 		if rec.Owner != m.nodeID && rec.Owner != gone {
-			alive, err := m.store.LeaseAlive(ctx, rec.Owner)
+			alive, err := m.leaseAlive(ctx, rec.Owner)
 			if err != nil {
 				return location{}, err
 			}
@@ -95,6 +95,27 @@ func (m *Manager) resolve(ctx context.Context, id string, adopt bool, gone strin
 		return location{s: s}, nil
 	}
 	return location{}, errMoving(id)
+}
+
+// leaseAlive reports whether node's lease is alive. A live lease is
+// remembered for LeaseTTL/6, so that forwarded requests (a page load is
+// dozens) cost one store call, not two; that delays the takeover of a dead
+// node's sessions by as much at most.
+func (m *Manager) leaseAlive(ctx context.Context, node string) (bool, error) {
+	now := time.Now()
+	m.mu.Lock()
+	until := m.alive[node]
+	m.mu.Unlock()
+	if now.Before(until) {
+		return true, nil
+	}
+	alive, err := m.store.LeaseAlive(ctx, node)
+	if alive {
+		m.mu.Lock()
+		m.alive[node] = now.Add(m.opts.LeaseTTL / 6)
+		m.mu.Unlock()
+	}
+	return alive, err
 }
 
 // claimCall is a takeover under way on this node: the requests for the same
