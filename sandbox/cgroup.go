@@ -1,3 +1,5 @@
+//go:build linux
+
 package sandbox
 
 import (
@@ -23,24 +25,6 @@ var controllers = []string{"memory", "pids", "cpu"}
 
 // cpuPeriod is the CFS period, in microseconds, of a CPU quota.
 const cpuPeriod = 100000
-
-// Cgroups says through which cgroups the sandboxes of this process are
-// limited.
-type Cgroups struct {
-	// Version is 2 or 1, or 0 when no controller is usable.
-	Version int
-	// Controllers are the usable controllers among memory, pids and cpu.
-	Controllers []string
-}
-
-// String describes c for logs and status pages, such as "cgroup v1
-// (memory, pids, cpu)" or "none".
-func (c Cgroups) String() string {
-	if c.Version == 0 {
-		return "none"
-	}
-	return fmt.Sprintf("cgroup v%d (%s)", c.Version, strings.Join(c.Controllers, ", "))
-}
 
 // hierarchy is where this process creates the sandboxes' cgroups: for each
 // usable controller, the directory of this process's own cgroup in the
