@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/url"
@@ -408,4 +410,26 @@ func TestSandboxOptions(t *testing.T) {
 			assert.Contains(t, err.Error(), tc.mention)
 		})
 	}
+}
+
+// A tenant's project runs with its own config in a sandbox that sees the
+// project and the shared dependency install only; the proxy in front of it
+// dials the Unix sockets that Targets name.
+func ExampleStart_sandbox() {
+	public, _ := url.Parse("https://preview-abc.example.com")
+	s, err := vite.Start(context.Background(), "/srv/previews/abc", &vite.Options{
+		Sandbox: &sandbox.Config{
+			Modules: "/srv/deps/3f2a9c/node_modules",
+			Limits:  sandbox.Limits{Memory: 1 << 30},
+			Name:    "abc",
+		},
+		PublicURL: public,
+		HMRPath:   "/hmr",
+	})
+	if err != nil {
+		log.Fatal(err) // errors.Is(err, sandbox.ErrMemoryLimit), vite.ErrStartTimeout, ...
+	}
+	defer s.Stop(context.Background())
+	tg := s.Targets()
+	fmt.Println(tg.HTTP.Scheme, filepath.Base(tg.HTTP.Path), filepath.Base(tg.HMR.Path)) // unix http.sock hmr.sock
 }
