@@ -5,8 +5,10 @@ package sandbox
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -175,4 +177,40 @@ func TestConfigCheck(t *testing.T) {
 		})
 	}
 	assert.NoError(t, (&Config{Env: []string{"A="}, ReadOnly: []Mount{{Src: "/a", Dst: "/opt/a"}}}).check())
+}
+
+// TestJoinV2 starts a process, as the sandbox's user, straight into a
+// cgroup v2 cgroup (CLONE_INTO_CGROUP) on this host's cgroup2 mount, which
+// needs no controllers for that: the mechanism the sandbox uses with v2.
+func TestJoinV2(t *testing.T) {
+	mi, err := os.ReadFile("/proc/self/mountinfo")
+	require.NoError(t, err)
+	self, err := os.ReadFile("/proc/self/cgroup")
+	require.NoError(t, err)
+	own, ok := parseSelfCgroup(self)[""]
+	if !ok {
+		t.Skip("no cgroup v2 path for this process")
+	}
+	dir, ok := cgroupDir(parseMountinfo(mi), "cgroup2", "", own)
+	if !ok || probe(dir) != nil {
+		t.Skip("no writable cgroup2 mount here")
+	}
+	h := &hierarchy{version: 2, parents: map[string]string{"pids": dir}}
+	cg, err := h.create("joinv2", Limits{})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, cg.remove()) }()
+
+	cmd := exec.Command("/bin/cat", "/proc/self/cgroup")
+	cmd.SysProcAttr = &syscall.SysProcAttr{}
+	uid, gid := os.Getuid(), os.Getgid()
+	if os.Geteuid() == 0 {
+		uid, gid = DefaultUID, DefaultGID
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}
+	}
+	procs, err := cg.join(cmd.SysProcAttr, uid, gid)
+	require.NoError(t, err)
+	assert.Empty(t, procs, "nothing for the start line to write")
+	out, err := cmd.Output()
+	require.NoError(t, err)
+	assert.Contains(t, string(out), "0::"+filepath.Join(own, filepath.Base(cg.dirs["pids"]))+"\n")
 }
