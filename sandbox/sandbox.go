@@ -19,8 +19,15 @@
 // each file written through RLIMIT_FSIZE. [CgroupSupport] says what the host
 // offers; without cgroups the sandbox still isolates, but does not limit.
 //
-// The sandbox dies with its parent: a Go process killed by SIGKILL leaves no
-// process of it behind.
+// The sandbox never runs as the host's root: a service that runs as root
+// starts bwrap as an unprivileged user ([Config.UID]), so that the files
+// the tenant makes are not root's and root-only files stay unreadable. It
+// dies with its parent: a Go process killed by SIGKILL leaves no process of
+// it behind.
+//
+// Requirements: Linux, bubblewrap 0.8 or later (Debian 12's bubblewrap
+// package), and user namespaces that an unprivileged user may create (the
+// Debian and Fedora default); [Check] tells whether sandboxes run here.
 //
 // The command talks to the host through its standard streams and through the
 // open files it is given, such as listening sockets: a file the host opened
