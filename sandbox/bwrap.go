@@ -282,8 +282,9 @@ func (c *Config) Command(ctx context.Context, argv []string, files ...*os.File) 
 	if lim.needCgroup() {
 		cg, err := newCgroup(c.Name, lim)
 		if err != nil {
-			log.Warn("vitehost/sandbox: running without memory, process and CPU limits", "err", err)
-		} else {
+			log.Warn("vitehost/sandbox: limits not enforced", "err", err)
+		}
+		if cg != nil {
 			sc.cg = cg
 			if procs, err = cg.join(attr, uid, gid); err != nil {
 				return nil, err

@@ -36,6 +36,7 @@ type hierarchy struct {
 	err     error             // why memory or pids is missing; nil when both are there
 }
 
+// support describes h for CgroupSupport.
 func (h *hierarchy) support() Cgroups {
 	c := Cgroups{Version: h.version}
 	for _, ctl := range controllers {
@@ -260,15 +261,22 @@ type cgroup struct {
 }
 
 // newCgroup creates a cgroup for one sandbox under this process's own and
-// sets the limits in it.
+// sets the limits in it. With an error it may still return a cgroup: one
+// that lacks a controller the error names.
 func newCgroup(label string, lim Limits) (*cgroup, error) {
 	h := hostHierarchy()
 	if h.version == 0 || len(h.parents) == 0 {
 		return nil, h.err
 	}
-	return h.create(label, lim)
+	cg, err := h.create(label, lim)
+	if err != nil {
+		return nil, err
+	}
+	return cg, h.err
 }
 
+// create makes the cgroup directories of a sandbox, named after label, and
+// writes the limits into them.
 func (h *hierarchy) create(label string, lim Limits) (*cgroup, error) {
 	name := "vitehost-" + randomHex(6)
 	if label != "" {
