@@ -187,6 +187,9 @@ type Options struct {
 	// are then paths inside the sandbox (a ConfigFile in dir is
 	// translated). The runner keeps forcing the root, the sockets, the HMR
 	// client's address and the allowed hosts over the project's config.
+	// dir and Modules must be reachable by the sandbox's host user (see
+	// sandbox.Config.UID), which gets dir's own directory; files the dev
+	// server must rewrite (a copied dependency cache) must be that user's.
 	Sandbox *sandbox.Config
 	// SocketDir is the directory where the dev server's Unix sockets are
 	// made (plain Vite only): http.sock for HTTP (Vite in middleware mode
@@ -194,7 +197,8 @@ type Options struct {
 	// sockets are bound by this process and handed to the dev server, so
 	// that the dev server can neither move nor replace them. "" means TCP
 	// ports, or with Sandbox a new temporary directory that Stop removes.
-	// Targets are then URLs of the scheme "unix" whose Path is the socket.
+	// Targets, and HotFile, then hold URLs of the scheme "unix" whose Path
+	// is the socket.
 	SocketDir string
 }
 
