@@ -16,6 +16,8 @@ func FuzzParseMessage(f *testing.F) {
 		`{"vitehost":"vite","token":"t"}`,
 		`{"vitehost":"token","token":"t","port":-1}`,
 		`{"vitehost":"ready","port":1e400}`,
+		`{"vitehost":"ready","unix":true,"version":"8.3.8","token":"aB-_9"}`,
+		`{"vitehost":"ready","unix":true,"port":22,"hmrPort":6379,"token":"t"}`,
 		`8:11:00 AM [vite] (client) hmr update /src/App.jsx`,
 		`{"vitehost":`,
 	} {
@@ -41,7 +43,7 @@ func FuzzParseMessage(f *testing.F) {
 		if !printable(m.Version) || len(m.Version) > maxVersion || len(m.Message) > maxErrorText {
 			t.Fatalf("fields: %+v", m)
 		}
-		if m.Kind == msgReady && (m.Port == 0 || m.HMRPort == 0 || m.Token == "") {
+		if m.Kind == msgReady && (m.Token == "" || m.Unix != (m.Port == 0) || m.Unix != (m.HMRPort == 0)) {
 			t.Fatalf("incomplete ready: %+v", m)
 		}
 	})

@@ -23,7 +23,7 @@ const (
 // Kinds of protocol messages.
 const (
 	msgLoaded = "loaded" // the runner imported vite (version)
-	msgReady  = "ready"  // the runner's dev server listens (port, hmrPort, version, token)
+	msgReady  = "ready"  // the runner's dev server listens (port and hmrPort, or unix; version, token)
 	msgToken  = "token"  // Vite restarted itself with a new token
 	msgListen = "listen" // nuxi's HTTP listener is bound (port)
 	msgVite   = "vite"   // Nuxt's client Vite server exists (token)
@@ -37,6 +37,7 @@ type message struct {
 	HMRPort int    `json:"hmrPort"`
 	Version string `json:"version"`
 	Token   string `json:"token"`
+	Unix    bool   `json:"unix"` // ready: on the Unix sockets it was given, not on ports
 	Code    string `json:"code"`
 	Message string `json:"message"`
 }
@@ -84,8 +85,10 @@ func (m *message) check() error {
 	switch m.Kind {
 	case msgLoaded:
 	case msgReady:
-		if m.Port == 0 || m.HMRPort == 0 || m.Token == "" {
-			return errors.New("ready without ports or token")
+		onPorts := !m.Unix && m.Port != 0 && m.HMRPort != 0
+		onSockets := m.Unix && m.Port == 0 && m.HMRPort == 0
+		if m.Token == "" || !(onPorts || onSockets) {
+			return errors.New("ready without token, or without either both ports or the sockets alone")
 		}
 	case msgToken, msgVite:
 		if m.Token == "" {

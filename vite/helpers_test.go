@@ -83,7 +83,14 @@ type hmrConn struct {
 func dialHMR(t testing.TB, hmr *url.URL, path, token string) *hmrConn {
 	t.Helper()
 	u := url.URL{Scheme: "ws", Host: hmr.Host, Path: path, RawQuery: url.Values{"token": {token}}.Encode()}
-	d := websocket.Dialer{Subprotocols: []string{"vite-hmr"}, HandshakeTimeout: long}
+	return openHMR(t, websocket.Dialer{}, u)
+}
+
+// openHMR dials the vite-hmr WebSocket u with d and returns it after Vite's
+// "connected" message.
+func openHMR(t testing.TB, d websocket.Dialer, u url.URL) *hmrConn {
+	t.Helper()
+	d.Subprotocols, d.HandshakeTimeout = []string{"vite-hmr"}, long
 	ctx, cancel := context.WithTimeout(context.Background(), long)
 	defer cancel()
 	// A browser sends an Origin, which makes Vite check the token.

@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"time"
 
 	"github.com/vitehost/vitehost/internal/runner"
+	"github.com/vitehost/vitehost/sandbox"
 )
 
 // runnerConfig is the JSON line the runner script reads from stdin; see
@@ -16,13 +18,30 @@ type runnerConfig struct {
 	ConfigFile   any            `json:"configFile"` // nil: Vite's lookup; false: none; a path
 	Config       map[string]any `json:"config,omitempty"`
 	Plugins      []runnerPlugin `json:"plugins,omitempty"`
-	Host         string         `json:"host"`
-	Port         int            `json:"port"`
-	HMRHost      string         `json:"hmrHost"`
-	HMRPort      int            `json:"hmrPort"`
+	Host         string         `json:"host,omitempty"`
+	Port         int            `json:"port,omitempty"`
+	HMRHost      string         `json:"hmrHost,omitempty"`
+	HMRPort      int            `json:"hmrPort,omitempty"`
+	Listen       *runnerListen  `json:"listen,omitempty"` // instead of the hosts and ports
+	Modules      string         `json:"modules,omitempty"`
 	Client       hmrClient      `json:"client"`
 	AllowedHosts []string       `json:"allowedHosts,omitempty"`
 }
+
+// runnerListen names the inherited descriptors of the listening Unix
+// sockets: the runner serves Vite's middlewares on HTTP and hands HMR to
+// Vite.
+type runnerListen struct {
+	HTTP int `json:"http"`
+	HMR  int `json:"hmr"`
+}
+
+// The descriptors of the sockets in the runner: the first two of the files
+// it inherits.
+const (
+	httpSocketFD = 3
+	hmrSocketFD  = 4
+)
 
 type runnerPlugin struct {
 	Module     string `json:"module"`
@@ -36,12 +55,22 @@ func (s *Server) runnerInput(p ports) ([]byte, error) {
 	o := &s.opts
 	cfg := runnerConfig{
 		Config:       o.Config,
-		Host:         o.Host,
-		Port:         p.http,
-		HMRHost:      o.Host,
-		HMRPort:      p.hmr,
 		Client:       browserHMR(o.PublicURL, p.hmr, o.HMRPath),
 		AllowedHosts: allowedHosts(o.PublicURL),
+	}
+	if o.Sandbox != nil || o.SocketDir != "" {
+		cfg.Listen = &runnerListen{HTTP: httpSocketFD, HMR: hmrSocketFD}
+		if o.PublicURL == nil {
+			// No HMR port for the browser to reach: the page's own origin,
+			// a proxy in front of the sockets.
+			cfg.Client = hmrClient{Path: o.HMRPath}
+		}
+	} else {
+		cfg.Host, cfg.Port = o.Host, p.http
+		cfg.HMRHost, cfg.HMRPort = o.Host, p.hmr
+	}
+	if o.Sandbox != nil && o.Sandbox.Modules != "" {
+		cfg.Modules = sandbox.ModulesDir
 	}
 	switch {
 	case o.NoConfigFile:
@@ -62,21 +91,26 @@ func (s *Server) runnerInput(p ports) ([]byte, error) {
 	return append(b, '\n'), nil
 }
 
-// startVite starts the runner script with the ports p and waits for its
-// ready line.
+// startVite starts the runner script with the ports p, or on fresh Unix
+// sockets, and waits for its ready line.
 func (s *Server) startVite(ctx context.Context, p ports) (*child, *state, error) {
-	script, err := runner.ScriptPath()
-	if err != nil {
-		return nil, nil, err
-	}
 	input, err := s.runnerInput(p)
 	if err != nil {
 		return nil, nil, err
 	}
-	env := append(os.Environ(), s.opts.Env...)
-	c, err := startChild(s.opts.Node, []string{script, s.dir}, s.dir, env, s.out, input, s.opts.StopTimeout)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %v", ErrNoNode, err)
+	var c *child
+	if s.sockDir == "" {
+		script, err := runner.ScriptPath()
+		if err != nil {
+			return nil, nil, err
+		}
+		env := append(os.Environ(), s.opts.Env...)
+		c, err = startChild(s.opts.Node, []string{script, s.dir}, s.dir, env, s.out, input, s.opts.StopTimeout)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: %v", ErrNoNode, err)
+		}
+	} else if c, err = s.startOnSockets(input); err != nil {
+		return nil, nil, err
 	}
 	st, err := s.awaitVite(ctx, c)
 	if err != nil {
@@ -84,6 +118,49 @@ func (s *Server) startVite(ctx context.Context, p ports) (*child, *state, error)
 		return nil, nil, err
 	}
 	return c, st, nil
+}
+
+// startOnSockets starts the runner on fresh Unix sockets in the socket
+// directory, in the sandbox when there is one.
+func (s *Server) startOnSockets(input []byte) (*child, error) {
+	files, closeFiles, err := s.listenSockets()
+	if err != nil {
+		return nil, err
+	}
+	defer closeFiles() // the runner has its own copies once started
+	ctx, cancel := context.WithCancel(context.Background())
+	var cmd *exec.Cmd
+	var box *sandbox.Cmd
+	if s.opts.Sandbox != nil {
+		if box, err = s.sandboxCommand(ctx, files); err != nil {
+			cancel()
+			s.unlinkSockets()
+			return nil, err
+		}
+		cmd = box.Cmd
+	} else {
+		script, err := runner.ScriptPath()
+		if err != nil {
+			cancel()
+			s.unlinkSockets()
+			return nil, err
+		}
+		cmd = exec.CommandContext(ctx, s.opts.Node, script, s.dir)
+		cmd.Dir = s.dir
+		cmd.Env = append(os.Environ(), s.opts.Env...)
+		cmd.ExtraFiles = files
+	}
+	c, err := startCmd(cmd, cancel, s.out, input, s.opts.StopTimeout)
+	if err != nil {
+		if box != nil {
+			box.Close()
+		}
+		s.unlinkSockets()
+		return nil, fmt.Errorf("%w: %v", ErrNoNode, err)
+	}
+	c.box = box
+	c.cleanup = s.unlinkSockets
+	return c, nil
 }
 
 func (s *Server) awaitVite(ctx context.Context, c *child) (*state, error) {
@@ -97,8 +174,18 @@ func (s *Server) awaitVite(ctx context.Context, c *child) (*state, error) {
 				s.setVersion(m.Version)
 			case msgReady:
 				s.setVersion(m.Version)
+				// The project's code runs in the runner's process and may
+				// print protocol lines too: on sockets, the targets are
+				// this process's sockets, whatever a line says.
+				if m.Unix != (s.sockDir != "") {
+					return nil, fmt.Errorf("%w: the runner's ready line does not match how it was told to listen", ErrStartFailed)
+				}
+				targets := socketTargets(s.sockDir)
+				if !m.Unix {
+					targets = targetsOf(s.opts.Host, m.Port, m.HMRPort)
+				}
 				return &state{
-					targets: targetsOf(s.opts.Host, m.Port, m.HMRPort),
+					targets: targets,
 					token:   m.Token,
 					version: m.Version,
 					pid:     c.pid(),

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/vitehost/vitehost/sandbox"
 )
 
 // groupPoll is how often a stopping child's process group is checked.
@@ -48,6 +50,13 @@ type child struct {
 	exited chan struct{} // closed when the main process has exited and its output is drained
 	err    error         // cmd.Wait's result, set before exited is closed
 
+	// box is the sandbox the dev server runs in, nil for none: its
+	// processes are outside the group, and Close ends them.
+	box *sandbox.Cmd
+	// cleanup, when not nil, runs once the processes are gone (it removes
+	// the run's sockets).
+	cleanup func()
+
 	stopOnce sync.Once
 	stopErr  error
 }
@@ -58,16 +67,25 @@ type child struct {
 // main process has exited, which grandchildren may hold open.
 func startChild(name string, args []string, dir string, env []string, out *output, input []byte, waitDelay time.Duration) (*child, error) {
 	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = dir
+	cmd.Env = env
+	return startCmd(cmd, cancel, out, input, waitDelay)
+}
+
+// startCmd is startChild for a command made by the caller (a sandboxed one)
+// with the context that cancel ends.
+func startCmd(cmd *exec.Cmd, cancel context.CancelFunc, out *output, input []byte, waitDelay time.Duration) (*child, error) {
 	c := &child{
 		cancel:    cancel,
 		stdinStop: input != nil,
 		events:    make(chan message, 64),
 		exited:    make(chan struct{}),
 	}
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Dir = dir
-	cmd.Env = env
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Setpgid = true
 	stdout := out.writer("stdout", c.deliver)
 	stderr := out.writer("stderr", nil)
 	cmd.Stdout, cmd.Stderr = stdout, stderr
@@ -78,7 +96,8 @@ func startChild(name string, args []string, dir string, env []string, out *outpu
 	}
 	cmd.Cancel = func() error {
 		// Closing stdin is the runner's signal to close the server; SIGTERM
-		// reaches every process of the group, nuxi and esbuild included.
+		// reaches every process of the group, nuxi and esbuild included
+		// (in a sandbox: bwrap, whose death ends the sandbox).
 		stdin.Close()
 		return signalGroup(cmd.Process.Pid, syscall.SIGTERM)
 	}
@@ -127,8 +146,26 @@ func (c *child) pid() int { return c.pgid }
 // process of the group is gone. It is safe to call more than once; later
 // calls wait for the first.
 func (c *child) stop(ctx context.Context, grace time.Duration) error {
-	c.stopOnce.Do(func() { c.stopErr = c.doStop(ctx, grace) })
+	c.stopOnce.Do(func() {
+		c.stopErr = c.doStop(ctx, grace)
+		if c.box != nil {
+			// The sandbox's processes are not in the group: bwrap's death
+			// ends them, and Close waits until they are gone.
+			c.stopErr = errors.Join(c.stopErr, c.box.Close())
+		}
+		if c.cleanup != nil {
+			c.cleanup()
+		}
+	})
 	return c.stopErr
+}
+
+// limitErr says which sandbox limit the child hit, if any.
+func (c *child) limitErr() error {
+	if c.box == nil {
+		return nil
+	}
+	return c.box.LimitErr()
 }
 
 func (c *child) doStop(ctx context.Context, grace time.Duration) error {

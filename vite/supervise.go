@@ -35,7 +35,11 @@ func (s *Server) preflight() error {
 			return err
 		}
 	default:
-		if _, ok := findPackage(s.dir, "vite"); !ok {
+		if s.opts.Sandbox != nil {
+			if !s.sandboxHasVite() {
+				return fmt.Errorf("%w: vite is installed neither in %s nor in Sandbox.Modules", ErrNotInstalled, s.dir)
+			}
+		} else if _, ok := findPackage(s.dir, "vite"); !ok {
 			return fmt.Errorf("%w: vite is not installed in %s (run npm install)", ErrNotInstalled, s.dir)
 		}
 		if _, err := s.runnerInput(ports{}); err != nil {
@@ -49,6 +53,9 @@ func (s *Server) preflight() error {
 // process takes a picked port before the dev server binds it, it picks new
 // ports and starts again, at most maxPortAttempts times.
 func (s *Server) launch(ctx context.Context) (*child, *state, error) {
+	if s.sockDir != "" {
+		return s.startVite(ctx, ports{}) // no ports to pick, no race to lose
+	}
 	var lost error
 	for range maxPortAttempts {
 		p, err := pick(s.opts.Port, s.opts.HMRPort)
@@ -129,8 +136,8 @@ func (s *Server) supervise(c *child) {
 		if err != nil {
 			s.log.Error("vitehost/vite: stop the rest of a crashed dev server", "err", err)
 		}
-		crash := fmt.Errorf("%w unexpectedly (%v)", ErrExited, c.err)
-		s.log.Error("vitehost/vite: dev server crashed", "err", c.err, "ran", ran.Round(time.Millisecond), "output", s.out.tail())
+		crash := withLimit(fmt.Errorf("%w unexpectedly (%v)", ErrExited, c.err), c.limitErr())
+		s.log.Error("vitehost/vite: dev server crashed", "err", crash, "ran", ran.Round(time.Millisecond), "output", s.out.tail())
 		if s.opts.NoRestart {
 			s.finish(nil, crash)
 			return
@@ -219,6 +226,7 @@ func (s *Server) finish(c *child, err error) {
 		}
 	}
 	s.unpublish()
+	s.removeSocketDir()
 	switch {
 	case err != nil:
 		s.err = err
@@ -251,16 +259,26 @@ func messageError(m message) error {
 }
 
 // exitError explains why c exited before it was ready, preferring the
-// error line it printed on the way out.
+// error line it printed on the way out, and names the sandbox limit it hit.
 func exitError(c *child) error {
 	for {
 		select {
 		case m := <-c.events:
 			if m.Kind == msgError {
-				return messageError(m)
+				return withLimit(messageError(m), c.limitErr())
 			}
 		default:
-			return fmt.Errorf("%w: %w before it was ready (%v)", ErrStartFailed, ErrExited, c.err)
+			return withLimit(fmt.Errorf("%w: %w before it was ready (%v)", ErrStartFailed, ErrExited, c.err), c.limitErr())
 		}
 	}
+}
+
+// withLimit adds the sandbox limit that a dev server hit, if any, to the
+// error of its exit: errors.Is finds sandbox.ErrMemoryLimit and
+// sandbox.ErrPidsLimit in it.
+func withLimit(err, limit error) error {
+	if limit == nil {
+		return err
+	}
+	return fmt.Errorf("%w: %w", err, limit)
 }

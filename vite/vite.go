@@ -17,9 +17,19 @@
 // nuxi dev from the project's node_modules with a generated layer that does
 // the same for Nuxt's Vite servers.
 //
+// With [Options.Sandbox], plain Vite runs in a bubblewrap sandbox (see
+// package sandbox) that sees the project and its dependencies and nothing
+// else of the host: the way to run a project whose config and plugins are
+// not trusted. The dev server then listens on two Unix sockets, bound by
+// this process and handed in, instead of ports: Vite in middleware mode on
+// the runner's HTTP server, and its HMR WebSocket on its own server
+// ([Options.SocketDir] does the same without a sandbox). [Server.Targets]
+// are then URLs of the scheme "unix" whose Path is the socket, and nothing
+// the dev server prints can point them anywhere else.
+//
 // The child runs in its own process group. When it dies, the hot files are
 // removed and it is restarted with exponential backoff; [Server.Subscribe]
-// reports each change. [Server.Stop] ends the whole group.
+// reports each change. [Server.Stop] ends the whole group, and the sandbox.
 package vite
 
 import (
@@ -36,6 +46,7 @@ import (
 	"time"
 
 	"github.com/vitehost/vitehost/hotfile"
+	"github.com/vitehost/vitehost/sandbox"
 )
 
 // Framework names the kind of dev server.
@@ -145,7 +156,8 @@ type Options struct {
 	// Vite).
 	Plugins []Plugin
 
-	// Env is added to the child's environment.
+	// Env is added to the child's environment (with Sandbox, to the
+	// sandbox's clean environment).
 	Env []string
 	// Node is the node binary; "" means "node" on PATH.
 	Node string
@@ -164,6 +176,30 @@ type Options struct {
 	// NoRestart leaves a crashed dev server down: Done is closed and Err
 	// says why.
 	NoRestart bool
+
+	// Sandbox runs the dev server (plain Vite only) in a bubblewrap sandbox
+	// that nothing of the host but the project and its dependencies is in
+	// (see package sandbox): for code the server owner does not trust, such
+	// as a tenant's project with its own vite.config. Its Project must be
+	// "" or dir: the project is mounted at sandbox.ProjectDir, its Modules,
+	// when set, at sandbox.ModulesDir. The dev server listens on Unix
+	// sockets in SocketDir, not on ports. Paths in Config and ConfigFile
+	// are then paths inside the sandbox (a ConfigFile in dir is
+	// translated). The runner keeps forcing the root, the sockets, the HMR
+	// client's address and the allowed hosts over the project's config.
+	// dir and Modules must be reachable by the sandbox's host user (see
+	// sandbox.Config.UID), which gets dir's own directory; files the dev
+	// server must rewrite (a copied dependency cache) must be that user's.
+	Sandbox *sandbox.Config
+	// SocketDir is the directory where the dev server's Unix sockets are
+	// made (plain Vite only): http.sock for HTTP (Vite in middleware mode
+	// on the runner's own server) and hmr.sock for the HMR WebSocket. The
+	// sockets are bound by this process and handed to the dev server, so
+	// that the dev server can neither move nor replace them. "" means TCP
+	// ports, or with Sandbox a new temporary directory that Stop removes.
+	// Targets, and HotFile, then hold URLs of the scheme "unix" whose Path
+	// is the socket.
+	SocketDir string
 }
 
 // StartError is the error of a start that failed: it names the cause and
@@ -222,6 +258,9 @@ type Server struct {
 	mu   sync.Mutex
 	subs map[chan hotfile.Targets]struct{}
 
+	sockDir    string // where the Unix sockets are; "" for TCP ports
+	ownSockDir bool   // sockDir was made by Start and goes with the Server
+
 	stopped atomic.Bool // Stop was called
 	done    chan struct{}
 	err     error // set before done is closed
@@ -252,6 +291,9 @@ func Start(ctx context.Context, dir string, opts *Options) (*Server, error) {
 	if err := s.preflight(); err != nil {
 		return nil, &StartError{Dir: abs, Framework: fw, Err: err}
 	}
+	if err := s.makeSocketDir(); err != nil {
+		return nil, &StartError{Dir: abs, Framework: fw, Err: err}
+	}
 	s.ctx, s.cancel = context.WithCancel(ctx)
 	c, st, err := s.launch(s.ctx)
 	if err == nil {
@@ -262,6 +304,7 @@ func Start(ctx context.Context, dir string, opts *Options) (*Server, error) {
 	}
 	if err != nil {
 		s.cancel()
+		s.removeSocketDir()
 		return nil, &StartError{Dir: abs, Framework: fw, Err: err, Output: s.out.tail()}
 	}
 	s.log.Info("vitehost/vite: dev server ready", "url", st.targets.HTTP.String(), "hmr", st.targets.HMR.String(), "vite", st.version)
@@ -280,6 +323,13 @@ func withDefaults(dir string, opts *Options) (Options, Framework, error) {
 			u := *opts.PublicURL
 			o.PublicURL = &u
 		}
+		if opts.Sandbox != nil {
+			sb := *opts.Sandbox
+			sb.ReadOnly = append([]sandbox.Mount(nil), sb.ReadOnly...)
+			sb.Files = append([]sandbox.File(nil), sb.Files...)
+			sb.Env = append([]string(nil), sb.Env...)
+			o.Sandbox = &sb
+		}
 	}
 	fw := o.Framework
 	if fw == Auto {
@@ -293,6 +343,9 @@ func withDefaults(dir string, opts *Options) (Options, Framework, error) {
 	}
 	if fw == Nuxt && (o.ConfigFile != "" || o.NoConfigFile || o.Config != nil || len(o.Plugins) > 0) {
 		return o, fw, fmt.Errorf("%w: ConfigFile, NoConfigFile, Config and Plugins apply to plain Vite only", ErrInvalidOptions)
+	}
+	if err := checkSockets(dir, fw, &o); err != nil {
+		return o, fw, err
 	}
 	if o.Host == "" {
 		o.Host = DefaultHost
@@ -361,7 +414,8 @@ func (s *Server) Framework() Framework { return s.fw }
 func (s *Server) Dir() string { return s.dir }
 
 // PID returns the process id of the current run's main process, which is
-// also its process group id; 0 while the dev server is down.
+// also its process group id (with a sandbox, bwrap's); 0 while the dev
+// server is down.
 func (s *Server) PID() int {
 	if st := s.cur.Load(); st != nil {
 		return st.pid
@@ -420,8 +474,9 @@ func (s *Server) closeSubs() {
 }
 
 // Stop stops the dev server: it closes the child's stdin, sends SIGTERM to
-// its process group, SIGKILL after StopTimeout, removes the hot files, and
-// returns when every process of the group is gone, or with ctx's error when
+// its process group, SIGKILL after StopTimeout, removes the hot files (and
+// the sockets), and returns when every process of the group and of the
+// sandbox is gone and the sandbox's cgroup removed, or with ctx's error when
 // ctx ends first (the stop then completes in the background). It is safe to
 // call more than once and from several goroutines.
 func (s *Server) Stop(ctx context.Context) error {

@@ -10,6 +10,9 @@
 //   2. It reads one JSON line from stdin: the launch config.
 //   3. It opens the HMR listener, creates and starts the dev server, and prints
 //      {"vitehost":"ready","port":...,"hmrPort":...,"version":...,"token":...}.
+//      With "listen": {"http": fd, "hmr": fd} in the config, it listens on
+//      the Unix sockets it inherited instead (Vite in middleware mode on an
+//      HTTP server of its own) and prints "unix": true and no ports.
 //      When Vite later restarts itself (a config file edit) with a new token,
 //      it prints {"vitehost":"token","token":...}.
 //   4. It runs until stdin closes or SIGTERM/SIGINT arrives, then closes the
@@ -163,6 +166,7 @@ function readConfigLine() {
 
 let server = null
 let hmrServer = null
+let httpServer = null // the runner's own, in front of Vite's middlewares (listen mode)
 let closing = false
 
 // closeTimeout bounds Vite's own close, which never finishes while a request
@@ -179,27 +183,34 @@ async function shutdown() {
   try {
     if (server) await server.close()
   } catch {}
-  if (hmrServer) {
-    hmrServer.closeAllConnections?.()
-    hmrServer.close()
+  for (const s of [httpServer, hmrServer]) {
+    if (!s) continue
+    s.closeAllConnections?.()
+    s.close()
   }
   process.exit(0)
 }
 
 for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP']) process.on(sig, () => shutdown())
 
-function listenHMR(host, port) {
+// listen makes s listen on where: {fd} (an inherited socket) or {host,
+// port}.
+function listen(s, where) {
   return new Promise((resolve, reject) => {
-    const s = http.createServer((req, res) => {
-      res.writeHead(426, { 'Content-Type': 'text/plain' })
-      res.end('Upgrade Required')
-    })
     s.once('error', (err) => {
-      err.vitehostPort = port
+      err.vitehostPort = where.port
       reject(err)
     })
-    s.listen(port, host, () => resolve(s))
+    s.listen(where, () => resolve(s))
   })
+}
+
+function listenHMR(where) {
+  const s = http.createServer((req, res) => {
+    res.writeHead(426, { 'Content-Type': 'text/plain' })
+    res.end('Upgrade Required')
+  })
+  return listen(s, where)
 }
 
 // hmrSubpath returns the value of the ws/hmr "path" option that makes the
@@ -250,7 +261,8 @@ async function main() {
   if (line === null) return
   const cfg = JSON.parse(line)
 
-  hmrServer = await listenHMR(cfg.hmrHost, cfg.hmrPort)
+  const sockets = cfg.listen
+  hmrServer = await listenHMR(sockets ? { fd: sockets.hmr } : { host: cfg.hmrHost, port: cfg.hmrPort })
   const wsKey = usesWsOption(version) ? 'ws' : 'hmr'
   const client = cfg.client || {}
   const wsOptions = {
@@ -279,17 +291,29 @@ async function main() {
   }
 
   const user = cfg.config || {}
+  const root = user.root ? path.resolve(projectDir, user.root) : projectDir
   const ours = {
-    root: user.root ? path.resolve(projectDir, user.root) : projectDir,
+    root,
     configFile: cfg.configFile === null ? undefined : cfg.configFile,
-    server: {
-      host: cfg.host,
-      port: cfg.port,
-      strictPort: true,
-      [wsKey]: wsOptions,
-    },
+    server: sockets
+      // The runner's server serves Vite's middlewares; appType stays the
+      // project's (Vite's default, 'spa', serves index.html).
+      ? { middlewareMode: true, [wsKey]: wsOptions }
+      : { host: cfg.host, port: cfg.port, strictPort: true, [wsKey]: wsOptions },
   }
   if (cfg.allowedHosts && cfg.allowedHosts.length) ours.server.allowedHosts = cfg.allowedHosts
+  if (cfg.modules) {
+    // The dependencies are a read-only directory outside the root: Vite
+    // may serve from it, and writes what it would write into
+    // node_modules (the bundled config file, the optimizer's cache) into
+    // the project's own. Vite falls back from an unwritable node_modules
+    // on EACCES only, not on the read-only file system's EROFS
+    // (https://github.com/vitejs/vite/issues/18839).
+    ours.server.fs = { allow: [root, cfg.modules] }
+    try {
+      fs.mkdirSync(path.join(projectDir, 'node_modules'), { recursive: true })
+    } catch {}
+  }
   // The launch settings win over the caller's inline config; Vite merges
   // the result over the project's config file.
   const inline = vite.mergeConfig(user, ours)
@@ -297,7 +321,13 @@ async function main() {
 
   try {
     server = await vite.createServer(inline)
-    await server.listen()
+    if (sockets) {
+      // Vite keeps server.middlewares the same object across its own
+      // restarts (a config file edit), so this server follows them.
+      httpServer = await listen(http.createServer(server.middlewares), { fd: sockets.http })
+    } else {
+      await server.listen()
+    }
   } catch (err) {
     const m = /Port (\d+) is already in use/.exec(err && err.message)
     if (m) {
@@ -308,6 +338,10 @@ async function main() {
   }
   if (closing) return
   ready = true
+  if (sockets) {
+    say({ vitehost: 'ready', unix: true, version, token: server.config.webSocketToken })
+    return
+  }
   say({
     vitehost: 'ready',
     port: server.httpServer.address().port,

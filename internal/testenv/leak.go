@@ -45,6 +45,17 @@ func Main(m *testing.M) int {
 	return 0
 }
 
+// OwnerEnv returns the environment entry that marks a process as started by
+// this test binary. A sandbox gets an environment built from nothing, not
+// inherited: its Env must carry this entry for the leak check to see what
+// runs inside.
+func OwnerEnv() string {
+	if v := os.Getenv(ownerEnv); v != "" {
+		return ownerEnv + "=" + v // a helper process re-executed by a test
+	}
+	return ownerEnv + "=" + strconv.Itoa(os.Getpid())
+}
+
 func waitGone(d time.Duration, f func() []string) []string {
 	deadline := time.Now().Add(d)
 	for {
