@@ -1,0 +1,5 @@
+import { message } from '$lib/server/message.js'
+
+export function load() {
+  return { message }
+}

@@ -1,0 +1,2 @@
+// No adapter: the dev server needs none, and the fixture stays small.
+export default {}
