@@ -35,7 +35,8 @@ func (p *packageJSON) dependsOn(name string) bool {
 }
 
 // Detect tells which framework the project in dir uses: Nuxt when its
-// package.json declares a nuxt dependency, else Vite. A missing package.json
+// package.json declares a nuxt dependency, Astro when it declares astro,
+// else Vite. A missing package.json
 // gives an error wrapping ErrNoPackageJSON, one that is not JSON an error
 // wrapping ErrInvalidPackageJSON.
 func Detect(dir string) (Framework, error) {
@@ -49,6 +50,9 @@ func Detect(dir string) (Framework, error) {
 func detect(p *packageJSON) Framework {
 	if p.dependsOn("nuxt") || p.dependsOn("nuxt-nightly") {
 		return Nuxt
+	}
+	if p.dependsOn("astro") {
+		return Astro
 	}
 	return Vite
 }

@@ -11,8 +11,8 @@ import (
 	"github.com/vitehost/vitehost/vite"
 )
 
-// Detect reads package.json: a nuxt dependency means Nuxt, anything else
-// plain Vite.
+// Detect reads package.json: a nuxt dependency means Nuxt, an astro one
+// Astro, anything else plain Vite.
 func ExampleDetect() {
 	dir, err := os.MkdirTemp("", "app-")
 	if err != nil {

@@ -34,6 +34,10 @@ func (s *Server) preflight() error {
 		if _, err := nuxiScript(s.dir); err != nil {
 			return err
 		}
+	case Astro:
+		if _, ok := findPackage(s.dir, "astro"); !ok {
+			return fmt.Errorf("%w: astro is not installed in %s (run npm install)", ErrNotInstalled, s.dir)
+		}
 	default:
 		if s.opts.Sandbox != nil {
 			if !s.sandboxHasVite() {
@@ -64,9 +68,12 @@ func (s *Server) launch(ctx context.Context) (*child, *state, error) {
 		}
 		var c *child
 		var st *state
-		if s.fw == Nuxt {
+		switch s.fw {
+		case Nuxt:
 			c, st, err = s.startNuxt(ctx, p)
-		} else {
+		case Astro:
+			c, st, err = s.startAstro(ctx, p)
+		default:
 			c, st, err = s.startVite(ctx, p)
 		}
 		if err == nil {
@@ -252,7 +259,7 @@ func messageError(m message) error {
 	switch m.Code {
 	case "EADDRINUSE":
 		return &errPortRace{port: m.Port}
-	case "VITE_NOT_FOUND":
+	case "VITE_NOT_FOUND", "ASTRO_NOT_FOUND":
 		return fmt.Errorf("%w: %s", ErrNotInstalled, strings.TrimSpace(plainText(m.Message)))
 	}
 	return fmt.Errorf("%w: %s", ErrStartFailed, strings.TrimSpace(plainText(m.Message)))

@@ -24,6 +24,10 @@ func TestDetect(t *testing.T) {
 		{"nuxt dependency", `{"dependencies":{"nuxt":"^4.4.0","vue":"^3"}}`, Nuxt, nil},
 		{"nuxt dev dependency", `{"devDependencies":{"nuxt":"^4.4.0"}}`, Nuxt, nil},
 		{"plain vite", `{"devDependencies":{"vite":"^8.3.0","@vitejs/plugin-react":"^6"}}`, Vite, nil},
+		{"astro dependency", `{"dependencies":{"astro":"^5.18.0"}}`, Astro, nil},
+		{"astro integration is not astro", `{"dependencies":{"@astrojs/react":"^4","vite":"^7"}}`, Vite, nil},
+		{"sveltekit is a vite plugin", `{"devDependencies":{"@sveltejs/kit":"^2","vite":"^7"}}`, Vite, nil},
+		{"react router is a vite plugin", `{"devDependencies":{"@react-router/dev":"^7","vite":"^8"}}`, Vite, nil},
 		{"nuxt only named", `{"name":"nuxt","dependencies":{"vite":"^8"}}`, Vite, nil},
 		{"nuxt module is not nuxt", `{"dependencies":{"@nuxt/kit":"^4"}}`, Vite, nil},
 		{"empty object", `{}`, Vite, nil},
@@ -197,6 +201,8 @@ func TestWithDefaults(t *testing.T) {
 		{Port: 5173, HMRPort: 5173},
 		{Framework: Nuxt, Config: map[string]any{}},
 		{Framework: Nuxt, Plugins: []Plugin{{Module: "x"}}},
+		{Framework: Astro, NoConfigFile: true},
+		{Framework: Astro, Config: map[string]any{}},
 	} {
 		_, _, err := withDefaults(dir, bad)
 		assert.ErrorIs(t, err, ErrInvalidOptions, "%+v", bad)

@@ -1,6 +1,6 @@
 // Package vite launches and supervises a front-end dev server (plain Vite
-// with the project's own config and plugins, or Nuxt 4) as a child process,
-// and publishes where it listens.
+// with the project's own config and plugins, Nuxt 4, or Astro) as a child
+// process, and publishes where it listens.
 //
 // [Start] picks a free HTTP port and a separate free HMR port (or takes the
 // caller's), binds both on loopback unless told otherwise, and configures the
@@ -15,7 +15,10 @@
 // [Options.Config] over the project's config file, and reports the bound
 // ports, the Vite version and the HMR token in one JSON line. Nuxt runs as
 // nuxi dev from the project's node_modules with a generated layer that does
-// the same for Nuxt's Vite servers.
+// the same for Nuxt's Vite servers. Astro runs through its own dev() API,
+// called by a second embedded script that hands Astro's Vite server the same
+// settings. Frameworks that are a Vite plugin in the project's config
+// (SvelteKit, React Router's framework mode) are plain Vite.
 //
 // With [Options.Sandbox], plain Vite runs in a bubblewrap sandbox (see
 // package sandbox) that sees the project and its dependencies and nothing
@@ -57,6 +60,8 @@ const (
 	Auto Framework = ""     // detect from package.json
 	Vite Framework = "vite" // plain Vite, any plugins
 	Nuxt Framework = "nuxt" // Nuxt 4 through nuxi dev
+	// Astro through its dev() API (Astro 5; 6 and 7 need Node 22.12).
+	Astro Framework = "astro"
 )
 
 // Defaults for the zero values of Options.
@@ -77,7 +82,8 @@ var (
 	ErrNoPackageJSON = errors.New("vitehost/vite: no package.json")
 	// ErrInvalidPackageJSON: package.json is not a JSON object of the usual shape.
 	ErrInvalidPackageJSON = errors.New("vitehost/vite: invalid package.json")
-	// ErrNotInstalled: node_modules lacks vite (plain Vite) or nuxi (Nuxt).
+	// ErrNotInstalled: node_modules lacks vite (plain Vite), nuxi (Nuxt) or
+	// astro (Astro).
 	ErrNotInstalled = errors.New("vitehost/vite: dependencies not installed (no node_modules with vite or nuxt)")
 	// ErrNoNode: Options.Node (or node on PATH) cannot be run.
 	ErrNoNode = errors.New("vitehost/vite: node not found")
@@ -338,10 +344,10 @@ func withDefaults(dir string, opts *Options) (Options, Framework, error) {
 			return o, fw, err
 		}
 	}
-	if fw != Vite && fw != Nuxt {
+	if fw != Vite && fw != Nuxt && fw != Astro {
 		return o, fw, fmt.Errorf("%w: unknown framework %q", ErrInvalidOptions, fw)
 	}
-	if fw == Nuxt && (o.ConfigFile != "" || o.NoConfigFile || o.Config != nil || len(o.Plugins) > 0) {
+	if fw != Vite && (o.ConfigFile != "" || o.NoConfigFile || o.Config != nil || len(o.Plugins) > 0) {
 		return o, fw, fmt.Errorf("%w: ConfigFile, NoConfigFile, Config and Plugins apply to plain Vite only", ErrInvalidOptions)
 	}
 	if err := checkSockets(dir, fw, &o); err != nil {
@@ -398,8 +404,8 @@ func (s *Server) Token() string {
 	return ""
 }
 
-// Version returns the Vite version of the dev server (for Nuxt, the Vite
-// that Nuxt uses).
+// Version returns the Vite version of the dev server (for Nuxt and Astro,
+// the Vite that the framework uses).
 func (s *Server) Version() string {
 	if v := s.version.Load(); v != nil {
 		return *v

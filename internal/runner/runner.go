@@ -1,7 +1,8 @@
 // Package runner holds the Node side of package vite: the script that starts
-// a plain Vite dev server through Vite's JavaScript API, and the Nuxt layer
-// that configures Nuxt's Vite servers. Both are embedded in the Go binary and
-// written to the user's cache directory on first use.
+// a plain Vite dev server through Vite's JavaScript API, the one that starts
+// Astro's dev server through Astro's, and the Nuxt layer that configures
+// Nuxt's Vite servers. All are embedded in the Go binary and written to the
+// user's cache directory on first use.
 package runner
 
 import (
@@ -20,6 +21,11 @@ import (
 //go:embed runner.mjs
 var Script []byte
 
+// AstroScript is the source of astro.mjs, which speaks Script's protocol.
+//
+//go:embed astro.mjs
+var AstroScript []byte
+
 // NuxtLayer is the source of the Nuxt layer's nuxt.config.mjs.
 //
 //go:embed nuxtlayer/nuxt.config.mjs
@@ -34,6 +40,10 @@ var (
 	scriptPath string
 	scriptErr  error
 
+	astroOnce sync.Once
+	astroPath string
+	astroErr  error
+
 	layerOnce sync.Once
 	layerDir  string
 	layerErr  error
@@ -46,6 +56,15 @@ func ScriptPath() (string, error) {
 		scriptPath, scriptErr = install(contentDir("runner", Script), "runner.mjs", Script)
 	})
 	return scriptPath, scriptErr
+}
+
+// AstroScriptPath returns the path of a file that holds AstroScript, written
+// once per content like ScriptPath's.
+func AstroScriptPath() (string, error) {
+	astroOnce.Do(func() {
+		astroPath, astroErr = install(contentDir("astro", AstroScript), "astro.mjs", AstroScript)
+	})
+	return astroPath, astroErr
 }
 
 // NuxtLayerDir returns a directory that holds NuxtLayer as nuxt.config.mjs,
