@@ -1,11 +1,11 @@
-// Command hostapp is a Go web app with a Vite or Nuxt front end, in the
+// Command hostapp is a Go web app with a Vite, Nuxt or Astro front end, in the
 // litestar-vite style: it serves its own /api routes and sends everything
 // else through ssrproxy to the front end's dev server, which it launches
 // itself with the vite package. The browser only ever talks to the Go port,
 // and HMR works through it.
 //
 //	go run ./examples/hostapp                      # the Nuxt 4 app in ./frontend
-//	go run ./examples/hostapp -dir ~/my-vite-app   # any Vite or Nuxt project
+//	go run ./examples/hostapp -dir ~/my-vite-app   # any Vite, Nuxt or Astro project
 //
 // Then open http://localhost:8000 and edit the front end's files.
 package main
@@ -63,7 +63,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs := flag.NewFlagSet("hostapp", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.addr, "addr", "127.0.0.1:8000", "address the Go app listens on")
-	fs.StringVar(&c.dir, "dir", defaultDir(), "the front end: a Vite or Nuxt project (detected from its package.json)")
+	fs.StringVar(&c.dir, "dir", defaultDir(), "the front end: a Vite, Nuxt or Astro project (detected from its package.json)")
 	fs.StringVar(&c.hot, "hot", "", "the hot file the dev server's URLs are written to (default <dir>/.vitehost/hot)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -88,7 +88,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	if _, err := os.Stat(filepath.Join(cfg.dir, "package.json")); err != nil {
-		return fmt.Errorf("-dir %s: no package.json: is it a Vite or Nuxt project?", cfg.dir)
+		return fmt.Errorf("-dir %s: no package.json: is it a Vite, Nuxt or Astro project?", cfg.dir)
 	}
 	if err := installIfMissing(ctx, cfg.dir, stderr, log); err != nil {
 		return err

@@ -82,7 +82,8 @@ func writeAtomic(t *testing.T, path, content string) {
 // checkHMRThroughGo is the shared browser check: the page renders through
 // the Go port, the Go API answers it, an edit of source reaches the DOM
 // without a reload, and every WebSocket the page opened went to the Go port.
-func checkHMRThroughGo(t *testing.T, base, source, from, to string, ssr bool) {
+// It returns the browser, still on the page.
+func checkHMRThroughGo(t *testing.T, base, source, from, to string, ssr bool) *testenv.Browser {
 	status, html := get(t, base+"/")
 	require.Equal(t, 200, status)
 	if ssr {
@@ -110,6 +111,14 @@ func checkHMRThroughGo(t *testing.T, base, source, from, to string, ssr bool) {
 	require.NoError(t, chromedp.Run(ctx, chromedp.Evaluate(`window.__vitehostMarker`, &marker)))
 	assert.Equal(t, 7.0, marker, "HMR, not a reload")
 
+	checkSocketsThroughGo(t, browser, base)
+	return browser
+}
+
+// checkSocketsThroughGo checks that every WebSocket the page opened went to
+// the Go port with Vite's token.
+func checkSocketsThroughGo(t *testing.T, browser *testenv.Browser, base string) {
+	t.Helper()
 	goURL, _ := url.Parse(base)
 	for _, s := range browser.WebSockets() {
 		u, err := url.Parse(s)
