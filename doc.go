@@ -21,7 +21,7 @@
 //     URL; "hot.hmr" beside it holds the HMR WebSocket's URL when that has a
 //     port of its own. Write and Read them atomically; a Watcher follows them
 //     and serves the current targets at the cost of an atomic load.
-//   - vite: launches and supervises a Vite or Nuxt dev server as a child
+//   - vite: launches and supervises a Vite, Nuxt or Astro dev server as a child
 //     process group: picks free ports (ports.go), gives HMR its own loopback
 //     listener, points the browser's HMR client at the public URL, writes the
 //     hot files when ready, restarts after a crash, stops the whole tree.

@@ -28,22 +28,68 @@ const handPoll = 5 * time.Millisecond
 
 // runLaunch measures how long vite.Start takes to return a ready dev server,
 // beside the same dev server started by hand on the same project in the same
-// run: `vite --port P --strictPort` and `nuxi dev --port P`, ready at the
-// first 200 on /. The runs alternate, so that both sides see the same warm
-// file cache.
+// run: `vite --port P --strictPort`, `nuxi dev --port P`, and each other
+// framework's own CLI, ready at the first 200 on /. The runs alternate, so
+// that both sides see the same warm file cache.
 func runLaunch(ctx context.Context, env *Env) ([]Row, error) {
 	viteRuns, nuxtRuns := 5, 3
 	if env.Quick {
 		viteRuns, nuxtRuns = 2, 1
 	}
 	var rows []Row
-	r, err := launchVite(ctx, env, viteRuns)
+	r, err := launchCLI(ctx, env, viteLaunch, viteRuns)
 	rows = append(rows, r...)
 	if err != nil {
 		return rows, err
 	}
 	r, err = launchNuxt(ctx, env, nuxtRuns)
-	return append(rows, r...), err
+	rows = append(rows, r...)
+	if err != nil {
+		return rows, err
+	}
+	for _, l := range frameworkLaunches {
+		r, err = launchCLI(ctx, env, l, viteRuns)
+		rows = append(rows, r...)
+		if err != nil {
+			return rows, err
+		}
+	}
+	return rows, nil
+}
+
+// cliLaunch is a dev server that the launcher starts, beside the command
+// that starts the same by hand.
+type cliLaunch struct {
+	name    string   // the framework, as the rows name it
+	fixture string   // the fixture it runs on
+	about   string   // the fixture, as the rows' note says it
+	bin     string   // node_modules/.bin/<bin> starts it by hand
+	args    []string // its arguments; --port P is added
+	shown   string   // the command, as the rows show it
+}
+
+var viteLaunch = cliLaunch{
+	name: "Vite", fixture: "vite8-react", about: "React fixture",
+	bin: "vite", args: []string{"--strictPort", "--host", "127.0.0.1"},
+	shown: "node_modules/.bin/vite --strictPort",
+}
+
+// frameworkLaunches are the frameworks that run beside plain Vite: Astro
+// through its own dev server, SvelteKit and React Router as Vite plugins,
+// each against its own CLI.
+var frameworkLaunches = []cliLaunch{
+	{
+		name: "Astro", fixture: "astro5", about: "Astro 5 fixture",
+		bin: "astro", args: []string{"dev", "--host", "127.0.0.1"}, shown: "astro dev",
+	},
+	{
+		name: "SvelteKit", fixture: "sveltekit2", about: "SvelteKit 2 fixture",
+		bin: "vite", args: []string{"dev", "--strictPort", "--host", "127.0.0.1"}, shown: "vite dev",
+	},
+	{
+		name: "React Router", fixture: "reactrouter7", about: "React Router 7 fixture",
+		bin: "react-router", args: []string{"dev", "--strictPort", "--host", "127.0.0.1"}, shown: "react-router dev",
+	},
 }
 
 // copies makes one copy of the fixture per variant, so that no variant's
@@ -61,8 +107,8 @@ func copies(env *Env, fixture string, variants ...string) (map[string]string, er
 	return dirs, nil
 }
 
-func launchVite(ctx context.Context, env *Env, runs int) ([]Row, error) {
-	dirs, err := copies(env, "vite8-react", "launcher", "hand")
+func launchCLI(ctx context.Context, env *Env, l cliLaunch, runs int) ([]Row, error) {
+	dirs, err := copies(env, l.fixture, "launcher", "hand")
 	if err != nil {
 		return nil, err
 	}
@@ -70,12 +116,12 @@ func launchVite(ctx context.Context, env *Env, runs int) ([]Row, error) {
 	version := ""
 	// One unmeasured round first: the first node start pays for a cold file cache.
 	for i := -1; i < runs; i++ {
-		env.Log.Info("launch: vite", "run", i)
+		env.Log.Info("launch: "+l.fixture, "run", i)
 		r, f, v, err := startWithLauncher(ctx, dirs["launcher"], env.Log)
 		if err != nil {
 			return nil, err
 		}
-		h, err := startByHand(ctx, dirs["hand"], "vite", "--strictPort", "--host", "127.0.0.1")
+		h, err := startByHand(ctx, dirs["hand"], l.bin, l.args...)
 		if err != nil {
 			return nil, err
 		}
@@ -85,12 +131,12 @@ func launchVite(ctx context.Context, env *Env, runs int) ([]Row, error) {
 		}
 	}
 	rs, fs, hs := Summarize(ready), Summarize(first), Summarize(hand)
-	note := fmt.Sprintf("median of %d, Vite %s, React fixture", runs, version)
+	note := fmt.Sprintf("median of %d, Vite %s, %s", runs, version, l.about)
 	return []Row{
-		{What: "Vite: vite.Start until ready", Value: Ms(rs.P50), Ratio: Ratio(float64(rs.P50), float64(hs.P50)) + " by hand", Note: note},
-		{What: "Vite: vite.Start until first 200 on /", Value: Ms(fs.P50), Ratio: Ratio(float64(fs.P50), float64(hs.P50)) + " by hand",
-			Note: fmt.Sprintf("%s; %s against Vite's own start", note, signedMs(fs.P50-hs.P50))},
-		{What: "Vite: node_modules/.bin/vite --strictPort until first 200 on /", Value: Ms(hs.P50), Note: note},
+		{What: l.name + ": vite.Start until ready", Value: Ms(rs.P50), Ratio: Ratio(float64(rs.P50), float64(hs.P50)) + " by hand", Note: note},
+		{What: l.name + ": vite.Start until first 200 on /", Value: Ms(fs.P50), Ratio: Ratio(float64(fs.P50), float64(hs.P50)) + " by hand",
+			Note: fmt.Sprintf("%s; %s against %s", note, signedMs(fs.P50-hs.P50), l.shown)},
+		{What: l.name + ": " + l.shown + " until first 200 on /", Value: Ms(hs.P50), Note: note},
 	}, nil
 }
 
@@ -166,7 +212,8 @@ func startByHand(ctx context.Context, dir, bin string, args ...string) (time.Dur
 	t0 := time.Now()
 	cmd := exec.Command(filepath.Join(dir, "node_modules", ".bin", bin), append(args, "--port", strconv.Itoa(port))...)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "NUXT_TELEMETRY_DISABLED=1")
+	// As the launcher runs them: no telemetry, no update check on the network.
+	cmd.Env = append(os.Environ(), "NUXT_TELEMETRY_DISABLED=1", "ASTRO_TELEMETRY_DISABLED=1", "ASTRO_DISABLE_UPDATE_CHECK=true")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		return 0, err
