@@ -19,10 +19,10 @@ import (
 )
 
 // TestHostAppAstro serves the Astro 5 fixture through the Go port: the
-// page is rendered by Astro's own dev server, and an edit of the .astro
-// page makes the open page reload once, as Astro does without a proxy,
-// after which it shows the edit. A module only the server imports does
-// the same.
+// page is rendered by Astro's own dev server; a style-only edit of the
+// .astro page is a hot update, any other edit of it makes the open page
+// reload once, as Astro does without a proxy, after which it shows the
+// edit. A module only the server imports does the same.
 func TestHostAppAstro(t *testing.T) {
 	testenv.Short(t)
 	dir := testenv.Fixture(t, "astro5")
@@ -45,7 +45,17 @@ func TestHostAppAstro(t *testing.T) {
 	require.Eventually(t, func() bool { return len(browser.WebSockets()) > 0 }, wait, 20*time.Millisecond, "the page opens its HMR socket")
 	require.EqualValues(t, 1, loads.Load())
 
-	edit(t, filepath.Join(dir, "src", "pages", "index.astro"), "Hello from Astro", "Astro, edited while open")
+	// A style-only edit of the page is a hot update of its CSS.
+	require.NoError(t, chromedp.Run(ctx, chromedp.Evaluate(`window.__vitehostMarker = 7`, nil)))
+	page := filepath.Join(dir, "src", "pages", "index.astro")
+	edit(t, page, "rgb(10, 20, 30)", "rgb(200, 20, 30)")
+	waitJS(t, ctx, `getComputedStyle(document.querySelector("#title")).color === "rgb(200, 20, 30)"`, "the edited style")
+	var marker float64
+	require.NoError(t, chromedp.Run(ctx, chromedp.Evaluate(`window.__vitehostMarker`, &marker)))
+	assert.Equal(t, 7.0, marker, "a style edit is HMR, not a reload")
+	assert.EqualValues(t, 1, loads.Load())
+
+	edit(t, page, "Hello from Astro", "Astro, edited while open")
 	waitReloaded(t, ctx, `(document.querySelector("#title")||{}).textContent === "Astro, edited while open"`, "the edited page")
 	assert.EqualValues(t, 2, loads.Load(), "one reload for the edit")
 	status, html = get(t, base+"/")
