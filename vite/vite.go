@@ -60,7 +60,7 @@ const (
 	Auto Framework = ""     // detect from package.json
 	Vite Framework = "vite" // plain Vite, any plugins
 	Nuxt Framework = "nuxt" // Nuxt 4 through nuxi dev
-	// Astro through its dev() API (Astro 5; 6 and 7 need Node 22.12).
+	// Astro 5 to 7 through Astro's dev() API.
 	Astro Framework = "astro"
 )
 

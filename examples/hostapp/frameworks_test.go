@@ -25,7 +25,13 @@ import (
 // edit. A module only the server imports does the same.
 func TestHostAppAstro(t *testing.T) {
 	testenv.Short(t)
-	dir := testenv.Fixture(t, "astro5")
+	for _, fixture := range []string{"astro5", "astro7"} {
+		t.Run(fixture, func(t *testing.T) { testHostAppAstro(t, fixture) })
+	}
+}
+
+func testHostAppAstro(t *testing.T, fixture string) {
+	dir := testenv.Fixture(t, fixture)
 	base := startHostApp(t, dir)
 	status, html := get(t, base+"/")
 	require.Equal(t, 200, status)
