@@ -57,11 +57,10 @@ type Framework string
 
 // The frameworks Start knows.
 const (
-	Auto Framework = ""     // detect from package.json
-	Vite Framework = "vite" // plain Vite, any plugins
-	Nuxt Framework = "nuxt" // Nuxt 4 through nuxi dev
-	// Astro 5 to 7 through Astro's dev() API.
-	Astro Framework = "astro"
+	Auto  Framework = ""      // detect from package.json
+	Vite  Framework = "vite"  // plain Vite, any plugins
+	Nuxt  Framework = "nuxt"  // Nuxt 4 through nuxi dev
+	Astro Framework = "astro" // Astro 5 to 7 through Astro's dev() API
 )
 
 // Defaults for the zero values of Options.
