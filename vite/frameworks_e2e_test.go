@@ -2,6 +2,7 @@ package vite_test
 
 import (
 	"context"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -145,6 +146,55 @@ func TestAstroRestarts(t *testing.T) {
 	require.NoError(t, s.Stop(context.Background()))
 	assert.Empty(t, testenv.NodeProcesses())
 	assert.Empty(t, testenv.Processes())
+}
+
+// TestAstroStartErrors feeds Start the usual mistakes with an Astro
+// project: each fails with a cause that names the problem and leaves
+// nothing running.
+func TestAstroStartErrors(t *testing.T) {
+	testenv.Short(t)
+	withoutModules := filepath.Join(t.TempDir(), "app")
+	require.NoError(t, os.CopyFS(withoutModules, os.DirFS(filepath.Join(testenv.FixturesDir(), "astro5"))))
+	brokenConfig := testenv.Fixture(t, "astro5")
+	require.NoError(t, os.WriteFile(filepath.Join(brokenConfig, "astro.config.mjs"),
+		[]byte("export default { server: { port: 4321,, } }\n"), 0o644))
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer taken.Close()
+	takenPort := taken.Addr().(*net.TCPAddr).Port
+	good := testenv.Fixture(t, "astro5")
+
+	for _, tc := range []struct {
+		name    string
+		dir     string
+		opts    *vite.Options
+		want    error
+		mention string
+	}{
+		{"no node_modules", withoutModules, nil, vite.ErrNotInstalled, "npm install"},
+		{"broken astro config", brokenConfig, nil, vite.ErrStartFailed, "astro.config.mjs"},
+		{"fixed port taken", good, &vite.Options{Port: takenPort}, vite.ErrPortInUse, strconv.Itoa(takenPort)},
+		{"fixed HMR port taken", good, &vite.Options{HMRPort: takenPort}, vite.ErrPortInUse, strconv.Itoa(takenPort)},
+		{"vite options on astro", good, &vite.Options{Config: map[string]any{}}, vite.ErrInvalidOptions, "plain Vite"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := vite.Options{}
+			if tc.opts != nil {
+				o = *tc.opts
+			}
+			o.Logger = testLogger(t)
+			s, err := vite.Start(context.Background(), tc.dir, &o)
+			require.Error(t, err)
+			require.Nil(t, s)
+			assert.ErrorIs(t, err, tc.want)
+			var se *vite.StartError
+			require.ErrorAs(t, err, &se)
+			assert.Equal(t, vite.Astro, se.Framework)
+			assert.Contains(t, err.Error(), tc.mention)
+			t.Log(err)
+			assert.Empty(t, testenv.Processes(), "processes left after a failed start")
+		})
+	}
 }
 
 // TestVitePluginFrameworks starts frameworks that are a Vite plugin in the

@@ -83,7 +83,7 @@ var (
 	ErrInvalidPackageJSON = errors.New("vitehost/vite: invalid package.json")
 	// ErrNotInstalled: node_modules lacks vite (plain Vite), nuxi (Nuxt) or
 	// astro (Astro).
-	ErrNotInstalled = errors.New("vitehost/vite: dependencies not installed (no node_modules with vite or nuxt)")
+	ErrNotInstalled = errors.New("vitehost/vite: dependencies not installed (no node_modules with vite, nuxt or astro)")
 	// ErrNoNode: Options.Node (or node on PATH) cannot be run.
 	ErrNoNode = errors.New("vitehost/vite: node not found")
 	// ErrInvalidOptions: Options that cannot work, named in the message.
