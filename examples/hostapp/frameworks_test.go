@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -160,7 +159,7 @@ func waitPage(t *testing.T, u, want string) {
 		select {
 		case <-tick.C:
 		case <-deadline:
-			t.Fatal(fmt.Sprintf("%s never showed %q (last: %d)", u, want, status))
+			t.Fatalf("%s never showed %q (last: %d)", u, want, status)
 		}
 	}
 }
