@@ -143,7 +143,7 @@ func (m *Manager) handleUpdate(w http.ResponseWriter, r *http.Request) {
 		m.fail(w, r, err)
 		return
 	}
-	files, err := checkFiles(req.Files, req.Delete, m.opts.Limits, m.opts.AllowConfigFiles)
+	files, err := checkFiles(req.Files, req.Delete, m.opts.Limits, m.opts.allowConfig())
 	if err != nil {
 		m.fail(w, r, err)
 		return

@@ -99,7 +99,7 @@ func tree(t *testing.T, dir string) []string {
 // checks the status, the error code, and that nothing was written anywhere
 // and no process was started.
 func TestAPIRejectsBadInput(t *testing.T) {
-	outer := t.TempDir()
+	outer := testenv.TempDir(t)
 	base := filepath.Join(outer, "base")
 	m, err := preview.New(&preview.Options{
 		PublicURL: "http://localhost:8080",
@@ -174,7 +174,7 @@ func TestAPIRejectsBadInput(t *testing.T) {
 func TestSessionLimit(t *testing.T) {
 	m, err := preview.New(&preview.Options{
 		PublicURL: "http://localhost:8080",
-		BaseDir:   t.TempDir(),
+		BaseDir:   testenv.TempDir(t),
 		Limits:    preview.Limits{MaxSessions: 1},
 		Logger:    quietLogger(),
 		// The first create hangs in its install; the second finds the limit.
@@ -204,7 +204,7 @@ func TestPublicURLs(t *testing.T) {
 		{"http://localhost:8080", "http://preview-ID.localhost:8080", "ws://preview-ID.localhost:8080/hmr"},
 		{"https://example.com:8443/", "https://preview-ID.example.com:8443", "wss://preview-ID.example.com:8443/hmr"},
 	} {
-		m, err := preview.New(&preview.Options{PublicURL: tt.public, BaseDir: t.TempDir(), Logger: quietLogger()})
+		m, err := preview.New(&preview.Options{PublicURL: tt.public, BaseDir: testenv.TempDir(t), Logger: quietLogger()})
 		require.NoError(t, err)
 		assert.Equal(t, tt.preview, m.PreviewURL("ID"))
 		assert.Equal(t, tt.ws, m.WSURL("ID"))
@@ -215,7 +215,7 @@ func TestPublicURLs(t *testing.T) {
 }
 
 func TestOneManagerPerBaseDir(t *testing.T) {
-	dir := t.TempDir()
+	dir := testenv.TempDir(t)
 	m, err := preview.New(&preview.Options{PublicURL: "http://localhost:8080", BaseDir: dir, Logger: quietLogger()})
 	require.NoError(t, err)
 	_, err = preview.New(&preview.Options{PublicURL: "http://localhost:8080", BaseDir: dir, Logger: quietLogger()})
@@ -228,7 +228,7 @@ func TestOneManagerPerBaseDir(t *testing.T) {
 }
 
 func TestRouterHosts(t *testing.T) {
-	m, err := preview.New(&preview.Options{PublicURL: "http://localhost:8080", BaseDir: t.TempDir(), Logger: quietLogger()})
+	m, err := preview.New(&preview.Options{PublicURL: "http://localhost:8080", BaseDir: testenv.TempDir(t), Logger: quietLogger()})
 	require.NoError(t, err)
 	defer m.Close(context.Background())
 	fallback := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "fallback") })

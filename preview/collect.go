@@ -65,7 +65,7 @@ func (s *session) collect(ctx context.Context, msgs <-chan hmrMessage) HMR {
 				}
 			case "error":
 				if res.Error == nil {
-					res.Error = m.compileError(s.dir)
+					res.Error = m.compileError(s.projectDir())
 				}
 			default:
 				continue

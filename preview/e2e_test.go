@@ -45,9 +45,11 @@ type service struct {
 // depsCache is where the tests keep dependency installs between runs (like
 // the fixtures): the template's set installs once per machine.
 func depsCache(t *testing.T) string {
-	dir, err := testenv.CacheDir()
-	require.NoError(t, err)
-	return filepath.Join(dir, "preview-deps")
+	// Not under the fixture cache (~/.cache): the sandbox's user must reach
+	// the installs it mounts.
+	dir := filepath.Join(os.TempDir(), "vitehost-test-preview-deps")
+	require.NoError(t, os.MkdirAll(dir, 0o755))
+	return dir
 }
 
 func startService(t *testing.T, opts preview.Options) *service {
@@ -74,8 +76,10 @@ func startNode(t *testing.T, opts preview.Options, cluster bool) *service {
 		opts.NodeAddr = addr
 	}
 	if opts.BaseDir == "" {
-		opts.BaseDir = t.TempDir()
+		opts.BaseDir = testenv.TempDir(t)
 	}
+	// The leak check finds the sandboxed processes by this mark.
+	opts.Sandbox.Env = append(opts.Sandbox.Env, testenv.OwnerEnv())
 	if opts.CacheDir == "" {
 		opts.CacheDir = depsCache(t)
 	}
@@ -188,7 +192,12 @@ export default function App() {
 }
 
 func TestPreviewEndToEnd(t *testing.T) {
-	svc := startService(t, preview.Options{})
+	t.Run("sandbox", func(t *testing.T) { testPreviewEndToEnd(t, false) })
+	t.Run("no sandbox", func(t *testing.T) { testPreviewEndToEnd(t, true) })
+}
+
+func testPreviewEndToEnd(t *testing.T, noSandbox bool) {
+	svc := startService(t, preview.Options{NoSandbox: noSandbox})
 	start := time.Now()
 	status, created := svc.api(t, "POST", "", map[string]any{"files": []any{appTSX("Hello v1")}})
 	require.Equal(t, 200, status, "body: %s", created.Raw)
@@ -249,16 +258,21 @@ func TestPreviewEndToEnd(t *testing.T) {
 	t.Logf("error message: %v", errMsg)
 
 	// Fixed again; a PNG (base64) and a deletion in the same update.
+	// Without the sandbox, a vite.config is dropped: it would run on the
+	// host (in the sandbox it runs: see the compatibility test).
 	png := []byte("\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
-	status, fixed := svc.api(t, "POST", "/"+id+"/update", map[string]any{
-		"files": []any{appTSX("Hello v3"), map[string]any{"name": "public/logo.png", "encoding": "base64", "content": base64.StdEncoding.EncodeToString(png)},
-			map[string]any{"name": "vite.config.ts", "content": "throw new Error('never run')"}},
-	})
+	files := []any{appTSX("Hello v3"), map[string]any{"name": "public/logo.png", "encoding": "base64", "content": base64.StdEncoding.EncodeToString(png)}}
+	if noSandbox {
+		files = append(files, map[string]any{"name": "vite.config.ts", "content": "throw new Error('never run')"})
+	}
+	status, fixed := svc.api(t, "POST", "/"+id+"/update", map[string]any{"files": files})
 	require.Equal(t, 200, status, "body: %s", fixed.Raw)
 	assert.True(t, fixed.HMRTriggered)
 	assert.Nil(t, fixed.HMR.Error)
-	assert.Equal(t, []string{"vite.config.ts"}, fixed.Ignored)
-	assert.NoFileExists(t, filepath.Join(svc.base, "preview-"+id, "vite.config.ts"))
+	if noSandbox {
+		assert.Equal(t, []string{"vite.config.ts"}, fixed.Ignored)
+		assert.NoFileExists(t, filepath.Join(svc.base, "preview-"+id, "vite.config.ts"))
+	}
 	status, logo := svc.get(t, created.PreviewURL+"/logo.png")
 	require.Equal(t, 200, status)
 	assert.Equal(t, string(png), logo)
@@ -308,7 +322,7 @@ func TestPreviewExpiry(t *testing.T) {
 func TestPreviewDependencyCache(t *testing.T) {
 	count := filepath.Join(t.TempDir(), "installs")
 	install := []string{"sh", "-c", `echo run >> "$0"; exec npm install --ignore-scripts --no-audit --no-fund --loglevel=error --prefer-offline`, count}
-	svc := startService(t, preview.Options{CacheDir: t.TempDir(), InstallCommand: install})
+	svc := startService(t, preview.Options{CacheDir: testenv.TempDir(t), InstallCommand: install})
 	installs := func() int {
 		b, _ := os.ReadFile(count)
 		return strings.Count(string(b), "run")

@@ -45,7 +45,8 @@ var reserved = map[string]bool{
 // executed are files that Node would load and run on the host if they were
 // in the project: config files of Vite, its CSS pipeline and the package
 // managers. They are dropped unless the operator opts in
-// (Options.AllowConfigFiles); the service builds the Vite config itself.
+// (Options.NoSandbox without AllowConfigFiles); the service builds the Vite
+// config itself.
 var executedPrefixes = []string{
 	"vite.config.", "vitest.config.", "postcss.config.", "tailwind.config.",
 	"svelte.config.", "babel.config.", "nuxt.config.", "astro.config.",

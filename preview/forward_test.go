@@ -67,7 +67,7 @@ func putRecord(t *testing.T, store preview.Store, rec preview.Record) int64 {
 
 func clusterManager(t *testing.T, store preview.Store, id string) *preview.Manager {
 	m, err := preview.New(&preview.Options{
-		PublicURL: "http://localhost:8080", BaseDir: t.TempDir(), Store: store, Token: "s3cret",
+		PublicURL: "http://localhost:8080", BaseDir: testenv.TempDir(t), Store: store, Token: "s3cret",
 		NodeID: id, NodeAddr: "127.0.0.1:9", Logger: quietLogger(),
 		InstallCommand: []string{"false"}, // nothing here may install
 	})

@@ -133,6 +133,10 @@ func (c *depCache) install(deps Deps, key string) (string, error) {
 	if _, err := os.Stat(filepath.Join(stage, "node_modules")); err != nil {
 		return "", fmt.Errorf("%w: %s made no node_modules", ErrInstall, c.command[0])
 	}
+	// MkdirTemp made stage private; a sandbox's user reads the install.
+	if err := os.Chmod(stage, 0o755); err != nil {
+		return "", err
+	}
 	if err := os.Rename(stage, final); err != nil {
 		return "", err
 	}

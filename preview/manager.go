@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/vitehost/vitehost/internal/flock"
+	"github.com/vitehost/vitehost/sandbox"
 	"github.com/vitehost/vitehost/ssrproxy"
 )
 
@@ -74,6 +75,13 @@ func New(opts *Options) (*Manager, error) {
 	if o.NodeAddr != "" {
 		log = log.With("node", o.NodeID)
 	}
+	var sb *sandbox.Config
+	if !o.NoSandbox {
+		if sb, err = checkSandbox(&o, log); err != nil {
+			unlock()
+			return nil, err
+		}
+	}
 	depsCtx, stopDeps := context.WithCancel(context.Background())
 	ctx, cancel := context.WithCancel(context.Background())
 	deps := &depCache{
@@ -98,7 +106,8 @@ func New(opts *Options) (*Manager, error) {
 			node:         o.Node,
 			startTimeout: o.StartTimeout,
 			hmrWait:      o.HMRWait,
-			allowConfig:  o.AllowConfigFiles,
+			allowConfig:  o.allowConfig(),
+			sandbox:      sb,
 		},
 		store:        o.Store,
 		deps:         deps,

@@ -21,7 +21,7 @@ type newProject struct {
 
 // checkCreate validates a create request before anything is written.
 func (m *Manager) checkCreate(req *CreateRequest) (*newProject, error) {
-	files, err := checkFiles(req.Files, nil, m.opts.Limits, m.opts.AllowConfigFiles)
+	files, err := checkFiles(req.Files, nil, m.opts.Limits, m.opts.allowConfig())
 	if err != nil {
 		return nil, err
 	}
@@ -146,7 +146,7 @@ func (m *Manager) Update(ctx context.Context, id string, req *UpdateRequest) (*U
 		return nil, err
 	}
 	defer m.running.Done()
-	files, err := checkFiles(req.Files, req.Delete, m.opts.Limits, m.opts.AllowConfigFiles)
+	files, err := checkFiles(req.Files, req.Delete, m.opts.Limits, m.opts.allowConfig())
 	if err != nil {
 		return nil, err
 	}

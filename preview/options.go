@@ -8,9 +8,11 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/vitehost/vitehost/sandbox"
 	"github.com/vitehost/vitehost/ssrproxy"
 )
 
@@ -100,10 +102,28 @@ type Options struct {
 	// Node is the node binary. Empty means node on PATH.
 	Node string
 
+	// Sandbox configures the bubblewrap sandbox each session's dev server
+	// runs in (see package sandbox): its Limits, the Env added to its clean
+	// environment, the host UID and GID it runs as when the service is
+	// root, the Bwrap binary. Project, Modules and Name are set for each
+	// session. The zero value means the defaults of package sandbox. In the
+	// sandbox a session's project runs as written: its vite.config.*,
+	// PostCSS, Tailwind and svelte configs and .env files are used, since
+	// they reach nothing of the host.
+	Sandbox sandbox.Config
+	// NoSandbox runs the dev servers without the sandbox, as this process's
+	// user with its environment, for trusted input only. The files that
+	// Node would run (vite.config.*, postcss.config.*, tailwind.config.*,
+	// .npmrc, ...) are then dropped unless AllowConfigFiles is set, and the
+	// service builds the Vite config itself; that blocklist does not stop a
+	// project from reading host files through its imports (Vite serves any
+	// file a module imports), nor code run by CSS tools that a project
+	// names (Tailwind's @plugin, Less @plugin, Stylus use()). Without it,
+	// New fails when bubblewrap is missing.
+	NoSandbox bool
 	// AllowConfigFiles keeps client-sent files that Node would run on the
-	// host (vite.config.*, postcss.config.*, tailwind.config.*, .npmrc, ...)
-	// and lets Vite load the client's vite.config. Off by default: the
-	// service builds the config itself.
+	// host and lets Vite load the client's vite.config, with NoSandbox (in
+	// the sandbox they are always kept).
 	AllowConfigFiles bool
 
 	// APIPrefix is where the API is mounted. Empty means DefaultAPIPrefix.
@@ -181,5 +201,14 @@ func withDefaults(opts *Options) (Options, *url.URL, error) {
 			return o, nil, fmt.Errorf("vitehost/preview: NodeAddr %q must be host:port", o.NodeAddr)
 		}
 	}
+	o.Sandbox.ReadOnly = slices.Clone(o.Sandbox.ReadOnly)
+	o.Sandbox.Files = slices.Clone(o.Sandbox.Files)
+	o.Sandbox.Env = slices.Clone(o.Sandbox.Env)
+	if o.Sandbox.Logger == nil {
+		o.Sandbox.Logger = o.Logger
+	}
 	return o, public, nil
 }
+
+// allowConfig reports whether client files that Node runs are kept.
+func (o *Options) allowConfig() bool { return !o.NoSandbox || o.AllowConfigFiles }

@@ -251,7 +251,7 @@ func (m *Manager) restoreFiles(stored map[string][]byte) (Deps, []pendingFile, e
 		if _, err := cleanPath(name, m.opts.Limits.MaxPathLength); err != nil {
 			return nil, nil, fmt.Errorf("stored file: %w", err)
 		}
-		if !m.opts.AllowConfigFiles && isExecuted(name) {
+		if !m.opts.allowConfig() && isExecuted(name) {
 			continue
 		}
 		files = append(files, pendingFile{name: name, data: data})

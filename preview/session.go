@@ -1,9 +1,11 @@
 package preview
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -13,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/vitehost/vitehost/sandbox"
 	"github.com/vitehost/vitehost/ssrproxy"
 	"github.com/vitehost/vitehost/vite"
 )
@@ -45,6 +48,9 @@ type sessionEnv struct {
 	startTimeout time.Duration
 	hmrWait      time.Duration
 	allowConfig  bool
+	// sandbox is the template of every session's sandbox; nil runs the dev
+	// servers unsandboxed (Options.NoSandbox).
+	sandbox *sandbox.Config
 }
 
 // session is one preview: a directory, a dev server, the proxy in front of
@@ -107,6 +113,15 @@ func newSession(env *sessionEnv, rec Record, previewURL *url.URL, log *slog.Logg
 		stopped:    make(chan struct{}),
 		rec:        rec,
 	}
+}
+
+// projectDir is the project's directory as the dev server sees it: the
+// fixed path inside the sandbox, or the session directory.
+func (s *session) projectDir() string {
+	if s.env.sandbox != nil {
+		return sandbox.ProjectDir
+	}
+	return s.dir
 }
 
 func (s *session) expired(now time.Time) bool { return !now.Before(s.expires) }
@@ -245,7 +260,31 @@ func (s *session) start(ctx context.Context, deps Deps, files []pendingFile) err
 		}
 		return abandoned(err)
 	}
-	if err := os.Symlink(modules, filepath.Join(s.dir, "node_modules")); err != nil {
+	sandboxed := s.env.sandbox != nil
+	l := sessionLaunch(s.dir, modules, deps, sandboxed, s.env.allowConfig)
+	opts := &vite.Options{
+		Framework:    vite.Vite,
+		PublicURL:    s.previewURL,
+		HMRPath:      HMRPath,
+		NoConfigFile: l.noConfig,
+		Config:       l.config,
+		Plugins:      l.plugins,
+		Node:         s.env.node,
+		Logger:       s.log,
+		StartTimeout: s.env.startTimeout,
+	}
+	var shared string // where this session's optimized dependencies are shared
+	if sandboxed {
+		sb := *s.env.sandbox
+		sb.Modules, sb.Name = modules, s.id
+		opts.Sandbox = &sb
+		// Every project is at one path in the sandbox: sessions with the
+		// same dependencies and config share the optimizer's output.
+		shared = filepath.Join(filepath.Dir(modules), "optimized", optimizedKey(deps, l.config, l.plugins, projectConfigFiles(s.dir)))
+		if err := s.seedOptimized(shared, &sb); err != nil {
+			s.log.Warn("vitehost/preview: copy the shared optimized dependencies", "err", err)
+		}
+	} else if err := os.Symlink(modules, filepath.Join(s.dir, "node_modules")); err != nil {
 		return err
 	}
 	installed := time.Now()
@@ -253,17 +292,7 @@ func (s *session) start(ctx context.Context, deps Deps, files []pendingFile) err
 	if err := s.setStatus(ctx, StatusStarting, ""); err != nil {
 		return err
 	}
-	server, err := vite.Start(s.ctx, s.dir, &vite.Options{
-		Framework:    vite.Vite,
-		PublicURL:    s.previewURL,
-		HMRPath:      HMRPath,
-		NoConfigFile: !s.env.allowConfig,
-		Config:       viteConfig(s.dir, modules),
-		Plugins:      plugins(deps),
-		Node:         s.env.node,
-		Logger:       s.log,
-		StartTimeout: s.env.startTimeout,
-	})
+	server, err := vite.Start(s.ctx, s.dir, opts)
 	if err != nil {
 		return abandoned(fmt.Errorf("%w: %w", ErrDevServer, err))
 	}
@@ -287,6 +316,11 @@ func (s *session) start(ctx context.Context, deps Deps, files []pendingFile) err
 		start := time.Now()
 		warmModules(s.ctx, s.env.client, server.Targets().HTTP, entries)
 		s.log.Debug("vitehost/preview: modules warmed", "took", time.Since(start).Round(time.Millisecond))
+		if shared != "" && s.ctx.Err() == nil {
+			if err := shareOptimized(filepath.Join(s.dir, ".vite-cache", "deps"), shared); err != nil {
+				s.log.Warn("vitehost/preview: share the optimized dependencies", "err", err)
+			}
+		}
 	}()
 	wctx, cancel := context.WithTimeout(s.ctx, s.env.hmrWait)
 	err = s.hmr.waitConnected(wctx)
@@ -306,6 +340,24 @@ func (s *session) start(ctx context.Context, deps Deps, files []pendingFile) err
 		"start", started.Sub(installed).Round(time.Millisecond), "page", time.Since(started).Round(time.Millisecond),
 		"vite", server.Version())
 	return nil
+}
+
+// seedOptimized copies the shared optimized dependencies into the
+// session's Vite cache, owned by the sandbox's user, who must rewrite them
+// when the project's dependencies turn out to differ.
+func (s *session) seedOptimized(shared string, sb *sandbox.Config) error {
+	dst := filepath.Join(s.dir, ".vite-cache", "deps")
+	ok, err := seedOptimized(shared, dst)
+	if !ok || err != nil || os.Geteuid() != 0 {
+		return err
+	}
+	uid, gid := cmp.Or(sb.UID, sandbox.DefaultUID), cmp.Or(sb.GID, sandbox.DefaultGID)
+	return filepath.WalkDir(filepath.Dir(dst), func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, uid, gid)
+	})
 }
 
 // watch marks the session failed when its dev server stops for good (the

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/vitehost/vitehost/preview"
+	"github.com/vitehost/vitehost/sandbox"
 )
 
 func main() {
@@ -44,6 +45,8 @@ type config struct {
 	addr, public, dir, token, redis string
 	nodeID, nodeAddr                string
 	ttl                             time.Duration
+	noSandbox                       bool
+	sandboxEnv                      []string
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -58,6 +61,14 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.redis, "redis", "", "Redis URL for the session store, redis://[:password@]host:port/db (empty: in memory)")
 	fs.StringVar(&c.nodeAddr, "node-addr", "", "with -redis: host:port where the other nodes reach this one (empty: a single node)")
 	fs.StringVar(&c.nodeID, "node-id", "", "with -redis: this node's id (default: random)")
+	fs.BoolVar(&c.noSandbox, "no-sandbox", false, "run the dev servers without the bubblewrap sandbox: for trusted input only (they can then read host files and run code as this user)")
+	fs.Func("sandbox-env", "KEY=value added to every sandbox's clean environment (repeatable)", func(kv string) error {
+		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+			return fmt.Errorf("%q is not KEY=value", kv)
+		}
+		c.sandboxEnv = append(c.sandboxEnv, kv)
+		return nil
+	})
 	err := fs.Parse(args)
 	return c, err
 }
@@ -89,6 +100,8 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 		Store:     store,
 		NodeID:    cfg.nodeID,
 		NodeAddr:  cfg.nodeAddr,
+		NoSandbox: cfg.noSandbox,
+		Sandbox:   sandbox.Config{Env: cfg.sandboxEnv},
 		Logger:    log,
 	})
 	if err != nil {

@@ -43,17 +43,18 @@ func startServer(t *testing.T, extra ...string) *server {
 	testenv.LookPath(t, "npm")
 	port, err := freeport.GetFreePort()
 	require.NoError(t, err)
-	cache, err := testenv.CacheDir()
-	require.NoError(t, err)
-	dir := t.TempDir()
-	// The dependency cache is kept between runs, like the fixtures'.
-	require.NoError(t, os.MkdirAll(filepath.Join(cache, "preview-deps"), 0o755))
-	require.NoError(t, os.Symlink(filepath.Join(cache, "preview-deps"), filepath.Join(dir, "deps")))
+	dir := testenv.TempDir(t)
+	// The dependency cache is kept between runs, like the fixtures', where
+	// the sandbox's user can read it.
+	cache := filepath.Join(os.TempDir(), "vitehost-test-preview-deps")
+	require.NoError(t, os.MkdirAll(cache, 0o755))
+	require.NoError(t, os.Symlink(cache, filepath.Join(dir, "deps")))
 	args := append([]string{
 		"-addr", fmt.Sprintf("127.0.0.1:%d", port),
 		"-public", fmt.Sprintf("http://localhost:%d", port),
 		"-dir", dir,
 		"-token", "t0ken",
+		"-sandbox-env", testenv.OwnerEnv(), // for the leak check
 	}, extra...)
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
