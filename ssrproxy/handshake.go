@@ -92,7 +92,7 @@ func (p *Proxy) serveUpgrade(w http.ResponseWriter, r *http.Request, t hotfile.T
 		return
 	}
 
-	tun := &tunnel{up: up, ws: ws}
+	tun := &tunnel{up: up, ws: ws, onTraffic: p.onTraffic}
 	if !p.track(tun) {
 		up.Close()
 		p.fail(w, r, ErrClosed)

@@ -99,6 +99,13 @@ type Options struct {
 	// reason, logged, for any other error.
 	ErrorHandler func(http.ResponseWriter, *http.Request, error)
 
+	// OnTraffic, if not nil, is called each time bytes pass through a
+	// tunnelled connection (a WebSocket after its handshake), in either
+	// direction, from the tunnel's goroutines: a way to tell that a
+	// long-lived connection is in use, for an idle timer. It must be cheap
+	// and must not block.
+	OnTraffic func()
+
 	// Logger receives upstream errors (at Error level) and the requests
 	// answered with 503 (at Debug level). Nil means slog.Default().
 	Logger *slog.Logger
@@ -112,6 +119,7 @@ type Proxy struct {
 	transport    http.RoundTripper
 	modify       func(*http.Response) error
 	errorHandler func(http.ResponseWriter, *http.Request, error)
+	onTraffic    func()
 	log          *slog.Logger
 	errLog       *log.Logger // ReverseProxy's own messages, at Debug level
 
@@ -157,6 +165,7 @@ func New(src TargetSource, opts *Options) *Proxy {
 		keepHost:  o.KeepHost,
 		transport: o.Transport,
 		modify:    o.ModifyResponse,
+		onTraffic: o.OnTraffic,
 		log:       o.Logger,
 		ctx:       ctx,
 		cancel:    cancel,

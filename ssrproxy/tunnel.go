@@ -26,8 +26,9 @@ const (
 // tunnel joins a hijacked client connection and the upgraded connection to
 // the dev server.
 type tunnel struct {
-	up io.ReadWriteCloser
-	ws bool
+	up        io.ReadWriteCloser
+	ws        bool
+	onTraffic func() // Options.OnTraffic, or nil
 
 	mu      sync.Mutex // orders attach against shutdown
 	client  net.Conn
@@ -110,6 +111,9 @@ func (t *tunnel) toClient() {
 	for {
 		n, err := t.up.Read(buf)
 		if n > 0 {
+			if t.onTraffic != nil {
+				t.onTraffic()
+			}
 			if t.ws {
 				t.toClientFrames.feed(buf[:n])
 			}
@@ -136,6 +140,9 @@ func (t *tunnel) toUpstream() {
 	for {
 		n, err := t.cr.Read(buf)
 		if n > 0 {
+			if t.onTraffic != nil {
+				t.onTraffic()
+			}
 			if t.ws {
 				f := &t.fromClientFrames
 				f.feed(buf[:n])
