@@ -98,7 +98,10 @@ func (s *session) collect(ctx context.Context, msgs <-chan hmrMessage) HMR {
 // refetch requests a hot-updated module from the dev server as the browser
 // would after the update message and returns the status.
 func (s *session) refetch(ctx context.Context, path string, ts int64) int {
-	base := s.server.Targets().HTTP
+	var base *url.URL
+	if r := s.current(); r != nil && r.server != nil { // an update holds the turn: the run stays
+		base = r.server.Targets().HTTP
+	}
 	if base == nil || !strings.HasPrefix(path, "/") {
 		return 0
 	}

@@ -267,11 +267,16 @@ func (m *Manager) NumSessions() int {
 }
 
 // janitorEvery is the longest pause between the janitor's rounds: expiry,
-// and on a node of several the check of its records (syncRecords).
+// hibernation, and on a node of several the check of its records
+// (syncRecords).
 const janitorEvery = 5 * time.Second
 
 func (m *Manager) runJanitor() {
-	t := time.NewTicker(max(min(m.opts.TTL/4, janitorEvery), 50*time.Millisecond))
+	every := min(m.opts.TTL/4, janitorEvery)
+	if idle := m.opts.IdleTimeout; idle > 0 {
+		every = min(every, idle/4)
+	}
+	t := time.NewTicker(max(every, 50*time.Millisecond))
 	defer t.Stop()
 	for {
 		select {
@@ -279,8 +284,11 @@ func (m *Manager) runJanitor() {
 			return
 		case now := <-t.C:
 			for _, s := range m.all() {
-				if s.expired(now) {
+				switch idle := m.opts.IdleTimeout; {
+				case s.expired(now):
 					m.drop(m.ctx, s, "expired")
+				case idle > 0 && s.sleepy(now, idle):
+					s.spawn(func() { s.hibernate(idle) })
 				}
 			}
 			if m.clustered() {

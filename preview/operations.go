@@ -171,6 +171,7 @@ func (m *Manager) Update(ctx context.Context, id string, req *UpdateRequest) (*U
 // refuses it (ErrFenced), another node owns the session now: s stops here
 // at once, and the caller resolves the session again.
 func (m *Manager) update(ctx context.Context, s *session, files checkedFiles, deletes []string) (*UpdateResult, error) {
+	s.touch()
 	if files.packageJSON != nil {
 		// Dependencies are fixed at creation: a new set means a new session.
 		files.ignored = append(files.ignored, "package.json")

@@ -19,6 +19,9 @@ import (
 // Defaults of Options.
 const (
 	DefaultTTL       = 24 * time.Hour
+	// DefaultIdleTimeout is how long a session goes unused before its dev
+	// server hibernates.
+	DefaultIdleTimeout = 10 * time.Minute
 	DefaultAPIPrefix = "/kontext/preview"
 	DefaultHMRWait   = 1500 * time.Millisecond
 	// DefaultLeaseTTL is how long a node of several counts as alive after
@@ -53,6 +56,18 @@ type Options struct {
 
 	// TTL is how long a session lives after its creation. Zero means DefaultTTL.
 	TTL time.Duration
+	// IdleTimeout is how long a session may go without a request to its
+	// preview, a WebSocket message through its proxy in either direction,
+	// or an update (status requests do not count) before it hibernates: its
+	// dev server stops, its process is gone, its files and optimized
+	// dependencies stay, and its status is StatusHibernated. The next
+	// request to its preview or update wakes it: a page or a module waits
+	// for the dev server, and an open tab's Vite client, whose HMR socket
+	// closed, reloads the page once the dev server is back. Vite's client
+	// sends a message every 30 s while a tab has the page open
+	// (server.hmr.timeout), so a session sleeps once no tab holds it open.
+	// Zero means DefaultIdleTimeout; a negative value never hibernates.
+	IdleTimeout time.Duration
 	// Limits bound requests and sessions; zero fields take defaults.
 	Limits Limits
 
@@ -162,6 +177,9 @@ func withDefaults(opts *Options) (Options, *url.URL, error) {
 	}
 	if o.TTL <= 0 {
 		o.TTL = DefaultTTL
+	}
+	if o.IdleTimeout == 0 {
+		o.IdleTimeout = DefaultIdleTimeout
 	}
 	o.Limits = o.Limits.withDefaults()
 	if o.InstallCommand == nil {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"path"
 	"strings"
+	"time"
 )
 
 // Router returns the handler for the whole public domain: a request for
@@ -34,14 +35,21 @@ func (m *Manager) Router(fallback http.Handler) http.Handler {
 			notFoundPage(w, id)
 			return
 		}
-		loc, forwarded, err := m.reach(w, r, id, nil, true)
-		switch {
-		case forwarded:
-		case err != nil:
-			m.routerError(w, r, id, err)
-		default:
-			serveSession(w, r, loc.s)
+		for range maxAttempts {
+			loc, forwarded, err := m.reach(w, r, id, nil, true)
+			switch {
+			case forwarded:
+				return
+			case err != nil:
+				m.routerError(w, r, id, err)
+				return
+			}
+			if err := m.serveSession(w, r, loc.s); !errors.Is(err, errStopped) {
+				return
+			}
+			// It stopped here meanwhile: resolve finds where it is now.
 		}
+		m.routerError(w, r, id, errMoving(id))
 	})
 }
 
@@ -64,15 +72,48 @@ func actsOnHost(r *http.Request) bool {
 	return false
 }
 
-// serveSession serves r from session s of this node.
-func serveSession(w http.ResponseWriter, r *http.Request, s *session) {
+// How long a request waits for a session's dev server that is starting or
+// waking: then a navigation gets the "starting" page, which reloads
+// itself, and anything else a 503, which Vite's client answers by trying
+// again (a vite-ping handshake from an open tab fails, as it must while
+// the server is down).
+const (
+	navigationWait = 5 * time.Second
+	requestWait    = 30 * time.Second
+)
+
+// serveSession serves r from session s of this node, waking it when it
+// hibernates. It returns errStopped, having written nothing, when s stopped
+// here meanwhile (it was deleted, or another node claimed it).
+func (m *Manager) serveSession(w http.ResponseWriter, r *http.Request, s *session) error {
+	s.touch()
 	if p := s.proxy.Load(); p != nil {
 		p.ServeHTTP(w, r)
-		return
+		return nil
 	}
-	// Still installing or starting: the proxy's boot page does not exist
-	// yet, so answer like it would.
-	startingPage(w, r)
+	wait := requestWait
+	if isNavigation(r) {
+		wait = navigationWait
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), wait)
+	run, err := s.serving(ctx)
+	cancel()
+	switch {
+	case err == nil:
+		run.proxy.ServeHTTP(w, r)
+	case errors.Is(err, errStopped):
+		return err
+	case errors.Is(err, context.DeadlineExceeded) && r.Context().Err() == nil:
+		startingPage(w, r)
+	default:
+		m.routerError(w, r, s.id, err)
+	}
+	return nil
+}
+
+// isNavigation reports whether r is a browser loading a page.
+func isNavigation(r *http.Request) bool {
+	return r.Method == http.MethodGet && r.Header.Get("Upgrade") == "" && strings.Contains(r.Header.Get("Accept"), "text/html")
 }
 
 // routerError answers a preview request that could not be served.
@@ -90,6 +131,9 @@ func (m *Manager) routerError(w http.ResponseWriter, r *http.Request, id string,
 	case errors.Is(err, ErrLimit):
 		m.log.Warn("vitehost/preview: cannot take the session over", "session", id, "err", err)
 		unavailablePage(w, r, "The preview service is at capacity.")
+	case errors.Is(err, ErrDevServer):
+		// Its start failed, and said why in the log and in its status.
+		unavailablePage(w, r, "The preview's dev server failed to start.")
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 	default:
 		m.log.Error("vitehost/preview: preview request failed", "session", id, "err", err)

@@ -53,14 +53,16 @@ type sessionEnv struct {
 	sandbox *sandbox.Config
 }
 
-// session is one preview: a directory, a dev server, the proxy in front of
-// it and the service's own HMR client.
+// session is one preview: a directory, and a dev server that runs from a
+// start to a hibernation or the session's end (a run, in devrun.go), with
+// the proxy in front of it and the service's own HMR client.
 //
-// A session is started once (run) and stopped once (stop). Until ready is
-// closed, only run touches the fields under "set by run"; afterwards they
-// are read-only until stop, which waits for ready first. No mutex of a
-// session is held across I/O: updates take turns through the turn channel,
-// waiting with their own contexts.
+// A session is started once (run) and stopped once (stop); in between, its
+// dev server may hibernate and wake any number of times (hibernate.go).
+// Until ready is closed, only run touches the fields under "set by run";
+// afterwards they are read-only until stop, which waits for ready first. No
+// mutex of a session is held across I/O: updates, hibernations and wakes
+// take turns through the turn channel, waiting with their own contexts.
 type session struct {
 	id         string
 	dir        string
@@ -78,27 +80,35 @@ type session struct {
 
 	// set by run
 	root   *os.Root
-	server *vite.Server
-	hmr    *hmrClient
-	warmed chan struct{} // closed when the background warm-up is done
+	opts   *vite.Options // how the dev server starts, at each wake too
+	shared string        // where this session's optimized dependencies are shared; "" for nowhere
 
-	// proxy is set once the dev server is up; the router reads it before
-	// ready is closed too.
+	// proxy is the serving run's proxy, nil while the dev server is down
+	// (starting, hibernated): the router's one atomic load.
 	proxy atomic.Pointer[ssrproxy.Proxy]
 
-	turn chan struct{} // holds a token while an update (or a record sync) runs
+	// active is when a request, a WebSocket message or an update last
+	// reached the session (Unix nanoseconds): the janitor hibernates it
+	// after Options.IdleTimeout without one.
+	active atomic.Int64
+
+	turn chan struct{} // holds a token while an update, a hibernation, a wake or a record sync runs
+	bg   sync.WaitGroup // wakes and hibernations under way; teardown waits for them
 
 	stopOnce sync.Once
 	stopped  chan struct{}
 
-	// state guards rec: status requests never wait for an update.
-	state sync.Mutex
-	rec   Record
+	// state guards rec, cur and closing: status requests never wait for an
+	// update.
+	state   sync.Mutex
+	rec     Record
+	cur     *devRun // the dev server's current run; nil while it hibernates
+	closing bool    // stop began: nothing wakes or hibernates any more
 }
 
 func newSession(env *sessionEnv, rec Record, previewURL *url.URL, log *slog.Logger) *session {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &session{
+	s := &session{
 		id:         rec.ID,
 		dir:        rec.Dir,
 		previewURL: previewURL,
@@ -113,6 +123,9 @@ func newSession(env *sessionEnv, rec Record, previewURL *url.URL, log *slog.Logg
 		stopped:    make(chan struct{}),
 		rec:        rec,
 	}
+	s.cur = newDevRun(ctx)
+	s.touch()
+	return s
 }
 
 // projectDir is the project's directory as the dev server sees it: the
@@ -185,10 +198,6 @@ func (s *session) endTurn() { <-s.turn }
 func (s *session) setStatus(ctx context.Context, st Status, errMsg string) error {
 	s.state.Lock()
 	s.rec.Status, s.rec.Error = st, errMsg
-	if s.server != nil {
-		t := s.server.Targets()
-		s.rec.HTTPURL, s.rec.HMRURL = urlString(t.HTTP), urlString(t.HMR)
-	}
 	rec := s.rec
 	s.state.Unlock()
 	err := s.env.store.Put(context.WithoutCancel(ctx), rec)
@@ -204,6 +213,9 @@ func (s *session) setStatus(ctx context.Context, st Status, errMsg string) error
 // start is abandoned.
 func (s *session) run(ctx context.Context, deps Deps, files []pendingFile) error {
 	s.startErr = s.start(ctx, deps, files)
+	if s.startErr != nil {
+		s.current().setUp(s.startErr) // when the start failed before the dev server's
+	}
 	close(s.ready)
 	return s.startErr
 }
@@ -211,6 +223,7 @@ func (s *session) run(ctx context.Context, deps Deps, files []pendingFile) error
 // abort ends a session that never runs: ready is closed with err.
 func (s *session) abort(err error) {
 	s.startErr = err
+	s.current().setUp(err)
 	close(s.ready)
 }
 
@@ -262,7 +275,7 @@ func (s *session) start(ctx context.Context, deps Deps, files []pendingFile) err
 	}
 	sandboxed := s.env.sandbox != nil
 	l := sessionLaunch(s.dir, modules, deps, sandboxed, s.env.allowConfig)
-	opts := &vite.Options{
+	s.opts = &vite.Options{
 		Framework:    vite.Vite,
 		PublicURL:    s.previewURL,
 		HMRPath:      HMRPath,
@@ -273,15 +286,14 @@ func (s *session) start(ctx context.Context, deps Deps, files []pendingFile) err
 		Logger:       s.log,
 		StartTimeout: s.env.startTimeout,
 	}
-	var shared string // where this session's optimized dependencies are shared
 	if sandboxed {
 		sb := *s.env.sandbox
 		sb.Modules, sb.Name = modules, s.id
-		opts.Sandbox = &sb
+		s.opts.Sandbox = &sb
 		// Every project is at one path in the sandbox: sessions with the
 		// same dependencies and config share the optimizer's output.
-		shared = filepath.Join(filepath.Dir(modules), "optimized", optimizedKey(deps, l.config, l.plugins, projectConfigFiles(s.dir)))
-		if err := s.seedOptimized(shared, &sb); err != nil {
+		s.shared = filepath.Join(filepath.Dir(modules), "optimized", optimizedKey(deps, l.config, l.plugins, projectConfigFiles(s.dir)))
+		if err := s.seedOptimized(s.shared, &sb); err != nil {
 			s.log.Warn("vitehost/preview: copy the shared optimized dependencies", "err", err)
 		}
 	} else if err := os.Symlink(modules, filepath.Join(s.dir, "node_modules")); err != nil {
@@ -289,56 +301,14 @@ func (s *session) start(ctx context.Context, deps Deps, files []pendingFile) err
 	}
 	installed := time.Now()
 
-	if err := s.setStatus(ctx, StatusStarting, ""); err != nil {
-		return err
+	// The create answers once the page is served (startRun loads it).
+	r := s.current()
+	if err := s.startRun(ctx, r); err != nil {
+		return abandoned(err)
 	}
-	server, err := vite.Start(s.ctx, s.dir, opts)
-	if err != nil {
-		return abandoned(fmt.Errorf("%w: %w", ErrDevServer, err))
-	}
-	s.server = server
-	s.hmr = newHMRClient(server, HMRPath, s.log)
-	s.proxy.Store(ssrproxy.New(server, &ssrproxy.Options{Transport: s.env.transport, Logger: s.log}))
-	started := time.Now()
-
-	// The create answers once the page is served. Its modules are fetched
-	// in the background meanwhile, as a browser would: the browser that
-	// opens the page next shares the work, the dependencies get optimized,
-	// and an update waits for the warm-up so that its edits bring HMR
-	// updates even when no browser has loaded the modules.
-	entries, err := loadPage(s.ctx, s.env.client, server.Targets().HTTP)
-	if err != nil {
-		s.log.Warn("vitehost/preview: the page is not served", "err", err)
-	}
-	s.warmed = make(chan struct{})
-	go func() {
-		defer close(s.warmed)
-		start := time.Now()
-		warmModules(s.ctx, s.env.client, server.Targets().HTTP, entries)
-		s.log.Debug("vitehost/preview: modules warmed", "took", time.Since(start).Round(time.Millisecond))
-		if shared != "" && s.ctx.Err() == nil {
-			if err := shareOptimized(filepath.Join(s.dir, ".vite-cache", "deps"), shared); err != nil {
-				s.log.Warn("vitehost/preview: share the optimized dependencies", "err", err)
-			}
-		}
-	}()
-	wctx, cancel := context.WithTimeout(s.ctx, s.env.hmrWait)
-	err = s.hmr.waitConnected(wctx)
-	cancel()
-	if err != nil {
-		s.log.Warn("vitehost/preview: HMR client not connected", "err", err)
-	}
-	if s.ctx.Err() != nil {
-		return abandoned(s.ctx.Err())
-	}
-	if err := s.setStatus(ctx, StatusActive, ""); err != nil {
-		return err
-	}
-	go s.watch(server)
 	s.log.Info("vitehost/preview: session active",
 		"files", len(files), "install", installed.Sub(began).Round(time.Millisecond),
-		"start", started.Sub(installed).Round(time.Millisecond), "page", time.Since(started).Round(time.Millisecond),
-		"vite", server.Version())
+		"start", time.Since(installed).Round(time.Millisecond), "vite", r.server.Version())
 	return nil
 }
 
@@ -360,27 +330,10 @@ func (s *session) seedOptimized(shared string, sb *sandbox.Config) error {
 	})
 }
 
-// watch marks the session failed when its dev server stops for good (the
-// vite package restarts it after a crash; this is when it gave up).
-func (s *session) watch(server *vite.Server) {
-	select {
-	case <-s.ctx.Done():
-	case <-server.Done():
-		if s.ctx.Err() == nil {
-			msg := "dev server stopped"
-			if err := server.Err(); err != nil {
-				msg = err.Error()
-			}
-			s.log.Error("vitehost/preview: dev server stopped", "err", msg)
-			// A fenced write here is found by the janitor's record check.
-			s.setStatus(context.Background(), StatusError, msg)
-		}
-	}
-}
-
 // stop ends the session's processes and removes its directory, once; later
-// calls wait for the first. A start under way gives up first. It returns
-// early with ctx's error; the stop then completes in the background.
+// calls wait for the first. A start or a wake under way gives up first. It
+// returns early with ctx's error; the stop then completes in the
+// background.
 func (s *session) stop(ctx context.Context) error {
 	s.stopOnce.Do(func() {
 		s.cancel()
@@ -399,21 +352,13 @@ func (s *session) stop(ctx context.Context) error {
 }
 
 func (s *session) teardown() {
-	if s.warmed != nil {
-		<-s.warmed // the warm-up ends with s.ctx
-	}
-	if p := s.proxy.Load(); p != nil {
-		p.Close()
-	}
-	if s.hmr != nil {
-		s.hmr.close()
-	}
-	if s.server != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		if err := s.server.Stop(ctx); err != nil {
-			s.log.Warn("vitehost/preview: stop dev server", "err", err)
-		}
-		cancel()
+	s.state.Lock()
+	s.closing = true // no wake or hibernation begins after this
+	s.state.Unlock()
+	s.bg.Wait() // a wake's start ends with s.ctx
+	s.proxy.Store(nil)
+	if r := s.current(); r != nil {
+		s.stopRun(r)
 	}
 	if s.root != nil {
 		s.root.Close()
@@ -421,6 +366,13 @@ func (s *session) teardown() {
 	if err := os.RemoveAll(s.dir); err != nil {
 		s.log.Warn("vitehost/preview: remove session directory", "err", err)
 	}
+}
+
+// current returns the dev server's current run, nil while it hibernates.
+func (s *session) current() *devRun {
+	s.state.Lock()
+	defer s.state.Unlock()
+	return s.cur
 }
 
 func urlString(u *url.URL) string {

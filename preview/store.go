@@ -15,6 +15,7 @@ const (
 	StatusInstalling Status = "installing" // its dependencies are being installed
 	StatusStarting   Status = "starting"   // its dev server is starting
 	StatusActive     Status = "active"     // its preview URL serves the page
+	StatusHibernated Status = "hibernated" // its dev server sleeps until the next request (Options.IdleTimeout)
 	StatusError      Status = "error"      // its dev server failed; Record.Error says why
 )
 

@@ -20,7 +20,8 @@ type UpdateResult struct {
 // HMRTriggered reports whether Vite sent an update or a full reload.
 func (r *UpdateResult) HMRTriggered() bool { return r.HMR.Type != HMRNone }
 
-// update applies one update to the running session s: the files are
+// update applies one update to session s, waking it when it hibernates,
+// and answers as for a running one: the files are
 // staged next to their names, the store (on a node of several) commits
 // them, and only then do they replace the old files on disk, so that the
 // store and the disk agree after any failure: a failed disk write leaves
@@ -36,7 +37,8 @@ func (s *session) update(ctx context.Context, files checkedFiles, deletes []stri
 	if rec := s.record(); rec.Status == StatusError {
 		return nil, fmt.Errorf("%w: %s", ErrDevServer, rec.Error)
 	}
-	if err := s.takeTurn(ctx); err != nil {
+	r, err := s.servingTurn(ctx)
+	if err != nil {
 		return nil, err
 	}
 	defer s.endTurn()
@@ -58,19 +60,17 @@ func (s *session) update(ctx context.Context, files checkedFiles, deletes []stri
 		}
 	}
 
-	if s.warmed != nil {
-		select { // until the module graph is loaded, Vite has nothing to update
-		case <-s.warmed:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
+	select { // until the module graph is loaded, Vite has nothing to update
+	case <-r.warmed:
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
 	// Listen before the files land: Vite answers within milliseconds.
-	connErr := s.hmr.waitConnectedFor(ctx, s.env.hmrWait)
+	connErr := r.hmr.waitConnectedFor(ctx, s.env.hmrWait)
 	if connErr != nil {
 		s.log.Warn("vitehost/preview: HMR client not connected; the update cannot be confirmed", "err", connErr)
 	}
-	msgs, unsubscribe := s.hmr.subscribe()
+	msgs, unsubscribe := r.hmr.subscribe()
 	defer unsubscribe()
 
 	if err := staged.commit(s.root); err != nil {

@@ -1,0 +1,175 @@
+package preview
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/vitehost/vitehost/ssrproxy"
+	"github.com/vitehost/vitehost/vite"
+)
+
+// This file is one run of a session's dev server: from its start (a
+// create, a takeover, a wake) to its stop (a hibernation, the session's
+// end), with the proxy in front of it, the service's HMR client on it and
+// the warm-up that loads its modules.
+
+// devRun is one run of a session's dev server. Its fields are set by
+// startRun, before up is closed for those read by requests; stopRun ends
+// it.
+type devRun struct {
+	ctx    context.Context // ends when the run is stopped (and with the session)
+	cancel context.CancelFunc
+
+	up     chan struct{} // closed when the dev server serves, or its start failed
+	upOnce sync.Once
+	err    error // why the start failed; set before up is closed
+
+	server *vite.Server
+	hmr    *hmrClient
+	proxy  *ssrproxy.Proxy
+	warmed chan struct{} // closed when the warm-up is done, or was never begun
+
+	wg       sync.WaitGroup // the warm-up and the watch
+	stopOnce sync.Once
+}
+
+func newDevRun(parent context.Context) *devRun {
+	ctx, cancel := context.WithCancel(parent)
+	return &devRun{ctx: ctx, cancel: cancel, up: make(chan struct{}), warmed: make(chan struct{})}
+}
+
+// setUp closes up with err as the outcome of the start; only the first
+// call counts.
+func (r *devRun) setUp(err error) {
+	r.upOnce.Do(func() {
+		r.err = err
+		close(r.up)
+	})
+}
+
+// isUp reports whether the dev server of r serves.
+func (r *devRun) isUp() bool {
+	select {
+	case <-r.up:
+		return r.err == nil
+	default:
+		return false
+	}
+}
+
+// startRun starts run r of the session's dev server with s.opts and
+// returns once its page is served: up is closed as soon as the dev server
+// listens, so that requests flow while the page loads. Its modules are
+// fetched in the background meanwhile, as a browser would: the browser that
+// opens the page next shares the work, the dependencies get optimized, and
+// an update waits for the warm-up so that its edits bring HMR updates even
+// when no browser has loaded the modules. ctx is the caller's: the create's
+// for the first run, the run's own for a wake.
+func (s *session) startRun(ctx context.Context, r *devRun) (err error) {
+	warming := false
+	defer func() {
+		if !warming {
+			close(r.warmed)
+		}
+		r.setUp(err)
+	}()
+	if err := s.setStatus(ctx, StatusStarting, ""); err != nil {
+		return err
+	}
+	began := time.Now()
+	server, err := vite.Start(r.ctx, s.dir, s.opts)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrDevServer, err)
+	}
+	r.server = server
+	r.hmr = newHMRClient(server, HMRPath, s.log)
+	r.proxy = ssrproxy.New(server, &ssrproxy.Options{Transport: s.env.transport, Logger: s.log, OnTraffic: s.touch})
+	t := server.Targets()
+	s.state.Lock()
+	s.rec.HTTPURL, s.rec.HMRURL = urlString(t.HTTP), urlString(t.HMR)
+	s.state.Unlock()
+	r.setUp(nil)
+	s.proxy.Store(r.proxy)
+	listening := time.Now()
+
+	entries, err := loadPage(r.ctx, s.env.client, t.HTTP)
+	if err != nil {
+		s.log.Warn("vitehost/preview: the page is not served", "err", err)
+	}
+	warming = true
+	r.wg.Go(func() {
+		defer close(r.warmed)
+		start := time.Now()
+		warmModules(r.ctx, s.env.client, t.HTTP, entries)
+		s.log.Debug("vitehost/preview: modules warmed", "took", time.Since(start).Round(time.Millisecond))
+		if s.shared != "" && r.ctx.Err() == nil {
+			if err := shareOptimized(filepath.Join(s.dir, ".vite-cache", "deps"), s.shared); err != nil {
+				s.log.Warn("vitehost/preview: share the optimized dependencies", "err", err)
+			}
+		}
+	})
+	wctx, cancel := context.WithTimeout(r.ctx, s.env.hmrWait)
+	err = r.hmr.waitConnected(wctx)
+	cancel()
+	if err != nil {
+		s.log.Warn("vitehost/preview: HMR client not connected", "err", err)
+	}
+	if err := r.ctx.Err(); err != nil {
+		return err
+	}
+	if err := s.setStatus(ctx, StatusActive, ""); err != nil {
+		return err
+	}
+	r.wg.Go(func() { s.watch(r) })
+	s.log.Debug("vitehost/preview: dev server serves", "start", listening.Sub(began).Round(time.Millisecond),
+		"page", time.Since(listening).Round(time.Millisecond))
+	return nil
+}
+
+// watch marks the session failed when the dev server of run r stops for
+// good (the vite package restarts it after a crash; this is when it gave
+// up), unless the run was stopped.
+func (s *session) watch(r *devRun) {
+	select {
+	case <-r.ctx.Done():
+	case <-r.server.Done():
+		if r.ctx.Err() == nil {
+			msg := "dev server stopped"
+			if err := r.server.Err(); err != nil {
+				msg = err.Error()
+			}
+			s.log.Error("vitehost/preview: dev server stopped", "err", msg)
+			// A fenced write here is found by the janitor's record check.
+			s.setStatus(context.Background(), StatusError, msg)
+		}
+	}
+}
+
+// stopRun ends run r: its proxy's tunnels (the browsers' HMR sockets
+// close, and their Vite clients start asking whether the server is back),
+// its HMR client, its dev server, and the warm-up. Call it once startRun
+// has returned; later calls do nothing.
+func (s *session) stopRun(r *devRun) {
+	r.stopOnce.Do(func() {
+		r.cancel()
+		if r.proxy != nil {
+			// Beside the rest: a tab that does not answer the close frame
+			// (a frozen one) holds Close for a second.
+			r.wg.Go(r.proxy.Close)
+		}
+		if r.hmr != nil {
+			r.hmr.close()
+		}
+		if r.server != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			if err := r.server.Stop(ctx); err != nil {
+				s.log.Warn("vitehost/preview: stop dev server", "err", err)
+			}
+			cancel()
+		}
+		r.wg.Wait()
+	})
+}
