@@ -18,12 +18,12 @@ import (
 
 // Defaults of Options.
 const (
-	DefaultTTL       = 24 * time.Hour
+	DefaultTTL = 24 * time.Hour
 	// DefaultIdleTimeout is how long a session goes unused before its dev
 	// server hibernates.
 	DefaultIdleTimeout = 10 * time.Minute
-	DefaultAPIPrefix = "/kontext/preview"
-	DefaultHMRWait   = 1500 * time.Millisecond
+	DefaultAPIPrefix   = "/kontext/preview"
+	DefaultHMRWait     = 1500 * time.Millisecond
 	// DefaultLeaseTTL is how long a node of several counts as alive after
 	// it last renewed its lease in the Store; it renews every third of it.
 	DefaultLeaseTTL = 6 * time.Second

@@ -92,7 +92,7 @@ type session struct {
 	// after Options.IdleTimeout without one.
 	active atomic.Int64
 
-	turn chan struct{} // holds a token while an update, a hibernation, a wake or a record sync runs
+	turn chan struct{}  // holds a token while an update, a hibernation, a wake or a record sync runs
 	bg   sync.WaitGroup // wakes and hibernations under way; teardown waits for them
 
 	stopOnce sync.Once
