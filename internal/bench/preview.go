@@ -20,7 +20,6 @@ import (
 	"github.com/fsnotify/fsnotify"
 	"github.com/gorilla/websocket"
 
-	"github.com/vitehost/vitehost/internal/testenv"
 	"github.com/vitehost/vitehost/preview"
 )
 
@@ -37,21 +36,27 @@ type previewService struct {
 	dialer *websocket.Dialer
 }
 
-func startPreviewService(env *Env, name, cacheDir string) (*previewService, error) {
+// startPreviewService starts a service whose options tune may change
+// (nil: the defaults).
+func startPreviewService(env *Env, name, cacheDir string, tune func(*preview.Options)) (*previewService, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	store := &preview.MemoryStore{}
-	m, err := preview.New(&preview.Options{
+	opts := &preview.Options{
 		PublicURL: fmt.Sprintf("http://localhost:%d", port),
 		BaseDir:   filepath.Join(env.Dir, name),
 		CacheDir:  cacheDir,
 		Store:     store,
 		Logger:    env.Log.With("service", name),
 		Limits:    preview.Limits{MaxSessions: 40},
-	})
+	}
+	if tune != nil {
+		tune(opts)
+	}
+	m, err := preview.New(opts)
 	if err != nil {
 		ln.Close()
 		return nil, err
@@ -66,6 +71,11 @@ func startPreviewService(env *Env, name, cacheDir string) (*previewService, erro
 	s.dialer = &websocket.Dialer{NetDialContext: dial, Subprotocols: []string{"vite-hmr"}, HandshakeTimeout: 30 * time.Second}
 	return s, nil
 }
+
+// previewDeps is where the preview sections keep their dependency installs
+// between runs: outside the home directory, which the sandbox's user cannot
+// reach.
+func previewDeps() string { return filepath.Join(os.TempDir(), "vitehost-bench-preview-deps") }
 
 func (s *previewService) close() {
 	s.m.Close(context.Background())
@@ -134,10 +144,6 @@ func (s *previewService) delete(ctx context.Context, id string) {
 // the HMR message arrives through the router beside the direct baseline,
 // memory per idle session, and 20 sessions created at once.
 func runPreview(ctx context.Context, env *Env) ([]Row, error) {
-	cache, err := testenv.CacheDir()
-	if err != nil {
-		return nil, err
-	}
 	var rows []Row
 
 	// Cold: an empty dependency cache (npm's own download cache is warm).
@@ -147,7 +153,7 @@ func runPreview(ctx context.Context, env *Env) ([]Row, error) {
 	}
 	var coldAPI []time.Duration
 	for i := range cold {
-		svc, err := startPreviewService(env, fmt.Sprintf("cold%d", i), filepath.Join(env.Dir, fmt.Sprintf("cold-deps-%d", i)))
+		svc, err := startPreviewService(env, fmt.Sprintf("cold%d", i), filepath.Join(env.Dir, fmt.Sprintf("cold-deps-%d", i)), nil)
 		if err != nil {
 			return rows, err
 		}
@@ -163,7 +169,7 @@ func runPreview(ctx context.Context, env *Env) ([]Row, error) {
 	rows = append(rows, Row{What: "create until the page is loaded, cold dependency cache", Value: Ms(c.P50) + " p50",
 		Note: fmt.Sprintf("%d runs; npm install of react, react-dom, vite, @vitejs/plugin-react (npm's download cache warm)", c.N)})
 
-	svc, err := startPreviewService(env, "warm", filepath.Join(cache, "preview-deps"))
+	svc, err := startPreviewService(env, "warm", previewDeps(), nil)
 	if err != nil {
 		return rows, err
 	}

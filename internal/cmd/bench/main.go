@@ -36,6 +36,12 @@ func main() {
 		os.Exit(1)
 	}
 	defer os.RemoveAll(dir)
+	// The preview sessions' sandboxes run as another user, who must reach
+	// their directories in here.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		log.Error("bench", "err", err)
+		os.Exit(1)
+	}
 
 	names := bench.Sections()
 	if *only != "" {

@@ -1,0 +1,188 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// memory is what a set of processes holds, from /proc/<pid>/smaps_rollup:
+// resident (Rss), proportional (Pss: shared pages divided among the
+// processes that map them) and private (Private_Clean + Private_Dirty:
+// pages no other process maps).
+type memory struct {
+	rss, pss, private int64 // bytes
+	procs             int
+}
+
+func (m memory) add(o memory) memory {
+	return memory{rss: m.rss + o.rss, pss: m.pss + o.pss, private: m.private + o.private, procs: m.procs + o.procs}
+}
+
+// String formats m in MiB.
+func (m memory) String() string {
+	return fmt.Sprintf("%s RSS / %s PSS / %s private", mib(m.rss), mib(m.pss), mib(m.private))
+}
+
+func mib(b int64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
+
+// procTable is a snapshot of the processes of the machine: each one's
+// parent and command name.
+type procTable struct {
+	parent map[int]int
+	comm   map[int]string
+}
+
+func readProcs() procTable {
+	t := procTable{parent: map[int]int{}, comm: map[int]string{}}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+		i, j := bytes.LastIndexByte(b, ')'), bytes.IndexByte(b, '(')
+		if i < 0 || j < 0 || i+2 > len(b) {
+			continue
+		}
+		f := strings.Fields(string(b[i+2:]))
+		if len(f) < 2 || f[0] == "Z" {
+			continue
+		}
+		t.parent[pid], _ = strconv.Atoi(f[1])
+		t.comm[pid] = string(b[j+1 : i])
+	}
+	return t
+}
+
+// tree returns root and all its descendants.
+func (t procTable) tree(root int) []int {
+	kids := map[int][]int{}
+	for pid, pp := range t.parent {
+		kids[pp] = append(kids[pp], pid)
+	}
+	out := []int{}
+	queue := []int{root}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		if _, ok := t.parent[p]; !ok {
+			continue
+		}
+		out = append(out, p)
+		queue = append(queue, kids[p]...)
+	}
+	return out
+}
+
+// children returns the children of pid named comm, in pid order.
+func (t procTable) children(pid int, comm string) []int {
+	var out []int
+	for p, pp := range t.parent {
+		if pp == pid && t.comm[p] == comm {
+			out = append(out, p)
+		}
+	}
+	sort.Ints(out)
+	return out
+}
+
+// treeMemory sums the memory of root's process tree.
+func treeMemory(root int) memory {
+	var m memory
+	for _, pid := range readProcs().tree(root) {
+		m = m.add(processMemory(pid))
+	}
+	return m
+}
+
+// devServers returns the memory of each dev server this process started:
+// a sandbox (a bwrap child of this process, with the processes inside it),
+// or an unsandboxed node child with its children.
+func devServers(except ...int) []memory {
+	t := readProcs()
+	var out []memory
+	for _, pid := range append(t.children(os.Getpid(), "bwrap"), t.children(os.Getpid(), "node")...) {
+		if slices.Contains(except, pid) || idleSpare(pid) {
+			continue
+		}
+		var m memory
+		for _, p := range t.tree(pid) {
+			m = m.add(processMemory(p))
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// selfAndChildren sums the memory of this process and everything it
+// started.
+func selfAndChildren() memory { return treeMemory(os.Getpid()) }
+
+func processMemory(pid int) memory {
+	f, err := os.Open(filepath.Join("/proc", strconv.Itoa(pid), "smaps_rollup"))
+	if err != nil {
+		return memory{}
+	}
+	defer f.Close()
+	m := memory{procs: 1}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 2 {
+			continue
+		}
+		kb, err := strconv.ParseInt(fields[1], 10, 64)
+		if err != nil {
+			continue
+		}
+		switch fields[0] {
+		case "Rss:":
+			m.rss += kb << 10
+		case "Pss:":
+			m.pss += kb << 10
+		case "Private_Clean:", "Private_Dirty:":
+			m.private += kb << 10
+		}
+	}
+	return m
+}
+
+// medianMemory returns the element of ms with the median RSS.
+func medianMemory(ms []memory) memory {
+	if len(ms) == 0 {
+		return memory{}
+	}
+	s := append([]memory(nil), ms...)
+	sort.Slice(s, func(i, j int) bool { return s[i].rss < s[j].rss })
+	return s[len(s)/2]
+}
+
+// idleSpare reports whether the sandbox whose bwrap is pid is a preview
+// service's spare runner that no session took yet: its project directory
+// still has the spare's name (a session that takes it renames it).
+func idleSpare(pid int) bool {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
+	if err != nil {
+		return false
+	}
+	args := strings.Split(string(b), "\x00")
+	for i := 0; i+2 < len(args); i++ {
+		if args[i] == "--bind" && args[i+2] == "/project" && strings.HasPrefix(filepath.Base(args[i+1]), "spare-") {
+			_, err := os.Stat(args[i+1])
+			return err == nil
+		}
+	}
+	return false
+}
