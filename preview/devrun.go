@@ -3,6 +3,7 @@ package preview
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -80,7 +81,19 @@ func (s *session) startRun(ctx context.Context, r *devRun) (err error) {
 		return err
 	}
 	began := time.Now()
-	server, err := vite.Start(r.ctx, s.dir, s.opts)
+	opts := s.opts
+	if sp := s.env.spares.take(s.modules()); sp != nil {
+		if err := s.moveInto(sp); err != nil {
+			s.log.Warn("vitehost/preview: start without the spare runner", "err", err)
+			s.env.spares.discard(sp)
+		} else {
+			o := *s.opts
+			o.Spare = sp
+			opts = &o
+			defer s.env.spares.refill() // once the page is loaded: the next spare's warm-up takes CPU
+		}
+	}
+	server, err := vite.Start(r.ctx, s.dir, opts)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrDevServer, err)
 	}
@@ -103,12 +116,15 @@ func (s *session) startRun(ctx context.Context, r *devRun) (err error) {
 	r.wg.Go(func() {
 		defer close(r.warmed)
 		start := time.Now()
-		warmModules(r.ctx, s.env.client, t.HTTP, entries)
+		if os.Getenv("XNOWARM") == "" || ctx != r.ctx {
+			warmModules(r.ctx, s.env.client, t.HTTP, entries)
+		}
 		s.log.Debug("vitehost/preview: modules warmed", "took", time.Since(start).Round(time.Millisecond))
 		if s.shared != "" && r.ctx.Err() == nil {
 			if err := shareOptimized(filepath.Join(s.dir, ".vite-cache", "deps"), s.shared); err != nil {
 				s.log.Warn("vitehost/preview: share the optimized dependencies", "err", err)
 			}
+			s.env.spares.refill() // a spare may start now
 		}
 	})
 	wctx, cancel := context.WithTimeout(r.ctx, s.env.hmrWait)
@@ -125,8 +141,17 @@ func (s *session) startRun(ctx context.Context, r *devRun) (err error) {
 	}
 	r.wg.Go(func() { s.watch(r) })
 	s.log.Debug("vitehost/preview: dev server serves", "start", listening.Sub(began).Round(time.Millisecond),
-		"page", time.Since(listening).Round(time.Millisecond))
+		"page", time.Since(listening).Round(time.Millisecond), "spare", opts.Spare != nil)
 	return nil
+}
+
+// modules returns where the sandboxed session's dependencies are
+// installed, or "" without the sandbox.
+func (s *session) modules() string {
+	if s.opts.Sandbox == nil {
+		return ""
+	}
+	return s.opts.Sandbox.Modules
 }
 
 // watch marks the session failed when the dev server of run r stops for
@@ -150,14 +175,14 @@ func (s *session) watch(r *devRun) {
 
 // stopRun ends run r: its proxy's tunnels (the browsers' HMR sockets
 // close, and their Vite clients start asking whether the server is back),
-// its HMR client, its dev server, and the warm-up. Call it once startRun
+// its HMR client, its dev server, and the warm-up. It returns once the dev
+// server is gone; r.wg.Wait waits for the rest (a tab that does not answer
+// the close frame holds the proxy's Close a second). Call it once startRun
 // has returned; later calls do nothing.
 func (s *session) stopRun(r *devRun) {
 	r.stopOnce.Do(func() {
 		r.cancel()
 		if r.proxy != nil {
-			// Beside the rest: a tab that does not answer the close frame
-			// (a frozen one) holds Close for a second.
 			r.wg.Go(r.proxy.Close)
 		}
 		if r.hmr != nil {
@@ -170,6 +195,5 @@ func (s *session) stopRun(r *devRun) {
 			}
 			cancel()
 		}
-		r.wg.Wait()
 	})
 }

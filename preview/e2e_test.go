@@ -86,6 +86,11 @@ func startNode(t *testing.T, opts preview.Options, cluster bool) *service {
 	if opts.Logger == nil {
 		opts.Logger = testenv.Logger(t)
 	}
+	if opts.Spares == 0 {
+		// The tests count a session's node processes; a spare runner is
+		// one more, so those that use spares say so.
+		opts.Spares = -1
+	}
 	m, err := preview.New(&opts)
 	require.NoError(t, err)
 	srv := &http.Server{Handler: m.Router(m.API())}

@@ -65,7 +65,6 @@ func (s *session) hibernate(idle time.Duration) {
 	default:
 		return
 	}
-	defer s.endTurn()
 	s.state.Lock()
 	r := s.cur
 	ok := !s.closing && s.isReady() && r != nil && r.isUp() && s.rec.Status == StatusActive && s.idleFor(time.Now()) >= idle
@@ -78,25 +77,30 @@ func (s *session) hibernate(idle time.Duration) {
 	}
 	s.state.Unlock()
 	if !ok {
+		s.endTurn()
 		return
 	}
 	began := time.Now()
+	unused := s.idleFor(began)
 	s.stopRun(r)
 	if err := s.setStatus(s.ctx, StatusHibernated, ""); err != nil {
 		s.log.Warn("vitehost/preview: store the hibernated status", "err", err) // fenced: the janitor's record check stops it
 	}
-	s.log.Info("vitehost/preview: session hibernated", "idle", s.idleFor(began).Round(time.Second), "stop", time.Since(began).Round(time.Millisecond))
+	s.endTurn() // a wake may start: the dev server is gone
+	r.wg.Wait()
+	s.log.Info("vitehost/preview: session hibernated", "idle", unused.Round(time.Millisecond), "stop", time.Since(began).Round(time.Millisecond))
 }
 
 // serving returns the run of the session's dev server once it serves,
-// waking the session when it hibernates. It waits with ctx: the caller
-// bounds the wait, while the start goes on without it.
-func (s *session) serving(ctx context.Context) (*devRun, error) {
+// waking the session when it hibernates (for the reason why, which the log
+// says). It waits with ctx: the caller bounds the wait, while the start
+// goes on without it.
+func (s *session) serving(ctx context.Context, why string) (*devRun, error) {
 	for {
 		s.state.Lock()
 		r := s.cur
 		if r == nil {
-			r = s.wakeLocked()
+			r = s.wakeLocked(why)
 		}
 		s.state.Unlock()
 		if r == nil {
@@ -126,9 +130,9 @@ func (s *session) serving(ctx context.Context) (*devRun, error) {
 // servingTurn waits for the session's dev server to serve, waking it, and
 // takes the session's turn while that run serves, so that no hibernation
 // comes between. The caller ends the turn.
-func (s *session) servingTurn(ctx context.Context) (*devRun, error) {
+func (s *session) servingTurn(ctx context.Context, why string) (*devRun, error) {
 	for {
-		r, err := s.serving(ctx)
+		r, err := s.serving(ctx, why)
 		if err != nil {
 			return nil, err
 		}
@@ -145,10 +149,11 @@ func (s *session) servingTurn(ctx context.Context) (*devRun, error) {
 // wakeLocked begins a wake of the hibernated session: a new run whose
 // start goes on in the background, owned by the session. It returns nil
 // when the session stops. The caller holds s.state.
-func (s *session) wakeLocked() *devRun {
+func (s *session) wakeLocked(why string) *devRun {
 	if s.closing {
 		return nil
 	}
+	s.log.Info("vitehost/preview: waking the session", "for", why)
 	r := newDevRun(s.ctx)
 	s.cur = r
 	s.bg.Add(1)
@@ -176,6 +181,7 @@ func (s *session) wake(r *devRun) {
 	}
 	r.setUp(err)
 	s.stopRun(r)
+	r.wg.Wait()
 	if s.ctx.Err() != nil {
 		return // the session stops
 	}

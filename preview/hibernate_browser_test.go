@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,13 +17,14 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vitehost/vitehost/internal/testenv"
+	"github.com/vitehost/vitehost/vite"
 )
 
 // TestHibernatedTabComesBack is a tab left open on a session that
 // hibernated, in Chromium: it gets its page back by itself once the session
 // is active again, and then hot-updates an edit. The session sleeps when
 // the test says so (its IdleTimeout is an hour), so that nothing but the
-// steps below decides when.
+// steps below decides when; it wakes in the Manager's spare runner.
 func TestHibernatedTabComesBack(t *testing.T) {
 	testenv.Short(t)
 	testenv.LookPath(t, "node")
@@ -64,7 +66,12 @@ func TestHibernatedTabComesBack(t *testing.T) {
 		return s
 	}
 
-	info, err := m.Create(ctx, &CreateRequest{Files: []File{app("v1")}})
+	// The template's page with an icon of its own: the browser would ask
+	// for /favicon.ico at a moment of its choosing, which wakes the session.
+	index, err := templateFS.ReadFile("template/index.html")
+	require.NoError(t, err)
+	html := File{Name: "index.html", Content: strings.Replace(string(index), "<head>", `<head><link rel="icon" href="data:,">`, 1)}
+	info, err := m.Create(ctx, &CreateRequest{Files: []File{html, app("v1")}})
 	require.NoError(t, err)
 	require.NoError(t, chromedp.Run(tab, chromedp.Navigate(info.PreviewURL)))
 	waitJS(title("v1", "undefined"), "the first render")
@@ -73,15 +80,20 @@ func TestHibernatedTabComesBack(t *testing.T) {
 	// The tab sleeps (a background tab that the browser froze, a laptop
 	// with its lid closed), and so does the session.
 	require.NoError(t, chromedp.Run(tab, page.SetWebLifecycleState(page.SetWebLifecycleStateStateFrozen)))
+	spare := awaitSpare(t, m)
 	s := hibernate(info.SessionID)
 	assert.Equal(t, StatusHibernated, s.record().Status, "nothing wakes it")
-	assert.Empty(t, testenv.NodeProcesses(), "a hibernated session runs no process")
+	assert.Nil(t, s.current(), "a hibernated session runs no dev server")
+	assert.Len(t, testenv.NodeProcesses(), 1, "the spare's is the one process")
 
-	// An update wakes the session and answers as for a running one.
+	// An update wakes the session, in the spare, and answers as for a
+	// running one.
 	res, err := m.Update(ctx, info.SessionID, &UpdateRequest{Files: []File{app("v2")}})
 	require.NoError(t, err)
 	assert.True(t, res.HMRTriggered(), "%+v", res.HMR)
 	assert.Equal(t, StatusActive, m.local(info.SessionID).record().Status)
+	assert.False(t, spare.Alive(), "the wake took the spare")
+	assert.NoDirExists(t, spare.Dir(), "the spare's directory is the session's now")
 
 	// The tab wakes: its Vite client finds its socket closed, asks whether
 	// the server is back, and reloads the page, which shows the update.
@@ -101,6 +113,23 @@ func TestHibernatedTabComesBack(t *testing.T) {
 	_, err = m.Update(ctx, info.SessionID, &UpdateRequest{Files: []File{app("v4")}})
 	require.NoError(t, err)
 	waitJS(title("v4", "3"), "the edit, hot-updated without a reload")
+}
+
+// awaitSpare waits until the Manager has a spare runner, and returns it.
+func awaitSpare(t *testing.T, m *Manager) *vite.Spare {
+	t.Helper()
+	p := m.env.spares
+	require.NotNil(t, p)
+	var sp *vite.Spare
+	require.Eventually(t, func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if len(p.idle) > 0 {
+			sp = p.idle[0]
+		}
+		return sp != nil
+	}, time.Minute, 20*time.Millisecond, "no spare runner")
+	return sp
 }
 
 // startBrowserManager starts a Manager whose sessions never hibernate by

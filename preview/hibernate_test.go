@@ -15,9 +15,15 @@ import (
 
 // TestHibernation lets a session sleep after a short IdleTimeout, three
 // times, and wakes it each time another way: a page request, a vite-ping
-// from an open tab, an update.
+// from an open tab, an update; each wake starts a runner of its own, or
+// takes the spare runner when one is ready.
 func TestHibernation(t *testing.T) {
-	svc := startService(t, preview.Options{IdleTimeout: time.Second})
+	t.Run("fresh runners", func(t *testing.T) { testHibernation(t, -1) })
+	t.Run("spare runners", func(t *testing.T) { testHibernation(t, 1) })
+}
+
+func testHibernation(t *testing.T, spares int) {
+	svc := startService(t, preview.Options{IdleTimeout: time.Second, Spares: spares})
 	status, created := svc.api(t, "POST", "", map[string]any{"files": []any{appTSX("before the sleep")}})
 	require.Equal(t, 200, status, "body: %s", created.Raw)
 	id := created.SessionID
@@ -31,7 +37,7 @@ func TestHibernation(t *testing.T) {
 			break // the browser's HMR socket closed with the dev server
 		}
 	}
-	assert.Empty(t, testenv.NodeProcesses(), "a hibernated session runs no process")
+	assert.LessOrEqual(t, len(testenv.NodeProcesses()), max(spares, 0), "a hibernated session runs no process (a spare may wait)")
 	assert.FileExists(t, filepath.Join(dir, "src", "App.tsx"), "its files stay")
 	assert.FileExists(t, filepath.Join(dir, ".vite-cache", "deps", "_metadata.json"), "its optimized dependencies stay")
 	assert.Equal(t, 1, svc.m.NumSessions())

@@ -126,6 +126,18 @@ func New(opts *Options) (*Manager, error) {
 		closeDone:    make(chan struct{}),
 	}
 	m.removeLeftovers()
+	if sb != nil && o.Spares > 0 {
+		p, err := newSpares(o.Spares, m.env, o.BaseDir, log)
+		if err != nil {
+			cancel()
+			stopDeps()
+			unlock()
+			return nil, err
+		}
+		m.env.spares = p
+		m.loops.Go(func() { p.run(ctx) })
+		p.refill() // the optimized dependencies may be there from an earlier run
+	}
 	m.loops.Go(m.runJanitor)
 	if m.clustered() {
 		m.loops.Go(m.runLease)
@@ -133,12 +145,13 @@ func New(opts *Options) (*Manager, error) {
 	return m, nil
 }
 
-// removeLeftovers removes session directories of an earlier process: their
-// dev servers are gone, and the lock says no other Manager uses BaseDir.
+// removeLeftovers removes session and spare directories of an earlier
+// process: their dev servers are gone, and the lock says no other Manager
+// uses BaseDir.
 func (m *Manager) removeLeftovers() {
 	entries, _ := os.ReadDir(m.opts.BaseDir)
 	for _, e := range entries {
-		if e.IsDir() && strings.HasPrefix(e.Name(), "preview-") {
+		if e.IsDir() && (strings.HasPrefix(e.Name(), "preview-") || strings.HasPrefix(e.Name(), "spare-")) {
 			os.RemoveAll(filepath.Join(m.opts.BaseDir, e.Name()))
 		}
 	}

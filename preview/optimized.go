@@ -1,6 +1,7 @@
 package preview
 
 import (
+	"cmp"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -11,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/vitehost/vitehost/sandbox"
 )
 
 // This file shares what Vite's dependency optimizer made between sessions.
@@ -42,9 +45,18 @@ func optimizedKey(deps Deps, config map[string]any, plugins any, projectConfig m
 	return hex.EncodeToString(h.Sum(nil)[:12])
 }
 
+// sharedOptimized returns where the optimized dependencies of the project
+// in dir, with the launch settings l and the dependencies deps installed in
+// modules, are shared.
+func sharedOptimized(modules string, deps Deps, l launch, dir string) string {
+	return filepath.Join(filepath.Dir(modules), "optimized", optimizedKey(deps, l.config, l.plugins, projectConfigFiles(dir)))
+}
+
 // seedOptimized copies the shared optimized dependencies in shared, if
-// there are any, to dst (a session's cacheDir/deps, which must not exist).
-func seedOptimized(shared, dst string) (bool, error) {
+// there are any, to dst (a project's cacheDir/deps, which must not exist),
+// owned by the sandbox sb's user, who must rewrite them when the project's
+// dependencies turn out to differ.
+func seedOptimized(shared, dst string, sb *sandbox.Config) (bool, error) {
 	if _, err := os.Stat(filepath.Join(shared, optimizedMetadata)); err != nil {
 		return false, nil
 	}
@@ -55,7 +67,16 @@ func seedOptimized(shared, dst string) (bool, error) {
 		os.RemoveAll(dst)
 		return false, err
 	}
-	return true, nil
+	if os.Geteuid() != 0 {
+		return true, nil
+	}
+	uid, gid := cmp.Or(sb.UID, sandbox.DefaultUID), cmp.Or(sb.GID, sandbox.DefaultGID)
+	return true, filepath.WalkDir(filepath.Dir(dst), func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, uid, gid)
+	})
 }
 
 // shareOptimized copies a session's optimized dependencies (src, its

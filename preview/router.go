@@ -96,7 +96,11 @@ func (m *Manager) serveSession(w http.ResponseWriter, r *http.Request, s *sessio
 		wait = navigationWait
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), wait)
-	run, err := s.serving(ctx)
+	why := r.Method + " " + r.URL.Path
+	if p := r.Header.Get("Sec-WebSocket-Protocol"); p != "" {
+		why += " (WebSocket " + p + ")"
+	}
+	run, err := s.serving(ctx, why)
 	cancel()
 	switch {
 	case err == nil:

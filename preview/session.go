@@ -1,11 +1,9 @@
 package preview
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -51,6 +49,9 @@ type sessionEnv struct {
 	// sandbox is the template of every session's sandbox; nil runs the dev
 	// servers unsandboxed (Options.NoSandbox).
 	sandbox *sandbox.Config
+	// spares are runners started ahead for the template's dependency set;
+	// nil for none.
+	spares *spares
 }
 
 // session is one preview: a directory, and a dev server that runs from a
@@ -292,8 +293,8 @@ func (s *session) start(ctx context.Context, deps Deps, files []pendingFile) err
 		s.opts.Sandbox = &sb
 		// Every project is at one path in the sandbox: sessions with the
 		// same dependencies and config share the optimizer's output.
-		s.shared = filepath.Join(filepath.Dir(modules), "optimized", optimizedKey(deps, l.config, l.plugins, projectConfigFiles(s.dir)))
-		if err := s.seedOptimized(s.shared, &sb); err != nil {
+		s.shared = sharedOptimized(modules, deps, l, s.dir)
+		if _, err := seedOptimized(s.shared, filepath.Join(s.dir, ".vite-cache", "deps"), &sb); err != nil {
 			s.log.Warn("vitehost/preview: copy the shared optimized dependencies", "err", err)
 		}
 	} else if err := os.Symlink(modules, filepath.Join(s.dir, "node_modules")); err != nil {
@@ -310,24 +311,6 @@ func (s *session) start(ctx context.Context, deps Deps, files []pendingFile) err
 		"files", len(files), "install", installed.Sub(began).Round(time.Millisecond),
 		"start", time.Since(installed).Round(time.Millisecond), "vite", r.server.Version())
 	return nil
-}
-
-// seedOptimized copies the shared optimized dependencies into the
-// session's Vite cache, owned by the sandbox's user, who must rewrite them
-// when the project's dependencies turn out to differ.
-func (s *session) seedOptimized(shared string, sb *sandbox.Config) error {
-	dst := filepath.Join(s.dir, ".vite-cache", "deps")
-	ok, err := seedOptimized(shared, dst)
-	if !ok || err != nil || os.Geteuid() != 0 {
-		return err
-	}
-	uid, gid := cmp.Or(sb.UID, sandbox.DefaultUID), cmp.Or(sb.GID, sandbox.DefaultGID)
-	return filepath.WalkDir(filepath.Dir(dst), func(p string, _ fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		return os.Lchown(p, uid, gid)
-	})
 }
 
 // stop ends the session's processes and removes its directory, once; later
@@ -359,6 +342,7 @@ func (s *session) teardown() {
 	s.proxy.Store(nil)
 	if r := s.current(); r != nil {
 		s.stopRun(r)
+		r.wg.Wait()
 	}
 	if s.root != nil {
 		s.root.Close()

@@ -37,7 +37,7 @@ func (s *session) update(ctx context.Context, files checkedFiles, deletes []stri
 	if rec := s.record(); rec.Status == StatusError {
 		return nil, fmt.Errorf("%w: %s", ErrDevServer, rec.Error)
 	}
-	r, err := s.servingTurn(ctx)
+	r, err := s.servingTurn(ctx, "an update")
 	if err != nil {
 		return nil, err
 	}

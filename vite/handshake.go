@@ -23,6 +23,7 @@ const (
 // Kinds of protocol messages.
 const (
 	msgLoaded = "loaded" // the runner imported vite (version)
+	msgWarmed = "warmed" // a spare runner's warm-up is done: it waits for its project
 	msgReady  = "ready"  // the runner's dev server listens (port and hmrPort, or unix; version, token)
 	msgToken  = "token"  // Vite restarted itself with a new token
 	msgListen = "listen" // nuxi's HTTP listener is bound (port)
@@ -83,7 +84,7 @@ func (m *message) check() error {
 		m.Message = m.Message[:maxErrorText]
 	}
 	switch m.Kind {
-	case msgLoaded:
+	case msgLoaded, msgWarmed:
 	case msgReady:
 		onPorts := !m.Unix && m.Port != 0 && m.HMRPort != 0
 		onSockets := m.Unix && m.Port == 0 && m.HMRPort == 0

@@ -26,6 +26,9 @@ type runnerConfig struct {
 	Modules      string         `json:"modules,omitempty"`
 	Client       hmrClient      `json:"client"`
 	AllowedHosts []string       `json:"allowedHosts,omitempty"`
+	// Warm, in a spare's first line, is the config of the warm-up run
+	// (StartSpare); the next line is then the project's.
+	Warm *runnerConfig `json:"warm,omitempty"`
 }
 
 // runnerListen names the inherited descriptors of the listening Unix
@@ -52,6 +55,23 @@ type runnerPlugin struct {
 
 // runnerInput encodes the runner's config line for the ports p.
 func (s *Server) runnerInput(p ports) ([]byte, error) {
+	cfg, err := s.runnerConfig(p)
+	if err != nil {
+		return nil, err
+	}
+	return encodeLine(cfg)
+}
+
+func encodeLine(cfg runnerConfig) ([]byte, error) {
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%w: Config or Plugins: %v", ErrInvalidOptions, err)
+	}
+	return append(b, '\n'), nil
+}
+
+// runnerConfig returns the runner's config for the ports p.
+func (s *Server) runnerConfig(p ports) (runnerConfig, error) {
 	o := &s.opts
 	cfg := runnerConfig{
 		Config:       o.Config,
@@ -80,15 +100,11 @@ func (s *Server) runnerInput(p ports) ([]byte, error) {
 	}
 	for _, pl := range o.Plugins {
 		if pl.Module == "" {
-			return nil, fmt.Errorf("%w: a plugin without Module", ErrInvalidOptions)
+			return cfg, fmt.Errorf("%w: a plugin without Module", ErrInvalidOptions)
 		}
 		cfg.Plugins = append(cfg.Plugins, runnerPlugin{Module: pl.Module, Export: pl.Export, Options: pl.Options, HasOptions: pl.Options != nil})
 	}
-	b, err := json.Marshal(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("%w: Config or Plugins: %v", ErrInvalidOptions, err)
-	}
-	return append(b, '\n'), nil
+	return cfg, nil
 }
 
 // startVite starts the runner script with the ports p, or on fresh Unix
@@ -99,7 +115,12 @@ func (s *Server) startVite(ctx context.Context, p ports) (*child, *state, error)
 		return nil, nil, err
 	}
 	var c *child
-	if s.sockDir == "" {
+	if sp := s.spare; sp != nil {
+		s.spare = nil // a restart after a crash starts afresh
+		if c, err = sp.adopt(s, input); err != nil {
+			return nil, nil, err
+		}
+	} else if s.sockDir == "" {
 		script, err := runner.ScriptPath()
 		if err != nil {
 			return nil, nil, err

@@ -205,6 +205,12 @@ type Options struct {
 	// Targets, and HotFile, then hold URLs of the scheme "unix" whose Path
 	// is the socket.
 	SocketDir string
+	// Spare, with Sandbox, is a runner that StartSpare started ahead on the
+	// project directory dir (the same directory, whatever its name now):
+	// the dev server starts in it, faster. Its sandbox is the one it was
+	// started with; Sandbox serves restarts after a crash. A spare whose
+	// runner is gone is not used. Nil means a runner of the Server's own.
+	Spare *Spare
 }
 
 // StartError is the error of a start that failed: it names the cause and
@@ -265,6 +271,7 @@ type Server struct {
 
 	sockDir    string // where the Unix sockets are; "" for TCP ports
 	ownSockDir bool   // sockDir was made by Start and goes with the Server
+	spare      *Spare // the runner the first launch takes over, if any
 
 	stopped atomic.Bool // Stop was called
 	done    chan struct{}
@@ -296,7 +303,9 @@ func Start(ctx context.Context, dir string, opts *Options) (*Server, error) {
 	if err := s.preflight(); err != nil {
 		return nil, &StartError{Dir: abs, Framework: fw, Err: err}
 	}
-	if err := s.makeSocketDir(); err != nil {
+	if sp := o.Spare; sp != nil && sp.take(s) {
+		s.spare = sp
+	} else if err := s.makeSocketDir(); err != nil {
 		return nil, &StartError{Dir: abs, Framework: fw, Err: err}
 	}
 	s.ctx, s.cancel = context.WithCancel(ctx)
@@ -351,6 +360,11 @@ func withDefaults(dir string, opts *Options) (Options, Framework, error) {
 	}
 	if err := checkSockets(dir, fw, &o); err != nil {
 		return o, fw, err
+	}
+	if o.Spare != nil {
+		if err := checkSpare(dir, &o); err != nil {
+			return o, fw, err
+		}
 	}
 	if o.Host == "" {
 		o.Host = DefaultHost

@@ -17,6 +17,12 @@
 //      it prints {"vitehost":"token","token":...}.
 //   4. It runs until stdin closes or SIGTERM/SIGINT arrives, then closes the
 //      server and exits.
+// A config line with "warm": {config, plugins, configFile, modules} (a
+// spare runner, started before its project is known) first starts Vite on
+// what the project directory holds then, loads its page and every module
+// that imports, closes that server and prints {"vitehost":"warmed"}; the
+// next line is then the config of step 2. A first page load in a fresh
+// process is several times slower than in one whose Vite has served once.
 // A failure prints {"vitehost":"error","code":...,"message":...} and exits 1.
 // Every protocol line is one line of JSON that starts with {"vitehost":.
 
@@ -135,31 +141,36 @@ function packageVersion(name) {
   return dir ? JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')).version : ''
 }
 
-// ---- stdin: the config line, then EOF as the stop signal.
+// ---- stdin: the config line (two for a spare), then EOF as the stop
+// signal.
 
-function readConfigLine() {
-  return new Promise((resolve) => {
-    let buf = ''
-    let done = false
-    process.stdin.setEncoding('utf8')
-    process.stdin.on('data', (chunk) => {
-      if (done) return
-      buf += chunk
-      const nl = buf.indexOf('\n')
-      if (nl >= 0) {
-        done = true
-        resolve(buf.slice(0, nl))
-      }
-    })
-    process.stdin.on('end', () => {
-      if (!done) {
-        done = true
-        resolve(null)
-      }
-      shutdown()
-    })
-    process.stdin.on('error', () => shutdown())
+const stdinLines = []
+let stdinWaiter = null
+let stdinEnded = false
+{
+  let buf = ''
+  process.stdin.setEncoding('utf8')
+  process.stdin.on('data', (chunk) => {
+    buf += chunk
+    for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+      stdinLines.push(buf.slice(0, nl))
+      buf = buf.slice(nl + 1)
+    }
+    if (stdinWaiter && stdinLines.length) stdinWaiter()
   })
+  process.stdin.on('end', () => {
+    stdinEnded = true
+    if (stdinWaiter) stdinWaiter()
+    shutdown()
+  })
+  process.stdin.on('error', () => shutdown())
+}
+
+// readConfigLine returns the next line of stdin, or null once it ended.
+async function readConfigLine() {
+  while (!stdinLines.length && !stdinEnded) await new Promise((resolve) => (stdinWaiter = resolve))
+  stdinWaiter = null
+  return stdinLines.length ? stdinLines.shift() : null
 }
 
 // ---- lifecycle
@@ -247,6 +258,63 @@ async function loadPlugins(list) {
   return out
 }
 
+// allowModules lets Vite serve the read-only dependencies outside the
+// root, and gives it a node_modules of the project's own to write into.
+function allowModules(server, root, modules) {
+  if (!modules) return
+  // Vite falls back from an unwritable node_modules on EACCES only, not on
+  // the read-only file system's EROFS
+  // (https://github.com/vitejs/vite/issues/18839).
+  server.fs = { allow: [root, modules] }
+  try {
+    fs.mkdirSync(path.join(projectDir, 'node_modules'), { recursive: true })
+  } catch {}
+}
+
+// maxWarmModules bounds the modules a warm-up loads.
+const maxWarmModules = 300
+
+// warm starts Vite with the config w on what the project directory holds,
+// loads its page and every module it imports over loopback (the sandbox's
+// network has nothing else), and closes it: Vite's code is then compiled
+// and its caches filled for the next server of this process.
+async function warm(vite, w) {
+  const root = projectDir
+  const ours = { root, configFile: w.configFile === null ? undefined : w.configFile, logLevel: 'silent', server: { middlewareMode: true, ws: false } }
+  allowModules(ours.server, root, w.modules)
+  const inline = vite.mergeConfig(w.config || {}, ours)
+  inline.plugins = await loadPlugins(w.plugins)
+  const s = await vite.createServer(inline)
+  const h = http.createServer(s.middlewares)
+  try {
+    await listen(h, { host: '127.0.0.1', port: 0 })
+    const base = `http://127.0.0.1:${h.address().port}`
+    const seen = new Set(['/'])
+    const queue = ['/']
+    while (queue.length && seen.size <= maxWarmModules) {
+      const p = queue.shift()
+      let body = ''
+      try {
+        const res = await fetch(base + p, { headers: { accept: p === '/' ? 'text/html' : '*/*' } })
+        body = await res.text()
+      } catch {
+        continue
+      }
+      const specs = p === '/' ? body.matchAll(/<script[^>]*\ssrc=["']([^"']+)["']/g) : body.matchAll(/(?:\bfrom\s*|\bimport\s*\(?\s*)["'](\/[^"'\s]+)["']/g)
+      for (const m of specs) {
+        if (m[1].startsWith('/') && !m[1].startsWith('//') && !seen.has(m[1])) {
+          seen.add(m[1])
+          queue.push(m[1])
+        }
+      }
+    }
+  } finally {
+    await s.close()
+    h.closeAllConnections()
+    h.close()
+  }
+}
+
 async function main() {
   let vite
   try {
@@ -257,9 +325,16 @@ async function main() {
   const version = vite.version || packageVersion('vite')
   say({ vitehost: 'loaded', version })
 
-  const line = await readConfigLine()
+  let line = await readConfigLine()
   if (line === null) return
-  const cfg = JSON.parse(line)
+  let cfg = JSON.parse(line)
+  if (cfg.warm) {
+    await warm(vite, cfg.warm)
+    say({ vitehost: 'warmed', version })
+    line = await readConfigLine()
+    if (line === null) return
+    cfg = JSON.parse(line)
+  }
 
   const sockets = cfg.listen
   hmrServer = await listenHMR(sockets ? { fd: sockets.hmr } : { host: cfg.hmrHost, port: cfg.hmrPort })
@@ -302,18 +377,10 @@ async function main() {
       : { host: cfg.host, port: cfg.port, strictPort: true, [wsKey]: wsOptions },
   }
   if (cfg.allowedHosts && cfg.allowedHosts.length) ours.server.allowedHosts = cfg.allowedHosts
-  if (cfg.modules) {
-    // The dependencies are a read-only directory outside the root: Vite
-    // may serve from it, and writes what it would write into
-    // node_modules (the bundled config file, the optimizer's cache) into
-    // the project's own. Vite falls back from an unwritable node_modules
-    // on EACCES only, not on the read-only file system's EROFS
-    // (https://github.com/vitejs/vite/issues/18839).
-    ours.server.fs = { allow: [root, cfg.modules] }
-    try {
-      fs.mkdirSync(path.join(projectDir, 'node_modules'), { recursive: true })
-    } catch {}
-  }
+  // The dependencies are a read-only directory outside the root: Vite may
+  // serve from it, and writes what it would write into node_modules (the
+  // bundled config file, the optimizer's cache) into the project's own.
+  allowModules(ours.server, root, cfg.modules)
   // The launch settings win over the caller's inline config; Vite merges
   // the result over the project's config file.
   const inline = vite.mergeConfig(user, ours)

@@ -1,0 +1,258 @@
+package preview
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/vitehost/vitehost/vite"
+)
+
+// This file keeps sandboxed runners started ahead of the sessions that
+// will use them (vite.Spare): Node with Vite imported, warmed up by one
+// page load of the React template. A session that starts or wakes in one
+// skips Node's start and Vite's import, and its first page load costs what
+// a reload does, several times less than in a fresh process. The spares
+// run the template's dependency set, the one most sessions have; a session
+// of another set starts a runner of its own.
+
+// spares is the Manager's stock of spare runners.
+type spares struct {
+	want    int
+	env     *sessionEnv
+	deps    Deps   // the template's dependency set
+	modules string // where it is installed (it may not be yet)
+	baseDir string // the spares' directories are spare-<random> in it
+	log     *slog.Logger
+
+	kick chan struct{} // buffered: something changed, see whether a spare is missing
+
+	mu   sync.Mutex
+	idle []*vite.Spare
+}
+
+func newSpares(want int, env *sessionEnv, baseDir string, log *slog.Logger) (*spares, error) {
+	pkg, err := templateFS.ReadFile("template/package.json")
+	if err != nil {
+		return nil, err
+	}
+	deps, err := ParsePackageJSON(pkg)
+	if err != nil {
+		return nil, err
+	}
+	deps = deps.withDefaults()
+	return &spares{
+		want: want,
+		env:  env,
+		deps: deps,
+		// Where the dependency cache installs the set (install.go).
+		modules: filepath.Join(env.deps.dir, deps.Key(), "node_modules"),
+		baseDir: baseDir,
+		log:     log.With("spares", want),
+		kick:    make(chan struct{}, 1),
+	}, nil
+}
+
+// refill asks the stock to make up for a spare taken, or to begin once the
+// template's optimized dependencies exist; it never blocks.
+func (p *spares) refill() {
+	if p == nil {
+		return
+	}
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
+}
+
+// take returns an idle spare for a session whose dependencies are
+// installed in modules, or nil.
+func (p *spares) take(modules string) *vite.Spare {
+	if p == nil || modules != p.modules {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for len(p.idle) > 0 {
+		sp := p.idle[0]
+		p.idle = p.idle[1:]
+		if sp.Alive() {
+			return sp
+		}
+		p.discard(sp) // its runner died while it waited
+	}
+	return nil
+}
+
+// run keeps want spares until ctx ends, making one at a time when kicked:
+// after a session took one (once its page is loaded: a spare's warm-up
+// takes CPU), and when the template's optimized dependencies appear. A
+// spare starts only then, so that its warm-up never optimizes the
+// dependencies itself, which would leave it with the optimizer's memory.
+func (p *spares) run(ctx context.Context) {
+	defer p.closeAll()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.kick:
+		}
+		for p.missing() && ctx.Err() == nil {
+			sp, err := p.start(ctx)
+			if err != nil {
+				if ctx.Err() == nil && !errors.Is(err, errNotYet) {
+					p.log.Warn("vitehost/preview: start a spare runner", "err", err)
+				}
+				break // until the next kick
+			}
+			p.mu.Lock()
+			p.idle = append(p.idle, sp)
+			p.mu.Unlock()
+		}
+	}
+}
+
+func (p *spares) missing() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.idle) < p.want
+}
+
+// errNotYet: the template's dependencies or their optimized form are not
+// there yet.
+var errNotYet = errors.New("vitehost/preview: the template's optimized dependencies are not there yet")
+
+// start makes one spare: a directory of its own with the template's files
+// and optimized dependencies, and a runner warmed up on them.
+func (p *spares) start(ctx context.Context) (*vite.Spare, error) {
+	if _, err := os.Stat(p.modules); err != nil {
+		return nil, errNotYet
+	}
+	var rnd [8]byte
+	rand.Read(rnd[:])
+	dir := filepath.Join(p.baseDir, "spare-"+hex.EncodeToString(rnd[:]))
+	sp, err := p.startIn(ctx, dir)
+	if err != nil {
+		os.RemoveAll(dir)
+	}
+	return sp, err
+}
+
+func (p *spares) startIn(ctx context.Context, dir string) (*vite.Spare, error) {
+	files, err := readTemplate()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return nil, err
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	if err := writeFiles(root, files); err != nil {
+		return nil, err
+	}
+	if err := root.WriteFile("package.json", p.deps.packageJSON(), 0o644); err != nil {
+		return nil, err
+	}
+	l := sessionLaunch(dir, p.modules, p.deps, true, p.env.allowConfig)
+	sb := *p.env.sandbox
+	sb.Modules, sb.Name = p.modules, "spare"
+	ok, err := seedOptimized(sharedOptimized(p.modules, p.deps, l, dir), filepath.Join(dir, ".vite-cache", "deps"), &sb)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, errNotYet
+	}
+	return vite.StartSpare(ctx, dir, &vite.Options{
+		Framework:    vite.Vite,
+		NoConfigFile: l.noConfig,
+		Config:       l.config,
+		Plugins:      l.plugins,
+		Node:         p.env.node,
+		Logger:       p.log,
+		StartTimeout: p.env.startTimeout,
+		Sandbox:      &sb,
+	})
+}
+
+// discard ends a spare and removes its directory.
+func (p *spares) discard(sp *vite.Spare) {
+	if err := sp.Close(); err != nil {
+		p.log.Warn("vitehost/preview: stop a spare runner", "err", err)
+	}
+	if err := os.RemoveAll(sp.Dir()); err != nil {
+		p.log.Warn("vitehost/preview: remove a spare's directory", "err", err)
+	}
+}
+
+func (p *spares) closeAll() {
+	p.mu.Lock()
+	idle := p.idle
+	p.idle = nil
+	p.mu.Unlock()
+	for _, sp := range idle {
+		p.discard(sp)
+	}
+}
+
+// moveInto gives what the session directory holds to the directory of the
+// spare sp, and then the session directory's name: sp's sandbox holds its
+// directory, whatever its name, and now runs the session's project. What
+// sp warmed up on goes. On failure the session directory is as it was.
+func (s *session) moveInto(sp *vite.Spare) error {
+	slot := sp.Dir()
+	old, err := os.ReadDir(slot)
+	if err != nil {
+		return err
+	}
+	for _, e := range old {
+		if err := os.RemoveAll(filepath.Join(slot, e.Name())); err != nil {
+			return err
+		}
+	}
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		return err
+	}
+	moved := 0
+	back := func(err error) error {
+		for _, e := range entries[:moved] {
+			os.Rename(filepath.Join(slot, e.Name()), filepath.Join(s.dir, e.Name()))
+		}
+		return fmt.Errorf("vitehost/preview: move the session into a spare: %w", err)
+	}
+	for _, e := range entries {
+		if err := os.Rename(filepath.Join(s.dir, e.Name()), filepath.Join(slot, e.Name())); err != nil {
+			return back(err)
+		}
+		moved++
+	}
+	root, err := os.OpenRoot(slot) // the directory, whatever its name
+	if err != nil {
+		return back(err)
+	}
+	aside := slot + ".emptied"
+	if err := os.Rename(s.dir, aside); err != nil {
+		root.Close()
+		return back(err)
+	}
+	if err := os.Rename(slot, s.dir); err != nil {
+		os.Rename(aside, s.dir)
+		root.Close()
+		return back(err)
+	}
+	os.Remove(aside)
+	s.root.Close()
+	s.root = root
+	return nil
+}
