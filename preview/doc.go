@@ -9,8 +9,27 @@
 // WebSocket at /hmr) and every other host to a fallback, usually the API.
 // Sessions expire after Options.TTL. Everything a client sends is checked
 // before anything is written: paths stay inside the session directory, npm
-// runs no lifecycle scripts and installs registry packages only, and files
-// that Node would run on the host (vite.config.*, .npmrc, ...) are dropped.
+// runs no lifecycle scripts and installs registry packages only.
+//
+// # The sandbox
+//
+// Every session's dev server runs in a bubblewrap sandbox (package sandbox):
+// its own namespaces, no network (Vite listens on Unix sockets that this
+// process binds), an unprivileged user, a clean environment, and a file
+// system of the system directories, the project at /project and its
+// dependency install read-only at /node_modules; memory and processes are
+// limited through cgroups where the host has them. The project therefore
+// runs as written, its vite.config, PostCSS, Tailwind and svelte configs and
+// .env files included: they reach nothing of the host. The service forces
+// only the root, the sockets, the HMR client's public address and the
+// allowed hosts. Since every project has the same path, sessions with the
+// same dependencies and config get the same optimizer cache key: the first
+// one's optimized dependencies are copied to the next ones (optimized.go).
+// The sandbox does not defend against kernel exploits; hostile multi-tenant
+// fleets should run their nodes in VMs as well. Options.NoSandbox turns it
+// off for trusted input: files that Node would run (vite.config.*, .npmrc,
+// ...) are then dropped, which does not stop imports from reading host
+// files.
 //
 // # Several nodes
 //
