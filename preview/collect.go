@@ -25,8 +25,9 @@ const errorWait = time.Second
 // the first update, full reload or error, then until the messages stop. For
 // each hot-updated JavaScript module it fetches the new version the way the
 // browser's HMR client does, so that a compile error is found (and sent as
-// an error message) even when no browser is open.
-func (s *session) collect(ctx context.Context, msgs <-chan hmrMessage) HMR {
+// an error message) even when no browser is open. The time from written
+// (when the files landed) to Vite's first message goes to the metrics.
+func (s *session) collect(ctx context.Context, msgs <-chan hmrMessage, written time.Time) HMR {
 	res := HMR{Type: HMRNone, Paths: []string{}}
 	first := time.NewTimer(s.env.hmrWait)
 	defer first.Stop()
@@ -69,6 +70,9 @@ func (s *session) collect(ctx context.Context, msgs <-chan hmrMessage) HMR {
 				}
 			default:
 				continue
+			}
+			if quiet == nil {
+				s.env.metrics.observeHMR(time.Since(written))
 			}
 			quiet = time.After(settle)
 			first.Stop()

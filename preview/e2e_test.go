@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -119,6 +120,9 @@ func (s *service) api(t *testing.T, method, path string, body any) (int, apiResp
 	}
 	req, err := http.NewRequest(method, s.public+"/kontext/preview"+path, rd)
 	require.NoError(t, err)
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := s.client.Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
@@ -202,6 +206,8 @@ func testPreviewEndToEnd(t *testing.T, noSandbox bool) {
 	status, created := svc.api(t, "POST", "", map[string]any{"files": []any{appTSX("Hello v1")}})
 	require.Equal(t, 200, status, "body: %s", created.Raw)
 	require.True(t, created.Success)
+	require.NotNil(t, created.Created, "body: %s", created.Raw)
+	assert.True(t, *created.Created)
 	id := created.SessionID
 	assert.True(t, preview.ValidID(id), id)
 	assert.Equal(t, fmt.Sprintf("http://preview-%s.%s", id, strings.TrimPrefix(svc.public, "http://")), created.PreviewURL)
@@ -245,6 +251,22 @@ func testPreviewEndToEnd(t *testing.T, noSandbox bool) {
 	msg := readHMR(t, conn, func(m map[string]any) bool { return m["type"] == "update" })
 	assert.Contains(t, fmt.Sprint(msg["updates"]), "/src/App.tsx", "the browser's socket saw the update")
 
+	// The metrics saw the session, its start, the update's HMR message, the
+	// proxied requests and the open HMR socket.
+	metrics := scrapeText(t, svc.m.Metrics())
+	for _, re := range []string{
+		`vitehost_preview_sessions\{status="active"\} 1\n`,
+		`vitehost_preview_start_duration_seconds_count 1\n`,
+		`vitehost_preview_hmr_latency_seconds_count [1-9]`,
+		`vitehost_preview_proxied_requests_total\{kind="http"\} [1-9]`,
+		`vitehost_preview_proxied_requests_total\{kind="websocket"\} [1-9]`,
+		`vitehost_preview_websocket_tunnels [1-9]`,
+		`vitehost_preview_api_requests_total\{code="ok",operation="create"\} 1\n`,
+		`vitehost_preview_api_requests_total\{code="ok",operation="update"\} 1\n`,
+	} {
+		assert.Regexp(t, re, metrics)
+	}
+
 	// A syntax error: the answer carries Vite's compile error.
 	broken := map[string]any{"name": "src/App.tsx", "content": "export default function App() {\n  return <main><h1>oops</h1>\n}\n"}
 	status, bad := svc.api(t, "POST", "/"+id+"/update", map[string]any{"files": []any{broken}})
@@ -280,13 +302,28 @@ func testPreviewEndToEnd(t *testing.T, noSandbox bool) {
 	require.Equal(t, 200, status)
 	assert.NoFileExists(t, filepath.Join(svc.base, "preview-"+id, "public", "logo.png"))
 
-	// Creating with the id of a live session updates it.
+	// Creating with the id of a live session updates it, and says so.
 	status, again := svc.api(t, "POST", "", map[string]any{"sessionId": id, "files": []any{appTSX("Hello v4")}})
 	require.Equal(t, 200, status, "body: %s", again.Raw)
 	assert.Equal(t, id, again.SessionID)
+	require.NotNil(t, again.Created, "body: %s", again.Raw)
+	assert.False(t, *again.Created)
+	assert.Equal(t, []string{"src/App.tsx"}, again.Updated)
+	assert.True(t, again.HMRTriggered, "the answer carries the update's result: %s", again.Raw)
 	_, app = svc.get(t, created.PreviewURL+"/src/App.tsx")
 	assert.Contains(t, app, "Hello v4")
 	assert.Equal(t, 1, svc.m.NumSessions())
+	// With the session's own dependencies too; with others it is a conflict.
+	tmplPkg := map[string]any{"dependencies": map[string]string{"react": "^19.2.0", "react-dom": "^19.2.0"},
+		"devDependencies": map[string]string{"@vitejs/plugin-react": "^6.0.0", "vite": "^8.0.0"}}
+	status, again = svc.api(t, "POST", "", map[string]any{"sessionId": id, "files": []any{appTSX("Hello v5")}, "packageJson": tmplPkg})
+	require.Equal(t, 200, status, "the template's own set: body: %s", again.Raw)
+	tmplPkg["dependencies"].(map[string]string)["clsx"] = "^2.1.0"
+	status, conflict := svc.api(t, "POST", "", map[string]any{"sessionId": id, "files": []any{appTSX("Hello v6")}, "packageJson": tmplPkg})
+	assert.Equal(t, 409, status, "body: %s", conflict.Raw)
+	assert.Equal(t, "conflict", conflict.Error.Code)
+	_, app = svc.get(t, created.PreviewURL+"/src/App.tsx")
+	assert.Contains(t, app, "Hello v5", "a conflict writes nothing")
 
 	// Delete: no process, no directory, 404 after.
 	status, del := svc.api(t, "DELETE", "/"+id, nil)
@@ -395,4 +432,13 @@ func TestOptimizedDepsShared(t *testing.T) {
 	after, err := metadata(b.SessionID)
 	require.NoError(t, err)
 	assert.True(t, os.SameFile(seeded, after), "Vite used the shared copy instead of optimizing again")
+}
+
+// scrapeText returns the text of the metrics handler h.
+func scrapeText(t *testing.T, h http.Handler) string {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	require.Equal(t, 200, rec.Code)
+	return rec.Body.String()
 }

@@ -102,11 +102,18 @@ func (m *hmrMessage) compileError(dir string) *CompileError {
 			}
 		}
 	}
-	if rel, err := filepath.Rel(dir, e.File); err == nil && filepath.IsAbs(e.File) && !strings.HasPrefix(rel, "..") {
-		e.File = filepath.ToSlash(rel)
+	// Vite names a dependency by its real path, in the shared install.
+	modules, _ := filepath.EvalSymlinks(filepath.Join(dir, "node_modules"))
+	for _, p := range []struct{ dir, as string }{{dir, ""}, {modules, "node_modules/"}} {
+		if p.dir == "" {
+			continue
+		}
+		if rel, err := filepath.Rel(p.dir, e.File); err == nil && filepath.IsAbs(e.File) && !strings.HasPrefix(rel, "..") {
+			e.File = p.as + filepath.ToSlash(rel)
+		}
+		e.Message = strings.ReplaceAll(e.Message, p.dir+string(filepath.Separator), p.as)
+		e.Frame = strings.ReplaceAll(e.Frame, p.dir+string(filepath.Separator), p.as)
 	}
-	e.Message = strings.ReplaceAll(e.Message, dir+string(filepath.Separator), "")
-	e.Frame = strings.ReplaceAll(e.Frame, dir+string(filepath.Separator), "")
 	return e
 }
 

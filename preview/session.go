@@ -51,6 +51,7 @@ type sessionEnv struct {
 	// sandbox is the template of every session's sandbox; nil runs the dev
 	// servers unsandboxed (Options.NoSandbox).
 	sandbox *sandbox.Config
+	metrics *metrics
 }
 
 // session is one preview: a directory, a dev server, the proxy in front of
@@ -94,6 +95,12 @@ type session struct {
 	// state guards rec: status requests never wait for an update.
 	state sync.Mutex
 	rec   Record
+
+	// deps is the session's dependency set and usage what its files add up
+	// to (quota.go): set by run, then changed by updates only, each holding
+	// the turn.
+	deps  Deps
+	usage *usage
 }
 
 func newSession(env *sessionEnv, rec Record, previewURL *url.URL, log *slog.Logger) *session {
@@ -203,6 +210,7 @@ func (s *session) setStatus(ctx context.Context, st Status, errMsg string) error
 // (a takeover's is Background). When ctx ends before the start does, the
 // start is abandoned.
 func (s *session) run(ctx context.Context, deps Deps, files []pendingFile) error {
+	s.deps, s.usage = deps, newUsage(files)
 	s.startErr = s.start(ctx, deps, files)
 	close(s.ready)
 	return s.startErr
@@ -253,7 +261,7 @@ func (s *session) start(ctx context.Context, deps Deps, files []pendingFile) err
 		return err
 	}
 
-	modules, err := s.env.deps.ensure(s.ctx, deps)
+	modules, err := s.env.deps.ensure(s.ctx, s.ctx, deps)
 	if err != nil {
 		if errors.Is(err, ErrInstall) {
 			return fmt.Errorf("%w: %w", ErrDevServer, err)
@@ -294,12 +302,13 @@ func (s *session) start(ctx context.Context, deps Deps, files []pendingFile) err
 	}
 	server, err := vite.Start(s.ctx, s.dir, opts)
 	if err != nil {
-		return abandoned(fmt.Errorf("%w: %w", ErrDevServer, err))
+		return abandoned(devServerFailure(s.log, err))
 	}
 	s.server = server
 	s.hmr = newHMRClient(server, HMRPath, s.log)
 	s.proxy.Store(ssrproxy.New(server, &ssrproxy.Options{Transport: s.env.transport, Logger: s.log}))
 	started := time.Now()
+	s.env.metrics.observeStart(started.Sub(installed))
 
 	// The create answers once the page is served. Its modules are fetched
 	// in the background meanwhile, as a browser would: the browser that
@@ -367,11 +376,14 @@ func (s *session) watch(server *vite.Server) {
 	case <-s.ctx.Done():
 	case <-server.Done():
 		if s.ctx.Err() == nil {
+			// The record's message reaches clients: the reason without the
+			// host's paths; the log gets the whole error.
 			msg := "dev server stopped"
-			if err := server.Err(); err != nil {
-				msg = err.Error()
+			err := server.Err()
+			if err != nil {
+				msg += ": " + devServerReason(err)
 			}
-			s.log.Error("vitehost/preview: dev server stopped", "err", msg)
+			s.log.Error("vitehost/preview: dev server stopped", "err", err)
 			// A fenced write here is found by the janitor's record check.
 			s.setStatus(context.Background(), StatusError, msg)
 		}

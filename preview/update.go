@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // UpdateResult is what an update did.
@@ -25,8 +26,11 @@ func (r *UpdateResult) HMRTriggered() bool { return r.HMR.Type != HMRNone }
 // them, and only then do they replace the old files on disk, so that the
 // store and the disk agree after any failure: a failed disk write leaves
 // both unchanged, and a store that refuses (ErrFenced: another node owns
-// the session now) or cannot be reached leaves the disk unchanged.
-func (s *session) update(ctx context.Context, files checkedFiles, deletes []string) (*UpdateResult, error) {
+// the session now) or cannot be reached leaves the disk unchanged. Before
+// anything is written, declared (the dependency set the request declared,
+// if any) must be the session's, and what the session holds after the
+// update must fit the quotas of l.
+func (s *session) update(ctx context.Context, files checkedFiles, deletes []string, declared Deps, l Limits) (*UpdateResult, error) {
 	if err := s.waitReady(ctx); err != nil {
 		if errors.Is(err, ErrNotFound) || ctx.Err() != nil {
 			return nil, err
@@ -36,10 +40,17 @@ func (s *session) update(ctx context.Context, files checkedFiles, deletes []stri
 	if rec := s.record(); rec.Status == StatusError {
 		return nil, fmt.Errorf("%w: %s", ErrDevServer, rec.Error)
 	}
+	if declared != nil && declared.Key() != s.deps.Key() {
+		return nil, fmt.Errorf("%w: session %s was created with another dependency set, and a session's dependencies are fixed: delete it and create it again", ErrConflict, s.id)
+	}
 	if err := s.takeTurn(ctx); err != nil {
 		return nil, err
 	}
 	defer s.endTurn()
+	next := s.usage.after(files.write, deletes)
+	if err := checkQuota(s.usage, next, l); err != nil {
+		return nil, err
+	}
 
 	res := &UpdateResult{Ignored: files.ignored, Updated: []string{}, Deleted: []string{}, HMR: HMR{Type: HMRNone, Paths: []string{}}}
 	staged, err := stageFiles(s.root, files.write)
@@ -73,6 +84,7 @@ func (s *session) update(ctx context.Context, files checkedFiles, deletes []stri
 	msgs, unsubscribe := s.hmr.subscribe()
 	defer unsubscribe()
 
+	committed := time.Now()
 	if err := staged.commit(s.root); err != nil {
 		// The store has the new files and the disk only some: the session
 		// cannot be trusted to show what the client sent.
@@ -84,13 +96,14 @@ func (s *session) update(ctx context.Context, files checkedFiles, deletes []stri
 	}
 	removed, err := removeFiles(s.root, deletes)
 	res.Deleted = append(res.Deleted, removed...)
+	s.usage = next // what the store holds, whatever the disk did
 	if err != nil {
 		return res, fmt.Errorf("vitehost/preview: delete files: %w", err)
 	}
 	if len(res.Updated)+len(res.Deleted) == 0 || connErr != nil {
 		return res, nil
 	}
-	res.HMR = s.collect(ctx, msgs)
+	res.HMR = s.collect(ctx, msgs, committed)
 	s.log.Info("vitehost/preview: updated", "files", describeFiles(files.write), "deleted", len(res.Deleted),
 		"hmr", res.HMR.Type, "paths", res.HMR.Paths, "compileError", res.HMR.Error != nil)
 	return res, nil

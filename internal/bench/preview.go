@@ -89,6 +89,7 @@ func (s *previewService) post(ctx context.Context, path string, body any) (creat
 	if err != nil {
 		return out, err
 	}
+	req.Header.Set("Content-Type", "application/json")
 	res, err := s.client.Do(req)
 	if err != nil {
 		return out, err

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
@@ -43,9 +44,16 @@ func NewBrowser(t testing.TB) *Browser {
 	if path == "" {
 		Missing(t, "chromium not found (Debian: apt-get install chromium)")
 	}
+	// Not t.TempDir: Chromium's helper processes may still write to the
+	// profile for a moment after the browser has exited, and t.TempDir's
+	// removal fails the test then ("directory not empty").
+	profile, err := os.MkdirTemp("", "vitehost-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(path),
-		chromedp.UserDataDir(t.TempDir()),
+		chromedp.UserDataDir(profile),
 		chromedp.Headless,
 		chromedp.NoSandbox, // tests run as root in CI
 		chromedp.DisableGPU,
@@ -73,6 +81,13 @@ func NewBrowser(t testing.TB) *Browser {
 	t.Cleanup(func() {
 		cancelCtx()
 		cancelAlloc() // waits for the browser process to exit
+		for range 100 {
+			if os.RemoveAll(profile) == nil {
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		t.Errorf("testenv: the Chromium profile %s could not be removed", profile)
 	})
 	if err := chromedp.Run(ctx, network.Enable()); err != nil {
 		t.Fatalf("testenv: start chromium: %v", err)
