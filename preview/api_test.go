@@ -23,6 +23,7 @@ import (
 	"github.com/vitehost/vitehost/preview"
 	"github.com/vitehost/vitehost/preview/redisstore"
 	"github.com/vitehost/vitehost/preview/storetest"
+	"github.com/vitehost/vitehost/sandbox"
 )
 
 func TestMain(m *testing.M) {
@@ -527,7 +528,8 @@ func TestHealthAndReadiness(t *testing.T) {
 	status, out := ready()
 	assert.Equal(t, 503, status, "the template's dependencies are not installed: %v", out)
 	assert.Equal(t, false, out["ready"])
-	assert.Equal(t, map[string]any{"store": "ok", "template": "the template's dependencies are not installed yet"}, out["checks"])
+	assert.Equal(t, map[string]any{"store": "ok", "template": "the template's dependencies are not installed yet", "sandbox": "ok"}, out["checks"])
+	assert.Contains(t, out["sandbox"], "bubblewrap")
 
 	require.NoError(t, m.Prepare(context.Background()))
 	status, out = ready()
@@ -537,7 +539,7 @@ func TestHealthAndReadiness(t *testing.T) {
 	redis.Stop()
 	status, out = ready()
 	assert.Equal(t, 503, status)
-	assert.Equal(t, map[string]any{"store": "unreachable", "template": "ok"}, out["checks"], "what is wrong, without the address")
+	assert.Equal(t, map[string]any{"store": "unreachable", "template": "ok", "sandbox": "ok"}, out["checks"], "what is wrong, without the address")
 	require.NoError(t, redis.Start(context.Background()))
 	require.Eventually(t, func() bool { s, _ := ready(); return s == 200 }, wait, pollEvery)
 
@@ -577,4 +579,22 @@ func TestMetricsCountAPIAnswers(t *testing.T) {
 		assert.Contains(t, text, line)
 	}
 	assert.NotContains(t, scrape(t, other.Metrics(), ""), `operation="create"`, "another Manager counts its own")
+}
+
+// TestReadinessWithoutSandbox checks what /readyz says when bubblewrap
+// cannot start a sandbox (a Bwrap that is not there) and without the
+// sandbox.
+func TestReadinessWithoutSandbox(t *testing.T) {
+	_, err := preview.New(&preview.Options{PublicURL: "http://localhost:8080", BaseDir: testenv.TempDir(t),
+		Sandbox: sandbox.Config{Bwrap: "/nonexistent/bwrap"}, Logger: quietLogger()})
+	require.Error(t, err, "New refuses to run previews without the sandbox it cannot start")
+	assert.ErrorContains(t, err, "NoSandbox")
+
+	m := newTestManager(t, preview.Options{NoSandbox: true})
+	rec := httptest.NewRecorder()
+	m.Readyz().ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+	var out map[string]any
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &out))
+	assert.NotContains(t, out["checks"], "sandbox")
+	assert.Contains(t, out["sandbox"], "off")
 }

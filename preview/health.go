@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/vitehost/vitehost/sandbox"
 )
 
 // This file is what a load balancer and an orchestrator ask: is the
@@ -25,10 +27,14 @@ type readyCheck struct {
 // readyChecks are the conditions Readyz checks. Another condition (the
 // sandbox's) is one more entry.
 func (m *Manager) readyChecks() []readyCheck {
-	return []readyCheck{
+	checks := []readyCheck{
 		{"store", m.storeReady},
 		{"template", m.templateReady},
 	}
+	if !m.opts.NoSandbox {
+		checks = append(checks, readyCheck{"sandbox", m.sandboxReady})
+	}
+	return checks
 }
 
 // Healthz returns the handler of a liveness probe: 200 "ok" while the
@@ -48,10 +54,14 @@ func (m *Manager) Healthz() http.Handler {
 
 // Readyz returns the handler of a readiness probe: 200 when this node can
 // serve a create now, 503 otherwise, with
-// {"ready": bool, "checks": {name: "ok" or what is wrong}}. The checks:
-// "store", the session store answers (Redis is reachable); "template", the
-// React template's dependencies are installed (Prepare installs them). It
-// needs no token: it says nothing about sessions.
+// {"ready": bool, "checks": {name: "ok" or what is wrong}, "sandbox": how
+// sessions are isolated and limited}. The checks: "store", the session
+// store answers (Redis is reachable); "template", the React template's
+// dependencies are installed (Prepare installs them); "sandbox", bubblewrap
+// starts a sandbox (unless Options.NoSandbox). "sandbox" also says when the
+// host offers no cgroups for the memory and process limits: the sessions
+// are then isolated but not limited, which does not make the node
+// unready. It needs no token: it says nothing about sessions.
 func (m *Manager) Readyz() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		checks := m.readyChecks()
@@ -84,9 +94,10 @@ func (m *Manager) Readyz() http.Handler {
 			status = http.StatusServiceUnavailable
 		}
 		writeJSON(w, status, struct {
-			Ready  bool              `json:"ready"`
-			Checks map[string]string `json:"checks"`
-		}{ready, results})
+			Ready   bool              `json:"ready"`
+			Checks  map[string]string `json:"checks"`
+			Sandbox string            `json:"sandbox"`
+		}{ready, results, m.sandboxInfo()})
 	})
 }
 
@@ -132,4 +143,25 @@ func (m *Manager) templateReady(context.Context) error {
 		return errors.New("the template's dependencies are not installed yet")
 	}
 	return nil
+}
+
+// sandboxReady checks that a sandbox starts.
+func (m *Manager) sandboxReady(ctx context.Context) error {
+	if err := sandbox.Check(ctx, m.opts.Sandbox.Bwrap); err != nil {
+		m.log.Warn("vitehost/preview: readiness: the sandbox does not start", "err", err)
+		return errors.New("bubblewrap cannot start a sandbox here")
+	}
+	return nil
+}
+
+// sandboxInfo says how the sessions are isolated and limited.
+func (m *Manager) sandboxInfo() string {
+	if m.opts.NoSandbox {
+		return "off (Options.NoSandbox): sessions run as this process's user"
+	}
+	cg, err := sandbox.CgroupSupport()
+	if err != nil {
+		return "bubblewrap; memory and process limits unavailable: no usable cgroup"
+	}
+	return "bubblewrap; limits through " + cg.String()
 }
