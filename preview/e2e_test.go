@@ -245,8 +245,12 @@ func TestPreviewEndToEnd(t *testing.T) {
 	assert.Equal(t, "src/App.tsx", bad.HMR.Error.File, "relative to the project")
 	assert.NotContains(t, bad.HMR.Error.Message, svc.base, "no server paths")
 	assert.Positive(t, bad.HMR.Error.Line, "body: %s", bad.Raw)
-	errMsg := readHMR(t, conn, func(m map[string]any) bool { return m["type"] == "error" })
-	t.Logf("error message: %v", errMsg)
+	// The page learns of the error the way Vite tells it: its request for
+	// the updated module fails, and Vite sends the error on the socket.
+	msg = readHMR(t, conn, func(m map[string]any) bool { return m["type"] == "update" })
+	status, _ = svc.get(t, created.PreviewURL+"/src/App.tsx?t="+fmt.Sprint(msg["updates"].([]any)[0].(map[string]any)["timestamp"]))
+	assert.Equal(t, 500, status)
+	readHMR(t, conn, func(m map[string]any) bool { return m["type"] == "error" })
 
 	// Fixed again; a PNG (base64) and a deletion in the same update.
 	png := []byte("\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")

@@ -94,8 +94,10 @@ type Options struct {
 	// StartTimeout bounds the start of one dev server. Zero means the vite
 	// package's default.
 	StartTimeout time.Duration
-	// HMRWait is how long an update waits for Vite's HMR message. Zero means
-	// DefaultHMRWait.
+	// HMRWait bounds how long an update waits for the dev server's account
+	// of how Vite handled its files (the answer's hmr); the account comes as
+	// soon as Vite is done, in milliseconds for a few files. When the wait
+	// runs out, the update answers without it. Zero means DefaultHMRWait.
 	HMRWait time.Duration
 	// Node is the node binary. Empty means node on PATH.
 	Node string

@@ -313,6 +313,7 @@ const batches = {
   landed: new Map(), // absolute path -> its state (fileState) when a batch had Vite handle it
   queue: Promise.resolve(), // commits, one at a time
   current: null, // the batch Vite is handling: {waiting, payloads, done}
+  errors: new Set(), // the last batch's compile errors (errorKey)
   inflight: 0, // Vite's HMR steps under way
 }
 
@@ -380,6 +381,7 @@ async function commit(msg) {
   }
   while (batches.landed.size > maxLanded) batches.landed.delete(batches.landed.keys().next().value)
   const result = await handleBatch(b)
+  batches.errors = new Set((result.errors || []).map(errorKey))
   say(fitLine({ vitehost: 'batch', id: b.id, batch: result }))
 }
 
@@ -622,7 +624,10 @@ function observe(payload) {
   } else if (payload.type === 'full-reload') {
     say({ vitehost: 'event', event: { type: 'hmr', fullReload: true, reloadPath: clip(payload.path || '*', 1000) } })
   } else if (payload.type === 'error' && payload.err) {
-    say(fitLine({ vitehost: 'event', event: { type: 'compile-error', error: compileError(payload.err) } }))
+    // A page's request for a module that the last batch's outcome already
+    // reported broken is no news.
+    const e = compileError(payload.err)
+    if (!batches.errors.has(errorKey(e))) say(fitLine({ vitehost: 'event', event: { type: 'compile-error', error: e } }))
   }
 }
 
