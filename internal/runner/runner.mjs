@@ -554,13 +554,25 @@ function clip(v, n) {
   return s.length > n ? s.slice(0, n) + '…' : s
 }
 
+// The Go side's clients see no paths of the machine: project files are
+// relative to the project, dependencies start at node_modules/.
+const modulesPrefix = /(?:\/[^\s/'"()[\]]+)*\/node_modules\//g
+
 function withoutProject(s) {
-  return s.split(projectDir + path.sep).join('')
+  return s.split(projectDir + path.sep).join('').replace(modulesPrefix, 'node_modules/')
+}
+
+// publicFile returns the name of the file at f for the Go side's clients,
+// or null for a file outside the project and its dependencies.
+function publicFile(f) {
+  f = f.replace(/\?.*$/, '')
+  if (f.startsWith(projectDir + path.sep)) return f.slice(projectDir.length + 1)
+  const i = f.lastIndexOf(`${path.sep}node_modules${path.sep}`)
+  return i >= 0 ? f.slice(i + 1) : null
 }
 
 function relativeFile(f) {
-  f = f.replace(/\?.*$/, '')
-  return f.startsWith(projectDir + path.sep) ? f.slice(projectDir.length + 1) : f
+  return publicFile(f) ?? path.basename(f.replace(/\?.*$/, ''))
 }
 
 function compileError(e) {
@@ -832,14 +844,16 @@ async function originalPosition(s, href, line, column) {
   }
   const map = mod.transformResult && mod.transformResult.map
   if (!map || typeof map.mappings !== 'string' || map.mappings === '') {
-    return { file: relativeFile(mod.file), line, column } // served as written
+    const file = publicFile(mod.file)
+    return file && { file, line, column } // served as written
   }
   const pos = lookupMapping(map.mappings, line - 1, column - 1)
   if (!pos || !Array.isArray(map.sources) || typeof map.sources[pos.source] !== 'string') return null
   let src = (map.sourceRoot || '') + map.sources[pos.source]
   if (src.startsWith('file://')) src = new URL(src).pathname
   if (!path.isAbsolute(src)) src = path.resolve(path.dirname(mod.file), src)
-  return { file: relativeFile(src), line: pos.line + 1, column: pos.column + 1 }
+  const file = publicFile(src)
+  return file && { file, line: pos.line + 1, column: pos.column + 1 }
 }
 
 const base64 = new Map([...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'].map((c, i) => [c, i]))
