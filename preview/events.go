@@ -1,8 +1,11 @@
 package preview
 
 import (
+	"bytes"
 	"encoding/json"
 	"log/slog"
+	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -57,8 +60,14 @@ func newEventLog() *eventLog {
 // add appends an event of type typ whose data is v, a struct or map
 // encoded as a JSON object, with the time (Unix milliseconds) added.
 func (l *eventLog) add(typ string, v any) {
-	data, err := json.Marshal(v)
-	if err != nil || len(data) < 2 || data[0] != '{' {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // the stream is no HTML page: "&" stays "&"
+	if err := enc.Encode(v); err != nil {
+		return
+	}
+	data := bytes.TrimSpace(buf.Bytes())
+	if len(data) < 2 || data[0] != '{' {
 		return
 	}
 	stamp := `{"time":` + strconv.FormatInt(time.Now().UnixMilli(), 10)
@@ -145,17 +154,25 @@ func (s *session) onViteEvent(e vite.Event) {
 }
 
 // outputLines is where a session's dev server writes its output: each line
-// becomes a log event, and a debug line of the session's logger.
+// becomes a log event, and a debug line of the session's logger. The
+// stream's clients see no paths of the machine: the project's files are
+// relative to it, the dependencies' start at node_modules/.
 type outputLines struct {
 	events *eventLog
 	stream string
+	dir    string // the project directory
 	log    *slog.Logger
 }
 
+// modulesPath matches the machine's part of a path into a node_modules.
+var modulesPath = regexp.MustCompile(`(?:/[^\s/'"()\[\]]+)*/node_modules/`)
+
 func (w outputLines) Write(p []byte) (int, error) {
 	for line := range strings.SplitSeq(strings.TrimRight(string(p), "\n"), "\n") {
-		w.events.add(eventLogLine, logLine{Stream: w.stream, Line: line})
 		w.log.Debug("vitehost/preview: dev server output", "stream", w.stream, "line", line)
+		line = strings.ReplaceAll(line, w.dir+string(filepath.Separator), "")
+		line = modulesPath.ReplaceAllString(line, "node_modules/")
+		w.events.add(eventLogLine, logLine{Stream: w.stream, Line: line})
 	}
 	return len(p), nil
 }

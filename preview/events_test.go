@@ -2,6 +2,7 @@ package preview
 
 import (
 	"encoding/json"
+	"log/slog"
 	"strings"
 	"testing"
 
@@ -78,4 +79,19 @@ func TestEventLogBounds(t *testing.T) {
 	}
 	assert.LessOrEqual(t, size, maxLogBytes)
 	assert.Less(t, len(all), 20)
+}
+
+func TestOutputLinesHideMachinePaths(t *testing.T) {
+	l := newEventLog()
+	w := outputLines{events: l, stream: "stderr", dir: "/srv/previews/preview-x", log: slog.New(slog.DiscardHandler)}
+	w.Write([]byte("  File: /srv/previews/preview-x/src/Card.tsx:3:1\n"))
+	w.Write([]byte("at f (/root/.cache/vitehost/deps/abc/node_modules/react-dom/cjs/x.js:1:2) & more\n"))
+	all, _ := l.since(0, false)
+	require.Len(t, all, 2)
+	var line logLine
+	require.NoError(t, json.Unmarshal(all[0].data, &line))
+	assert.Equal(t, "  File: src/Card.tsx:3:1", line.Line)
+	require.NoError(t, json.Unmarshal(all[1].data, &line))
+	assert.Equal(t, "at f (node_modules/react-dom/cjs/x.js:1:2) & more", line.Line)
+	assert.Contains(t, string(all[1].data), "& more", "no HTML escapes in the stream")
 }

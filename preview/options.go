@@ -18,7 +18,7 @@ import (
 const (
 	DefaultTTL       = 24 * time.Hour
 	DefaultAPIPrefix = "/kontext/preview"
-	DefaultHMRWait   = 1500 * time.Millisecond
+	DefaultHMRWait   = 5 * time.Second
 	// DefaultLeaseTTL is how long a node of several counts as alive after
 	// it last renewed its lease in the Store; it renews every third of it.
 	DefaultLeaseTTL = 6 * time.Second

@@ -2,6 +2,8 @@ package testenv
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"sync"
@@ -39,13 +41,28 @@ func chromiumPath() string {
 func NewBrowser(t testing.TB) *Browser {
 	t.Helper()
 	Short(t)
+	if chromiumPath() == "" {
+		Missing(t, "chromium not found (Debian: apt-get install chromium)")
+	}
+	b, stop, err := StartBrowser(t.TempDir())
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	t.Cleanup(stop)
+	return b
+}
+
+// StartBrowser starts headless Chromium with a fresh profile in dir, for
+// code that is not a test (the benchmark); stop ends the browser and every
+// process it started, and returns once they are gone.
+func StartBrowser(dir string) (b *Browser, stop func(), err error) {
 	path := chromiumPath()
 	if path == "" {
-		Missing(t, "chromium not found (Debian: apt-get install chromium)")
+		return nil, nil, errors.New("chromium not found (Debian: apt-get install chromium)")
 	}
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(path),
-		chromedp.UserDataDir(t.TempDir()),
+		chromedp.UserDataDir(dir),
 		chromedp.Headless,
 		chromedp.NoSandbox, // tests run as root in CI
 		chromedp.DisableGPU,
@@ -61,7 +78,7 @@ func NewBrowser(t testing.TB) *Browser {
 	}
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelCtx := chromedp.NewContext(actx)
-	b := &Browser{Ctx: ctx}
+	b = &Browser{Ctx: ctx}
 	chromedp.ListenTarget(ctx, func(ev any) {
 		switch e := ev.(type) {
 		case *network.EventWebSocketCreated:
@@ -70,14 +87,15 @@ func NewBrowser(t testing.TB) *Browser {
 			b.mu.Unlock()
 		}
 	})
-	t.Cleanup(func() {
+	stop = func() {
 		cancelCtx()
 		cancelAlloc() // waits for the browser process to exit
-	})
-	if err := chromedp.Run(ctx, network.Enable()); err != nil {
-		t.Fatalf("testenv: start chromium: %v", err)
 	}
-	return b
+	if err := chromedp.Run(ctx, network.Enable()); err != nil {
+		stop()
+		return nil, nil, fmt.Errorf("start chromium: %w", err)
+	}
+	return b, stop, nil
 }
 
 // WebSockets returns the URLs of the WebSockets the page has opened so far.
