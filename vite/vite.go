@@ -30,6 +30,15 @@
 // are then URLs of the scheme "unix" whose Path is the socket, and nothing
 // the dev server prints can point them anywhere else.
 //
+// [Server.Batch] has plain Vite handle a set of file writes as one change:
+// the runner holds Vite's file watcher for the files while the caller
+// writes them, has Vite handle all of them once they are on disk, and
+// reports what Vite did (the hot updates, a full reload, the compile errors
+// of the changed modules and of the modules they newly import) as soon as
+// Vite has done it. [Options.OnEvent] receives what happens outside
+// batches, and with [Options.ClientErrors] the runtime errors that the
+// pages report, their stacks mapped to the project's files.
+//
 // The child runs in its own process group. When it dies, the hot files are
 // removed and it is restarted with exponential backoff; [Server.Subscribe]
 // reports each change. [Server.Stop] ends the whole group, and the sandbox.
