@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -45,9 +46,11 @@ type service struct {
 // depsCache is where the tests keep dependency installs between runs (like
 // the fixtures): the template's set installs once per machine.
 func depsCache(t *testing.T) string {
-	dir, err := testenv.CacheDir()
-	require.NoError(t, err)
-	return filepath.Join(dir, "preview-deps")
+	// Not under the fixture cache (~/.cache): the sandbox's user must reach
+	// the installs it mounts.
+	dir := filepath.Join(os.TempDir(), "vitehost-test-preview-deps")
+	require.NoError(t, os.MkdirAll(dir, 0o755))
+	return dir
 }
 
 func startService(t *testing.T, opts preview.Options) *service {
@@ -74,8 +77,10 @@ func startNode(t *testing.T, opts preview.Options, cluster bool) *service {
 		opts.NodeAddr = addr
 	}
 	if opts.BaseDir == "" {
-		opts.BaseDir = t.TempDir()
+		opts.BaseDir = testenv.TempDir(t)
 	}
+	// The leak check finds the sandboxed processes by this mark.
+	opts.Sandbox.Env = append(opts.Sandbox.Env, testenv.OwnerEnv())
 	if opts.CacheDir == "" {
 		opts.CacheDir = depsCache(t)
 	}
@@ -115,6 +120,9 @@ func (s *service) api(t *testing.T, method, path string, body any) (int, apiResp
 	}
 	req, err := http.NewRequest(method, s.public+"/kontext/preview"+path, rd)
 	require.NoError(t, err)
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := s.client.Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
@@ -188,11 +196,18 @@ export default function App() {
 }
 
 func TestPreviewEndToEnd(t *testing.T) {
-	svc := startService(t, preview.Options{})
+	t.Run("sandbox", func(t *testing.T) { testPreviewEndToEnd(t, false) })
+	t.Run("no sandbox", func(t *testing.T) { testPreviewEndToEnd(t, true) })
+}
+
+func testPreviewEndToEnd(t *testing.T, noSandbox bool) {
+	svc := startService(t, preview.Options{NoSandbox: noSandbox})
 	start := time.Now()
 	status, created := svc.api(t, "POST", "", map[string]any{"files": []any{appTSX("Hello v1")}})
 	require.Equal(t, 200, status, "body: %s", created.Raw)
 	require.True(t, created.Success)
+	require.NotNil(t, created.Created, "body: %s", created.Raw)
+	assert.True(t, *created.Created)
 	id := created.SessionID
 	assert.True(t, preview.ValidID(id), id)
 	assert.Equal(t, fmt.Sprintf("http://preview-%s.%s", id, strings.TrimPrefix(svc.public, "http://")), created.PreviewURL)
@@ -236,6 +251,22 @@ func TestPreviewEndToEnd(t *testing.T) {
 	msg := readHMR(t, conn, func(m map[string]any) bool { return m["type"] == "update" })
 	assert.Contains(t, fmt.Sprint(msg["updates"]), "/src/App.tsx", "the browser's socket saw the update")
 
+	// The metrics saw the session, its start, the update's HMR message, the
+	// proxied requests and the open HMR socket.
+	metrics := scrapeText(t, svc.m.Metrics())
+	for _, re := range []string{
+		`vitehost_preview_sessions\{status="active"\} 1\n`,
+		`vitehost_preview_start_duration_seconds_count 1\n`,
+		`vitehost_preview_hmr_latency_seconds_count [1-9]`,
+		`vitehost_preview_proxied_requests_total\{kind="http"\} [1-9]`,
+		`vitehost_preview_proxied_requests_total\{kind="websocket"\} [1-9]`,
+		`vitehost_preview_websocket_tunnels [1-9]`,
+		`vitehost_preview_api_requests_total\{code="ok",operation="create"\} 1\n`,
+		`vitehost_preview_api_requests_total\{code="ok",operation="update"\} 1\n`,
+	} {
+		assert.Regexp(t, re, metrics)
+	}
+
 	// A syntax error: the answer carries Vite's compile error.
 	broken := map[string]any{"name": "src/App.tsx", "content": "export default function App() {\n  return <main><h1>oops</h1>\n}\n"}
 	status, bad := svc.api(t, "POST", "/"+id+"/update", map[string]any{"files": []any{broken}})
@@ -253,16 +284,21 @@ func TestPreviewEndToEnd(t *testing.T) {
 	readHMR(t, conn, func(m map[string]any) bool { return m["type"] == "error" })
 
 	// Fixed again; a PNG (base64) and a deletion in the same update.
+	// Without the sandbox, a vite.config is dropped: it would run on the
+	// host (in the sandbox it runs: see the compatibility test).
 	png := []byte("\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
-	status, fixed := svc.api(t, "POST", "/"+id+"/update", map[string]any{
-		"files": []any{appTSX("Hello v3"), map[string]any{"name": "public/logo.png", "encoding": "base64", "content": base64.StdEncoding.EncodeToString(png)},
-			map[string]any{"name": "vite.config.ts", "content": "throw new Error('never run')"}},
-	})
+	files := []any{appTSX("Hello v3"), map[string]any{"name": "public/logo.png", "encoding": "base64", "content": base64.StdEncoding.EncodeToString(png)}}
+	if noSandbox {
+		files = append(files, map[string]any{"name": "vite.config.ts", "content": "throw new Error('never run')"})
+	}
+	status, fixed := svc.api(t, "POST", "/"+id+"/update", map[string]any{"files": files})
 	require.Equal(t, 200, status, "body: %s", fixed.Raw)
 	assert.True(t, fixed.HMRTriggered)
 	assert.Nil(t, fixed.HMR.Error)
-	assert.Equal(t, []string{"vite.config.ts"}, fixed.Ignored)
-	assert.NoFileExists(t, filepath.Join(svc.base, "preview-"+id, "vite.config.ts"))
+	if noSandbox {
+		assert.Equal(t, []string{"vite.config.ts"}, fixed.Ignored)
+		assert.NoFileExists(t, filepath.Join(svc.base, "preview-"+id, "vite.config.ts"))
+	}
 	status, logo := svc.get(t, created.PreviewURL+"/logo.png")
 	require.Equal(t, 200, status)
 	assert.Equal(t, string(png), logo)
@@ -270,13 +306,28 @@ func TestPreviewEndToEnd(t *testing.T) {
 	require.Equal(t, 200, status)
 	assert.NoFileExists(t, filepath.Join(svc.base, "preview-"+id, "public", "logo.png"))
 
-	// Creating with the id of a live session updates it.
+	// Creating with the id of a live session updates it, and says so.
 	status, again := svc.api(t, "POST", "", map[string]any{"sessionId": id, "files": []any{appTSX("Hello v4")}})
 	require.Equal(t, 200, status, "body: %s", again.Raw)
 	assert.Equal(t, id, again.SessionID)
+	require.NotNil(t, again.Created, "body: %s", again.Raw)
+	assert.False(t, *again.Created)
+	assert.Equal(t, []string{"src/App.tsx"}, again.Updated)
+	assert.True(t, again.HMRTriggered, "the answer carries the update's result: %s", again.Raw)
 	_, app = svc.get(t, created.PreviewURL+"/src/App.tsx")
 	assert.Contains(t, app, "Hello v4")
 	assert.Equal(t, 1, svc.m.NumSessions())
+	// With the session's own dependencies too; with others it is a conflict.
+	tmplPkg := map[string]any{"dependencies": map[string]string{"react": "^19.2.0", "react-dom": "^19.2.0"},
+		"devDependencies": map[string]string{"@vitejs/plugin-react": "^6.0.0", "vite": "^8.0.0"}}
+	status, again = svc.api(t, "POST", "", map[string]any{"sessionId": id, "files": []any{appTSX("Hello v5")}, "packageJson": tmplPkg})
+	require.Equal(t, 200, status, "the template's own set: body: %s", again.Raw)
+	tmplPkg["dependencies"].(map[string]string)["clsx"] = "^2.1.0"
+	status, conflict := svc.api(t, "POST", "", map[string]any{"sessionId": id, "files": []any{appTSX("Hello v6")}, "packageJson": tmplPkg})
+	assert.Equal(t, 409, status, "body: %s", conflict.Raw)
+	assert.Equal(t, "conflict", conflict.Error.Code)
+	_, app = svc.get(t, created.PreviewURL+"/src/App.tsx")
+	assert.Contains(t, app, "Hello v5", "a conflict writes nothing")
 
 	// Delete: no process, no directory, 404 after.
 	status, del := svc.api(t, "DELETE", "/"+id, nil)
@@ -312,7 +363,7 @@ func TestPreviewExpiry(t *testing.T) {
 func TestPreviewDependencyCache(t *testing.T) {
 	count := filepath.Join(t.TempDir(), "installs")
 	install := []string{"sh", "-c", `echo run >> "$0"; exec npm install --ignore-scripts --no-audit --no-fund --loglevel=error --prefer-offline`, count}
-	svc := startService(t, preview.Options{CacheDir: t.TempDir(), InstallCommand: install})
+	svc := startService(t, preview.Options{CacheDir: testenv.TempDir(t), InstallCommand: install})
 	installs := func() int {
 		b, _ := os.ReadFile(count)
 		return strings.Count(string(b), "run")
@@ -354,4 +405,44 @@ func tmplFile(t *testing.T, name string) map[string]any {
 	b, err := os.ReadFile(filepath.Join("template", name))
 	require.NoError(t, err)
 	return map[string]any{"name": name, "content": string(b)}
+}
+
+// TestOptimizedDepsShared creates two sessions of one dependency set in the
+// sandbox: the second starts with the first one's optimized dependencies,
+// and Vite uses them as they are: it never replaces them (its optimizer
+// writes a new directory and renames it into place) while the session's
+// modules, dependencies included, are loaded.
+func TestOptimizedDepsShared(t *testing.T) {
+	svc := startService(t, preview.Options{})
+	metadata := func(id string) (os.FileInfo, error) {
+		return os.Stat(filepath.Join(svc.base, "preview-"+id, ".vite-cache", "deps", "_metadata.json"))
+	}
+	status, a := svc.api(t, "POST", "", map[string]any{"files": []any{appTSX("first")}})
+	require.Equal(t, 200, status, "body: %s", a.Raw)
+	// An update waits for the warm-up: every module and dependency loaded.
+	status, _ = svc.api(t, "POST", "/"+a.SessionID+"/update", map[string]any{"files": []any{appTSX("first, warm")}})
+	require.Equal(t, 200, status)
+	require.Eventually(t, func() bool {
+		shared, _ := filepath.Glob(filepath.Join(depsCache(t), "*", "optimized", "*", "_metadata.json"))
+		return len(shared) > 0
+	}, wait, pollEvery, "the first session shares what its optimizer made")
+
+	status, b := svc.api(t, "POST", "", map[string]any{"files": []any{appTSX("second")}})
+	require.Equal(t, 200, status, "body: %s", b.Raw)
+	seeded, err := metadata(b.SessionID)
+	require.NoError(t, err, "the second session starts with optimized dependencies")
+	status, _ = svc.api(t, "POST", "/"+b.SessionID+"/update", map[string]any{"files": []any{appTSX("second, warm")}})
+	require.Equal(t, 200, status)
+	after, err := metadata(b.SessionID)
+	require.NoError(t, err)
+	assert.True(t, os.SameFile(seeded, after), "Vite used the shared copy instead of optimizing again")
+}
+
+// scrapeText returns the text of the metrics handler h.
+func scrapeText(t *testing.T, h http.Handler) string {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	require.Equal(t, 200, rec.Code)
+	return rec.Body.String()
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/vitehost/vitehost/preview"
 	"github.com/vitehost/vitehost/preview/redisstore"
 	"github.com/vitehost/vitehost/preview/storetest"
+	"github.com/vitehost/vitehost/sandbox"
 )
 
 // nodeEnv holds, in the environment of a re-executed test binary, the JSON
@@ -60,6 +61,7 @@ func runTestNode() bool {
 	m, err := preview.New(&preview.Options{
 		PublicURL: cfg.PublicURL, BaseDir: cfg.BaseDir, CacheDir: cfg.CacheDir, Store: store,
 		NodeID: cfg.NodeID, NodeAddr: ln.Addr().String(), LeaseTTL: cfg.LeaseTTL, ForwardTimeout: cfg.ForwardTimeout,
+		Sandbox: sandbox.Config{Env: []string{testenv.OwnerEnv()}},
 	})
 	if err != nil {
 		panic(err)
@@ -81,7 +83,7 @@ func runTestNode() bool {
 func startNodeProcess(t *testing.T, redis *storetest.RedisServer, cfg testNode) (string, *os.Process) {
 	t.Helper()
 	cfg.Redis = redis.URL("", 0)
-	cfg.BaseDir = t.TempDir()
+	cfg.BaseDir = testenv.TempDir(t)
 	cfg.CacheDir = depsCache(t)
 	raw, err := json.Marshal(cfg)
 	require.NoError(t, err)

@@ -67,7 +67,7 @@ func putRecord(t *testing.T, store preview.Store, rec preview.Record) int64 {
 
 func clusterManager(t *testing.T, store preview.Store, id string) *preview.Manager {
 	m, err := preview.New(&preview.Options{
-		PublicURL: "http://localhost:8080", BaseDir: t.TempDir(), Store: store, Token: "s3cret",
+		PublicURL: "http://localhost:8080", BaseDir: testenv.TempDir(t), Store: store, Token: "s3cret",
 		NodeID: id, NodeAddr: "127.0.0.1:9", Logger: quietLogger(),
 		InstallCommand: []string{"false"}, // nothing here may install
 	})
@@ -81,6 +81,9 @@ func serve(h http.Handler, method, host, path, body string) *httptest.ResponseRe
 	req.Host = host
 	req.Header.Set("Authorization", "Bearer s3cret")
 	req.Header.Set("Accept", "text/html")
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
 	return rec

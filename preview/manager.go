@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/vitehost/vitehost/internal/flock"
+	"github.com/vitehost/vitehost/sandbox"
 	"github.com/vitehost/vitehost/ssrproxy"
 )
 
@@ -29,6 +30,8 @@ type Manager struct {
 	unlock   func()
 	nodeID   string
 	nodeAddr string // "" on a single node
+	metrics  *metrics
+	origins  origins // whose browser pages may call the API (origin.go)
 
 	// ctx ends when Close begins: the janitor's and the lease's store calls
 	// give up, and so do the starts of taken-over sessions.
@@ -74,15 +77,27 @@ func New(opts *Options) (*Manager, error) {
 	if o.NodeAddr != "" {
 		log = log.With("node", o.NodeID)
 	}
+	var sb *sandbox.Config
+	if !o.NoSandbox {
+		if sb, err = checkSandbox(&o, log); err != nil {
+			unlock()
+			return nil, err
+		}
+	}
 	depsCtx, stopDeps := context.WithCancel(context.Background())
 	ctx, cancel := context.WithCancel(context.Background())
+	x := newMetrics()
 	deps := &depCache{
-		dir:     o.CacheDir,
-		command: o.InstallCommand,
-		timeout: o.InstallTimeout,
-		log:     log,
-		ctx:     depsCtx,
-		calls:   make(map[string]*installCall),
+		dir:      o.CacheDir,
+		install:  o.InstallCommand,
+		resolve:  o.ResolveCommand,
+		timeout:  o.InstallTimeout,
+		maxBytes: o.CacheMaxBytes,
+		queue:    newInstallQueue(o.MaxInstalls),
+		log:      log,
+		metrics:  x,
+		ctx:      depsCtx,
+		calls:    make(map[string]*installCall),
 	}
 	fwd := ssrproxy.NewTransport()
 	fwd.ResponseHeaderTimeout = o.ForwardTimeout
@@ -98,7 +113,9 @@ func New(opts *Options) (*Manager, error) {
 			node:         o.Node,
 			startTimeout: o.StartTimeout,
 			hmrWait:      o.HMRWait,
-			allowConfig:  o.AllowConfigFiles,
+			allowConfig:  o.allowConfig(),
+			sandbox:      sb,
+			metrics:      x,
 		},
 		store:        o.Store,
 		deps:         deps,
@@ -106,6 +123,8 @@ func New(opts *Options) (*Manager, error) {
 		unlock:       unlock,
 		nodeID:       o.NodeID,
 		nodeAddr:     o.NodeAddr,
+		metrics:      x,
+		origins:      newOrigins(public, o.AllowedOrigins),
 		ctx:          ctx,
 		cancel:       cancel,
 		fwdTransport: fwd,
@@ -116,6 +135,7 @@ func New(opts *Options) (*Manager, error) {
 		stopDeps:     stopDeps,
 		closeDone:    make(chan struct{}),
 	}
+	x.register(m)
 	m.removeLeftovers()
 	m.loops.Go(m.runJanitor)
 	if m.clustered() {
@@ -147,6 +167,9 @@ type Info struct {
 	ExpiresAt  time.Time
 	// Error says why the session failed, when Status is StatusError.
 	Error string
+	// Update is what a create that named a live session did to it; nil
+	// when the create made a new session.
+	Update *UpdateResult
 }
 
 // PreviewURL returns the public URL of session id's preview.
@@ -212,7 +235,7 @@ func (m *Manager) register(s *session) error {
 	case m.closed:
 		return ErrClosed
 	case m.sessions[s.id] != nil || m.claims[s.id] != nil:
-		return invalid(CodeBadID, "session %s is being created by another request", s.id)
+		return fmt.Errorf("%w: session %s", errTaken, s.id)
 	case len(m.sessions)+len(m.claims) >= m.opts.Limits.MaxSessions:
 		return fmt.Errorf("%w: %d sessions", ErrLimit, m.opts.Limits.MaxSessions)
 	}

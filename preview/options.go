@@ -8,9 +8,11 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/vitehost/vitehost/sandbox"
 	"github.com/vitehost/vitehost/ssrproxy"
 )
 
@@ -84,12 +86,14 @@ type Options struct {
 	ForwardTimeout time.Duration
 
 	// InstallCommand installs a dependency set in the current directory,
-	// which holds its package.json. Nil means npm install --ignore-scripts
+	// which holds its package.json and the package-lock.json ResolveCommand
+	// wrote. Nil means npm install --ignore-scripts
 	// --no-audit --no-fund --loglevel=error. A custom command must not run
 	// lifecycle scripts (pnpm install --ignore-scripts, bun install
 	// --ignore-scripts).
 	InstallCommand []string
-	// InstallTimeout bounds one install. Zero means 10 minutes.
+	// InstallTimeout bounds one install, its resolution included. Zero
+	// means 10 minutes.
 	InstallTimeout time.Duration
 	// StartTimeout bounds the start of one dev server. Zero means the vite
 	// package's default.
@@ -102,10 +106,28 @@ type Options struct {
 	// Node is the node binary. Empty means node on PATH.
 	Node string
 
+	// Sandbox configures the bubblewrap sandbox each session's dev server
+	// runs in (see package sandbox): its Limits, the Env added to its clean
+	// environment, the host UID and GID it runs as when the service is
+	// root, the Bwrap binary. Project, Modules and Name are set for each
+	// session. The zero value means the defaults of package sandbox. In the
+	// sandbox a session's project runs as written: its vite.config.*,
+	// PostCSS, Tailwind and svelte configs and .env files are used, since
+	// they reach nothing of the host.
+	Sandbox sandbox.Config
+	// NoSandbox runs the dev servers without the sandbox, as this process's
+	// user with its environment, for trusted input only. The files that
+	// Node would run (vite.config.*, postcss.config.*, tailwind.config.*,
+	// .npmrc, ...) are then dropped unless AllowConfigFiles is set, and the
+	// service builds the Vite config itself; that blocklist does not stop a
+	// project from reading host files through its imports (Vite serves any
+	// file a module imports), nor code run by CSS tools that a project
+	// names (Tailwind's @plugin, Less @plugin, Stylus use()). Without it,
+	// New fails when bubblewrap is missing.
+	NoSandbox bool
 	// AllowConfigFiles keeps client-sent files that Node would run on the
-	// host (vite.config.*, postcss.config.*, tailwind.config.*, .npmrc, ...)
-	// and lets Vite load the client's vite.config. Off by default: the
-	// service builds the config itself.
+	// host and lets Vite load the client's vite.config, with NoSandbox (in
+	// the sandbox they are always kept).
 	AllowConfigFiles bool
 
 	// APIPrefix is where the API is mounted. Empty means DefaultAPIPrefix.
@@ -120,7 +142,41 @@ type Options struct {
 	// Logger receives the manager's logs, each with the session id. Nil means
 	// slog.Default().
 	Logger *slog.Logger
+
+	// The API as a public service (doc.go, "The API as a public service").
+
+	// AllowedOrigins are the origins (scheme://host[:port]) of browser
+	// pages that may call the API besides PublicURL's own: a request with
+	// an Origin header naming any other origin gets 403, code
+	// "forbidden_origin", and these get CORS headers and preflight answers.
+	// Requests without Origin (curl, servers) are not affected. Preview
+	// origins are never allowed unless listed: a preview runs tenant code.
+	AllowedOrigins []string
+	// MaxInstalls bounds the dependency resolutions and installs that run
+	// at once; more wait in order of arrival. Zero means DefaultMaxInstalls.
+	MaxInstalls int
+	// CacheMaxBytes bounds the disk the dependency cache uses: after each
+	// install, the sets no session uses are removed, least recently used
+	// first, until the cache fits. Zero means DefaultCacheMaxBytes;
+	// negative means no bound.
+	CacheMaxBytes int64
+	// ResolveCommand resolves a dependency set without installing it: run
+	// in a directory that holds the set's package.json, it writes the npm
+	// package-lock.json (lockfile version 2 or 3) that InstallCommand then
+	// installs. Sets that resolve to the same packages share one install.
+	// Nil means npm install --package-lock-only --ignore-scripts --no-audit
+	// --no-fund --loglevel=error.
+	ResolveCommand []string
 }
+
+// Defaults of the Options of the public service.
+const (
+	DefaultMaxInstalls   = 2
+	DefaultCacheMaxBytes = 10 << 30
+)
+
+// defaultResolveCommand resolves a dependency set into package-lock.json.
+var defaultResolveCommand = []string{"npm", "install", "--package-lock-only", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"}
 
 // withDefaults returns a copy of opts with the zero values filled in, and
 // the parsed PublicURL.
@@ -183,5 +239,36 @@ func withDefaults(opts *Options) (Options, *url.URL, error) {
 			return o, nil, fmt.Errorf("vitehost/preview: NodeAddr %q must be host:port", o.NodeAddr)
 		}
 	}
+	o.Sandbox.ReadOnly = slices.Clone(o.Sandbox.ReadOnly)
+	o.Sandbox.Files = slices.Clone(o.Sandbox.Files)
+	o.Sandbox.Env = slices.Clone(o.Sandbox.Env)
+	if o.Sandbox.Logger == nil {
+		o.Sandbox.Logger = o.Logger
+	}
+	origins := make([]string, 0, len(o.AllowedOrigins))
+	for _, raw := range o.AllowedOrigins {
+		origin, ok := parseOrigin(raw)
+		if !ok {
+			return o, nil, fmt.Errorf("vitehost/preview: AllowedOrigins: %q is not an origin (scheme://host[:port])", raw)
+		}
+		origins = append(origins, origin)
+	}
+	o.AllowedOrigins = origins
+	if o.MaxInstalls <= 0 {
+		o.MaxInstalls = DefaultMaxInstalls
+	}
+	if o.CacheMaxBytes == 0 {
+		o.CacheMaxBytes = DefaultCacheMaxBytes
+	}
+	if o.ResolveCommand == nil {
+		o.ResolveCommand = defaultResolveCommand
+	}
+	o.ResolveCommand = append([]string(nil), o.ResolveCommand...)
+	if len(o.InstallCommand) == 0 || len(o.ResolveCommand) == 0 {
+		return o, nil, fmt.Errorf("vitehost/preview: InstallCommand and ResolveCommand must name a program (nil means the default)")
+	}
 	return o, public, nil
 }
+
+// allowConfig reports whether client files that Node runs are kept.
+func (o *Options) allowConfig() bool { return !o.NoSandbox || o.AllowConfigFiles }

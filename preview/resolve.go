@@ -53,7 +53,7 @@ func remoteError(rec Record) error {
 // and stops nothing.
 func (m *Manager) resolve(ctx context.Context, id string, adopt bool, gone string) (location, error) {
 	if !ValidID(id) {
-		return location{}, invalid(CodeBadID, "session id %q is not 26 characters of a-z and 2-7", id)
+		return location{}, badID("session id", id)
 	}
 	for range maxAttempts {
 		m.mu.Lock()
@@ -251,7 +251,7 @@ func (m *Manager) restoreFiles(stored map[string][]byte) (Deps, []pendingFile, e
 		if _, err := cleanPath(name, m.opts.Limits.MaxPathLength); err != nil {
 			return nil, nil, fmt.Errorf("stored file: %w", err)
 		}
-		if !m.opts.AllowConfigFiles && isExecuted(name) {
+		if !m.opts.allowConfig() && isExecuted(name) {
 			continue
 		}
 		files = append(files, pendingFile{name: name, data: data})

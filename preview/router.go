@@ -40,7 +40,7 @@ func (m *Manager) Router(fallback http.Handler) http.Handler {
 		case err != nil:
 			m.routerError(w, r, id, err)
 		default:
-			serveSession(w, r, loc.s)
+			m.serveSession(w, r, loc.s)
 		}
 	})
 }
@@ -65,8 +65,9 @@ func actsOnHost(r *http.Request) bool {
 }
 
 // serveSession serves r from session s of this node.
-func serveSession(w http.ResponseWriter, r *http.Request, s *session) {
+func (m *Manager) serveSession(w http.ResponseWriter, r *http.Request, s *session) {
 	if p := s.proxy.Load(); p != nil {
+		m.metrics.countProxied(r.Header.Get("Upgrade") != "")
 		p.ServeHTTP(w, r)
 		return
 	}

@@ -1,9 +1,11 @@
 package preview
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -13,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/vitehost/vitehost/sandbox"
 	"github.com/vitehost/vitehost/ssrproxy"
 	"github.com/vitehost/vitehost/vite"
 )
@@ -41,6 +44,10 @@ type sessionEnv struct {
 	startTimeout time.Duration
 	hmrWait      time.Duration
 	allowConfig  bool
+	// sandbox is the template of every session's sandbox; nil runs the dev
+	// servers unsandboxed (Options.NoSandbox).
+	sandbox *sandbox.Config
+	metrics *metrics
 }
 
 // session is one preview: a directory, a dev server, the proxy in front of
@@ -85,6 +92,12 @@ type session struct {
 	// state guards rec: status requests never wait for an update.
 	state sync.Mutex
 	rec   Record
+
+	// deps is the session's dependency set and usage what its files add up
+	// to (quota.go): set by run, then changed by updates only, each holding
+	// the turn.
+	deps  Deps
+	usage *usage
 }
 
 func newSession(env *sessionEnv, rec Record, previewURL *url.URL, log *slog.Logger) *session {
@@ -105,6 +118,15 @@ func newSession(env *sessionEnv, rec Record, previewURL *url.URL, log *slog.Logg
 		rec:        rec,
 		events:     newEventLog(),
 	}
+}
+
+// projectDir is the project's directory as the dev server sees it: the
+// fixed path inside the sandbox, or the session directory.
+func (s *session) projectDir() string {
+	if s.env.sandbox != nil {
+		return sandbox.ProjectDir
+	}
+	return s.dir
 }
 
 func (s *session) expired(now time.Time) bool { return !now.Before(s.expires) }
@@ -187,6 +209,7 @@ func (s *session) setStatus(ctx context.Context, st Status, errMsg string) error
 // (a takeover's is Background). When ctx ends before the start does, the
 // start is abandoned.
 func (s *session) run(ctx context.Context, deps Deps, files []pendingFile) error {
+	s.deps, s.usage = deps, newUsage(files)
 	s.startErr = s.start(ctx, deps, files)
 	close(s.ready)
 	return s.startErr
@@ -237,14 +260,42 @@ func (s *session) start(ctx context.Context, deps Deps, files []pendingFile) err
 		return err
 	}
 
-	modules, err := s.env.deps.ensure(s.ctx, deps)
+	modules, err := s.env.deps.ensure(s.ctx, s.ctx, deps)
 	if err != nil {
 		if errors.Is(err, ErrInstall) {
 			return fmt.Errorf("%w: %w", ErrDevServer, err)
 		}
 		return abandoned(err)
 	}
-	if err := os.Symlink(modules, filepath.Join(s.dir, "node_modules")); err != nil {
+	sandboxed := s.env.sandbox != nil
+	l := sessionLaunch(s.dir, modules, deps, sandboxed, s.env.allowConfig)
+	opts := &vite.Options{
+		Framework:    vite.Vite,
+		PublicURL:    s.previewURL,
+		HMRPath:      HMRPath,
+		NoConfigFile: l.noConfig,
+		Config:       l.config,
+		Plugins:      l.plugins,
+		ClientErrors: true,
+		OnEvent:      s.onViteEvent,
+		Stdout:       outputLines{events: s.events, stream: "stdout", dir: s.projectDir(), log: s.log},
+		Stderr:       outputLines{events: s.events, stream: "stderr", dir: s.projectDir(), log: s.log},
+		Node:         s.env.node,
+		Logger:       s.log,
+		StartTimeout: s.env.startTimeout,
+	}
+	var shared string // where this session's optimized dependencies are shared
+	if sandboxed {
+		sb := *s.env.sandbox
+		sb.Modules, sb.Name = modules, s.id
+		opts.Sandbox = &sb
+		// Every project is at one path in the sandbox: sessions with the
+		// same dependencies and config share the optimizer's output.
+		shared = filepath.Join(filepath.Dir(modules), "optimized", optimizedKey(deps, l.config, l.plugins, projectConfigFiles(s.dir)))
+		if err := s.seedOptimized(shared, &sb); err != nil {
+			s.log.Warn("vitehost/preview: copy the shared optimized dependencies", "err", err)
+		}
+	} else if err := os.Symlink(modules, filepath.Join(s.dir, "node_modules")); err != nil {
 		return err
 	}
 	installed := time.Now()
@@ -252,27 +303,14 @@ func (s *session) start(ctx context.Context, deps Deps, files []pendingFile) err
 	if err := s.setStatus(ctx, StatusStarting, ""); err != nil {
 		return err
 	}
-	server, err := vite.Start(s.ctx, s.dir, &vite.Options{
-		Framework:    vite.Vite,
-		PublicURL:    s.previewURL,
-		HMRPath:      HMRPath,
-		NoConfigFile: !s.env.allowConfig,
-		Config:       viteConfig(s.dir, modules),
-		Plugins:      plugins(deps),
-		ClientErrors: true,
-		OnEvent:      s.onViteEvent,
-		Stdout:       outputLines{events: s.events, stream: "stdout", dir: s.dir, log: s.log},
-		Stderr:       outputLines{events: s.events, stream: "stderr", dir: s.dir, log: s.log},
-		Node:         s.env.node,
-		Logger:       s.log,
-		StartTimeout: s.env.startTimeout,
-	})
+	server, err := vite.Start(s.ctx, s.dir, opts)
 	if err != nil {
-		return abandoned(fmt.Errorf("%w: %w", ErrDevServer, err))
+		return abandoned(devServerFailure(s.log, err))
 	}
 	s.server = server
 	s.proxy.Store(ssrproxy.New(server, &ssrproxy.Options{Transport: s.env.transport, Logger: s.log}))
 	started := time.Now()
+	s.env.metrics.observeStart(started.Sub(installed))
 
 	// The create answers once the page is served. Its modules are fetched
 	// in the background meanwhile, as a browser would: the browser that
@@ -290,6 +328,11 @@ func (s *session) start(ctx context.Context, deps Deps, files []pendingFile) err
 		start := time.Now()
 		warmModules(s.ctx, s.env.client, server.Targets().HTTP, entries)
 		s.log.Debug("vitehost/preview: modules warmed", "took", time.Since(start).Round(time.Millisecond))
+		if shared != "" && s.ctx.Err() == nil {
+			if err := shareOptimized(filepath.Join(s.dir, ".vite-cache", "deps"), shared); err != nil {
+				s.log.Warn("vitehost/preview: share the optimized dependencies", "err", err)
+			}
+		}
 	}()
 	if s.ctx.Err() != nil {
 		return abandoned(s.ctx.Err())
@@ -305,6 +348,24 @@ func (s *session) start(ctx context.Context, deps Deps, files []pendingFile) err
 	return nil
 }
 
+// seedOptimized copies the shared optimized dependencies into the
+// session's Vite cache, owned by the sandbox's user, who must rewrite them
+// when the project's dependencies turn out to differ.
+func (s *session) seedOptimized(shared string, sb *sandbox.Config) error {
+	dst := filepath.Join(s.dir, ".vite-cache", "deps")
+	ok, err := seedOptimized(shared, dst)
+	if !ok || err != nil || os.Geteuid() != 0 {
+		return err
+	}
+	uid, gid := cmp.Or(sb.UID, sandbox.DefaultUID), cmp.Or(sb.GID, sandbox.DefaultGID)
+	return filepath.WalkDir(filepath.Dir(dst), func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, uid, gid)
+	})
+}
+
 // watch marks the session failed when its dev server stops for good (the
 // vite package restarts it after a crash; this is when it gave up).
 func (s *session) watch(server *vite.Server) {
@@ -312,11 +373,14 @@ func (s *session) watch(server *vite.Server) {
 	case <-s.ctx.Done():
 	case <-server.Done():
 		if s.ctx.Err() == nil {
+			// The record's message reaches clients: the reason without the
+			// host's paths; the log gets the whole error.
 			msg := "dev server stopped"
-			if err := server.Err(); err != nil {
-				msg = err.Error()
+			err := server.Err()
+			if err != nil {
+				msg += ": " + devServerReason(err)
 			}
-			s.log.Error("vitehost/preview: dev server stopped", "err", msg)
+			s.log.Error("vitehost/preview: dev server stopped", "err", err)
 			// A fenced write here is found by the janitor's record check.
 			s.setStatus(context.Background(), StatusError, msg)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // UpdateResult is what an update did.
@@ -25,10 +26,13 @@ func (r *UpdateResult) HMRTriggered() bool { return r.HMR.Type != HMRNone }
 // them, and only then do they replace the old files on disk, so that the
 // store and the disk agree after any failure: a failed disk write leaves
 // both unchanged, and a store that refuses (ErrFenced: another node owns
-// the session now) or cannot be reached leaves the disk unchanged. The
-// renames are one batch for Vite (vite.Server.Batch): it handles the files
-// once all of them are on disk, and the result's HMR is what it did.
-func (s *session) update(ctx context.Context, files checkedFiles, deletes []string) (*UpdateResult, error) {
+// the session now) or cannot be reached leaves the disk unchanged. Before
+// anything is written, declared (the dependency set the request declared,
+// if any) must be the session's, and what the session holds after the
+// update must fit the quotas of l. The renames are one batch for Vite
+// (vite.Server.Batch): it handles the files once all of them are on disk,
+// and the result's HMR is what it did.
+func (s *session) update(ctx context.Context, files checkedFiles, deletes []string, declared Deps, l Limits) (*UpdateResult, error) {
 	if err := s.waitReady(ctx); err != nil {
 		if errors.Is(err, ErrNotFound) || ctx.Err() != nil {
 			return nil, err
@@ -38,10 +42,17 @@ func (s *session) update(ctx context.Context, files checkedFiles, deletes []stri
 	if rec := s.record(); rec.Status == StatusError {
 		return nil, fmt.Errorf("%w: %s", ErrDevServer, rec.Error)
 	}
+	if declared != nil && declared.Key() != s.deps.Key() {
+		return nil, fmt.Errorf("%w: session %s was created with another dependency set, and a session's dependencies are fixed: delete it and create it again", ErrConflict, s.id)
+	}
 	if err := s.takeTurn(ctx); err != nil {
 		return nil, err
 	}
 	defer s.endTurn()
+	next := s.usage.after(files.write, deletes)
+	if err := checkQuota(s.usage, next, l); err != nil {
+		return nil, err
+	}
 
 	res := &UpdateResult{Ignored: files.ignored, Updated: []string{}, Deleted: []string{}, HMR: HMR{Type: HMRNone, Paths: []string{}}}
 	staged, err := stageFiles(s.root, files.write)
@@ -78,6 +89,7 @@ func (s *session) update(ctx context.Context, files checkedFiles, deletes []stri
 	// disk, and says what it did as soon as it knows.
 	var commitErr, removeErr error
 	var removed []string
+	var written time.Time
 	bctx, cancel := context.WithTimeout(ctx, s.env.hmrWait)
 	defer cancel()
 	outcome, err := s.server.Batch(bctx, names, deletes, func() error {
@@ -85,6 +97,7 @@ func (s *session) update(ctx context.Context, files checkedFiles, deletes []stri
 			return commitErr
 		}
 		removed, removeErr = removeFiles(s.root, deletes)
+		written = time.Now()
 		return removeErr
 	})
 	if commitErr != nil {
@@ -95,6 +108,7 @@ func (s *session) update(ctx context.Context, files checkedFiles, deletes []stri
 	}
 	res.Updated = append(res.Updated, names...)
 	res.Deleted = append(res.Deleted, removed...)
+	s.usage = next // what the store holds, whatever the disk did
 	if removeErr != nil {
 		return res, fmt.Errorf("vitehost/preview: delete files: %w", removeErr)
 	}
@@ -102,6 +116,9 @@ func (s *session) update(ctx context.Context, files checkedFiles, deletes []stri
 		s.log.Warn("vitehost/preview: no outcome of the update from the dev server", "err", err)
 	} else {
 		res.HMR = hmrOutcome(outcome)
+		if res.HMR.Type != HMRNone {
+			s.env.metrics.observeHMR(time.Since(written))
+		}
 	}
 	s.events.add(eventUpdate, updateEvent{Updated: res.Updated, Deleted: res.Deleted, HMR: res.HMR})
 	if outcome != nil {

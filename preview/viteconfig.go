@@ -4,16 +4,19 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/vitehost/vitehost/sandbox"
 	"github.com/vitehost/vitehost/vite"
 )
 
-// This file builds each session's Vite config. A client's vite.config.* is
-// never loaded (it would run on the host); the config follows from the
-// declared dependencies instead.
+// This file builds what each session's dev server starts with. A project
+// that has a vite.config.* of its own (in the sandbox, or with
+// AllowConfigFiles) runs with it, and the service adds only what it must:
+// the root, the cache directory, the watcher's exceptions. A project
+// without one gets a config that follows from its declared dependencies
+// (their plugins) and its tsconfig paths (aliases).
 
-// knownPlugins maps a declared package to the plugin the config adds for it.
-// Svelte's plugin is told not to load svelte.config.js, which would run on
-// the host too.
+// knownPlugins maps a declared package to the plugin the generated config
+// adds for it.
 var knownPlugins = []struct {
 	pkg    string
 	plugin vite.Plugin
@@ -22,44 +25,39 @@ var knownPlugins = []struct {
 	{"@vitejs/plugin-react-swc", vite.Plugin{Module: "@vitejs/plugin-react-swc"}},
 	{"@vitejs/plugin-vue", vite.Plugin{Module: "@vitejs/plugin-vue"}},
 	{"@vitejs/plugin-vue-jsx", vite.Plugin{Module: "@vitejs/plugin-vue-jsx"}},
-	{"@sveltejs/vite-plugin-svelte", vite.Plugin{Module: "@sveltejs/vite-plugin-svelte", Export: "svelte", Options: map[string]any{"configFile": false}}},
+	{"@sveltejs/vite-plugin-svelte", vite.Plugin{Module: "@sveltejs/vite-plugin-svelte", Export: "svelte"}},
 	{"@preact/preset-vite", vite.Plugin{Module: "@preact/preset-vite"}},
 	{"vite-plugin-solid", vite.Plugin{Module: "vite-plugin-solid"}},
 	{"@tailwindcss/vite", vite.Plugin{Module: "@tailwindcss/vite"}},
 }
 
-// plugins returns the Vite plugins for a dependency set, in a fixed order.
-func plugins(deps Deps) []vite.Plugin {
-	var out []vite.Plugin
-	for _, k := range knownPlugins {
-		if deps.Has(k.pkg) {
-			out = append(out, k.plugin)
-		}
-	}
-	return out
+// viteConfigNames are the config files Vite looks for in the root.
+var viteConfigNames = []string{"vite.config.js", "vite.config.mjs", "vite.config.ts", "vite.config.cjs", "vite.config.mts", "vite.config.cts"}
+
+// launch is what a session's dev server starts with.
+type launch struct {
+	config   map[string]any
+	plugins  []vite.Plugin
+	noConfig bool // load no config file of the project's
 }
 
-// viteConfig returns the inline config of a session rooted at dir whose
-// node_modules links to modules (the shared install).
-func viteConfig(dir, modules string) map[string]any {
+// sessionLaunch returns the launch settings of the project in dir, whose
+// dependencies (deps) are installed in modules. sandboxed: the dev server
+// sees the project at sandbox.ProjectDir and modules at
+// sandbox.ModulesDir. allowConfig: the project's own config files run.
+func sessionLaunch(dir, modules string, deps Deps, sandboxed, allowConfig bool) launch {
+	root := dir
 	allow := []string{dir, modules}
-	if real, err := filepath.EvalSymlinks(modules); err == nil && real != modules {
+	if sandboxed {
+		root = sandbox.ProjectDir
+		allow = []string{root, sandbox.ModulesDir}
+	} else if real, err := filepath.EvalSymlinks(modules); err == nil && real != modules {
 		allow = append(allow, real)
 	}
-	var aliases []alias
-	for _, name := range tsconfigNames {
-		data, err := os.ReadFile(filepath.Join(dir, name))
-		if err != nil {
-			continue
-		}
-		if aliases = tsconfigAliases(data, dir); len(aliases) > 0 {
-			break
-		}
-	}
 	cfg := map[string]any{
-		"root": dir,
+		"root": root,
 		// Sessions share node_modules; the optimizer's output is per session.
-		"cacheDir":    filepath.Join(dir, ".vite-cache"),
+		"cacheDir":    filepath.Join(root, ".vite-cache"),
 		"clearScreen": false,
 		"server": map[string]any{
 			"fs": map[string]any{"allow": allow},
@@ -67,8 +65,52 @@ func viteConfig(dir, modules string) map[string]any {
 			"watch": map[string]any{"ignored": []string{"**/" + tmpPrefix + "*", "**/.vite-cache/**"}},
 		},
 	}
-	if len(aliases) > 0 {
-		cfg["resolve"] = map[string]any{"alias": aliases}
+	l := launch{config: cfg, noConfig: !allowConfig}
+	if allowConfig && hasViteConfig(dir) {
+		return l // the project's config names its plugins and aliases
 	}
-	return cfg
+	for _, k := range knownPlugins {
+		if !deps.Has(k.pkg) {
+			continue
+		}
+		p := k.plugin
+		if p.Module == "@sveltejs/vite-plugin-svelte" && !allowConfig {
+			// svelte.config.js would run on the host.
+			p.Options = map[string]any{"configFile": false}
+		}
+		l.plugins = append(l.plugins, p)
+	}
+	for _, name := range tsconfigNames {
+		data, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			continue
+		}
+		if aliases := tsconfigAliases(data, root); len(aliases) > 0 {
+			cfg["resolve"] = map[string]any{"alias": aliases}
+			break
+		}
+	}
+	return l
+}
+
+// hasViteConfig reports whether the project in dir has a Vite config file.
+func hasViteConfig(dir string) bool {
+	for _, name := range viteConfigNames {
+		if _, err := os.Lstat(filepath.Join(dir, name)); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// projectConfigFiles returns the root config files of the project in dir
+// that change Vite's dependency optimization (its key in optimized.go).
+func projectConfigFiles(dir string) map[string][]byte {
+	out := map[string][]byte{}
+	for _, name := range append(viteConfigNames, tsconfigNames...) {
+		if data, err := os.ReadFile(filepath.Join(dir, name)); err == nil {
+			out[name] = data
+		}
+	}
+	return out
 }

@@ -1,14 +1,16 @@
 // Command previewserver is the JSBundler preview service in one binary: the
-// JSON API (create, update, status, delete under /kontext/preview) and the
-// preview hosts (preview-{id}.<domain>, each a Vite dev server) on one
-// listener.
+// JSON API (create, update, status, delete under /kontext/preview), the
+// preview hosts (preview-{id}.<domain>, each a Vite dev server), and
+// /healthz, /readyz and /metrics on one listener.
 //
 //	go run ./examples/previewserver
 //	go run ./examples/previewserver -addr 0.0.0.0:8080 -public https://jsbundler.example.com -token s3cret
 //
 // With the defaults, previews live at http://preview-{id}.localhost:8080,
-// which browsers resolve to loopback. See README.md beside this file for a
-// curl session.
+// which browsers resolve to loopback. It refuses to listen on an address
+// other than loopback without -token, unless -insecure-no-token says so:
+// whoever reaches the API can run code in the previews. See README.md beside
+// this file for a curl session.
 package main
 
 import (
@@ -28,6 +30,7 @@ import (
 	"time"
 
 	"github.com/vitehost/vitehost/preview"
+	"github.com/vitehost/vitehost/sandbox"
 )
 
 func main() {
@@ -44,6 +47,9 @@ type config struct {
 	addr, public, dir, token, redis string
 	nodeID, nodeAddr                string
 	ttl                             time.Duration
+	noSandbox                       bool
+	sandboxEnv                      []string
+	insecureNoToken                 bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -58,6 +64,15 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.redis, "redis", "", "Redis URL for the session store, redis://[:password@]host:port/db (empty: in memory)")
 	fs.StringVar(&c.nodeAddr, "node-addr", "", "with -redis: host:port where the other nodes reach this one (empty: a single node)")
 	fs.StringVar(&c.nodeID, "node-id", "", "with -redis: this node's id (default: random)")
+	fs.BoolVar(&c.noSandbox, "no-sandbox", false, "run the dev servers without the bubblewrap sandbox: for trusted input only (they can then read host files and run code as this user)")
+	fs.Func("sandbox-env", "KEY=value added to every sandbox's clean environment (repeatable)", func(kv string) error {
+		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+			return fmt.Errorf("%q is not KEY=value", kv)
+		}
+		c.sandboxEnv = append(c.sandboxEnv, kv)
+		return nil
+	})
+	fs.BoolVar(&c.insecureNoToken, "insecure-no-token", false, "listen on an address other than loopback without -token: anyone who reaches it may create previews")
 	err := fs.Parse(args)
 	return c, err
 }
@@ -89,6 +104,8 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 		Store:     store,
 		NodeID:    cfg.nodeID,
 		NodeAddr:  cfg.nodeAddr,
+		NoSandbox: cfg.noSandbox,
+		Sandbox:   sandbox.Config{Env: cfg.sandboxEnv},
 		Logger:    log,
 	})
 	if err != nil {
@@ -108,8 +125,19 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	if err != nil {
 		return err
 	}
+	if err := checkExposure(ln.Addr(), cfg); err != nil {
+		ln.Close()
+		return err
+	}
+	// The API host: the API, the probes, and the metrics (behind the token
+	// when there is one, as the API is).
+	api := http.NewServeMux()
+	api.Handle("GET /healthz", m.Healthz())
+	api.Handle("GET /readyz", m.Readyz())
+	api.Handle("GET /metrics", m.Metrics())
+	api.Handle("/", m.API())
 	srv := &http.Server{
-		Handler:           m.Router(m.API()),
+		Handler:           m.Router(api),
 		ReadHeaderTimeout: 10 * time.Second,
 		// Requests end when the server is told to stop: Shutdown would wait
 		// for the event streams, which go on until their client leaves.
@@ -148,4 +176,17 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	}
 	<-prepared
 	return nil
+}
+
+// checkExposure refuses to serve without a token on an address that other
+// machines may reach: the API would let anyone who reaches it run code in
+// the previews. addr is the address the listener bound, so that "", ":8080"
+// and host names are judged by what they became.
+func checkExposure(addr net.Addr, cfg config) error {
+	tcp, ok := addr.(*net.TCPAddr)
+	if cfg.token != "" || cfg.insecureNoToken || ok && tcp.IP.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("refusing to listen on %s without -token: anyone who reaches this address could create previews and run code in them; "+
+		"set -token, listen on loopback (-addr 127.0.0.1:8080), or pass -insecure-no-token", addr)
 }

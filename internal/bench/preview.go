@@ -38,7 +38,7 @@ type previewService struct {
 	dialer *websocket.Dialer
 }
 
-func startPreviewService(env *Env, name, cacheDir string) (*previewService, error) {
+func startPreviewService(env *Env, name, cacheDir string, noSandbox bool) (*previewService, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -52,6 +52,7 @@ func startPreviewService(env *Env, name, cacheDir string) (*previewService, erro
 		Store:     store,
 		Logger:    env.Log.With("service", name),
 		Limits:    preview.Limits{MaxSessions: 40},
+		NoSandbox: noSandbox,
 	})
 	if err != nil {
 		ln.Close()
@@ -90,6 +91,7 @@ func (s *previewService) post(ctx context.Context, path string, body any) (creat
 	if err != nil {
 		return out, err
 	}
+	req.Header.Set("Content-Type", "application/json")
 	res, err := s.client.Do(req)
 	if err != nil {
 		return out, err
@@ -130,16 +132,17 @@ func (s *previewService) delete(ctx context.Context, id string) {
 	}
 }
 
+// benchDepsCache is where the benchmark keeps dependency installs between
+// runs: outside ~/.cache, since the sandbox's user must read them.
+var benchDepsCache = filepath.Join(os.TempDir(), "vitehost-bench-preview-deps")
+
 // runPreview measures the preview service with the React template: create
 // until the page is served (cold and warm dependency cache), update until
 // the HMR message arrives through the router beside the direct baseline and
-// beside the API's answer, a batch of 121 files until the page shows them,
-// memory per idle session, and 20 sessions created at once.
+// beside the API's answer, memory per idle session, each with the sandbox
+// and without it, a batch of 121 files until the page shows them, and 20
+// sessions created at once.
 func runPreview(ctx context.Context, env *Env) ([]Row, error) {
-	cache, err := testenv.CacheDir()
-	if err != nil {
-		return nil, err
-	}
 	var rows []Row
 
 	// Cold: an empty dependency cache (npm's own download cache is warm).
@@ -149,7 +152,7 @@ func runPreview(ctx context.Context, env *Env) ([]Row, error) {
 	}
 	var coldAPI []time.Duration
 	for i := range cold {
-		svc, err := startPreviewService(env, fmt.Sprintf("cold%d", i), filepath.Join(env.Dir, fmt.Sprintf("cold-deps-%d", i)))
+		svc, err := startPreviewService(env, fmt.Sprintf("cold%d", i), filepath.Join(env.Dir, fmt.Sprintf("cold-deps-%d", i)), false)
 		if err != nil {
 			return rows, err
 		}
@@ -162,18 +165,93 @@ func runPreview(ctx context.Context, env *Env) ([]Row, error) {
 		env.Log.Info("cold create", "api", api, "page", page)
 	}
 	c := Summarize(coldAPI)
-	rows = append(rows, Row{What: "create until the page is loaded, cold dependency cache", Value: Ms(c.P50) + " p50",
+	rows = append(rows, Row{What: "create until the page is loaded, cold dependency cache (sandbox)", Value: Ms(c.P50) + " p50",
 		Note: fmt.Sprintf("%d runs; npm install of react, react-dom, vite, @vitejs/plugin-react (npm's download cache warm)", c.N)})
 
-	svc, err := startPreviewService(env, "warm", filepath.Join(cache, "preview-deps"))
+	var ref *previewFigures // the unsandboxed figures, measured first
+	var sandboxed *previewService
+	for _, noSandbox := range []bool{true, false} {
+		mode := "sandbox"
+		if noSandbox {
+			mode = "no sandbox"
+		}
+		svc, err := startPreviewService(env, strings.ReplaceAll(mode, " ", "-"), benchDepsCache, noSandbox)
+		if err != nil {
+			return rows, err
+		}
+		f, err := measurePreview(ctx, env, svc)
+		if err != nil {
+			svc.close()
+			return rows, fmt.Errorf("%s: %w", mode, err)
+		}
+		rows = append(rows, f.rows(mode, ref)...)
+		if noSandbox {
+			ref = f
+			svc.close()
+		} else {
+			sandboxed = svc
+		}
+	}
+	defer sandboxed.close()
+	r, err := measureBatch(ctx, env, sandboxed)
+	rows = append(rows, r...)
 	if err != nil {
 		return rows, err
 	}
-	defer svc.close()
-	if err := svc.m.Prepare(ctx); err != nil {
-		return rows, err
-	}
+	r, err = measureConcurrentCreates(ctx, env, sandboxed, 20)
+	return append(rows, r...), err
+}
 
+// previewFigures are the measurements of one service.
+type previewFigures struct {
+	api, page        Stats
+	memory           float64 // MiB per idle session
+	sessions, procs  int
+	updates          updateFigures
+}
+
+// updateFigures are the measurements of updates of one service.
+type updateFigures struct {
+	written, viaFile Stats // the file written; the baseline, a file written by hand
+	viaAPI, answers  Stats // the update's message on the page's socket; the API's answer
+}
+
+func (f *previewFigures) rows(mode string, ref *previewFigures) []Row {
+	ratio := func(v func(*previewFigures) float64, what string) string {
+		if ref == nil {
+			return ""
+		}
+		return Ratio(v(f), v(ref)) + " " + what
+	}
+	u := &f.updates
+	return []Row{
+		{What: "create until the API answers (page served), warm cache (" + mode + ")", Value: fmt.Sprintf("%s p50 / %s p99", Ms(f.api.P50), Ms(f.api.P99)),
+			Ratio: ratio(func(f *previewFigures) float64 { return float64(f.api.P50) }, "no sandbox"), Note: fmt.Sprintf("%d creates", f.api.N)},
+		{What: "create until the page and all its modules loaded, warm cache (" + mode + ")", Value: fmt.Sprintf("%s p50 / %s p99", Ms(f.page.P50), Ms(f.page.P99)),
+			Ratio: ratio(func(f *previewFigures) float64 { return float64(f.page.P50) }, "no sandbox"),
+			Note:  fmt.Sprintf("%d creates, then every module through the router; target p50 <= 500 ms", f.page.N)},
+		{What: "resident memory per idle session (" + mode + ")", Value: fmt.Sprintf("%.0f MiB", f.memory),
+			Ratio: ratio(func(f *previewFigures) float64 { return f.memory }, "no sandbox"),
+			Note:  fmt.Sprintf("%d sessions, %d node processes; target <= 310 MiB", f.sessions, f.procs)},
+		{What: "update via the API until the file is written (" + mode + ")", Value: fmt.Sprintf("%s p50 / %s p99", Ms(u.written.P50), Ms(u.written.P99)),
+			Note: fmt.Sprintf("%d updates: HTTP, validation, atomic write (seen by inotify)", u.written.N)},
+		{What: "HMR baseline: file written (temp file + rename) until Vite's socket has the update (" + mode + ")", Value: fmt.Sprintf("%s p50 / %s p99", Ms(u.viaFile.P50), Ms(u.viaFile.P99)),
+			Note: fmt.Sprintf("%d writes, socket on Vite's HMR listener", u.viaFile.N)},
+		{What: "update via the API until the update arrives through the router (" + mode + ")", Value: fmt.Sprintf("%s p50 / %s p99", Ms(u.viaAPI.P50), Ms(u.viaAPI.P99)),
+			Ratio: Ratio(float64(u.viaAPI.P50), float64(u.viaFile.P50)) + " baseline" + map[bool]string{true: "", false: ", " + ratio(func(f *previewFigures) float64 { return float64(f.updates.viaAPI.P50) }, "no sandbox")}[ref == nil],
+			Note:  fmt.Sprintf("%d updates of src/App.tsx; target: sandbox within 1.10x of no sandbox", u.viaAPI.N)},
+		{What: "update via the API until the API answers with Vite's outcome (" + mode + ")", Value: fmt.Sprintf("%s p50 / %s p99", Ms(u.answers.P50), Ms(u.answers.P99)),
+			Ratio: Ratio(float64(u.answers.P50), float64(u.viaAPI.P50)) + " socket",
+			Note:  fmt.Sprintf("the same %d updates, timed from the same start as the row above (the page's socket); target p50 <= 2x socket", u.answers.N)},
+	}
+}
+
+// measurePreview measures creates with a warm dependency cache, the memory
+// of the idle sessions, and updates, on svc.
+func measurePreview(ctx context.Context, env *Env, svc *previewService) (*previewFigures, error) {
+	if err := svc.m.Prepare(ctx); err != nil {
+		return nil, err
+	}
 	warm := 10
 	if env.Quick {
 		warm = 3
@@ -183,82 +261,75 @@ func runPreview(ctx context.Context, env *Env) ([]Row, error) {
 	for i := range warm + 1 {
 		id, api, page, err := svc.createAndLoad(ctx, fmt.Sprintf("warm %d", i))
 		if err != nil {
-			return rows, fmt.Errorf("warm create: %w", err)
+			return nil, fmt.Errorf("warm create: %w", err)
 		}
 		if i == 0 {
-			svc.delete(ctx, id) // the first start pays for a cold file cache
+			svc.delete(ctx, id) // the first start pays for a cold file cache (and, in the sandbox, optimizes once for all)
 			continue
 		}
 		apiTimes = append(apiTimes, api)
 		pageTimes = append(pageTimes, page)
 		idle = append(idle, id)
 	}
-	a, p := Summarize(apiTimes), Summarize(pageTimes)
-	rows = append(rows,
-		Row{What: "create until the API answers (page served), warm cache", Value: fmt.Sprintf("%s p50 / %s p99", Ms(a.P50), Ms(a.P99)),
-			Note: fmt.Sprintf("%d creates; target p50 < 1500 ms", a.N)},
-		Row{What: "create until the page and all its modules loaded, warm cache", Value: fmt.Sprintf("%s p50 / %s p99", Ms(p.P50), Ms(p.P99)),
-			Note: fmt.Sprintf("%d creates, then every module through the router", p.N)})
+	f := &previewFigures{api: Summarize(apiTimes), page: Summarize(pageTimes), sessions: len(idle)}
 
 	// Memory of idle sessions: the node processes this benchmark started.
 	time.Sleep(2 * time.Second)
 	rss, procs := nodeRSS()
-	rows = append(rows, Row{What: "resident memory per idle session", Value: fmt.Sprintf("%.0f MiB", float64(rss)/float64(len(idle))/(1<<20)),
-		Note: fmt.Sprintf("%d sessions, %d node processes, %.0f MiB in all", len(idle), procs, float64(rss)/(1<<20))})
+	f.memory, f.procs = float64(rss)/float64(len(idle))/(1<<20), procs
 	for _, id := range idle {
 		svc.delete(ctx, id)
 	}
-
-	r, err := measureUpdates(ctx, env, svc)
-	rows = append(rows, r...)
-	if err != nil {
-		return rows, err
-	}
-	r, err = measureBatch(ctx, env, svc)
-	rows = append(rows, r...)
-	if err != nil {
-		return rows, err
-	}
-	r, err = measureConcurrentCreates(ctx, env, svc, 20)
-	return append(rows, r...), err
+	var err error
+	f.updates, err = measureUpdates(ctx, env, svc)
+	return f, err
 }
 
 // measureUpdates alternates updates through the API (timed until the
 // update message arrives on a vite-hmr socket opened through the router,
-// at wsUrl) with direct writes into the session directory (timed until the
-// message arrives on a socket connected to Vite's HMR port directly).
-func measureUpdates(ctx context.Context, env *Env, svc *previewService) ([]Row, error) {
+// at wsUrl, and until the API answers) with direct writes into the session
+// directory (timed until the message arrives on a socket connected to
+// Vite's HMR port directly).
+func measureUpdates(ctx context.Context, env *Env, svc *previewService) (u updateFigures, err error) {
 	n := 50
 	if env.Quick {
 		n = 10
 	}
 	id, _, _, err := svc.createAndLoad(ctx, "update 0")
 	if err != nil {
-		return nil, err
+		return u, err
 	}
 	defer svc.delete(ctx, id)
 	rec, err := svc.store.Get(ctx, id)
 	if err != nil {
-		return nil, err
+		return u, err
 	}
 	previewURL := svc.m.PreviewURL(id)
 	tok, err := viteToken(ctx, svc.client, previewURL)
 	if err != nil {
-		return nil, err
+		return u, err
 	}
 	token := url.QueryEscape(tok)
 	hmrURL, err := url.Parse(rec.HMRURL)
 	if err != nil || rec.HMRURL == "" {
-		return nil, fmt.Errorf("no HMR URL in the session record %+v", rec)
+		return u, fmt.Errorf("no HMR URL in the session record %+v", rec)
+	}
+	dialer, directURL := &websocket.Dialer{Subprotocols: []string{"vite-hmr"}}, "ws://"+hmrURL.Host+preview.HMRPath+"?token="+token
+	if hmrURL.Scheme == "unix" { // a sandboxed dev server
+		sock := hmrURL.Path
+		dialer.NetDialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+		}
+		directURL = "ws://localhost" + preview.HMRPath + "?token=" + token
 	}
 	routed, err := hmrSocket(ctx, svc.dialer, svc.m.WSURL(id)+"?token="+token, previewURL)
 	if err != nil {
-		return nil, fmt.Errorf("socket through the router: %w", err)
+		return u, fmt.Errorf("socket through the router: %w", err)
 	}
 	defer routed.close()
-	direct, err := hmrSocket(ctx, &websocket.Dialer{Subprotocols: []string{"vite-hmr"}}, "ws://"+hmrURL.Host+preview.HMRPath+"?token="+token, "")
+	direct, err := hmrSocket(ctx, dialer, directURL, "")
 	if err != nil {
-		return nil, fmt.Errorf("direct socket: %w", err)
+		return u, fmt.Errorf("direct socket: %w", err)
 	}
 	defer direct.close()
 
@@ -267,32 +338,32 @@ func measureUpdates(ctx context.Context, env *Env, svc *previewService) ([]Row, 
 	// into the service's part (request to written file) and Vite's.
 	landed, stopWatch, err := watchFile(app)
 	if err != nil {
-		return nil, err
+		return u, err
 	}
 	defer stopWatch()
-	var viaAPI, answers, viaFile, written []time.Duration
+	var apiTimes, answerTimes, fileTimes, writeTimes []time.Duration
 	for i := range n + 1 {
 		routed.drain()
 		drainTimes(landed)
 		start := time.Now()
 		a, err := svc.post(ctx, "/"+id+"/update", map[string]any{"files": []any{appSource(fmt.Sprintf("api %d", i))}})
 		if err != nil {
-			return nil, err
+			return u, err
 		}
 		answered := time.Since(start)
 		if a.HMR.Type != preview.HMRUpdate {
-			return nil, fmt.Errorf("update %d through the API: hmr %+v", i, a.HMR)
+			return u, fmt.Errorf("update %d through the API: hmr %+v", i, a.HMR)
 		}
 		at, err := routed.next(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("update %d through the API: %w", i, err)
+			return u, fmt.Errorf("update %d through the API: %w", i, err)
 		}
 		if i > 0 {
-			viaAPI = append(viaAPI, at.Sub(start))
-			answers = append(answers, answered)
+			apiTimes = append(apiTimes, at.Sub(start))
+			answerTimes = append(answerTimes, answered)
 			select {
 			case w := <-landed:
-				written = append(written, w.Sub(start))
+				writeTimes = append(writeTimes, w.Sub(start))
 			default:
 			}
 		}
@@ -302,31 +373,21 @@ func measureUpdates(ctx context.Context, env *Env, svc *previewService) ([]Row, 
 		src := appSource(fmt.Sprintf("file %d", i))["content"].(string)
 		start = time.Now() // the write is part of it, as in the API's case
 		if err := os.WriteFile(app+".bench-tmp", []byte(src), 0o644); err != nil {
-			return nil, err
+			return u, err
 		}
 		if err := os.Rename(app+".bench-tmp", app); err != nil {
-			return nil, err
+			return u, err
 		}
 		at, err = direct.next(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("direct write %d: %w", i, err)
+			return u, fmt.Errorf("direct write %d: %w", i, err)
 		}
 		if i > 0 {
-			viaFile = append(viaFile, at.Sub(start))
+			fileTimes = append(fileTimes, at.Sub(start))
 		}
 		time.Sleep(120 * time.Millisecond)
 	}
-	a, f, w, ans := Summarize(viaAPI), Summarize(viaFile), Summarize(written), Summarize(answers)
-	return []Row{
-		{What: "update via the API until the file is written", Value: fmt.Sprintf("%s p50 / %s p99", Ms(w.P50), Ms(w.P99)),
-			Note: fmt.Sprintf("%d updates: HTTP, validation, atomic write (seen by inotify)", w.N)},
-		{What: "HMR baseline: file written (temp file + rename) until Vite's socket has the update", Value: fmt.Sprintf("%s p50 / %s p99", Ms(f.P50), Ms(f.P99)),
-			Note: fmt.Sprintf("%d writes, socket on Vite's HMR port", f.N)},
-		{What: "update via the API until the update arrives through the router", Value: fmt.Sprintf("%s p50 / %s p99", Ms(a.P50), Ms(a.P99)),
-			Ratio: Ratio(float64(a.P50), float64(f.P50)) + " baseline", Note: fmt.Sprintf("%d updates of src/App.tsx; target p50 < 1.2x baseline", a.N)},
-		{What: "update via the API until the API answers with Vite's outcome", Value: fmt.Sprintf("%s p50 / %s p99", Ms(ans.P50), Ms(ans.P99)),
-			Ratio: Ratio(float64(ans.P50), float64(a.P50)) + " socket", Note: fmt.Sprintf("the same %d updates, timed from the same start as the row above (the page's socket); target p50 <= 2x socket", ans.N)},
-	}, nil
+	return updateFigures{written: Summarize(writeTimes), viaFile: Summarize(fileTimes), viaAPI: Summarize(apiTimes), answers: Summarize(answerTimes)}, nil
 }
 
 // batchParts is the size of the batch that measureBatch sends: new modules,
@@ -342,7 +403,7 @@ func measureBatch(ctx context.Context, env *Env, svc *previewService) ([]Row, er
 	if env.Quick {
 		runs = 1
 	}
-	browser, stop, err := testenv.StartBrowser(filepath.Join(env.Dir, "chromium"))
+	browser, stop, err := testenv.StartBrowser()
 	if err != nil {
 		return nil, err
 	}
@@ -397,7 +458,7 @@ new MutationObserver((_, o) => {
 		return nil, err
 	}
 	a, p := Summarize(answers), Summarize(shown)
-	note := fmt.Sprintf("%d batches of %d files (%.1f MB, the importer first) into a page open in Chromium; error overlays seen: %d; page reloaded: %v",
+	note := fmt.Sprintf("%d batches of %d files (%.1f MB, the importer first) into a page open in Chromium, in the sandbox; error overlays seen: %d; page reloaded: %v",
 		a.N, batchParts+1, float64(size)/(1<<20), overlays, marker != 42)
 	return []Row{
 		{What: fmt.Sprintf("update of %d new modules and their importer until the API answers", batchParts), Value: fmt.Sprintf("%s p50 / %s p99", Ms(a.P50), Ms(a.P99)), Note: note},

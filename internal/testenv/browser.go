@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
@@ -44,25 +45,36 @@ func NewBrowser(t testing.TB) *Browser {
 	if chromiumPath() == "" {
 		Missing(t, "chromium not found (Debian: apt-get install chromium)")
 	}
-	b, stop, err := StartBrowser(t.TempDir())
+	b, stop, err := StartBrowser()
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
-	t.Cleanup(stop)
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Errorf("testenv: %v", err)
+		}
+	})
 	return b
 }
 
-// StartBrowser starts headless Chromium with a fresh profile in dir, for
-// code that is not a test (the benchmark); stop ends the browser and every
-// process it started, and returns once they are gone.
-func StartBrowser(dir string) (b *Browser, stop func(), err error) {
+// StartBrowser starts headless Chromium with a fresh profile, for code that
+// is not a test (the benchmark); stop ends the browser and every process it
+// started, removes the profile, and returns once they are gone.
+func StartBrowser() (b *Browser, stop func() error, err error) {
 	path := chromiumPath()
 	if path == "" {
 		return nil, nil, errors.New("chromium not found (Debian: apt-get install chromium)")
 	}
+	// Not t.TempDir: Chromium's helper processes may still write to the
+	// profile for a moment after the browser has exited, and t.TempDir's
+	// removal fails the test then ("directory not empty").
+	profile, err := os.MkdirTemp("", "vitehost-chromium-")
+	if err != nil {
+		return nil, nil, err
+	}
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(path),
-		chromedp.UserDataDir(dir),
+		chromedp.UserDataDir(profile),
 		chromedp.Headless,
 		chromedp.NoSandbox, // tests run as root in CI
 		chromedp.DisableGPU,
@@ -87,9 +99,16 @@ func StartBrowser(dir string) (b *Browser, stop func(), err error) {
 			b.mu.Unlock()
 		}
 	})
-	stop = func() {
+	stop = func() error {
 		cancelCtx()
 		cancelAlloc() // waits for the browser process to exit
+		for range 100 {
+			if os.RemoveAll(profile) == nil {
+				return nil
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		return fmt.Errorf("the Chromium profile %s could not be removed", profile)
 	}
 	if err := chromedp.Run(ctx, network.Enable()); err != nil {
 		stop()

@@ -50,3 +50,20 @@ func Short(t testing.TB) {
 		t.Skip("skipped under -short: starts real processes")
 	}
 }
+
+// TempDir returns a new directory that is removed when t ends, like
+// t.TempDir, but which other users may enter: a sandbox runs as an
+// unprivileged user that must reach the directories it mounts, and
+// t.TempDir's parent is private to this user.
+func TempDir(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "vitehost-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}

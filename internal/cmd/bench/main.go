@@ -36,6 +36,11 @@ func main() {
 		os.Exit(1)
 	}
 	defer os.RemoveAll(dir)
+	// The sandboxes' user mounts the sessions below it.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		log.Error("bench", "err", err)
+		os.Exit(1)
+	}
 
 	names := bench.Sections()
 	if *only != "" {

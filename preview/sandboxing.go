@@ -1,0 +1,61 @@
+package preview
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/vitehost/vitehost/sandbox"
+)
+
+// checkSandbox checks, when New runs, that sessions can be sandboxed here:
+// bubblewrap works, and the sandbox's user reaches the session and
+// dependency directories. It returns the template of every session's
+// sandbox. Missing cgroups are a warning: the sandbox still isolates, but
+// does not limit memory and processes.
+func checkSandbox(o *Options, log *slog.Logger) (*sandbox.Config, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := sandbox.Check(ctx, o.Sandbox.Bwrap); err != nil {
+		return nil, fmt.Errorf("vitehost/preview: every session runs in a sandbox, and it cannot run here: %w "+
+			"(install bubblewrap, e.g. apt-get install bubblewrap; or set Options.NoSandbox for trusted input only)", err)
+	}
+	if cg, err := sandbox.CgroupSupport(); err != nil {
+		log.Warn("vitehost/preview: sessions are isolated, but their memory and processes are not limited", "err", err)
+	} else {
+		log.Info("vitehost/preview: sessions run in a sandbox", "limits", cg.String())
+	}
+	if os.Geteuid() == 0 {
+		for _, dir := range []string{o.BaseDir, o.CacheDir} {
+			if err := reachable(dir); err != nil {
+				return nil, fmt.Errorf("vitehost/preview: the sandbox's user (Options.Sandbox.UID) must reach %s: %w", dir, err)
+			}
+		}
+	}
+	sb := o.Sandbox
+	return &sb, nil
+}
+
+// reachable checks that every directory from the root to dir lets others
+// search it, creating dir when it is missing.
+func reachable(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for d := dir; ; d = filepath.Dir(d) {
+		info, err := os.Stat(d)
+		if err != nil {
+			return err
+		}
+		if info.Mode().Perm()&0o001 == 0 {
+			return errors.New(d + " is not searchable by other users (chmod o+x, or choose another directory)")
+		}
+		if d == filepath.Dir(d) {
+			return nil
+		}
+	}
+}
