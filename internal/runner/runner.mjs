@@ -733,12 +733,13 @@ if (hot) {
 }
 `
 
-// clientErrorsPlugin adds the module to every page the dev server serves.
-function clientErrorsPlugin() {
+// clientErrorsHooks are the vitehost plugin's hooks that add the module to
+// every page the dev server serves. They are not a plugin of their own:
+// Vite's optimized-dependency cache is keyed by the plugins' names, and a
+// session with the module shares the cache of one without it.
+function clientErrorsHooks() {
   let base = '/'
   return {
-    name: 'vitehost:client-errors',
-    enforce: 'pre',
     configResolved(config) {
       base = config.base || '/'
     },
@@ -998,8 +999,17 @@ async function main() {
   // The launch settings win over the caller's inline config; Vite merges
   // the result over the project's config file.
   const inline = vite.mergeConfig(user, ours)
+  if (clientErrors) {
+    const hooks = clientErrorsHooks()
+    const configResolved = vitehostPlugin.configResolved
+    Object.assign(vitehostPlugin, hooks, {
+      configResolved(config) {
+        configResolved.call(this, config)
+        hooks.configResolved(config)
+      },
+    })
+  }
   inline.plugins = [...(await loadPlugins(cfg.plugins)), vitehostPlugin]
-  if (clientErrors) inline.plugins.push(clientErrorsPlugin())
 
   try {
     server = await vite.createServer(inline)
