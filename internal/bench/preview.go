@@ -204,10 +204,10 @@ func runPreview(ctx context.Context, env *Env) ([]Row, error) {
 
 // previewFigures are the measurements of one service.
 type previewFigures struct {
-	api, page        Stats
-	memory           float64 // MiB per idle session
-	sessions, procs  int
-	updates          updateFigures
+	api, page       Stats
+	memory          float64 // MiB per idle session
+	sessions, procs int
+	updates         updateFigures
 }
 
 // updateFigures are the measurements of updates of one service.
