@@ -674,6 +674,7 @@ function attach(s) {
     }
     if (clientErrors) ws.on('vitehost:error', (data) => reportClientError(s, data))
   }
+  checkBatch()
 }
 
 // ---- runtime errors of the pages: a module the runner adds to each page
