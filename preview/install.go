@@ -264,6 +264,7 @@ func (c *depCache) command(ctx context.Context, argv []string, dir, what string)
 	// Belt and braces: npm also reads the setting from the environment.
 	cmd.Env = append(os.Environ(), "npm_config_ignore_scripts=true", "npm_config_update_notifier=false")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	dieWithParent(cmd.SysProcAttr)
 	// npm starts node, which may start esbuild's binary: end the group.
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 5 * time.Second

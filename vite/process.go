@@ -90,6 +90,7 @@ func startCmd(cmd *exec.Cmd, cancel context.CancelFunc, out *output, input []byt
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
 	cmd.SysProcAttr.Setpgid = true
+	dieWithParent(cmd.SysProcAttr)
 	stdout := out.writer("stdout", c.deliver)
 	stderr := out.writer("stderr", nil)
 	cmd.Stdout, cmd.Stderr = stdout, stderr
