@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // API returns the JSON API as an http.Handler, mounted at Options.APIPrefix:
@@ -16,6 +18,7 @@ import (
 //	POST   {prefix}/{id}/update  update  -> {success, updated, hmrTriggered, hmr}
 //	GET    {prefix}/{id}         status  -> {success, sessionId, previewUrl, status, expiresAt}
 //	DELETE {prefix}/{id}         delete  -> {success}
+//	GET    {prefix}/{id}/events  events  -> text/event-stream
 //
 // expiresAt is in Unix milliseconds. A create that names a live session
 // (sessionId) updates it instead: its answer has created false and the
@@ -25,10 +28,28 @@ import (
 // be application/json (415 otherwise), and a request whose Origin is not
 // the API's own or one of Options.AllowedOrigins gets 403 (origin.go). The
 // handler may be mounted on any mux; it answers 404 for paths outside the
-// prefix. On a node of several (Options.NodeAddr), update, status, delete
-// and a create that names a session go to the node that runs the session,
-// as Router's requests do; a create without a session id runs on this
-// node.
+// prefix. On a node of several (Options.NodeAddr), update, status, delete,
+// events and a create that names a session go to the node that runs the
+// session, as Router's requests do; a create without a session id runs on
+// this node.
+//
+// The events endpoint is a stream of Server-Sent Events (curl -N, or
+// EventSource) of what happens to the session, each a JSON object with its
+// time in Unix milliseconds:
+//
+//	status         the status changed: {status, error}; "stopped" with a reason ends the stream
+//	update         an update's outcome: {updated, deleted, hmr}
+//	hmr            Vite updated or reloaded the page for an edit no update made: {type, paths}
+//	compile-error  {message, file, line, column, frame, plugin}
+//	runtime-error  an open page's error: {kind, message, page, stack, file, line, column}
+//	log            a line of the dev server's output: {stream, line}
+//
+// runtime-error comes from a module the service adds to the page: kind is
+// "error" (uncaught), "unhandledrejection", "module-load" or
+// "console.error", and the stack is mapped to the project's files where
+// Vite's source maps allow. A client that reconnects with Last-Event-ID
+// (EventSource does) gets what it missed, from a buffer of the last 1000
+// events; without it, a stream starts with the buffer's events.
 func (m *Manager) API() http.Handler {
 	p := m.opts.APIPrefix
 	mux := http.NewServeMux()
@@ -36,6 +57,7 @@ func (m *Manager) API() http.Handler {
 	mux.Handle("POST "+p+"/{id}/update", m.endpoint("update", true, m.handleUpdate))
 	mux.Handle("GET "+p+"/{id}", m.endpoint("status", false, m.handleStatus))
 	mux.Handle("DELETE "+p+"/{id}", m.endpoint("delete", false, m.handleDelete))
+	mux.Handle("GET "+p+"/{id}/events", m.endpoint("events", false, m.handleEvents))
 	mux.Handle("/", m.endpoint("unknown", false, func(w http.ResponseWriter, r *http.Request) string {
 		return writeError(w, http.StatusNotFound, CodeNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	}))
@@ -244,6 +266,70 @@ func (m *Manager) handleDelete(w http.ResponseWriter, r *http.Request) string {
 		return "ok"
 	}
 	return m.fail(w, r, errMoving(id))
+}
+
+// keepAlive is how often an idle event stream gets a comment line, so that
+// proxies and load balancers in between do not close it.
+const keepAlive = 15 * time.Second
+
+// handleEvents streams the session's events (see API) until the client
+// goes, the session stops on this node, or the Manager closes.
+func (m *Manager) handleEvents(w http.ResponseWriter, r *http.Request) string {
+	loc, forwarded, err := m.reach(w, r, r.PathValue("id"), []byte{}, true)
+	switch {
+	case forwarded:
+		return "forwarded"
+	case err != nil:
+		return m.fail(w, r, err)
+	}
+	s := loc.s
+	last, hasLast := lastEventID(r)
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no") // nginx: pass each event on at once
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	tick := time.NewTicker(keepAlive)
+	defer tick.Stop()
+	for stopping := false; ; {
+		events, changed := s.events.since(last, hasLast)
+		for _, e := range events {
+			fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", e.id, e.typ, e.data)
+			last, hasLast = e.id, true
+		}
+		if err := rc.Flush(); err != nil {
+			return "canceled"
+		}
+		if stopping {
+			return "ok"
+		}
+		select {
+		case <-changed:
+		case <-tick.C:
+			if _, err := io.WriteString(w, ": keep-alive\n\n"); err != nil {
+				return "canceled"
+			}
+		case <-s.ctx.Done():
+			stopping = true // send the last events, the stopped status among them
+		case <-m.ctx.Done():
+			return "ok"
+		case <-r.Context().Done():
+			return "canceled"
+		}
+	}
+}
+
+// lastEventID returns the id of the last event a client saw: the
+// Last-Event-ID header of a reconnecting EventSource, or the lastEventId
+// query parameter.
+func lastEventID(r *http.Request) (uint64, bool) {
+	v := r.Header.Get("Last-Event-ID")
+	if v == "" {
+		v = r.URL.Query().Get("lastEventId")
+	}
+	id, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+	return id, err == nil
 }
 
 // readBody reads the body within the size limit, answering 400 itself when

@@ -164,6 +164,8 @@ func TestAPIRejectsBadInput(t *testing.T) {
 		{"unknown id: status", "GET", "/kontext/preview/" + unknown, "s3cret", nil, 404, "not_found"},
 		{"unknown id: update", "POST", "/kontext/preview/" + unknown + "/update", "s3cret", files(file("src/App.tsx", "a")), 404, "not_found"},
 		{"unknown id: delete", "DELETE", "/kontext/preview/" + unknown, "s3cret", nil, 404, "not_found"},
+		{"unknown id: events", "GET", "/kontext/preview/" + unknown + "/events", "s3cret", nil, 404, "not_found"},
+		{"no token on events", "GET", "/kontext/preview/" + unknown + "/events", "", nil, 401, "unauthorized"},
 		{"bad id: status", "GET", "/kontext/preview/x..y", "s3cret", nil, 400, "bad_id"},
 		{"upper-case id: status", "GET", "/kontext/preview/ABC123", "s3cret", nil, 400, "bad_id"},
 		{"client id: status", "GET", "/kontext/preview/abc123", "s3cret", nil, 404, "not_found"},

@@ -106,9 +106,13 @@ func TestClusterForwarding(t *testing.T) {
 	assert.Equal(t, "active", st.Status)
 	assert.Equal(t, created.ExpiresAt, st.ExpiresAt)
 
-	conn := b.hmrSocket(t, created) // through B to A's Vite: "connected"
+	conn := b.hmrSocket(t, created)   // through B to A's Vite: "connected"
+	stream := b.openEvents(t, id, "") // through B to A's event log
+	assert.Equal(t, "installing", stream.next(t, ofType("status")).Data["status"])
 	status, upd := b.api(t, "POST", "/"+id+"/update", map[string]any{"files": []any{appTSX("Hello via B")}})
 	require.Equal(t, 200, status, "body: %s", upd.Raw)
+	e := stream.next(t, ofType("update"))
+	assert.Equal(t, []any{"src/App.tsx"}, e.Data["updated"], "the stream forwarded by B goes on as it happens")
 	assert.True(t, upd.HMRTriggered, "body: %s", upd.Raw)
 	assert.Equal(t, []string{"src/App.tsx"}, upd.Updated)
 	msg := readHMR(t, conn, func(m map[string]any) bool { return m["type"] == "update" })
@@ -136,6 +140,7 @@ func TestClusterForwarding(t *testing.T) {
 
 	status, del := b.api(t, "DELETE", "/"+id, nil)
 	require.Equal(t, 200, status, "body: %s", del.Raw)
+	assert.Equal(t, "stopped", stream.next(t, ofType("status")).Data["status"])
 	assert.Equal(t, 0, a.m.NumSessions(), "the delete through B ended the session on A")
 	assert.NoDirExists(t, filepath.Join(a.base, "preview-"+id))
 	assert.Empty(t, testenv.NodeProcesses(), "no node process after the delete")

@@ -7,6 +7,11 @@
 // status, delete), and Router, which sends each preview host to its
 // session's dev server through an ssrproxy.Proxy (pages, modules and the HMR
 // WebSocket at /hmr) and every other host to a fallback, usually the API.
+// The files of an update reach Vite as one batch (vite.Server.Batch), once
+// all of them are on disk, and the update answers with what Vite did. Each
+// session keeps a bounded log of its events (status changes, update
+// outcomes, compile errors, the dev server's output, the open pages'
+// runtime errors), which the API streams as Server-Sent Events.
 // Sessions expire after Options.TTL. Everything a client sends is checked
 // before anything is written: paths stay inside the session directory, npm
 // runs no lifecycle scripts and installs registry packages only.

@@ -276,8 +276,13 @@ func testPreviewEndToEnd(t *testing.T, noSandbox bool) {
 	assert.Equal(t, "src/App.tsx", bad.HMR.Error.File, "relative to the project")
 	assert.NotContains(t, bad.HMR.Error.Message, svc.base, "no server paths")
 	assert.Positive(t, bad.HMR.Error.Line, "body: %s", bad.Raw)
-	errMsg := readHMR(t, conn, func(m map[string]any) bool { return m["type"] == "error" })
-	t.Logf("error message: %v", errMsg)
+	// The page learns of the error the way Vite tells it: its request for
+	// the updated module fails, and Vite sends the error on the socket.
+	msg = readHMR(t, conn, func(m map[string]any) bool { return m["type"] == "update" })
+	status, body := svc.get(t, created.PreviewURL+fmt.Sprintf("/src/App.tsx?t=%.0f", msg["updates"].([]any)[0].(map[string]any)["timestamp"]))
+	t.Logf("the failed module request: %d %.200s", status, body)
+	assert.GreaterOrEqual(t, status, 400, "%.200s", body)
+	readHMR(t, conn, func(m map[string]any) bool { return m["type"] == "error" })
 
 	// Fixed again; a PNG (base64) and a deletion in the same update.
 	// Without the sandbox, a vite.config is dropped: it would run on the

@@ -257,7 +257,7 @@ func (m *Manager) unregister(s *session) {
 // caller's business (see drop).
 func (m *Manager) remove(ctx context.Context, s *session, why string) error {
 	m.unregister(s)
-	err := s.stop(ctx)
+	err := s.stop(ctx, why)
 	s.log.Info("vitehost/preview: session removed", "why", why)
 	return err
 }

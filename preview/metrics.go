@@ -20,7 +20,7 @@ import (
 //	vitehost_preview_install_duration_seconds{result}   resolve + install of a dependency set
 //	vitehost_preview_installs{state}                    installs running and queued
 //	vitehost_preview_start_duration_seconds             dev server start, to ready
-//	vitehost_preview_hmr_latency_seconds                files written to Vite's first HMR message
+//	vitehost_preview_hmr_latency_seconds                files written to Vite's account of what it did with them
 //	vitehost_preview_proxied_requests_total{kind}       requests to this node's dev servers
 //	vitehost_preview_websocket_tunnels                  open WebSocket tunnels to them
 //
@@ -56,7 +56,7 @@ func newMetrics() *metrics {
 		}),
 		hmr: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    metricPrefix + "hmr_latency_seconds",
-			Help:    "Time from an update's files landing on disk to Vite's first HMR message about them.",
+			Help:    "Time from an update's files landing on disk to the dev server's account of the HMR it sent for them (compile checks included).",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 12),
 		}),
 		proxied: prometheus.NewCounterVec(prometheus.CounterOpts{

@@ -20,7 +20,7 @@ import (
 const (
 	DefaultTTL       = 24 * time.Hour
 	DefaultAPIPrefix = "/kontext/preview"
-	DefaultHMRWait   = 1500 * time.Millisecond
+	DefaultHMRWait   = 5 * time.Second
 	// DefaultLeaseTTL is how long a node of several counts as alive after
 	// it last renewed its lease in the Store; it renews every third of it.
 	DefaultLeaseTTL = 6 * time.Second
@@ -98,8 +98,10 @@ type Options struct {
 	// StartTimeout bounds the start of one dev server. Zero means the vite
 	// package's default.
 	StartTimeout time.Duration
-	// HMRWait is how long an update waits for Vite's HMR message. Zero means
-	// DefaultHMRWait.
+	// HMRWait bounds how long an update waits for the dev server's account
+	// of how Vite handled its files (the answer's hmr); the account comes as
+	// soon as Vite is done, in milliseconds for a few files. When the wait
+	// runs out, the update answers without it. Zero means DefaultHMRWait.
 	HMRWait time.Duration
 	// Node is the node binary. Empty means node on PATH.
 	Node string

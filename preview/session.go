@@ -20,10 +20,6 @@ import (
 	"github.com/vitehost/vitehost/vite"
 )
 
-// errNoTarget is the HMR client's reason to wait: the dev server is between
-// runs.
-var errNoTarget = errors.New("vitehost/preview: dev server not listening")
-
 // errStopped is the error of a request that waited for a session of this
 // node while the session stopped (deleted, expired, claimed by another
 // node): resolving the session again says where it is now.
@@ -41,7 +37,7 @@ type sessionEnv struct {
 	store     Store
 	deps      *depCache
 	transport http.RoundTripper // the proxies' requests to the dev servers
-	client    *http.Client      // the service's own requests to them (warm-up, re-fetches)
+	client    *http.Client      // the service's own requests to them (warm-up)
 	clustered bool              // one node of several: files go to the store too
 
 	node         string
@@ -55,7 +51,7 @@ type sessionEnv struct {
 }
 
 // session is one preview: a directory, a dev server, the proxy in front of
-// it and the service's own HMR client.
+// it and the log of its events.
 //
 // A session is started once (run) and stopped once (stop). Until ready is
 // closed, only run touches the fields under "set by run"; afterwards they
@@ -80,8 +76,9 @@ type session struct {
 	// set by run
 	root   *os.Root
 	server *vite.Server
-	hmr    *hmrClient
 	warmed chan struct{} // closed when the background warm-up is done
+
+	events *eventLog // what the event stream tells; safe for concurrent use
 
 	// proxy is set once the dev server is up; the router reads it before
 	// ready is closed too.
@@ -119,6 +116,7 @@ func newSession(env *sessionEnv, rec Record, previewURL *url.URL, log *slog.Logg
 		turn:       make(chan struct{}, 1),
 		stopped:    make(chan struct{}),
 		rec:        rec,
+		events:     newEventLog(),
 	}
 }
 
@@ -198,6 +196,7 @@ func (s *session) setStatus(ctx context.Context, st Status, errMsg string) error
 	}
 	rec := s.rec
 	s.state.Unlock()
+	s.events.add(eventStatus, statusEvent{Status: st, Error: errMsg})
 	err := s.env.store.Put(context.WithoutCancel(ctx), rec)
 	if err != nil && !errors.Is(err, ErrFenced) {
 		s.log.Warn("vitehost/preview: store record", "err", err)
@@ -277,6 +276,10 @@ func (s *session) start(ctx context.Context, deps Deps, files []pendingFile) err
 		NoConfigFile: l.noConfig,
 		Config:       l.config,
 		Plugins:      l.plugins,
+		ClientErrors: true,
+		OnEvent:      s.onViteEvent,
+		Stdout:       outputLines{events: s.events, stream: "stdout", dir: s.projectDir(), log: s.log},
+		Stderr:       outputLines{events: s.events, stream: "stderr", dir: s.projectDir(), log: s.log},
 		Node:         s.env.node,
 		Logger:       s.log,
 		StartTimeout: s.env.startTimeout,
@@ -305,7 +308,6 @@ func (s *session) start(ctx context.Context, deps Deps, files []pendingFile) err
 		return abandoned(devServerFailure(s.log, err))
 	}
 	s.server = server
-	s.hmr = newHMRClient(server, HMRPath, s.log)
 	s.proxy.Store(ssrproxy.New(server, &ssrproxy.Options{Transport: s.env.transport, Logger: s.log}))
 	started := time.Now()
 	s.env.metrics.observeStart(started.Sub(installed))
@@ -314,7 +316,8 @@ func (s *session) start(ctx context.Context, deps Deps, files []pendingFile) err
 	// in the background meanwhile, as a browser would: the browser that
 	// opens the page next shares the work, the dependencies get optimized,
 	// and an update waits for the warm-up so that its edits bring HMR
-	// updates even when no browser has loaded the modules.
+	// updates, and compile errors, even when no browser has loaded the
+	// modules.
 	entries, err := loadPage(s.ctx, s.env.client, server.Targets().HTTP)
 	if err != nil {
 		s.log.Warn("vitehost/preview: the page is not served", "err", err)
@@ -331,12 +334,6 @@ func (s *session) start(ctx context.Context, deps Deps, files []pendingFile) err
 			}
 		}
 	}()
-	wctx, cancel := context.WithTimeout(s.ctx, s.env.hmrWait)
-	err = s.hmr.waitConnected(wctx)
-	cancel()
-	if err != nil {
-		s.log.Warn("vitehost/preview: HMR client not connected", "err", err)
-	}
 	if s.ctx.Err() != nil {
 		return abandoned(s.ctx.Err())
 	}
@@ -391,10 +388,12 @@ func (s *session) watch(server *vite.Server) {
 }
 
 // stop ends the session's processes and removes its directory, once; later
-// calls wait for the first. A start under way gives up first. It returns
-// early with ctx's error; the stop then completes in the background.
-func (s *session) stop(ctx context.Context) error {
+// calls wait for the first. A start under way gives up first. why goes to
+// the event stream's last event. It returns early with ctx's error; the
+// stop then completes in the background.
+func (s *session) stop(ctx context.Context, why string) error {
 	s.stopOnce.Do(func() {
+		s.events.add(eventStatus, statusEvent{Status: statusStopped, Reason: why})
 		s.cancel()
 		go func() {
 			defer close(s.stopped)
@@ -416,9 +415,6 @@ func (s *session) teardown() {
 	}
 	if p := s.proxy.Load(); p != nil {
 		p.Close()
-	}
-	if s.hmr != nil {
-		s.hmr.close()
 	}
 	if s.server != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

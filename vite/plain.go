@@ -26,6 +26,7 @@ type runnerConfig struct {
 	Modules      string         `json:"modules,omitempty"`
 	Client       hmrClient      `json:"client"`
 	AllowedHosts []string       `json:"allowedHosts,omitempty"`
+	ClientErrors bool           `json:"clientErrors,omitempty"`
 }
 
 // runnerListen names the inherited descriptors of the listening Unix
@@ -57,6 +58,7 @@ func (s *Server) runnerInput(p ports) ([]byte, error) {
 		Config:       o.Config,
 		Client:       browserHMR(o.PublicURL, p.hmr, o.HMRPath),
 		AllowedHosts: allowedHosts(o.PublicURL),
+		ClientErrors: o.ClientErrors,
 	}
 	if o.Sandbox != nil || o.SocketDir != "" {
 		cfg.Listen = &runnerListen{HTTP: httpSocketFD, HMR: hmrSocketFD}
@@ -189,6 +191,7 @@ func (s *Server) awaitVite(ctx context.Context, c *child) (*state, error) {
 					token:   m.Token,
 					version: m.Version,
 					pid:     c.pid(),
+					child:   c,
 				}, nil
 			case msgError:
 				return nil, messageError(m)

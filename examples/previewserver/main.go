@@ -139,6 +139,9 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	srv := &http.Server{
 		Handler:           m.Router(api),
 		ReadHeaderTimeout: 10 * time.Second,
+		// Requests end when the server is told to stop: Shutdown would wait
+		// for the event streams, which go on until their client leaves.
+		BaseContext: func(net.Listener) context.Context { return ctx },
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()

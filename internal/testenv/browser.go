@@ -2,6 +2,8 @@ package testenv
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"sync"
@@ -40,16 +42,35 @@ func chromiumPath() string {
 func NewBrowser(t testing.TB) *Browser {
 	t.Helper()
 	Short(t)
+	if chromiumPath() == "" {
+		Missing(t, "chromium not found (Debian: apt-get install chromium)")
+	}
+	b, stop, err := StartBrowser()
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Errorf("testenv: %v", err)
+		}
+	})
+	return b
+}
+
+// StartBrowser starts headless Chromium with a fresh profile, for code that
+// is not a test (the benchmark); stop ends the browser and every process it
+// started, removes the profile, and returns once they are gone.
+func StartBrowser() (b *Browser, stop func() error, err error) {
 	path := chromiumPath()
 	if path == "" {
-		Missing(t, "chromium not found (Debian: apt-get install chromium)")
+		return nil, nil, errors.New("chromium not found (Debian: apt-get install chromium)")
 	}
 	// Not t.TempDir: Chromium's helper processes may still write to the
 	// profile for a moment after the browser has exited, and t.TempDir's
 	// removal fails the test then ("directory not empty").
 	profile, err := os.MkdirTemp("", "vitehost-chromium-")
 	if err != nil {
-		t.Fatal(err)
+		return nil, nil, err
 	}
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(path),
@@ -69,7 +90,7 @@ func NewBrowser(t testing.TB) *Browser {
 	}
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelCtx := chromedp.NewContext(actx)
-	b := &Browser{Ctx: ctx}
+	b = &Browser{Ctx: ctx}
 	chromedp.ListenTarget(ctx, func(ev any) {
 		switch e := ev.(type) {
 		case *network.EventWebSocketCreated:
@@ -78,21 +99,22 @@ func NewBrowser(t testing.TB) *Browser {
 			b.mu.Unlock()
 		}
 	})
-	t.Cleanup(func() {
+	stop = func() error {
 		cancelCtx()
 		cancelAlloc() // waits for the browser process to exit
 		for range 100 {
 			if os.RemoveAll(profile) == nil {
-				return
+				return nil
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
-		t.Errorf("testenv: the Chromium profile %s could not be removed", profile)
-	})
-	if err := chromedp.Run(ctx, network.Enable()); err != nil {
-		t.Fatalf("testenv: start chromium: %v", err)
+		return fmt.Errorf("the Chromium profile %s could not be removed", profile)
 	}
-	return b
+	if err := chromedp.Run(ctx, network.Enable()); err != nil {
+		stop()
+		return nil, nil, fmt.Errorf("start chromium: %w", err)
+	}
+	return b, stop, nil
 }
 
 // WebSockets returns the URLs of the WebSockets the page has opened so far.
