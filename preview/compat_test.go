@@ -1,13 +1,11 @@
 package preview_test
 
 import (
-	"context"
 	"encoding/json"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/assert"
@@ -46,22 +44,6 @@ func readProject(t *testing.T, dir string) (files []any, pkg json.RawMessage) {
 	require.NoError(t, err)
 	require.NotNil(t, pkg, "the project has a package.json")
 	return files, pkg
-}
-
-// waitJS polls a JavaScript expression in the page until it is true.
-func waitJS(t *testing.T, ctx context.Context, expr, what string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(ctx, wait)
-	defer cancel()
-	err := chromedp.Run(ctx, chromedp.Poll(expr, nil, chromedp.WithPollingInterval(20*time.Millisecond)))
-	require.NoError(t, err, "waiting for %s (%s)", what, expr)
-}
-
-func evalJS[T any](t *testing.T, ctx context.Context, expr string) T {
-	t.Helper()
-	var v T
-	require.NoError(t, chromedp.Run(ctx, chromedp.Evaluate(expr, &v)), expr)
-	return v
 }
 
 // TestCompatBuilderProject sends a project of the shape AI app builders

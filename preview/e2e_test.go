@@ -408,35 +408,33 @@ func tmplFile(t *testing.T, name string) map[string]any {
 	return map[string]any{"name": name, "content": string(b)}
 }
 
-// TestOptimizedDepsShared creates two sessions of one dependency set in the
-// sandbox: the second starts with the first one's optimized dependencies,
-// and Vite uses them as they are: it never replaces them (its optimizer
-// writes a new directory and renames it into place) while the session's
-// modules, dependencies included, are loaded.
+// TestOptimizedDepsShared prepares the template (which optimizes its
+// dependencies once, in a session of the service's own), then creates two
+// sessions of the template's dependency set in the sandbox: each starts with
+// those optimized dependencies, and Vite uses them as they are: it never
+// replaces them (its optimizer writes a new directory and renames it into
+// place) while the session's modules, dependencies included, are loaded.
 func TestOptimizedDepsShared(t *testing.T) {
 	svc := startService(t, preview.Options{})
+	require.NoError(t, svc.m.Prepare(context.Background()))
+	shared, err := filepath.Glob(filepath.Join(depsCache(t), "*", "optimized", "*", "_metadata.json"))
+	require.NoError(t, err)
+	require.NotEmpty(t, shared, "Prepare shares what its optimizer made")
 	metadata := func(id string) (os.FileInfo, error) {
 		return os.Stat(filepath.Join(svc.base, "preview-"+id, ".vite-cache", "deps", "_metadata.json"))
 	}
-	status, a := svc.api(t, "POST", "", map[string]any{"files": []any{appTSX("first")}})
-	require.Equal(t, 200, status, "body: %s", a.Raw)
-	// An update waits for the warm-up: every module and dependency loaded.
-	status, _ = svc.api(t, "POST", "/"+a.SessionID+"/update", map[string]any{"files": []any{appTSX("first, warm")}})
-	require.Equal(t, 200, status)
-	require.Eventually(t, func() bool {
-		shared, _ := filepath.Glob(filepath.Join(depsCache(t), "*", "optimized", "*", "_metadata.json"))
-		return len(shared) > 0
-	}, wait, pollEvery, "the first session shares what its optimizer made")
-
-	status, b := svc.api(t, "POST", "", map[string]any{"files": []any{appTSX("second")}})
-	require.Equal(t, 200, status, "body: %s", b.Raw)
-	seeded, err := metadata(b.SessionID)
-	require.NoError(t, err, "the second session starts with optimized dependencies")
-	status, _ = svc.api(t, "POST", "/"+b.SessionID+"/update", map[string]any{"files": []any{appTSX("second, warm")}})
-	require.Equal(t, 200, status)
-	after, err := metadata(b.SessionID)
-	require.NoError(t, err)
-	assert.True(t, os.SameFile(seeded, after), "Vite used the shared copy instead of optimizing again")
+	for _, text := range []string{"first", "second"} {
+		status, c := svc.api(t, "POST", "", map[string]any{"files": []any{appTSX(text)}})
+		require.Equal(t, 200, status, "body: %s", c.Raw)
+		seeded, err := metadata(c.SessionID)
+		require.NoError(t, err, "the session starts with optimized dependencies")
+		// An update waits for the warm-up: every module and dependency loaded.
+		status, _ = svc.api(t, "POST", "/"+c.SessionID+"/update", map[string]any{"files": []any{appTSX(text + ", warm")}})
+		require.Equal(t, 200, status)
+		after, err := metadata(c.SessionID)
+		require.NoError(t, err)
+		assert.True(t, os.SameFile(seeded, after), "Vite used the shared copy instead of optimizing again")
+	}
 }
 
 // scrapeText returns the text of the metrics handler h.

@@ -86,6 +86,11 @@ type session struct {
 
 	turn chan struct{} // holds a token while an update (or a record sync) runs
 
+	// trusted marks the service's own session (Prepare's), which runs no
+	// tenant's code: only its optimized dependencies are shared, and it has
+	// no record in the store.
+	trusted bool
+
 	stopOnce sync.Once
 	stopped  chan struct{}
 
@@ -197,6 +202,9 @@ func (s *session) setStatus(ctx context.Context, st Status, errMsg string) error
 	rec := s.rec
 	s.state.Unlock()
 	s.events.add(eventStatus, statusEvent{Status: st, Error: errMsg})
+	if s.trusted {
+		return nil
+	}
 	err := s.env.store.Put(context.WithoutCancel(ctx), rec)
 	if err != nil && !errors.Is(err, ErrFenced) {
 		s.log.Warn("vitehost/preview: store record", "err", err)
@@ -328,7 +336,7 @@ func (s *session) start(ctx context.Context, deps Deps, files []pendingFile) err
 		start := time.Now()
 		warmModules(s.ctx, s.env.client, server.Targets().HTTP, entries)
 		s.log.Debug("vitehost/preview: modules warmed", "took", time.Since(start).Round(time.Millisecond))
-		if shared != "" && s.ctx.Err() == nil {
+		if shared != "" && s.trusted && s.ctx.Err() == nil {
 			if err := shareOptimized(filepath.Join(s.dir, ".vite-cache", "deps"), shared); err != nil {
 				s.log.Warn("vitehost/preview: share the optimized dependencies", "err", err)
 			}
