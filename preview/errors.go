@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/vitehost/vitehost/sandbox"
 	"github.com/vitehost/vitehost/vite"
 )
 
@@ -113,6 +114,10 @@ func devServerFailure(log *slog.Logger, err error) error {
 func devServerReason(err error) string {
 	var why string
 	switch {
+	case errors.Is(err, sandbox.ErrMemoryLimit):
+		return "it reached the memory limit of its sandbox"
+	case errors.Is(err, sandbox.ErrPidsLimit):
+		return "it reached the process limit of its sandbox"
 	case errors.Is(err, vite.ErrStartTimeout):
 		why = "it was not ready in time"
 	case errors.Is(err, vite.ErrStartFailed), errors.Is(err, vite.ErrExited):

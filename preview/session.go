@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -377,22 +378,51 @@ func (s *session) seedOptimized(shared string, sb *sandbox.Config) error {
 // watch marks the session failed when its dev server stops for good (the
 // vite package restarts it after a crash; this is when it gave up).
 func (s *session) watch(server *vite.Server) {
-	select {
-	case <-s.ctx.Done():
-	case <-server.Done():
-		if s.ctx.Err() == nil {
-			// The record's message reaches clients: the reason without the
-			// host's paths; the log gets the whole error.
-			msg := "dev server stopped"
-			err := server.Err()
-			if err != nil {
-				msg += ": " + devServerReason(err)
+	limits := time.NewTicker(limitPoll)
+	defer limits.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-limits.C:
+			err := server.LimitErr()
+			if err == nil {
+				continue
 			}
-			s.log.Error("vitehost/preview: dev server stopped", "err", err)
-			// A fenced write here is found by the janitor's record check.
+			// Its memory or process limit: the session fails alone, and
+			// frees what it held.
+			msg := "the session reached a limit of its sandbox: " + strings.TrimPrefix(err.Error(), "vitehost/sandbox: ")
+			s.log.Error("vitehost/preview: "+msg, "err", err)
 			s.setStatus(context.Background(), StatusError, msg)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			server.Stop(ctx)
+			cancel()
+			return
+		case <-server.Done():
+			s.serverGone(server)
+			return
 		}
 	}
+}
+
+// limitPoll is how often a session checks its sandbox's limits.
+const limitPoll = 2 * time.Second
+
+// serverGone records that the dev server stopped for good.
+func (s *session) serverGone(server *vite.Server) {
+	if s.ctx.Err() != nil {
+		return // the session stopped it
+	}
+	// The record's message reaches clients: the reason without the host's
+	// paths; the log gets the whole error.
+	msg := "dev server stopped"
+	err := server.Err()
+	if err != nil {
+		msg += ": " + devServerReason(err)
+	}
+	s.log.Error("vitehost/preview: dev server stopped", "err", err)
+	// A fenced write here is found by the janitor's record check.
+	s.setStatus(context.Background(), StatusError, msg)
 }
 
 // stop ends the session's processes and removes its directory, once; later

@@ -432,6 +432,19 @@ func (s *Server) Token() string {
 	return ""
 }
 
+// LimitErr says which limits of its sandbox (Options.Sandbox) the running
+// dev server has hit: nil, or an error wrapping sandbox.ErrMemoryLimit or
+// sandbox.ErrPidsLimit. A dev server at its process limit may keep
+// serving while every new process or thread it tries fails; the caller
+// decides whether that is a failure. It is nil without a sandbox or
+// cgroups, and while the dev server is down.
+func (s *Server) LimitErr() error {
+	if st := s.cur.Load(); st != nil && st.child != nil {
+		return st.child.limitErr()
+	}
+	return nil
+}
+
 // Version returns the Vite version of the dev server (for Nuxt and Astro,
 // the Vite that the framework uses).
 func (s *Server) Version() string {
