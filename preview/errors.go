@@ -127,6 +127,14 @@ func devServerReason(err error) string {
 	}
 	var se *vite.StartError
 	if errors.As(err, &se) {
+		// What the dev server itself reported (a config that throws, a
+		// plugin that fails): the client's own error, without paths.
+		if msg, ok := strings.CutPrefix(se.Err.Error(), vite.ErrStartFailed.Error()+": "); ok && !errors.Is(se.Err, vite.ErrExited) {
+			if len(msg) > 300 {
+				msg = msg[:300] + "…"
+			}
+			return why + ": " + scrubText(msg)
+		}
 		for i := len(se.Output) - 1; i >= 0; i-- {
 			if l := strings.TrimSpace(se.Output[i]); strings.Contains(l, "Error") {
 				if len(l) > 300 {
