@@ -23,7 +23,8 @@ FUZZ_TARGETS = \
 	./hotfile:FuzzParse \
 	./ssrproxy:FuzzTokens ./ssrproxy:FuzzFrameTracker \
 	./vite:FuzzParseMessage ./vite:FuzzParsePackageJSON \
-	./preview:FuzzCleanPath ./preview:FuzzParsePackageJSON ./preview:FuzzStripJSONC
+	./preview:FuzzCleanPath ./preview:FuzzParsePackageJSON ./preview:FuzzStripJSONC \
+	./preview:FuzzValidID ./preview:FuzzParseOrigin
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t##*:}; \

@@ -30,11 +30,16 @@
 //     the HMR URL (handshake.go is where HTTP becomes a tunnel); every other
 //     WebSocket goes to the hot URL. While the dev server is down, navigations
 //     get a page that reloads itself once it is back.
+//   - sandbox: runs a command in bubblewrap with nothing of the host but what
+//     it is given (bwrap.go is the sandbox, every namespace and mount of it),
+//     with memory and process limits through cgroups.
 //   - preview: sessions (create, update, status, delete, expiry), the JSON API
 //     of the JSBundler seed, the preview-{id}.<domain> host router, the shared
 //     dependency cache and the session store (files.go is where a session's
-//     files are checked and written). preview/redisstore keeps sessions in
-//     Redis so that several nodes serve one domain.
+//     files are checked and written; resolve.go is where a request learns
+//     where its session lives). Every session's dev server runs in the
+//     sandbox. preview/redisstore keeps sessions in Redis so that several
+//     nodes serve one domain.
 //
 // # How data flows
 //

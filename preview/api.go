@@ -2,59 +2,88 @@ package preview
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // API returns the JSON API as an http.Handler, mounted at Options.APIPrefix:
 //
-//	POST   {prefix}              create  -> {success, sessionId, previewUrl, wsUrl, expiresAt}
+//	POST   {prefix}              create  -> {success, sessionId, previewUrl, wsUrl, expiresAt, created}
 //	POST   {prefix}/{id}/update  update  -> {success, updated, hmrTriggered, hmr}
 //	GET    {prefix}/{id}         status  -> {success, sessionId, previewUrl, status, expiresAt}
 //	DELETE {prefix}/{id}         delete  -> {success}
+//	GET    {prefix}/{id}/events  events  -> text/event-stream
 //
-// expiresAt is in Unix milliseconds. Errors answer
-// {success: false, error: {code, message}}. The handler may be mounted on
-// any mux; it answers 404 for paths outside the prefix. On a node of
-// several (Options.NodeAddr), update, status, delete and a create that
-// names a session go to the node that runs the session, as Router's
-// requests do; a create without a session id runs on this node.
+// expiresAt is in Unix milliseconds. A create that names a live session
+// (sessionId) updates it instead: its answer has created false and the
+// update's fields (updated, hmrTriggered, hmr, ignored); 409 "conflict" when
+// it declares another dependency set. Errors answer {success: false, error:
+// {code, message}} (error.limit names the quota of a 413). POST bodies must
+// be application/json (415 otherwise), and a request whose Origin is not
+// the API's own or one of Options.AllowedOrigins gets 403 (origin.go). The
+// handler may be mounted on any mux; it answers 404 for paths outside the
+// prefix. On a node of several (Options.NodeAddr), update, status, delete,
+// events and a create that names a session go to the node that runs the
+// session, as Router's requests do; a create without a session id runs on
+// this node.
+//
+// The events endpoint is a stream of Server-Sent Events (curl -N, or
+// EventSource) of what happens to the session, each a JSON object with its
+// time in Unix milliseconds:
+//
+//	status         the status changed: {status, error}; "stopped" with a reason ends the stream
+//	update         an update's outcome: {updated, deleted, hmr}
+//	hmr            Vite updated or reloaded the page for an edit no update made: {type, paths}
+//	compile-error  {message, file, line, column, frame, plugin}
+//	runtime-error  an open page's error: {kind, message, page, stack, file, line, column}
+//	log            a line of the dev server's output: {stream, line}
+//
+// runtime-error comes from a module the service adds to the page: kind is
+// "error" (uncaught), "unhandledrejection", "module-load" or
+// "console.error", and the stack is mapped to the project's files where
+// Vite's source maps allow. A client that reconnects with Last-Event-ID
+// (EventSource does) gets what it missed, from a buffer of the last 1000
+// events; without it, a stream starts with the buffer's events.
 func (m *Manager) API() http.Handler {
 	p := m.opts.APIPrefix
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST "+p, m.handleCreate)
-	mux.HandleFunc("POST "+p+"/{id}/update", m.handleUpdate)
-	mux.HandleFunc("GET "+p+"/{id}", m.handleStatus)
-	mux.HandleFunc("DELETE "+p+"/{id}", m.handleDelete)
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, CodeNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
-	})
-	return m.authorize(mux)
+	mux.Handle("POST "+p, m.endpoint("create", true, m.handleCreate))
+	mux.Handle("POST "+p+"/{id}/update", m.endpoint("update", true, m.handleUpdate))
+	mux.Handle("GET "+p+"/{id}", m.endpoint("status", false, m.handleStatus))
+	mux.Handle("DELETE "+p+"/{id}", m.endpoint("delete", false, m.handleDelete))
+	mux.Handle("GET "+p+"/{id}/events", m.endpoint("events", false, m.handleEvents))
+	mux.Handle("/", m.endpoint("unknown", false, func(w http.ResponseWriter, r *http.Request) string {
+		return writeError(w, http.StatusNotFound, CodeNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
+	}))
+	return m.preflight(mux)
 }
 
-// authorize checks the bearer token when one is configured. Both sides are
-// hashed first so that the comparison takes the same time whatever the
-// length of the guess.
-func (m *Manager) authorize(next http.Handler) http.Handler {
-	if m.opts.Token == "" {
-		return next
-	}
-	want := sha256.Sum256([]byte(m.opts.Token))
+// apiHandler serves one endpoint and returns the outcome for the metrics:
+// "ok", "forwarded" (another node answered), "canceled" (the client went
+// away) or the error code it answered.
+type apiHandler func(w http.ResponseWriter, r *http.Request) (outcome string)
+
+// endpoint applies the rules every endpoint shares (the origin, the token,
+// a JSON body for the POSTs) before h, and counts the outcome.
+func (m *Manager) endpoint(operation string, jsonBody bool, h apiHandler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		sum := sha256.Sum256([]byte(got))
-		if subtle.ConstantTimeCompare(sum[:], want[:]) != 1 || !ok {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="vitehost-preview"`)
-			writeError(w, http.StatusUnauthorized, CodeUnauthorized, "missing or wrong API token (Authorization: Bearer <token>)")
-			return
+		outcome := m.checkOrigin(w, r)
+		if outcome == "" {
+			outcome = m.checkToken(w, r)
 		}
-		next.ServeHTTP(w, r)
+		if outcome == "" && jsonBody {
+			outcome = checkJSONBody(w, r)
+		}
+		if outcome == "" {
+			outcome = h(w, r)
+		}
+		m.metrics.countRequest(operation, outcome)
 	})
 }
 
@@ -68,8 +97,9 @@ type infoResponse struct {
 	Error      string `json:"errorMessage,omitempty"`
 }
 
-type updateResponse struct {
-	Success      bool     `json:"success"`
+// updateFields are what an update did, in the answers of update and of a
+// create that updated a live session.
+type updateFields struct {
 	Updated      []string `json:"updated"`
 	HMRTriggered bool     `json:"hmrTriggered"`
 	HMR          HMR      `json:"hmr"`
@@ -77,20 +107,39 @@ type updateResponse struct {
 	Ignored      []string `json:"ignored,omitempty"`
 }
 
-func (m *Manager) handleCreate(w http.ResponseWriter, r *http.Request) {
-	body, ok := m.readBody(w, r)
-	if !ok {
-		return
+func newUpdateFields(res *UpdateResult) updateFields {
+	return updateFields{Updated: res.Updated, HMRTriggered: res.HMRTriggered(), HMR: res.HMR, Deleted: res.Deleted, Ignored: res.Ignored}
+}
+
+type updateResponse struct {
+	Success bool `json:"success"`
+	updateFields
+}
+
+type createResponse struct {
+	Success    bool   `json:"success"`
+	SessionID  string `json:"sessionId"`
+	PreviewURL string `json:"previewUrl"`
+	WSURL      string `json:"wsUrl"`
+	ExpiresAt  int64  `json:"expiresAt"`
+	// Created is false when the request named a live session, which it
+	// updated: the update's fields follow.
+	Created bool `json:"created"`
+	*updateFields
+}
+
+func (m *Manager) handleCreate(w http.ResponseWriter, r *http.Request) string {
+	body, code := m.readBody(w, r)
+	if code != "" {
+		return code
 	}
 	var req CreateRequest
 	if err := decodeJSON(body, &req); err != nil {
-		m.fail(w, r, err)
-		return
+		return m.fail(w, r, err)
 	}
 	p, err := m.checkCreate(&req)
 	if err != nil {
-		m.fail(w, r, err)
-		return
+		return m.fail(w, r, err)
 	}
 	var info *Info
 	if req.SessionID == "" {
@@ -101,13 +150,20 @@ func (m *Manager) handleCreate(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case err != nil:
-		m.fail(w, r, err)
-	case info != nil:
-		writeJSON(w, http.StatusOK, infoResponse{
-			Success: true, SessionID: info.SessionID, PreviewURL: info.PreviewURL,
-			WSURL: info.WSURL, ExpiresAt: info.ExpiresAt.UnixMilli(),
-		})
+		return m.fail(w, r, err)
+	case info == nil:
+		return "forwarded"
 	}
+	res := createResponse{
+		Success: true, SessionID: info.SessionID, PreviewURL: info.PreviewURL,
+		WSURL: info.WSURL, ExpiresAt: info.ExpiresAt.UnixMilli(), Created: info.Update == nil,
+	}
+	if info.Update != nil {
+		f := newUpdateFields(info.Update)
+		res.updateFields = &f
+	}
+	writeJSON(w, http.StatusOK, res)
+	return "ok"
 }
 
 // createOrUpdate serves a create that names its session: a live session
@@ -118,83 +174,84 @@ func (m *Manager) createOrUpdate(w http.ResponseWriter, r *http.Request, id stri
 		loc, forwarded, err := m.reach(w, r, id, body, true)
 		switch {
 		case errors.Is(err, ErrNotFound):
-			return m.create(r.Context(), id, p)
+			info, err := m.create(r.Context(), id, p)
+			if errors.Is(err, errTaken) {
+				continue // another request created it meanwhile: update that
+			}
+			return info, err
 		case err != nil || forwarded:
 			return nil, err
 		}
-		if _, err := m.update(r.Context(), loc.s, p.sent, nil); retry(err) {
+		res, err := m.update(r.Context(), loc.s, p.sent, nil, p.declared())
+		if retry(err) {
 			continue // reach finds the new owner
 		} else if err != nil {
 			return nil, err
 		}
-		return m.info(loc.s.record()), nil
+		info := m.info(loc.s.record())
+		info.Update = res
+		return info, nil
 	}
 	return nil, errMoving(id)
 }
 
-func (m *Manager) handleUpdate(w http.ResponseWriter, r *http.Request) {
-	body, ok := m.readBody(w, r)
-	if !ok {
-		return
+func (m *Manager) handleUpdate(w http.ResponseWriter, r *http.Request) string {
+	body, code := m.readBody(w, r)
+	if code != "" {
+		return code
 	}
 	id := r.PathValue("id")
 	var req UpdateRequest
 	if err := decodeJSON(body, &req); err != nil {
-		m.fail(w, r, err)
-		return
+		return m.fail(w, r, err)
 	}
-	files, err := checkFiles(req.Files, req.Delete, m.opts.Limits, m.opts.allowConfig())
+	files, declared, err := m.checkUpdate(&req)
 	if err != nil {
-		m.fail(w, r, err)
-		return
+		return m.fail(w, r, err)
 	}
 	for range maxAttempts {
 		loc, forwarded, err := m.reach(w, r, id, body, true)
 		if forwarded {
-			return
+			return "forwarded"
 		}
 		if err != nil {
-			m.fail(w, r, err)
-			return
+			return m.fail(w, r, err)
 		}
-		res, err := m.update(r.Context(), loc.s, files, req.Delete)
+		res, err := m.update(r.Context(), loc.s, files, req.Delete, declared)
 		if retry(err) {
 			continue // reach finds the new owner and hands the update to it
 		}
 		if err != nil {
-			m.fail(w, r, err)
-			return
+			return m.fail(w, r, err)
 		}
-		writeJSON(w, http.StatusOK, updateResponse{
-			Success: true, Updated: res.Updated, HMRTriggered: res.HMRTriggered(), HMR: res.HMR,
-			Deleted: res.Deleted, Ignored: res.Ignored,
-		})
-		return
+		writeJSON(w, http.StatusOK, updateResponse{Success: true, updateFields: newUpdateFields(res)})
+		return "ok"
 	}
-	m.fail(w, r, errMoving(id))
+	return m.fail(w, r, errMoving(id))
 }
 
-func (m *Manager) handleStatus(w http.ResponseWriter, r *http.Request) {
+func (m *Manager) handleStatus(w http.ResponseWriter, r *http.Request) string {
 	loc, forwarded, err := m.reach(w, r, r.PathValue("id"), []byte{}, true)
 	switch {
 	case forwarded:
+		return "forwarded"
 	case err != nil:
-		m.fail(w, r, err)
-	default:
-		info := m.status(loc)
-		writeJSON(w, http.StatusOK, infoResponse{
-			Success: true, SessionID: info.SessionID, PreviewURL: info.PreviewURL,
-			Status: info.Status, ExpiresAt: info.ExpiresAt.UnixMilli(), Error: info.Error,
-		})
+		return m.fail(w, r, err)
 	}
+	info := m.status(loc)
+	writeJSON(w, http.StatusOK, infoResponse{
+		Success: true, SessionID: info.SessionID, PreviewURL: info.PreviewURL,
+		Status: info.Status, ExpiresAt: info.ExpiresAt.UnixMilli(), Error: info.Error,
+	})
+	return "ok"
 }
 
-func (m *Manager) handleDelete(w http.ResponseWriter, r *http.Request) {
+func (m *Manager) handleDelete(w http.ResponseWriter, r *http.Request) string {
 	id := r.PathValue("id")
 	for range maxAttempts {
 		loc, forwarded, err := m.reach(w, r, id, []byte{}, false)
 		if forwarded {
-			return
+			return "forwarded"
 		}
 		if err == nil {
 			err = m.delete(r.Context(), loc)
@@ -203,72 +260,164 @@ func (m *Manager) handleDelete(w http.ResponseWriter, r *http.Request) {
 			continue // reach finds the new owner
 		}
 		if err != nil {
-			m.fail(w, r, err)
-			return
+			return m.fail(w, r, err)
 		}
 		writeJSON(w, http.StatusOK, map[string]bool{"success": true})
-		return
+		return "ok"
 	}
-	m.fail(w, r, errMoving(id))
+	return m.fail(w, r, errMoving(id))
+}
+
+// keepAlive is how often an idle event stream gets a comment line, so that
+// proxies and load balancers in between do not close it.
+const keepAlive = 15 * time.Second
+
+// handleEvents streams the session's events (see API) until the client
+// goes, the session stops on this node, or the Manager closes.
+func (m *Manager) handleEvents(w http.ResponseWriter, r *http.Request) string {
+	loc, forwarded, err := m.reach(w, r, r.PathValue("id"), []byte{}, true)
+	switch {
+	case forwarded:
+		return "forwarded"
+	case err != nil:
+		return m.fail(w, r, err)
+	}
+	s := loc.s
+	last, hasLast := lastEventID(r)
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no") // nginx: pass each event on at once
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	tick := time.NewTicker(keepAlive)
+	defer tick.Stop()
+	for stopping := false; ; {
+		events, changed := s.events.since(last, hasLast)
+		for _, e := range events {
+			fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", e.id, e.typ, e.data)
+			last, hasLast = e.id, true
+		}
+		if err := rc.Flush(); err != nil {
+			return "canceled"
+		}
+		if stopping {
+			return "ok"
+		}
+		select {
+		case <-changed:
+		case <-tick.C:
+			if _, err := io.WriteString(w, ": keep-alive\n\n"); err != nil {
+				return "canceled"
+			}
+		case <-s.ctx.Done():
+			stopping = true // send the last events, the stopped status among them
+		case <-m.ctx.Done():
+			return "ok"
+		case <-r.Context().Done():
+			return "canceled"
+		}
+	}
+}
+
+// lastEventID returns the id of the last event a client saw: the
+// Last-Event-ID header of a reconnecting EventSource, or the lastEventId
+// query parameter.
+func lastEventID(r *http.Request) (uint64, bool) {
+	v := r.Header.Get("Last-Event-ID")
+	if v == "" {
+		v = r.URL.Query().Get("lastEventId")
+	}
+	id, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+	return id, err == nil
 }
 
 // readBody reads the body within the size limit, answering 400 itself when
-// it cannot.
-func (m *Manager) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+// it cannot (and returning the error code).
+func (m *Manager) readBody(w http.ResponseWriter, r *http.Request) ([]byte, string) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, m.opts.Limits.bodyLimit()))
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			writeError(w, http.StatusBadRequest, CodeTooLarge, "request body larger than "+strconv.FormatInt(tooLarge.Limit, 10)+" bytes")
-		} else {
-			writeError(w, http.StatusBadRequest, CodeBadJSON, "reading the body: "+err.Error())
+			return nil, writeError(w, http.StatusBadRequest, CodeTooLarge, "request body larger than "+strconv.FormatInt(tooLarge.Limit, 10)+" bytes")
 		}
-		return nil, false
+		if r.Context().Err() != nil {
+			return nil, "canceled"
+		}
+		// The cause names addresses: it is for the log.
+		m.log.Debug("vitehost/preview: reading a request body", "method", r.Method, "path", r.URL.Path, "err", err)
+		return nil, writeError(w, http.StatusBadRequest, CodeBadJSON, "the request body could not be read")
 	}
-	return body, true
+	return body, ""
 }
 
-// fail answers err with the status and code the API gives it.
-func (m *Manager) fail(w http.ResponseWriter, r *http.Request, err error) {
-	var re *RequestError
+// fail answers err with the status and code the API gives it, and returns
+// the code. Only messages made for clients reach them: request errors,
+// quotas, and the dev server's and npm's failures, which name their cause
+// without the host's paths (install.go, session.go); everything else is
+// logged and answered with a fixed text.
+func (m *Manager) fail(w http.ResponseWriter, r *http.Request, err error) string {
+	var (
+		re *RequestError
+		qe *QuotaError
+	)
 	switch {
 	case errors.As(err, &re):
-		writeError(w, http.StatusBadRequest, re.Code, re.Msg)
+		return writeError(w, http.StatusBadRequest, re.Code, re.Msg)
+	case errors.As(err, &qe):
+		writeJSON(w, http.StatusRequestEntityTooLarge, errorResponse{Error: errorBody{Code: CodeQuota, Message: clientText(qe), Limit: qe.Limit}})
+		return CodeQuota
 	case errors.Is(err, ErrNotFound):
-		writeError(w, http.StatusNotFound, CodeNotFound, "unknown or expired session")
+		return writeError(w, http.StatusNotFound, CodeNotFound, "unknown or expired session")
+	case errors.Is(err, ErrConflict):
+		return writeError(w, http.StatusConflict, CodeConflict, clientText(err))
 	case errors.Is(err, ErrLimit):
-		writeError(w, http.StatusTooManyRequests, CodeSessionLimit, err.Error())
+		return writeError(w, http.StatusTooManyRequests, CodeSessionLimit, clientText(err))
 	case errors.Is(err, ErrDevServer):
-		writeError(w, http.StatusBadGateway, CodeDevServer, err.Error())
+		return writeError(w, http.StatusBadGateway, CodeDevServer, clientText(err))
 	case errors.Is(err, ErrUnavailable):
 		// The cause (an address, a Redis error) is for the operator's log.
 		m.log.Warn("vitehost/preview: session store unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
 		w.Header().Set("Retry-After", "2")
-		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "the session store is unavailable; nothing was changed, try again shortly")
+		return writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "the session store is unavailable; nothing was changed, try again shortly")
 	case errors.Is(err, ErrRemote), errors.Is(err, ErrFenced):
 		m.log.Warn("vitehost/preview: session moved during the request", "method", r.Method, "path", r.URL.Path, "err", err)
 		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "the session is moving to another node; try again shortly")
+		return writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "the session is moving to another node; try again shortly")
 	case errors.Is(err, ErrClosed):
 		w.Header().Set(closedHeader, "1")
-		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "the service is shutting down")
+		return writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "the service is shutting down")
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		// The client went away; nobody reads the answer.
+		return "canceled"
 	default:
 		m.log.Error("vitehost/preview: request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-		writeError(w, http.StatusInternalServerError, CodeInternal, err.Error())
+		return writeError(w, http.StatusInternalServerError, CodeInternal, "internal error; the service's log has the details")
 	}
 }
 
-func writeError(w http.ResponseWriter, status int, code, msg string) {
-	type body struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	}
-	writeJSON(w, status, struct {
-		Success bool `json:"success"`
-		Error   body `json:"error"`
-	}{false, body{code, msg}})
+// clientText is an error's message without the package prefixes that
+// wrapping repeats.
+func clientText(err error) string {
+	return strings.ReplaceAll(err.Error(), "vitehost/preview: ", "")
+}
+
+type errorBody struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	// Limit names the quota a 413 broke: files, bytes, directories, depth.
+	Limit string `json:"limit,omitempty"`
+}
+
+type errorResponse struct {
+	Success bool      `json:"success"`
+	Error   errorBody `json:"error"`
+}
+
+// writeError answers an error and returns its code.
+func writeError(w http.ResponseWriter, status int, code, msg string) string {
+	writeJSON(w, status, errorResponse{Error: errorBody{Code: code, Message: msg}})
+	return code
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

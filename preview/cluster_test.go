@@ -30,16 +30,29 @@ const clusterPublic = "http://localhost:8080"
 // directory and Redis client, all on redis.
 func startCluster(t *testing.T, redis *storetest.RedisServer, names ...string) []*service {
 	t.Helper()
+	return startClusterWith(t, redis, preview.Options{}, names...)
+}
+
+// startClusterWith is startCluster with more options for every node. A nil
+// redis makes the nodes share one MemoryStore instead (nodes in one
+// process).
+func startClusterWith(t *testing.T, redis *storetest.RedisServer, opts preview.Options, names ...string) []*service {
+	t.Helper()
 	testenv.LookPath(t, "node")
 	testenv.LookPath(t, "npm")
 	t.Cleanup(func() { assert.Empty(t, testenv.NodeProcesses(), "no node process outlives the nodes") })
+	memory := &preview.MemoryStore{}
 	nodes := make([]*service, 0, len(names))
 	for _, name := range names {
-		log := testenv.Logger(t)
-		store, err := redisstore.New(redis.URL("", 0), &redisstore.Options{Logger: log})
-		require.NoError(t, err)
-		t.Cleanup(func() { store.Close() }) // after the node's Close
-		nodes = append(nodes, startNode(t, preview.Options{PublicURL: clusterPublic, NodeID: name, Store: store, Logger: log}, true))
+		o := opts
+		o.PublicURL, o.NodeID, o.Logger, o.Store = clusterPublic, name, testenv.Logger(t), memory
+		if redis != nil {
+			store, err := redisstore.New(redis.URL("", 0), &redisstore.Options{Logger: o.Logger})
+			require.NoError(t, err)
+			t.Cleanup(func() { store.Close() }) // after the node's Close
+			o.Store = store
+		}
+		nodes = append(nodes, startNode(t, o, true))
 	}
 	return nodes
 }
@@ -93,9 +106,13 @@ func TestClusterForwarding(t *testing.T) {
 	assert.Equal(t, "active", st.Status)
 	assert.Equal(t, created.ExpiresAt, st.ExpiresAt)
 
-	conn := b.hmrSocket(t, created) // through B to A's Vite: "connected"
+	conn := b.hmrSocket(t, created)   // through B to A's Vite: "connected"
+	stream := b.openEvents(t, id, "") // through B to A's event log
+	assert.Equal(t, "installing", stream.next(t, ofType("status")).Data["status"])
 	status, upd := b.api(t, "POST", "/"+id+"/update", map[string]any{"files": []any{appTSX("Hello via B")}})
 	require.Equal(t, 200, status, "body: %s", upd.Raw)
+	e := stream.next(t, ofType("update"))
+	assert.Equal(t, []any{"src/App.tsx"}, e.Data["updated"], "the stream forwarded by B goes on as it happens")
 	assert.True(t, upd.HMRTriggered, "body: %s", upd.Raw)
 	assert.Equal(t, []string{"src/App.tsx"}, upd.Updated)
 	msg := readHMR(t, conn, func(m map[string]any) bool { return m["type"] == "update" })
@@ -123,6 +140,7 @@ func TestClusterForwarding(t *testing.T) {
 
 	status, del := b.api(t, "DELETE", "/"+id, nil)
 	require.Equal(t, 200, status, "body: %s", del.Raw)
+	assert.Equal(t, "stopped", stream.next(t, ofType("status")).Data["status"])
 	assert.Equal(t, 0, a.m.NumSessions(), "the delete through B ended the session on A")
 	assert.NoDirExists(t, filepath.Join(a.base, "preview-"+id))
 	assert.Empty(t, testenv.NodeProcesses(), "no node process after the delete")
@@ -275,4 +293,70 @@ func TestClusterRedisRestart(t *testing.T) {
 	status, page = b.get(t, created.PreviewURL+"/")
 	assert.Equal(t, 200, status)
 	assert.Contains(t, page, `<div id="root">`, "the template's files were written back too")
+}
+
+// TestClusterQuotaAcrossTakeover checks that the session quotas hold over a
+// session's life in both stores, and across a takeover: the node that takes
+// the session over counts the files it restores, so that the files in the
+// store never outgrow the quota.
+func TestClusterQuotaAcrossTakeover(t *testing.T) {
+	testenv.Short(t)
+	for _, kind := range []string{"memory", "redis"} {
+		t.Run(kind, func(t *testing.T) {
+			var redis *storetest.RedisServer
+			if kind == "redis" {
+				redis = storetest.Redis(t)
+			}
+			// The template gives 4 files in 1 directory (src).
+			limits := preview.Limits{MaxSessionFiles: 6, MaxSessionDirs: 2}
+			nodes := startClusterWith(t, redis, preview.Options{Limits: limits}, "a", "b")
+			a, b := nodes[0], nodes[1]
+			file := func(name string) map[string]any { return map[string]any{"name": name, "content": "export {}\n"} }
+			status, created := a.api(t, "POST", "", map[string]any{"files": []any{appTSX("quota")}})
+			require.Equal(t, 200, status, "body: %s", created.Raw)
+			id := created.SessionID
+			update := func(n *service, files []any, deletes ...string) (int, apiResponse) {
+				return n.api(t, "POST", "/"+id+"/update", map[string]any{"files": files, "delete": deletes})
+			}
+			refused := func(limit string, status int, resp apiResponse) {
+				t.Helper()
+				assert.Equal(t, 413, status, "body: %s", resp.Raw)
+				if assert.NotNil(t, resp.Error, "body: %s", resp.Raw) {
+					assert.Equal(t, "quota_exceeded", resp.Error.Code)
+					assert.Contains(t, string(resp.Raw), `"limit":"`+limit+`"`)
+				}
+			}
+			status, resp := update(a, []any{file("src/a.ts")})
+			require.Equal(t, 200, status, "5 files: body: %s", resp.Raw)
+			status, resp = update(a, []any{file("src/b.ts"), file("src/c.ts")})
+			refused("files", status, resp)
+
+			a.kill() // b takes the session over from the store at its next request
+			status, resp = update(b, []any{file("src/b.ts"), file("src/c.ts")})
+			refused("files", status, resp)
+			require.Equal(t, 1, b.m.NumSessions(), "b took the session over")
+			status, resp = update(b, []any{file("src/b.ts")})
+			require.Equal(t, 200, status, "6 files: body: %s", resp.Raw)
+			status, resp = update(b, []any{file("lib/x.ts")})
+			refused("files", status, resp)
+			status, resp = update(b, []any{file("lib/x.ts")}, "src/a.ts")
+			require.Equal(t, 200, status, "a file moved to a second directory: body: %s", resp.Raw)
+			status, resp = update(b, []any{file("deep/er/y.ts")}, "src/b.ts")
+			refused("directories", status, resp)
+			status, resp = update(b, nil, "lib/x.ts")
+			require.Equal(t, 200, status, "body: %s", resp.Raw)
+			assert.NoDirExists(t, filepath.Join(b.base, "preview-"+id, "lib"), "a directory emptied by a delete goes")
+			status, resp = update(b, []any{file("deep/y.ts")})
+			require.Equal(t, 200, status, "lib's place is free again: body: %s", resp.Raw)
+
+			var names []string
+			filepath.WalkDir(filepath.Join(b.base, "preview-"+id), func(p string, d os.DirEntry, err error) error {
+				if err == nil && d.Type().IsRegular() && !strings.Contains(p, "/.vite-cache/") && filepath.Base(p) != "package.json" {
+					names = append(names, p)
+				}
+				return nil
+			})
+			assert.Len(t, names, 6, "the disk holds what the quota counted: %v", names)
+		})
+	}
 }

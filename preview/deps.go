@@ -134,8 +134,9 @@ func (d Deps) withDefaults() Deps {
 	return out
 }
 
-// Key returns a short hash of the dependency set: sets with the same names
-// and specs share one install.
+// Key returns a short hash of the dependency set as declared: sets with
+// the same names and specs share one resolution (and sets that resolve to
+// the same packages share one install, see install.go).
 func (d Deps) Key() string {
 	names := make([]string, 0, len(d))
 	for n := range d {

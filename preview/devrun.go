@@ -2,9 +2,8 @@ package preview
 
 import (
 	"context"
-	"fmt"
-	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -14,8 +13,8 @@ import (
 
 // This file is one run of a session's dev server: from its start (a
 // create, a takeover, a wake) to its stop (a hibernation, the session's
-// end), with the proxy in front of it, the service's HMR client on it and
-// the warm-up that loads its modules.
+// end), with the proxy in front of it and the warm-up that loads its
+// modules.
 
 // devRun is one run of a session's dev server. Its fields are set by
 // startRun, before up is closed for those read by requests; stopRun ends
@@ -29,7 +28,6 @@ type devRun struct {
 	err    error // why the start failed; set before up is closed
 
 	server *vite.Server
-	hmr    *hmrClient
 	proxy  *ssrproxy.Proxy
 	warmed chan struct{} // closed when the warm-up is done, or was never begun
 
@@ -61,14 +59,15 @@ func (r *devRun) isUp() bool {
 	}
 }
 
-// startRun starts run r of the session's dev server with s.opts and
-// returns once its page is served: up is closed as soon as the dev server
-// listens, so that requests flow while the page loads. Its modules are
-// fetched in the background meanwhile, as a browser would: the browser that
-// opens the page next shares the work, the dependencies get optimized, and
-// an update waits for the warm-up so that its edits bring HMR updates even
-// when no browser has loaded the modules. ctx is the caller's: the create's
-// for the first run, the run's own for a wake.
+// startRun starts run r of the session's dev server with s.opts, in a
+// spare runner when one fits, and returns once its page is served: up is
+// closed as soon as the dev server listens, so that requests flow while the
+// page loads. Its modules are fetched in the background meanwhile, as a
+// browser would: the browser that opens the page next shares the work, the
+// dependencies get optimized, and an update waits for the warm-up so that
+// its edits bring HMR updates, and compile errors, even when no browser has
+// loaded the modules. ctx is the caller's: the create's for the first run,
+// the run's own for a wake.
 func (s *session) startRun(ctx context.Context, r *devRun) (err error) {
 	warming := false
 	defer func() {
@@ -82,23 +81,26 @@ func (s *session) startRun(ctx context.Context, r *devRun) (err error) {
 	}
 	began := time.Now()
 	opts := s.opts
-	if sp := s.env.spares.take(s.modules()); sp != nil {
-		if err := s.moveInto(sp); err != nil {
-			s.log.Warn("vitehost/preview: start without the spare runner", "err", err)
-			s.env.spares.discard(sp)
-		} else {
-			o := *s.opts
-			o.Spare = sp
-			opts = &o
-			defer s.env.spares.refill() // once the page is loaded: the next spare's warm-up takes CPU
+	if s.env.spares.fit(s.modules()) {
+		// Once the page is loaded (a spare's warm-up takes CPU): make up
+		// for the spare taken, or make the first.
+		defer s.env.spares.refill()
+		if sp := s.env.spares.take(); sp != nil {
+			if err := s.moveInto(sp); err != nil {
+				s.log.Warn("vitehost/preview: start without the spare runner", "err", err)
+				s.env.spares.discard(sp)
+			} else {
+				o := *s.opts
+				o.Spare = sp
+				opts = &o
+			}
 		}
 	}
 	server, err := vite.Start(r.ctx, s.dir, opts)
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrDevServer, err)
+		return devServerFailure(s.log, err)
 	}
 	r.server = server
-	r.hmr = newHMRClient(server, HMRPath, s.log)
 	r.proxy = ssrproxy.New(server, &ssrproxy.Options{Transport: s.env.transport, Logger: s.log, OnTraffic: s.touch})
 	t := server.Targets()
 	s.state.Lock()
@@ -107,6 +109,7 @@ func (s *session) startRun(ctx context.Context, r *devRun) (err error) {
 	r.setUp(nil)
 	s.proxy.Store(r.proxy)
 	listening := time.Now()
+	s.env.metrics.observeStart(listening.Sub(began))
 
 	entries, err := loadPage(r.ctx, s.env.client, t.HTTP)
 	if err != nil {
@@ -116,9 +119,7 @@ func (s *session) startRun(ctx context.Context, r *devRun) (err error) {
 	r.wg.Go(func() {
 		defer close(r.warmed)
 		start := time.Now()
-		if os.Getenv("XNOWARM") == "" || ctx != r.ctx {
-			warmModules(r.ctx, s.env.client, t.HTTP, entries)
-		}
+		warmModules(r.ctx, s.env.client, t.HTTP, entries)
 		s.log.Debug("vitehost/preview: modules warmed", "took", time.Since(start).Round(time.Millisecond))
 		if s.shared != "" && r.ctx.Err() == nil {
 			if err := shareOptimized(filepath.Join(s.dir, ".vite-cache", "deps"), s.shared); err != nil {
@@ -127,12 +128,6 @@ func (s *session) startRun(ctx context.Context, r *devRun) (err error) {
 			s.env.spares.refill() // a spare may start now
 		}
 	})
-	wctx, cancel := context.WithTimeout(r.ctx, s.env.hmrWait)
-	err = r.hmr.waitConnected(wctx)
-	cancel()
-	if err != nil {
-		s.log.Warn("vitehost/preview: HMR client not connected", "err", err)
-	}
 	if err := r.ctx.Err(); err != nil {
 		return err
 	}
@@ -156,26 +151,58 @@ func (s *session) modules() string {
 
 // watch marks the session failed when the dev server of run r stops for
 // good (the vite package restarts it after a crash; this is when it gave
-// up), unless the run was stopped.
+// up), or reaches a limit of its sandbox, unless the run was stopped.
 func (s *session) watch(r *devRun) {
-	select {
-	case <-r.ctx.Done():
-	case <-r.server.Done():
-		if r.ctx.Err() == nil {
-			msg := "dev server stopped"
-			if err := r.server.Err(); err != nil {
-				msg = err.Error()
+	limits := time.NewTicker(limitPoll)
+	defer limits.Stop()
+	for {
+		select {
+		case <-r.ctx.Done():
+			return
+		case <-limits.C:
+			err := r.server.LimitErr()
+			if err == nil {
+				continue
 			}
-			s.log.Error("vitehost/preview: dev server stopped", "err", msg)
-			// A fenced write here is found by the janitor's record check.
+			// Its memory or process limit: the session fails alone, and
+			// frees what it held.
+			msg := "the session reached a limit of its sandbox: " + strings.TrimPrefix(err.Error(), "vitehost/sandbox: ")
+			s.log.Error("vitehost/preview: "+msg, "err", err)
 			s.setStatus(context.Background(), StatusError, msg)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			r.server.Stop(ctx)
+			cancel()
+			return
+		case <-r.server.Done():
+			s.serverGone(r)
+			return
 		}
 	}
 }
 
+// limitPoll is how often a session checks its sandbox's limits.
+const limitPoll = 2 * time.Second
+
+// serverGone records that the dev server of run r stopped for good.
+func (s *session) serverGone(r *devRun) {
+	if r.ctx.Err() != nil {
+		return // the session stopped it
+	}
+	// The record's message reaches clients: the reason without the host's
+	// paths; the log gets the whole error.
+	msg := "dev server stopped"
+	err := r.server.Err()
+	if err != nil {
+		msg += ": " + devServerReason(err)
+	}
+	s.log.Error("vitehost/preview: dev server stopped", "err", err)
+	// A fenced write here is found by the janitor's record check.
+	s.setStatus(context.Background(), StatusError, msg)
+}
+
 // stopRun ends run r: its proxy's tunnels (the browsers' HMR sockets
 // close, and their Vite clients start asking whether the server is back),
-// its HMR client, its dev server, and the warm-up. It returns once the dev
+// its dev server, and the warm-up. It returns once the dev
 // server is gone; r.wg.Wait waits for the rest (a tab that does not answer
 // the close frame holds the proxy's Close a second). Call it once startRun
 // has returned; later calls do nothing.
@@ -184,9 +211,6 @@ func (s *session) stopRun(r *devRun) {
 		r.cancel()
 		if r.proxy != nil {
 			r.wg.Go(r.proxy.Close)
-		}
-		if r.hmr != nil {
-			r.hmr.close()
 		}
 		if r.server != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -7,10 +7,99 @@
 // status, delete), and Router, which sends each preview host to its
 // session's dev server through an ssrproxy.Proxy (pages, modules and the HMR
 // WebSocket at /hmr) and every other host to a fallback, usually the API.
+// The files of an update reach Vite as one batch (vite.Server.Batch), once
+// all of them are on disk, and the update answers with what Vite did. Each
+// session keeps a bounded log of its events (status changes, update
+// outcomes, compile errors, the dev server's output, the open pages'
+// runtime errors), which the API streams as Server-Sent Events.
 // Sessions expire after Options.TTL. Everything a client sends is checked
 // before anything is written: paths stay inside the session directory, npm
-// runs no lifecycle scripts and installs registry packages only, and files
-// that Node would run on the host (vite.config.*, .npmrc, ...) are dropped.
+// runs no lifecycle scripts and installs registry packages only.
+//
+// # The sandbox
+//
+// Every session's dev server runs in a bubblewrap sandbox (package sandbox):
+// its own namespaces, no network (Vite listens on Unix sockets that this
+// process binds), an unprivileged user, a clean environment, and a file
+// system of the system directories, the project at /project and its
+// dependency install read-only at /node_modules; memory and processes are
+// limited through cgroups where the host has them. The project therefore
+// runs as written, its vite.config, PostCSS, Tailwind and svelte configs and
+// .env files included: they reach nothing of the host. The service forces
+// only the root, the sockets, the HMR client's public address and the
+// allowed hosts. Since every project has the same path, sessions with the
+// same dependencies and config get the same optimizer cache key: the first
+// one's optimized dependencies are copied to the next ones (optimized.go).
+// The sandbox does not defend against kernel exploits; hostile multi-tenant
+// fleets should run their nodes in VMs as well. Options.NoSandbox turns it
+// off for trusted input: files that Node would run (vite.config.*, .npmrc,
+// ...) are then dropped, which does not stop imports from reading host
+// files.
+//
+// # The API as a public service
+//
+// Session ids. The service makes 128-bit random ids (NewID). A client may
+// name its sessions instead ("sessionId" in a create): any id of 1 to 55
+// characters (MaxIDLength: preview-{id} must fit one 63-character DNS
+// label) of lowercase a-z, 0-9 and inner hyphens, such as "abc123" or a
+// lowercase UUID. Upper case is refused with a 400 that names the lowercase
+// id: host names are case-insensitive, so "ABC" and "abc" would share one
+// preview host. A client-chosen id makes the preview URL exactly as
+// guessable as the id: a client that wants private previews uses random
+// ids. A create that names a live session updates it (the seed's clients
+// name their sessions and send their creates again): the answer has
+// "created": false and the update's result, and a package.json with
+// another dependency set than the session's answers 409 "conflict"
+// (dependencies are fixed for a session's life; delete and create again).
+//
+// Cross-site requests. POST bodies must be application/json (415
+// otherwise) and a request whose Origin is neither PublicURL's origin nor
+// one of Options.AllowedOrigins gets 403: a page of another site cannot
+// make its visitors' browsers call the API (origin.go says why these two
+// rules suffice). Clients that are not browsers are not affected; the
+// bearer token (Options.Token) authenticates them, and a service reachable
+// by others needs one.
+//
+// Quotas. Limits bounds each request and, over a session's whole life, the
+// files, bytes, directories and path depth it holds (413, code
+// "quota_exceeded", error.limit naming the quota), whichever Store keeps
+// it and across takeovers. Per-client limits are out of scope.
+//
+// Installs. A dependency set is resolved first (npm install
+// --package-lock-only, about 2 s here) and installed under the hash of the
+// resolved lockfile, so that specs npm resolves alike ("^8.0.0", "8.x",
+// ">=8 <9") share one install; the resolution of each declared set is
+// remembered in CacheDir. At most MaxInstalls resolutions and installs run
+// at once, in order of arrival; a create whose client goes away stops its
+// install unless another request waits for the same set. CacheMaxBytes
+// bounds the cache: the least recently used sets that no session uses are
+// removed.
+//
+// Vite versions. A session runs Vite 6.4.3, 7.3.5, 8.0.16 or later within
+// its major line, or a major line newer than 8: the first releases that
+// have Vite's WebSocket token and Host checks (5.4.12 and 6.0.9 brought
+// them) and that no published advisory on reading the server's files
+// affects (the last ones: GHSA-fx2h-pf6j-xcff, fixed in 6.4.3, 7.3.5 and
+// 8.0.16; GHSA-p9ff-h696-f583, GHSA-v2wj-q39q-566r and GHSA-4w7w-66w2-5vf9,
+// fixed in 6.4.2, 7.3.2 and 8.0.5). Vite 5 is refused: GHSA-fx2h-pf6j-xcff
+// affects every 5.x release and none fixes it. An exact version is checked
+// when the request arrives; a range once npm has resolved it, before
+// anything is installed. Both answer 400, code "vite_version".
+//
+// Errors. An answer never shows a host path, an address or npm's raw
+// output: npm's failures are its error code and one-line reason (400
+// "bad_dependency" when the declared set cannot be resolved), a dev server
+// that fails says how (its error line with paths removed), compile errors
+// name files relative to the project (node_modules/... for dependencies),
+// and anything else is a fixed text; the details go to Logger.
+//
+// Operations. Healthz and Readyz are the liveness and readiness probes
+// (Readyz checks the store and the template's dependencies; Prepare
+// installs them), and Metrics serves Prometheus metrics from a registry of
+// the Manager's own: sessions by status, API answers by operation and code,
+// install and start durations, the latency from an update's write to
+// Vite's HMR message, proxied requests and open WebSocket tunnels
+// (metrics.go lists them).
 //
 // # Several nodes
 //

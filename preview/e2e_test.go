@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -124,6 +125,9 @@ func (s *service) api(t *testing.T, method, path string, body any) (int, apiResp
 	}
 	req, err := http.NewRequest(method, s.public+"/kontext/preview"+path, rd)
 	require.NoError(t, err)
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := s.client.Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
@@ -207,6 +211,8 @@ func testPreviewEndToEnd(t *testing.T, noSandbox bool) {
 	status, created := svc.api(t, "POST", "", map[string]any{"files": []any{appTSX("Hello v1")}})
 	require.Equal(t, 200, status, "body: %s", created.Raw)
 	require.True(t, created.Success)
+	require.NotNil(t, created.Created, "body: %s", created.Raw)
+	assert.True(t, *created.Created)
 	id := created.SessionID
 	assert.True(t, preview.ValidID(id), id)
 	assert.Equal(t, fmt.Sprintf("http://preview-%s.%s", id, strings.TrimPrefix(svc.public, "http://")), created.PreviewURL)
@@ -250,6 +256,22 @@ func testPreviewEndToEnd(t *testing.T, noSandbox bool) {
 	msg := readHMR(t, conn, func(m map[string]any) bool { return m["type"] == "update" })
 	assert.Contains(t, fmt.Sprint(msg["updates"]), "/src/App.tsx", "the browser's socket saw the update")
 
+	// The metrics saw the session, its start, the update's HMR message, the
+	// proxied requests and the open HMR socket.
+	metrics := scrapeText(t, svc.m.Metrics())
+	for _, re := range []string{
+		`vitehost_preview_sessions\{status="active"\} 1\n`,
+		`vitehost_preview_start_duration_seconds_count 1\n`,
+		`vitehost_preview_hmr_latency_seconds_count [1-9]`,
+		`vitehost_preview_proxied_requests_total\{kind="http"\} [1-9]`,
+		`vitehost_preview_proxied_requests_total\{kind="websocket"\} [1-9]`,
+		`vitehost_preview_websocket_tunnels [1-9]`,
+		`vitehost_preview_api_requests_total\{code="ok",operation="create"\} 1\n`,
+		`vitehost_preview_api_requests_total\{code="ok",operation="update"\} 1\n`,
+	} {
+		assert.Regexp(t, re, metrics)
+	}
+
 	// A syntax error: the answer carries Vite's compile error.
 	broken := map[string]any{"name": "src/App.tsx", "content": "export default function App() {\n  return <main><h1>oops</h1>\n}\n"}
 	status, bad := svc.api(t, "POST", "/"+id+"/update", map[string]any{"files": []any{broken}})
@@ -259,8 +281,13 @@ func testPreviewEndToEnd(t *testing.T, noSandbox bool) {
 	assert.Equal(t, "src/App.tsx", bad.HMR.Error.File, "relative to the project")
 	assert.NotContains(t, bad.HMR.Error.Message, svc.base, "no server paths")
 	assert.Positive(t, bad.HMR.Error.Line, "body: %s", bad.Raw)
-	errMsg := readHMR(t, conn, func(m map[string]any) bool { return m["type"] == "error" })
-	t.Logf("error message: %v", errMsg)
+	// The page learns of the error the way Vite tells it: its request for
+	// the updated module fails, and Vite sends the error on the socket.
+	msg = readHMR(t, conn, func(m map[string]any) bool { return m["type"] == "update" })
+	status, body := svc.get(t, created.PreviewURL+fmt.Sprintf("/src/App.tsx?t=%.0f", msg["updates"].([]any)[0].(map[string]any)["timestamp"]))
+	t.Logf("the failed module request: %d %.200s", status, body)
+	assert.GreaterOrEqual(t, status, 400, "%.200s", body)
+	readHMR(t, conn, func(m map[string]any) bool { return m["type"] == "error" })
 
 	// Fixed again; a PNG (base64) and a deletion in the same update.
 	// Without the sandbox, a vite.config is dropped: it would run on the
@@ -285,13 +312,28 @@ func testPreviewEndToEnd(t *testing.T, noSandbox bool) {
 	require.Equal(t, 200, status)
 	assert.NoFileExists(t, filepath.Join(svc.base, "preview-"+id, "public", "logo.png"))
 
-	// Creating with the id of a live session updates it.
+	// Creating with the id of a live session updates it, and says so.
 	status, again := svc.api(t, "POST", "", map[string]any{"sessionId": id, "files": []any{appTSX("Hello v4")}})
 	require.Equal(t, 200, status, "body: %s", again.Raw)
 	assert.Equal(t, id, again.SessionID)
+	require.NotNil(t, again.Created, "body: %s", again.Raw)
+	assert.False(t, *again.Created)
+	assert.Equal(t, []string{"src/App.tsx"}, again.Updated)
+	assert.True(t, again.HMRTriggered, "the answer carries the update's result: %s", again.Raw)
 	_, app = svc.get(t, created.PreviewURL+"/src/App.tsx")
 	assert.Contains(t, app, "Hello v4")
 	assert.Equal(t, 1, svc.m.NumSessions())
+	// With the session's own dependencies too; with others it is a conflict.
+	tmplPkg := map[string]any{"dependencies": map[string]string{"react": "^19.2.0", "react-dom": "^19.2.0"},
+		"devDependencies": map[string]string{"@vitejs/plugin-react": "^6.0.0", "vite": "^8.0.0"}}
+	status, again = svc.api(t, "POST", "", map[string]any{"sessionId": id, "files": []any{appTSX("Hello v5")}, "packageJson": tmplPkg})
+	require.Equal(t, 200, status, "the template's own set: body: %s", again.Raw)
+	tmplPkg["dependencies"].(map[string]string)["clsx"] = "^2.1.0"
+	status, conflict := svc.api(t, "POST", "", map[string]any{"sessionId": id, "files": []any{appTSX("Hello v6")}, "packageJson": tmplPkg})
+	assert.Equal(t, 409, status, "body: %s", conflict.Raw)
+	assert.Equal(t, "conflict", conflict.Error.Code)
+	_, app = svc.get(t, created.PreviewURL+"/src/App.tsx")
+	assert.Contains(t, app, "Hello v5", "a conflict writes nothing")
 
 	// Delete: no process, no directory, 404 after.
 	status, del := svc.api(t, "DELETE", "/"+id, nil)
@@ -369,4 +411,42 @@ func tmplFile(t *testing.T, name string) map[string]any {
 	b, err := os.ReadFile(filepath.Join("template", name))
 	require.NoError(t, err)
 	return map[string]any{"name": name, "content": string(b)}
+}
+
+// TestOptimizedDepsShared prepares the template (which optimizes its
+// dependencies once, in a session of the service's own), then creates two
+// sessions of the template's dependency set in the sandbox: each starts with
+// those optimized dependencies, and Vite uses them as they are: it never
+// replaces them (its optimizer writes a new directory and renames it into
+// place) while the session's modules, dependencies included, are loaded.
+func TestOptimizedDepsShared(t *testing.T) {
+	svc := startService(t, preview.Options{})
+	require.NoError(t, svc.m.Prepare(context.Background()))
+	shared, err := filepath.Glob(filepath.Join(depsCache(t), "*", "optimized", "*", "_metadata.json"))
+	require.NoError(t, err)
+	require.NotEmpty(t, shared, "Prepare shares what its optimizer made")
+	metadata := func(id string) (os.FileInfo, error) {
+		return os.Stat(filepath.Join(svc.base, "preview-"+id, ".vite-cache", "deps", "_metadata.json"))
+	}
+	for _, text := range []string{"first", "second"} {
+		status, c := svc.api(t, "POST", "", map[string]any{"files": []any{appTSX(text)}})
+		require.Equal(t, 200, status, "body: %s", c.Raw)
+		seeded, err := metadata(c.SessionID)
+		require.NoError(t, err, "the session starts with optimized dependencies")
+		// An update waits for the warm-up: every module and dependency loaded.
+		status, _ = svc.api(t, "POST", "/"+c.SessionID+"/update", map[string]any{"files": []any{appTSX(text + ", warm")}})
+		require.Equal(t, 200, status)
+		after, err := metadata(c.SessionID)
+		require.NoError(t, err)
+		assert.True(t, os.SameFile(seeded, after), "Vite used the shared copy instead of optimizing again")
+	}
+}
+
+// scrapeText returns the text of the metrics handler h.
+func scrapeText(t *testing.T, h http.Handler) string {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	require.Equal(t, 200, rec.Code)
+	return rec.Body.String()
 }

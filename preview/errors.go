@@ -3,14 +3,25 @@ package preview
 import (
 	"errors"
 	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/vitehost/vitehost/sandbox"
+	"github.com/vitehost/vitehost/vite"
 )
 
 // Errors that callers branch on with errors.Is. The API maps them to HTTP
-// statuses: ErrInvalid 400, ErrNotFound 404, ErrLimit 429, ErrDevServer
-// 502, ErrUnavailable, ErrRemote, ErrFenced and ErrClosed 503.
+// statuses: ErrInvalid 400, ErrNotFound 404, ErrConflict 409, ErrQuota 413,
+// ErrLimit 429, ErrDevServer 502, ErrUnavailable, ErrRemote, ErrFenced and
+// ErrClosed 503.
 var (
-	ErrInvalid     = errors.New("vitehost/preview: invalid request")
-	ErrNotFound    = errors.New("vitehost/preview: session not found")
+	ErrInvalid  = errors.New("vitehost/preview: invalid request")
+	ErrNotFound = errors.New("vitehost/preview: session not found")
+	// ErrConflict is a create that names a live session but declares
+	// another dependency set, or that races another create of the same id.
+	ErrConflict = errors.New("vitehost/preview: conflict with the session's state")
+	// ErrQuota is wrapped by every *QuotaError.
+	ErrQuota       = errors.New("vitehost/preview: session quota exceeded")
 	ErrLimit       = errors.New("vitehost/preview: session limit reached")
 	ErrDevServer   = errors.New("vitehost/preview: dev server failed")
 	ErrUnavailable = errors.New("vitehost/preview: session store unavailable")
@@ -30,9 +41,14 @@ const (
 	CodeBadID         = "bad_id"
 	CodeBadDependency = "bad_dependency"
 	CodeBadEncoding   = "bad_encoding"
+	CodeViteVersion   = "vite_version" // the vite version is below the floor (see doc.go)
 	CodeTooLarge      = "too_large"
 	CodeUnauthorized  = "unauthorized"
+	CodeForbidden     = "forbidden_origin"       // 403: a browser page of another origin
+	CodeMediaType     = "unsupported_media_type" // 415: a POST body that is not application/json
 	CodeNotFound      = "not_found"
+	CodeConflict      = "conflict"
+	CodeQuota         = "quota_exceeded" // 413; the answer's error.limit names the quota
 	CodeSessionLimit  = "session_limit"
 	CodeDevServer     = "dev_server_failed"
 	CodeUnavailable   = "unavailable"
@@ -53,4 +69,80 @@ func (e *RequestError) Unwrap() error { return ErrInvalid }
 
 func invalid(code, format string, args ...any) error {
 	return &RequestError{Code: code, Msg: fmt.Sprintf(format, args...)}
+}
+
+// QuotaError is a request that would take its session past one of the
+// quotas of Limits, which hold over the session's whole life. It wraps
+// ErrQuota.
+type QuotaError struct {
+	// Limit names the quota: "files", "bytes", "directories" or "depth".
+	Limit string
+	// Max is the quota, and Value what the session would have (for
+	// "depth": the components of Path).
+	Max, Value int64
+	// Path is the file name that broke the "depth" quota.
+	Path string
+}
+
+// Error names the quota, the value and the limit.
+func (e *QuotaError) Error() string {
+	switch e.Limit {
+	case "depth":
+		return fmt.Sprintf("vitehost/preview: file name %.80q has %d path components: at most %d (Limits.MaxPathDepth)", e.Path, e.Value, e.Max)
+	case "bytes":
+		return fmt.Sprintf("vitehost/preview: the session's files would add up to %d bytes: at most %d over its life (Limits.MaxSessionBytes)", e.Value, e.Max)
+	case "directories":
+		return fmt.Sprintf("vitehost/preview: the session would have %d directories: at most %d over its life (Limits.MaxSessionDirs)", e.Value, e.Max)
+	}
+	return fmt.Sprintf("vitehost/preview: the session would have %d files: at most %d over its life (Limits.MaxSessionFiles)", e.Value, e.Max)
+}
+
+// Unwrap returns ErrQuota.
+func (e *QuotaError) Unwrap() error { return ErrQuota }
+
+// devServerFailure is the error a client gets when its session's dev server
+// failed to start: ErrDevServer with devServerReason. The whole error, with
+// the session directory and the server's output, goes to log.
+func devServerFailure(log *slog.Logger, err error) error {
+	log.Error("vitehost/preview: dev server failed", "err", err)
+	return fmt.Errorf("%w: %s", ErrDevServer, devServerReason(err))
+}
+
+// devServerReason says why a dev server failed without the host's paths:
+// the kind of failure, and the server's last error line with its paths
+// and URLs left out.
+func devServerReason(err error) string {
+	var why string
+	switch {
+	case errors.Is(err, sandbox.ErrMemoryLimit):
+		return "it reached the memory limit of its sandbox"
+	case errors.Is(err, sandbox.ErrPidsLimit):
+		return "it reached the process limit of its sandbox"
+	case errors.Is(err, vite.ErrStartTimeout):
+		why = "it was not ready in time"
+	case errors.Is(err, vite.ErrStartFailed), errors.Is(err, vite.ErrExited):
+		why = "it exited"
+	default:
+		return "it could not be started"
+	}
+	var se *vite.StartError
+	if errors.As(err, &se) {
+		// What the dev server itself reported (a config that throws, a
+		// plugin that fails): the client's own error, without paths.
+		if msg, ok := strings.CutPrefix(se.Err.Error(), vite.ErrStartFailed.Error()+": "); ok && !errors.Is(se.Err, vite.ErrExited) {
+			if len(msg) > 300 {
+				msg = msg[:300] + "…"
+			}
+			return why + ": " + scrubText(msg)
+		}
+		for i := len(se.Output) - 1; i >= 0; i-- {
+			if l := strings.TrimSpace(se.Output[i]); strings.Contains(l, "Error") {
+				if len(l) > 300 {
+					l = l[:300] + "…"
+				}
+				return why + ": " + scrubText(l)
+			}
+		}
+	}
+	return why
 }

@@ -58,3 +58,25 @@ func ExampleManager_Update() {
 	}
 	log.Println("hmr:", res.HMR.Type, res.HMR.Paths)
 }
+
+// The probes and the metrics beside the API, on the API's host: what
+// examples/previewserver serves.
+func ExampleManager_Metrics() {
+	m, err := preview.New(&preview.Options{
+		PublicURL:      "https://jsbundler.example.com",
+		Token:          "change-me",                         // the API and /metrics want it
+		AllowedOrigins: []string{"https://app.example.com"}, // a browser app that calls the API
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer m.Close(context.Background())
+	go m.Prepare(context.Background()) // /readyz turns 200 once the template's packages are installed
+
+	host := http.NewServeMux()
+	host.Handle("GET /healthz", m.Healthz())
+	host.Handle("GET /readyz", m.Readyz())
+	host.Handle("GET /metrics", m.Metrics())
+	host.Handle("/", m.API())
+	log.Fatal(http.ListenAndServe("127.0.0.1:8080", m.Router(host)))
+}

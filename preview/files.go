@@ -211,8 +211,10 @@ func (st *stagedFiles) discard() {
 	st.done = len(st.tmp)
 }
 
-// removeFiles removes the named files from root; a missing file is not an
-// error. It returns the names that were there.
+// removeFiles removes the named files from root, and the directories that
+// this leaves empty (each one is a watch of Vite's watcher, counted by the
+// session's quota); a missing file is not an error. It returns the names
+// that were there.
 func removeFiles(root *os.Root, names []string) ([]string, error) {
 	var removed []string
 	for _, n := range names {
@@ -220,6 +222,9 @@ func removeFiles(root *os.Root, names []string) ([]string, error) {
 		switch {
 		case err == nil:
 			removed = append(removed, n)
+			// Remove fails on a directory that holds anything: that ends it.
+			for d := path.Dir(n); d != "." && root.Remove(d) == nil; d = path.Dir(d) {
+			}
 		case errors.Is(err, fs.ErrNotExist):
 		default:
 			return removed, err

@@ -179,8 +179,9 @@ func (m *Manager) forwardError(w http.ResponseWriter, r *http.Request, err error
 	case r.Context().Err() != nil:
 		w.WriteHeader(http.StatusBadGateway) // the client went away
 	default:
+		// The cause names the node's internal address: it is for the log.
 		m.log.Warn("vitehost/preview: forward to the session's node failed", "host", r.Host, "url", r.URL.String(), "err", err)
-		http.Error(w, "bad gateway: the session's node failed: "+err.Error(), http.StatusBadGateway)
+		http.Error(w, "bad gateway: the session's node failed", http.StatusBadGateway)
 	}
 }
 

@@ -81,6 +81,9 @@ func serve(h http.Handler, method, host, path, body string) *httptest.ResponseRe
 	req.Host = host
 	req.Header.Set("Authorization", "Bearer s3cret")
 	req.Header.Set("Accept", "text/html")
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
 	return rec

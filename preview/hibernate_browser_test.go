@@ -71,6 +71,7 @@ func TestHibernatedTabComesBack(t *testing.T) {
 	index, err := templateFS.ReadFile("template/index.html")
 	require.NoError(t, err)
 	html := File{Name: "index.html", Content: strings.Replace(string(index), "<head>", `<head><link rel="icon" href="data:,">`, 1)}
+	require.NoError(t, m.Prepare(ctx), "the template's optimized dependencies, which a spare needs")
 	info, err := m.Create(ctx, &CreateRequest{Files: []File{html, app("v1")}})
 	require.NoError(t, err)
 	require.NoError(t, chromedp.Run(tab, chromedp.Navigate(info.PreviewURL)))

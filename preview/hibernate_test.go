@@ -1,6 +1,7 @@
 package preview_test
 
 import (
+	"context"
 	"net/http"
 	"path/filepath"
 	"testing"
@@ -24,6 +25,10 @@ func TestHibernation(t *testing.T) {
 
 func testHibernation(t *testing.T, spares int) {
 	svc := startService(t, preview.Options{IdleTimeout: time.Second, Spares: spares})
+	if spares > 0 {
+		// The template's optimized dependencies, which a spare needs.
+		require.NoError(t, svc.m.Prepare(context.Background()))
+	}
 	status, created := svc.api(t, "POST", "", map[string]any{"files": []any{appTSX("before the sleep")}})
 	require.Equal(t, 200, status, "body: %s", created.Raw)
 	id := created.SessionID

@@ -17,134 +17,357 @@ import (
 	"github.com/vitehost/vitehost/internal/flock"
 )
 
-// DefaultInstallCommand installs a dependency set. Lifecycle scripts of
-// dependencies never run; the registry is the only source (the specs were
-// checked by ParsePackageJSON).
-var DefaultInstallCommand = []string{"npm", "install", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"}
-
-// ErrInstall is returned, wrapped with npm's last output lines, when a
-// dependency set fails to install.
+// ErrInstall is returned, wrapped with npm's error code and one-line
+// reason, when a dependency set fails to install for a reason of the
+// service's (the network, the registry, the disk). A set that cannot be
+// resolved as declared is a *RequestError instead.
 var ErrInstall = errors.New("vitehost/preview: dependency install failed")
 
-// depCache installs each dependency set once into Dir/<key>/node_modules.
-// Concurrent requests for one set wait for the one install, in this process
-// (a map of calls) and across processes that share Dir (a file lock). A
-// failed install leaves nothing behind, so the next request tries again.
+// depCache installs each dependency set once into dir/<key>/node_modules,
+// where key names what npm resolves the set to (see lockfile.go): a set is
+// first resolved into a lockfile (ResolveCommand), and sets that resolve to
+// the same packages share one install. The resolution of each declared set
+// is remembered in dir/specs, so that a set seen before costs no npm run.
+//
+// At most MaxInstalls resolutions and installs run at once; the others
+// wait in order of arrival. Concurrent requests for one set share one
+// install, in this process (a map of calls) and across processes that share
+// dir (a file lock); the install stops when every request waiting for it
+// has given up. A failed install leaves nothing behind, so the next request
+// tries again. Each session holds a lease on its set (a shared file lock)
+// for its life; cachegc.go removes the least recently used sets that no
+// lease holds once the cache outgrows its bound.
 type depCache struct {
-	dir     string
-	command []string
-	timeout time.Duration
-	log     *slog.Logger
+	dir      string
+	install  []string
+	resolve  []string
+	timeout  time.Duration
+	maxBytes int64 // < 0: no bound
+	queue    *installQueue
+	log      *slog.Logger
+	metrics  *metrics
 
-	// ctx ends every install when the Manager closes; wg waits for them.
+	// ctx ends every install when the Manager closes; wg waits for them
+	// and for the evictions that follow them.
 	ctx context.Context
 	wg  sync.WaitGroup
 
-	mu    sync.Mutex
-	calls map[string]*installCall
+	mu       sync.Mutex
+	calls    map[string]*installCall // by the declared set's Key
+	evicting bool
 }
 
+// installCall is the resolution and install of one declared set, shared by
+// every request that waits for it.
 type installCall struct {
-	done chan struct{}
-	path string
-	err  error
+	done    chan struct{}
+	err     error              // set before done is closed
+	waiters int                // requests waiting; guarded by depCache.mu
+	cancel  context.CancelFunc // stops the install when the last waiter leaves
 }
 
-// ensure returns the node_modules directory of deps, installing it first
-// when needed. ctx bounds the wait, not the install: an install that other
-// sessions wait for is not cut short because one of them gave up.
-func (c *depCache) ensure(ctx context.Context, deps Deps) (string, error) {
-	key := deps.Key()
-	final := filepath.Join(c.dir, key)
-	modules := filepath.Join(final, "node_modules")
-	if _, err := os.Stat(modules); err == nil {
-		return modules, nil
+// leaseRetries bounds ensure's rounds when the set it found is removed
+// before it holds it (another process's eviction).
+const leaseRetries = 3
+
+// ensure returns the node_modules directory of deps, resolving and
+// installing the set first when needed. ctx bounds the wait: a request
+// that gives up leaves the install to the others, and stops it when nobody
+// else waits. The set stays in the cache, safe from eviction, until hold
+// ends. A set whose vite is below the floor (vitefloor.go) or that npm
+// cannot resolve as declared is a *RequestError.
+func (c *depCache) ensure(ctx, hold context.Context, deps Deps) (string, error) {
+	spec := deps.Key()
+	for range leaseRetries {
+		if res, ok := c.resolved(spec); ok {
+			if err := checkViteVersion(res.vite); err != nil {
+				return "", err
+			}
+			if modules, ok := c.lease(res.key, hold); ok {
+				return modules, nil
+			}
+		}
+		call := c.join(spec, deps)
+		select {
+		case <-call.done:
+			if call.err != nil {
+				return "", call.err
+			}
+		case <-ctx.Done():
+			c.leave(spec, call)
+			return "", ctx.Err()
+		}
 	}
-	c.mu.Lock()
-	call, ok := c.calls[key]
+	return "", fmt.Errorf("%w: the installed set was removed %d times while it was being used", ErrInstall, leaseRetries)
+}
+
+// installed reports whether deps has been resolved and installed, without
+// running anything.
+func (c *depCache) installed(deps Deps) bool {
+	res, ok := c.resolved(deps.Key())
 	if !ok {
-		call = &installCall{done: make(chan struct{})}
-		c.calls[key] = call
-		c.wg.Add(1)
-		go func() {
-			defer c.wg.Done()
-			call.path, call.err = c.install(deps, key)
+		return false
+	}
+	_, err := os.Stat(filepath.Join(c.dir, res.key, "node_modules"))
+	return err == nil
+}
+
+// join returns the install call of the declared set spec, starting it when
+// none runs, and counts the caller as one of its waiters.
+func (c *depCache) join(spec string, deps Deps) *installCall {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	call := c.calls[spec]
+	if call == nil {
+		ctx, cancel := context.WithCancel(c.ctx)
+		call = &installCall{done: make(chan struct{}), cancel: cancel}
+		c.calls[spec] = call
+		c.wg.Go(func() {
+			call.err = c.run(ctx, spec, deps)
+			cancel()
 			c.mu.Lock()
-			delete(c.calls, key)
+			if c.calls[spec] == call {
+				delete(c.calls, spec)
+			}
 			c.mu.Unlock()
 			close(call.done)
-		}()
+			if call.err == nil {
+				c.evict()
+			}
+		})
 	}
-	c.mu.Unlock()
-	select {
-	case <-call.done:
-		return call.path, call.err
-	case <-ctx.Done():
-		return "", ctx.Err()
+	call.waiters++
+	return call
+}
+
+// leave counts a waiter of call out; the last one stops the install and
+// forgets it, so that the next request starts afresh.
+func (c *depCache) leave(spec string, call *installCall) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if call.waiters--; call.waiters > 0 {
+		return
+	}
+	call.cancel()
+	if c.calls[spec] == call {
+		delete(c.calls, spec)
 	}
 }
 
-// install runs the install command in a staging directory and renames it
-// into place, so that a half-finished install is never used.
-func (c *depCache) install(deps Deps, key string) (string, error) {
-	final := filepath.Join(c.dir, key)
-	modules := filepath.Join(final, "node_modules")
-	if err := os.MkdirAll(c.dir, 0o755); err != nil {
-		return "", err
-	}
-	unlock, err := flock.Lock(filepath.Join(c.dir, key+".lock"))
+// run resolves the declared set spec and installs what it resolves to, in
+// its turn of the queue.
+func (c *depCache) run(ctx context.Context, spec string, deps Deps) (err error) {
+	release, err := c.queue.acquire(ctx)
 	if err != nil {
-		return "", err
+		return err
+	}
+	defer release()
+	start := time.Now()
+	defer func() { c.metrics.observeInstall(time.Since(start), err) }()
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+
+	if err := os.MkdirAll(filepath.Join(c.dir, "specs"), 0o755); err != nil {
+		return err
+	}
+	work, err := os.MkdirTemp(c.dir, "resolve-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	if err := os.WriteFile(filepath.Join(work, "package.json"), deps.packageJSON(), 0o644); err != nil {
+		return err
+	}
+	resolveStart := time.Now()
+	if err := c.command(ctx, c.resolve, work, "resolve"); err != nil {
+		return err
+	}
+	lock, err := os.ReadFile(filepath.Join(work, "package-lock.json"))
+	if err != nil {
+		return fmt.Errorf("%w: %s wrote no package-lock.json", ErrInstall, c.resolve[0])
+	}
+	res, err := parseLockfile(lock)
+	if err != nil {
+		return fmt.Errorf("%w: reading the resolved lockfile: %v", ErrInstall, err)
+	}
+	c.log.Info("vitehost/preview: resolved dependencies", "spec", spec, "key", res.key, "vite", res.vite,
+		"took", time.Since(resolveStart).Round(time.Millisecond))
+	if err := c.remember(spec, res); err != nil {
+		return err
+	}
+	if err := checkViteVersion(res.vite); err != nil {
+		return err
+	}
+	return c.installLocked(ctx, res.key, work)
+}
+
+// installLocked installs the lockfile in work into dir/key, unless it is
+// there, holding the set's install lock: another process that shares dir
+// may be installing the same set.
+func (c *depCache) installLocked(ctx context.Context, key, work string) error {
+	modules := filepath.Join(c.dir, key, "node_modules")
+	if _, err := os.Stat(modules); err == nil {
+		return nil
+	}
+	unlock, err := lockContext(ctx, filepath.Join(c.dir, key+".lock"))
+	if err != nil {
+		return err
 	}
 	defer unlock()
 	if _, err := os.Stat(modules); err == nil {
-		return modules, nil // another process installed it while we waited
+		return nil // another process installed it while we waited
 	}
 	stage, err := os.MkdirTemp(c.dir, key+".stage-")
 	if err != nil {
-		return "", err
+		return err
 	}
 	defer os.RemoveAll(stage)
-	if err := os.WriteFile(filepath.Join(stage, "package.json"), deps.packageJSON(), 0o644); err != nil {
-		return "", err
+	for _, name := range []string{"package.json", "package-lock.json"} {
+		data, err := os.ReadFile(filepath.Join(work, name))
+		if err == nil {
+			err = os.WriteFile(filepath.Join(stage, name), data, 0o644)
+		}
+		if err != nil {
+			return err
+		}
 	}
-	ctx, cancel := context.WithTimeout(c.ctx, c.timeout)
-	defer cancel()
 	start := time.Now()
-	c.log.Info("vitehost/preview: installing dependencies", "key", key, "packages", len(deps))
-	cmd := exec.CommandContext(ctx, c.command[0], c.command[1:]...)
-	cmd.Dir = stage
+	c.log.Info("vitehost/preview: installing dependencies", "key", key)
+	if err := c.command(ctx, c.install, stage, "install"); err != nil {
+		return err
+	}
+	if _, err := os.Stat(filepath.Join(stage, "node_modules")); err != nil {
+		return fmt.Errorf("%w: %s made no node_modules", ErrInstall, c.install[0])
+	}
+	size := diskUsage(stage)
+	if err := os.WriteFile(filepath.Join(stage, sizeFile), []byte(fmt.Sprint(size)), 0o644); err != nil {
+		return err
+	}
+	// MkdirTemp made stage private; a sandbox's user reads the install.
+	if err := os.Chmod(stage, 0o755); err != nil {
+		return err
+	}
+	if err := os.Rename(stage, filepath.Join(c.dir, key)); err != nil {
+		return err
+	}
+	c.log.Info("vitehost/preview: installed dependencies", "key", key, "bytes", size, "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// command runs a resolve or install command in dir. Its output goes to the
+// log; the error a client may see carries npm's code and one-line reason
+// only (npmerror.go): a *RequestError when the set cannot be resolved as
+// declared, ErrInstall otherwise.
+func (c *depCache) command(ctx context.Context, argv []string, dir, what string) error {
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Dir = dir
 	// Belt and braces: npm also reads the setting from the environment.
 	cmd.Env = append(os.Environ(), "npm_config_ignore_scripts=true", "npm_config_update_notifier=false")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	dieWithParent(cmd.SysProcAttr)
+	// npm starts node, which may start esbuild's binary: end the group.
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 5 * time.Second
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		switch {
-		case c.ctx.Err() != nil:
-			err = errors.New("the service is shutting down")
-		case ctx.Err() != nil:
-			err = fmt.Errorf("timed out after %s", c.timeout)
-		}
-		return "", fmt.Errorf("%w: %s: %v\n%s", ErrInstall, strings.Join(c.command, " "), err, lastLines(out.String(), 15))
+	err := cmd.Run()
+	if err == nil {
+		return nil
 	}
-	if _, err := os.Stat(filepath.Join(stage, "node_modules")); err != nil {
-		return "", fmt.Errorf("%w: %s made no node_modules", ErrInstall, c.command[0])
+	switch {
+	case c.ctx.Err() != nil:
+		return fmt.Errorf("%w: the service is shutting down", ErrInstall)
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		c.log.Warn("vitehost/preview: dependency "+what+" timed out", "command", strings.Join(argv, " "), "output", lastLines(out.String(), 30))
+		return fmt.Errorf("%w: the %s timed out after %s", ErrInstall, what, c.timeout)
+	case ctx.Err() != nil:
+		return ctx.Err() // nobody waits any more
 	}
-	// MkdirTemp made stage private; a sandbox's user reads the install.
-	if err := os.Chmod(stage, 0o755); err != nil {
-		return "", err
+	c.log.Warn("vitehost/preview: dependency "+what+" failed", "command", strings.Join(argv, " "), "err", err, "output", lastLines(out.String(), 30))
+	f := parseNPMError(out.String())
+	if f.client() {
+		return invalid(CodeBadDependency, "the dependencies cannot be resolved: %s", f)
 	}
-	if err := os.Rename(stage, final); err != nil {
-		return "", err
-	}
-	c.log.Info("vitehost/preview: installed dependencies", "key", key, "took", time.Since(start).Round(time.Millisecond))
-	return modules, nil
+	return fmt.Errorf("%w: %s", ErrInstall, f)
 }
 
-// lastLines returns the last n non-empty lines of s.
+// lockContext takes the exclusive lock at path, waiting until ctx ends.
+func lockContext(ctx context.Context, path string) (func(), error) {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		unlock, err := flock.TryLock(path)
+		if !errors.Is(err, flock.ErrLocked) {
+			return unlock, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// specFile is where the resolution of the declared set spec is kept: its
+// install key and vite version on one line.
+func (c *depCache) specFile(spec string) string { return filepath.Join(c.dir, "specs", spec) }
+
+// resolved returns the remembered resolution of the declared set spec.
+func (c *depCache) resolved(spec string) (resolution, bool) {
+	data, err := os.ReadFile(c.specFile(spec))
+	if err != nil {
+		return resolution{}, false
+	}
+	key, vite, _ := strings.Cut(strings.TrimSpace(string(data)), " ")
+	if len(key) != 24 {
+		return resolution{}, false
+	}
+	return resolution{key: key, vite: vite}, true
+}
+
+// remember keeps the resolution of spec, atomically.
+func (c *depCache) remember(spec string, res resolution) error {
+	f, err := os.CreateTemp(filepath.Join(c.dir, "specs"), ".tmp-")
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(f, "%s %s\n", res.key, res.vite)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), c.specFile(spec))
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+	return err
+}
+
+// lease holds set key until hold ends: a shared lock on dir/key.use, which
+// eviction cannot take while any holder has it, and a fresh mark of use. It
+// returns the set's node_modules, or false when the set is not (or no
+// longer) installed.
+func (c *depCache) lease(key string, hold context.Context) (string, bool) {
+	unlock, err := flock.RLock(filepath.Join(c.dir, key+".use"))
+	if err != nil {
+		c.log.Warn("vitehost/preview: lease a dependency set", "key", key, "err", err)
+		return "", false
+	}
+	modules := filepath.Join(c.dir, key, "node_modules")
+	if _, err := os.Stat(modules); err != nil {
+		unlock()
+		return "", false
+	}
+	now := time.Now()
+	if err := os.Chtimes(filepath.Join(c.dir, key), now, now); err != nil {
+		c.log.Warn("vitehost/preview: mark a dependency set used", "key", key, "err", err)
+	}
+	context.AfterFunc(hold, unlock)
+	return modules, true
+}
+
+// lastLines returns the last n lines of s.
 func lastLines(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	if len(lines) > n {

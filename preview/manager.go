@@ -30,6 +30,8 @@ type Manager struct {
 	unlock   func()
 	nodeID   string
 	nodeAddr string // "" on a single node
+	metrics  *metrics
+	origins  origins // whose browser pages may call the API (origin.go)
 
 	// ctx ends when Close begins: the janitor's and the lease's store calls
 	// give up, and so do the starts of taken-over sessions.
@@ -84,13 +86,18 @@ func New(opts *Options) (*Manager, error) {
 	}
 	depsCtx, stopDeps := context.WithCancel(context.Background())
 	ctx, cancel := context.WithCancel(context.Background())
+	x := newMetrics()
 	deps := &depCache{
-		dir:     o.CacheDir,
-		command: o.InstallCommand,
-		timeout: o.InstallTimeout,
-		log:     log,
-		ctx:     depsCtx,
-		calls:   make(map[string]*installCall),
+		dir:      o.CacheDir,
+		install:  o.InstallCommand,
+		resolve:  o.ResolveCommand,
+		timeout:  o.InstallTimeout,
+		maxBytes: o.CacheMaxBytes,
+		queue:    newInstallQueue(o.MaxInstalls),
+		log:      log,
+		metrics:  x,
+		ctx:      depsCtx,
+		calls:    make(map[string]*installCall),
 	}
 	fwd := ssrproxy.NewTransport()
 	fwd.ResponseHeaderTimeout = o.ForwardTimeout
@@ -108,6 +115,7 @@ func New(opts *Options) (*Manager, error) {
 			hmrWait:      o.HMRWait,
 			allowConfig:  o.allowConfig(),
 			sandbox:      sb,
+			metrics:      x,
 		},
 		store:        o.Store,
 		deps:         deps,
@@ -115,6 +123,8 @@ func New(opts *Options) (*Manager, error) {
 		unlock:       unlock,
 		nodeID:       o.NodeID,
 		nodeAddr:     o.NodeAddr,
+		metrics:      x,
+		origins:      newOrigins(public, o.AllowedOrigins),
 		ctx:          ctx,
 		cancel:       cancel,
 		fwdTransport: fwd,
@@ -125,6 +135,7 @@ func New(opts *Options) (*Manager, error) {
 		stopDeps:     stopDeps,
 		closeDone:    make(chan struct{}),
 	}
+	x.register(m)
 	m.removeLeftovers()
 	if sb != nil && o.Spares > 0 {
 		p, err := newSpares(o.Spares, m.env, o.BaseDir, log)
@@ -136,7 +147,6 @@ func New(opts *Options) (*Manager, error) {
 		}
 		m.env.spares = p
 		m.loops.Go(func() { p.run(ctx) })
-		p.refill() // the optimized dependencies may be there from an earlier run
 	}
 	m.loops.Go(m.runJanitor)
 	if m.clustered() {
@@ -169,6 +179,9 @@ type Info struct {
 	ExpiresAt  time.Time
 	// Error says why the session failed, when Status is StatusError.
 	Error string
+	// Update is what a create that named a live session did to it; nil
+	// when the create made a new session.
+	Update *UpdateResult
 }
 
 // PreviewURL returns the public URL of session id's preview.
@@ -234,7 +247,7 @@ func (m *Manager) register(s *session) error {
 	case m.closed:
 		return ErrClosed
 	case m.sessions[s.id] != nil || m.claims[s.id] != nil:
-		return invalid(CodeBadID, "session %s is being created by another request", s.id)
+		return fmt.Errorf("%w: session %s", errTaken, s.id)
 	case len(m.sessions)+len(m.claims) >= m.opts.Limits.MaxSessions:
 		return fmt.Errorf("%w: %d sessions", ErrLimit, m.opts.Limits.MaxSessions)
 	}
@@ -256,7 +269,7 @@ func (m *Manager) unregister(s *session) {
 // caller's business (see drop).
 func (m *Manager) remove(ctx context.Context, s *session, why string) error {
 	m.unregister(s)
-	err := s.stop(ctx)
+	err := s.stop(ctx, why)
 	s.log.Info("vitehost/preview: session removed", "why", why)
 	return err
 }

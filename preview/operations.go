@@ -17,10 +17,27 @@ type newProject struct {
 	deps  Deps
 	files []pendingFile // the template's and the client's, sorted
 	sent  checkedFiles  // the client's own files, for a create that updates
+	// ownDeps: the request declared its dependencies (a package.json); a
+	// create that updates a live session checks them against its own.
+	ownDeps bool
 }
 
-// checkCreate validates a create request before anything is written.
+// declared returns the dependency set the request declared, or nil.
+func (p *newProject) declared() Deps {
+	if p.ownDeps {
+		return p.deps
+	}
+	return nil
+}
+
+// checkCreate validates a create request before anything is written: the
+// id, the files, the dependencies (a vite spec that names an exact version
+// below the floor is refused here; a range is decided once npm resolved it,
+// before anything is installed) and the session quotas.
 func (m *Manager) checkCreate(req *CreateRequest) (*newProject, error) {
+	if req.SessionID != "" && !ValidID(req.SessionID) {
+		return nil, badID("sessionId", req.SessionID)
+	}
 	files, err := checkFiles(req.Files, nil, m.opts.Limits, m.opts.allowConfig())
 	if err != nil {
 		return nil, err
@@ -37,23 +54,44 @@ func (m *Manager) checkCreate(req *CreateRequest) (*newProject, error) {
 	if err != nil {
 		return nil, err
 	}
+	deps = deps.withDefaults()
+	if err := checkViteVersion(deps["vite"]); err != nil {
+		return nil, err
+	}
 	project, err := projectFiles(useTemplate, files.write)
 	if err != nil {
 		return nil, err
 	}
-	if req.SessionID != "" && !ValidID(req.SessionID) {
-		return nil, invalid(CodeBadID, "sessionId %q is not 26 characters of a-z and 2-7", req.SessionID)
+	if err := checkQuota(nil, newUsage(project), m.opts.Limits); err != nil {
+		return nil, err
 	}
-	return &newProject{deps: deps.withDefaults(), files: project, sent: files}, nil
+	return &newProject{deps: deps, files: project, sent: files, ownDeps: !useTemplate}, nil
+}
+
+// checkUpdate validates an update request before anything is written: its
+// files, and the dependency set of a package.json among them, which must
+// be the session's (see update).
+func (m *Manager) checkUpdate(req *UpdateRequest) (checkedFiles, Deps, error) {
+	files, err := checkFiles(req.Files, req.Delete, m.opts.Limits, m.opts.allowConfig())
+	if err != nil || files.packageJSON == nil {
+		return files, nil, err
+	}
+	deps, err := ParsePackageJSON(files.packageJSON)
+	if err != nil {
+		return files, nil, err
+	}
+	return files, deps.withDefaults(), nil
 }
 
 // Create validates req, writes its files into a new session directory,
 // installs (or reuses) its dependencies, starts its dev server and returns
 // once the preview URL serves the page. With the id of a live session of
-// this node it updates that session instead; a live session of another
-// node is ErrRemote (the API forwards those). With a NodeAddr, the
-// session's files go to the Store before anything starts; a Store that
-// cannot be reached fails the create with ErrUnavailable.
+// this node it updates that session instead (Info.Update says what the
+// update did), or fails with ErrConflict when req declares another
+// dependency set; a live session of another node is ErrRemote (the API
+// forwards those). With a NodeAddr, the session's files go to the Store
+// before anything starts; a Store that cannot be reached fails the create
+// with ErrUnavailable.
 func (m *Manager) Create(ctx context.Context, req *CreateRequest) (*Info, error) {
 	if err := m.begin(); err != nil {
 		return nil, err
@@ -70,26 +108,42 @@ func (m *Manager) Create(ctx context.Context, req *CreateRequest) (*Info, error)
 		loc, err := m.resolve(ctx, req.SessionID, true, "")
 		switch {
 		case errors.Is(err, ErrNotFound):
-			return m.create(ctx, req.SessionID, p)
+			info, err := m.create(ctx, req.SessionID, p)
+			if errors.Is(err, errTaken) {
+				continue // another request created it meanwhile: update that
+			}
+			return info, err
 		case err != nil:
 			return nil, err
 		case loc.remote:
 			return nil, remoteError(loc.rec)
 		}
-		if _, err := m.update(ctx, loc.s, p.sent, nil); retry(err) {
+		res, err := m.update(ctx, loc.s, p.sent, nil, p.declared())
+		if retry(err) {
 			continue
 		} else if err != nil {
 			return nil, err
 		}
-		return m.info(loc.s.record()), nil
+		info := m.info(loc.s.record())
+		info.Update = res
+		return info, nil
 	}
 	return nil, errMoving(req.SessionID)
 }
+
+// errTaken is a create whose id another request took meanwhile (on this
+// node or another): the caller updates that session instead.
+var errTaken = fmt.Errorf("%w: another request created the session meanwhile", ErrConflict)
 
 // create makes session id of project p on this node and starts it; it
 // returns once the page is served.
 func (m *Manager) create(ctx context.Context, id string, p *newProject) (*Info, error) {
 	now := time.Now()
+	if old := m.local(id); old != nil && old.expired(now) {
+		// A client that names its sessions may create one again before the
+		// janitor removed its expired predecessor.
+		m.drop(context.WithoutCancel(ctx), old, "expired")
+	}
 	s := m.newSession(Record{ID: id, Status: StatusInstalling, CreatedAt: now, ExpiresAt: now.Add(m.opts.TTL)})
 	if err := m.register(s); err != nil {
 		return nil, err
@@ -115,7 +169,7 @@ func (m *Manager) publish(ctx context.Context, s *session, p *newProject) error 
 		return err
 	}
 	if !ok {
-		return fmt.Errorf("%w: session %s was created elsewhere meanwhile", ErrRemote, s.id)
+		return fmt.Errorf("%w: session %s", errTaken, s.id)
 	}
 	s.setEpoch(epoch)
 	if !m.clustered() {
@@ -139,14 +193,16 @@ func (m *Manager) publish(ctx context.Context, s *session, p *newProject) error 
 // the files it names for deletion, and reports what Vite's HMR did. With a
 // NodeAddr, the store commits the files before they replace the old ones on
 // disk: when it cannot be reached the update fails with ErrUnavailable and
-// nothing is written. A session that another node runs is ErrRemote (the
-// API forwards those).
+// nothing is written. An update that would take the session past a quota
+// of Limits is a *QuotaError; a package.json with another dependency set
+// than the session's is ErrConflict (dependencies are fixed at creation). A
+// session that another node runs is ErrRemote (the API forwards those).
 func (m *Manager) Update(ctx context.Context, id string, req *UpdateRequest) (*UpdateResult, error) {
 	if err := m.begin(); err != nil {
 		return nil, err
 	}
 	defer m.running.Done()
-	files, err := checkFiles(req.Files, req.Delete, m.opts.Limits, m.opts.allowConfig())
+	files, declared, err := m.checkUpdate(req)
 	if err != nil {
 		return nil, err
 	}
@@ -158,7 +214,7 @@ func (m *Manager) Update(ctx context.Context, id string, req *UpdateRequest) (*U
 		case loc.remote:
 			return nil, remoteError(loc.rec)
 		}
-		res, err := m.update(ctx, loc.s, files, req.Delete)
+		res, err := m.update(ctx, loc.s, files, req.Delete, declared)
 		if retry(err) {
 			continue // resolve finds the new owner
 		}
@@ -167,16 +223,18 @@ func (m *Manager) Update(ctx context.Context, id string, req *UpdateRequest) (*U
 	return nil, errMoving(id)
 }
 
-// update applies an update to session s of this node. When the store
-// refuses it (ErrFenced), another node owns the session now: s stops here
-// at once, and the caller resolves the session again.
-func (m *Manager) update(ctx context.Context, s *session, files checkedFiles, deletes []string) (*UpdateResult, error) {
+// update applies an update to session s of this node. declared is the
+// dependency set the request declared, if any: the session's own is
+// accepted (and its package.json ignored), another is ErrConflict. When
+// the store refuses the update (ErrFenced), another node owns the session
+// now: s stops here at once, and the caller resolves the session again.
+func (m *Manager) update(ctx context.Context, s *session, files checkedFiles, deletes []string, declared Deps) (*UpdateResult, error) {
 	s.touch()
 	if files.packageJSON != nil {
 		// Dependencies are fixed at creation: a new set means a new session.
 		files.ignored = append(files.ignored, "package.json")
 	}
-	res, err := s.update(ctx, files, deletes)
+	res, err := s.update(ctx, files, deletes, declared, m.opts.Limits)
 	if errors.Is(err, ErrFenced) {
 		m.remove(context.WithoutCancel(ctx), s, "claimed by another node")
 	}

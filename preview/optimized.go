@@ -22,10 +22,14 @@ import (
 // (vite/src/node/optimizer/index.ts: getConfigHash hashes root, resolve,
 // the plugin names and optimizeDeps, among others). In the sandbox every
 // project lives at the same path, so two sessions with the same dependency
-// set and the same config get the same hash: the first one's optimized
-// dependencies are copied into each new session's cache, and Vite uses them
-// instead of optimizing again. Vite checks the hash itself, so a copy that
-// does not fit is merely discarded and redone. A shared writable cacheDir
+// set and the same config get the same hash: optimized dependencies made
+// once are copied into each new session's cache, and Vite uses them instead
+// of optimizing again. Vite checks the hash itself, so a copy that does not
+// fit is merely discarded and redone. Only a run of the service's own makes
+// the shared copy (Prepare, with the template, for its dependency set): a
+// tenant's session runs the tenant's code beside its optimizer, which could
+// change the output that the next tenant's browser would run (tried, in
+// TestHostilePoisonedOptimizer). A shared writable cacheDir
 // was declined upstream (https://github.com/vitejs/vite/issues/9115): every
 // session gets its own copy.
 

@@ -20,7 +20,7 @@ import (
 const (
 	DefaultTTL       = 24 * time.Hour
 	DefaultAPIPrefix = "/kontext/preview"
-	DefaultHMRWait   = 1500 * time.Millisecond
+	DefaultHMRWait   = 5 * time.Second
 	// DefaultIdleTimeout is how long a session goes unused before its dev
 	// server hibernates.
 	DefaultIdleTimeout = 10 * time.Minute
@@ -114,18 +114,22 @@ type Options struct {
 	ForwardTimeout time.Duration
 
 	// InstallCommand installs a dependency set in the current directory,
-	// which holds its package.json. Nil means npm install --ignore-scripts
+	// which holds its package.json and the package-lock.json ResolveCommand
+	// wrote. Nil means npm install --ignore-scripts
 	// --no-audit --no-fund --loglevel=error. A custom command must not run
 	// lifecycle scripts (pnpm install --ignore-scripts, bun install
 	// --ignore-scripts).
 	InstallCommand []string
-	// InstallTimeout bounds one install. Zero means 10 minutes.
+	// InstallTimeout bounds one install, its resolution included. Zero
+	// means 10 minutes.
 	InstallTimeout time.Duration
 	// StartTimeout bounds the start of one dev server. Zero means the vite
 	// package's default.
 	StartTimeout time.Duration
-	// HMRWait is how long an update waits for Vite's HMR message. Zero means
-	// DefaultHMRWait.
+	// HMRWait bounds how long an update waits for the dev server's account
+	// of how Vite handled its files (the answer's hmr); the account comes as
+	// soon as Vite is done, in milliseconds for a few files. When the wait
+	// runs out, the update answers without it. Zero means DefaultHMRWait.
 	HMRWait time.Duration
 	// Node is the node binary. Empty means node on PATH.
 	Node string
@@ -166,7 +170,41 @@ type Options struct {
 	// Logger receives the manager's logs, each with the session id. Nil means
 	// slog.Default().
 	Logger *slog.Logger
+
+	// The API as a public service (doc.go, "The API as a public service").
+
+	// AllowedOrigins are the origins (scheme://host[:port]) of browser
+	// pages that may call the API besides PublicURL's own: a request with
+	// an Origin header naming any other origin gets 403, code
+	// "forbidden_origin", and these get CORS headers and preflight answers.
+	// Requests without Origin (curl, servers) are not affected. Preview
+	// origins are never allowed unless listed: a preview runs tenant code.
+	AllowedOrigins []string
+	// MaxInstalls bounds the dependency resolutions and installs that run
+	// at once; more wait in order of arrival. Zero means DefaultMaxInstalls.
+	MaxInstalls int
+	// CacheMaxBytes bounds the disk the dependency cache uses: after each
+	// install, the sets no session uses are removed, least recently used
+	// first, until the cache fits. Zero means DefaultCacheMaxBytes;
+	// negative means no bound.
+	CacheMaxBytes int64
+	// ResolveCommand resolves a dependency set without installing it: run
+	// in a directory that holds the set's package.json, it writes the npm
+	// package-lock.json (lockfile version 2 or 3) that InstallCommand then
+	// installs. Sets that resolve to the same packages share one install.
+	// Nil means npm install --package-lock-only --ignore-scripts --no-audit
+	// --no-fund --loglevel=error.
+	ResolveCommand []string
 }
+
+// Defaults of the Options of the public service.
+const (
+	DefaultMaxInstalls   = 2
+	DefaultCacheMaxBytes = 10 << 30
+)
+
+// defaultResolveCommand resolves a dependency set into package-lock.json.
+var defaultResolveCommand = []string{"npm", "install", "--package-lock-only", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"}
 
 // withDefaults returns a copy of opts with the zero values filled in, and
 // the parsed PublicURL.
@@ -240,6 +278,28 @@ func withDefaults(opts *Options) (Options, *url.URL, error) {
 	o.Sandbox.Env = slices.Clone(o.Sandbox.Env)
 	if o.Sandbox.Logger == nil {
 		o.Sandbox.Logger = o.Logger
+	}
+	origins := make([]string, 0, len(o.AllowedOrigins))
+	for _, raw := range o.AllowedOrigins {
+		origin, ok := parseOrigin(raw)
+		if !ok {
+			return o, nil, fmt.Errorf("vitehost/preview: AllowedOrigins: %q is not an origin (scheme://host[:port])", raw)
+		}
+		origins = append(origins, origin)
+	}
+	o.AllowedOrigins = origins
+	if o.MaxInstalls <= 0 {
+		o.MaxInstalls = DefaultMaxInstalls
+	}
+	if o.CacheMaxBytes == 0 {
+		o.CacheMaxBytes = DefaultCacheMaxBytes
+	}
+	if o.ResolveCommand == nil {
+		o.ResolveCommand = defaultResolveCommand
+	}
+	o.ResolveCommand = append([]string(nil), o.ResolveCommand...)
+	if len(o.InstallCommand) == 0 || len(o.ResolveCommand) == 0 {
+		return o, nil, fmt.Errorf("vitehost/preview: InstallCommand and ResolveCommand must name a program (nil means the default)")
 	}
 	return o, public, nil
 }

@@ -29,14 +29,33 @@ type UpdateRequest struct {
 	Delete []string `json:"delete,omitempty"`
 }
 
-// Limits bound what one request and one node may hold. Zero fields take the
-// defaults named beside them.
+// Limits bound what one request, one session and one node may hold. Zero
+// fields take the defaults named beside them.
+//
+// The session quotas (MaxSession*, MaxPathDepth) hold over a session's whole
+// life, not per request: they count what the session holds after the
+// request, its template files included, on the node that runs it, which is
+// the only writer of its files in the store; a node that takes a session
+// over counts the files it restores. A request that would break one is
+// refused whole with ErrQuota (413, code "quota_exceeded", error.limit
+// naming the quota); one that shrinks a session already over a lowered
+// quota passes. They keep one session from exhausting what all share: each
+// directory and file is an inotify watch of Vite's watcher (the machine's
+// fs.inotify.max_user_watches is shared by every tenant), and each byte
+// lives on disk and, on a node of several, in Redis. Limits per client
+// (sessions per token or address, request rates) are out of scope: put a
+// rate limiter in front of the API.
 type Limits struct {
 	MaxSessions     int   // live sessions on this node; default 50
 	MaxFiles        int   // files (plus deletions) per request; default 1000
 	MaxFileBytes    int64 // decoded bytes per file; default 5 MiB
 	MaxRequestBytes int64 // decoded bytes per request; default 25 MiB
 	MaxPathLength   int   // bytes per file name; default 512
+
+	MaxSessionFiles int   // files one session holds; default 2000
+	MaxSessionBytes int64 // bytes of the files one session holds; default 64 MiB
+	MaxSessionDirs  int   // directories one session's files make; default 500
+	MaxPathDepth    int   // components of a file name ("src/App.tsx" has 2); default 16
 }
 
 func (l Limits) withDefaults() Limits {
@@ -54,6 +73,18 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxPathLength <= 0 {
 		l.MaxPathLength = 512
+	}
+	if l.MaxSessionFiles <= 0 {
+		l.MaxSessionFiles = 2000
+	}
+	if l.MaxSessionBytes <= 0 {
+		l.MaxSessionBytes = 64 << 20
+	}
+	if l.MaxSessionDirs <= 0 {
+		l.MaxSessionDirs = 500
+	}
+	if l.MaxPathDepth <= 0 {
+		l.MaxPathDepth = 16
 	}
 	return l
 }
@@ -83,6 +114,9 @@ func checkFiles(files []File, deletes []string, l Limits, allowConfig bool) (che
 		name, err := cleanPath(f.Name, l.MaxPathLength)
 		if err != nil {
 			return out, err
+		}
+		if depth := strings.Count(name, "/") + 1; depth > l.MaxPathDepth {
+			return out, &QuotaError{Limit: "depth", Max: int64(l.MaxPathDepth), Value: int64(depth), Path: name}
 		}
 		if seen[name] {
 			return out, invalid(CodeBadPath, "file %q appears twice", name)

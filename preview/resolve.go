@@ -53,7 +53,7 @@ func remoteError(rec Record) error {
 // and stops nothing.
 func (m *Manager) resolve(ctx context.Context, id string, adopt bool, gone string) (location, error) {
 	if !ValidID(id) {
-		return location{}, invalid(CodeBadID, "session id %q is not 26 characters of a-z and 2-7", id)
+		return location{}, badID("session id", id)
 	}
 	for range maxAttempts {
 		m.mu.Lock()

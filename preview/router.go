@@ -87,7 +87,9 @@ const (
 // here meanwhile (it was deleted, or another node claimed it).
 func (m *Manager) serveSession(w http.ResponseWriter, r *http.Request, s *session) error {
 	s.touch()
+	upgrade := r.Header.Get("Upgrade") != ""
 	if p := s.proxy.Load(); p != nil {
+		m.metrics.countProxied(upgrade)
 		p.ServeHTTP(w, r)
 		return nil
 	}
@@ -95,15 +97,16 @@ func (m *Manager) serveSession(w http.ResponseWriter, r *http.Request, s *sessio
 	if isNavigation(r) {
 		wait = navigationWait
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), wait)
 	why := r.Method + " " + r.URL.Path
 	if p := r.Header.Get("Sec-WebSocket-Protocol"); p != "" {
 		why += " (WebSocket " + p + ")"
 	}
+	ctx, cancel := context.WithTimeout(r.Context(), wait)
 	run, err := s.serving(ctx, why)
 	cancel()
 	switch {
 	case err == nil:
+		m.metrics.countProxied(upgrade)
 		run.proxy.ServeHTTP(w, r)
 	case errors.Is(err, errStopped):
 		return err

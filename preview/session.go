@@ -18,10 +18,6 @@ import (
 	"github.com/vitehost/vitehost/vite"
 )
 
-// errNoTarget is the HMR client's reason to wait: the dev server is between
-// runs.
-var errNoTarget = errors.New("vitehost/preview: dev server not listening")
-
 // errStopped is the error of a request that waited for a session of this
 // node while the session stopped (deleted, expired, claimed by another
 // node): resolving the session again says where it is now.
@@ -39,7 +35,7 @@ type sessionEnv struct {
 	store     Store
 	deps      *depCache
 	transport http.RoundTripper // the proxies' requests to the dev servers
-	client    *http.Client      // the service's own requests to them (warm-up, re-fetches)
+	client    *http.Client      // the service's own requests to them (warm-up)
 	clustered bool              // one node of several: files go to the store too
 
 	node         string
@@ -49,21 +45,24 @@ type sessionEnv struct {
 	// sandbox is the template of every session's sandbox; nil runs the dev
 	// servers unsandboxed (Options.NoSandbox).
 	sandbox *sandbox.Config
+	metrics *metrics
 	// spares are runners started ahead for the template's dependency set;
 	// nil for none.
 	spares *spares
 }
 
 // session is one preview: a directory, and a dev server that runs from a
-// start to a hibernation or the session's end (a run, in devrun.go), with
-// the proxy in front of it and the service's own HMR client.
+// start to a hibernation or the session's end (a run, in devrun.go) with
+// the proxy in front of it, and the log of its events.
 //
 // A session is started once (run) and stopped once (stop); in between, its
 // dev server may hibernate and wake any number of times (hibernate.go).
 // Until ready is closed, only run touches the fields under "set by run";
-// afterwards they are read-only until stop, which waits for ready first. No
-// mutex of a session is held across I/O: updates, hibernations and wakes
-// take turns through the turn channel, waiting with their own contexts.
+// afterwards they are read-only until stop, which waits for ready first,
+// but for root, which a wake into a spare runner replaces while it holds
+// the turn. No mutex of a session is held across I/O: updates,
+// hibernations and wakes take turns through the turn channel, waiting with
+// their own contexts.
 type session struct {
 	id         string
 	dir        string
@@ -82,7 +81,9 @@ type session struct {
 	// set by run
 	root   *os.Root
 	opts   *vite.Options // how the dev server starts, at each wake too
-	shared string        // where this session's optimized dependencies are shared; "" for nowhere
+	shared string        // where the optimized dependencies are shared (a trusted session's); "" for nowhere
+
+	events *eventLog // what the event stream tells; safe for concurrent use
 
 	// proxy is the serving run's proxy, nil while the dev server is down
 	// (starting, hibernated): the router's one atomic load.
@@ -96,15 +97,26 @@ type session struct {
 	turn chan struct{}  // holds a token while an update, a hibernation, a wake or a record sync runs
 	bg   sync.WaitGroup // wakes and hibernations under way; teardown waits for them
 
+	// trusted marks the service's own session (Prepare's), which runs no
+	// tenant's code: only its optimized dependencies are shared, and it has
+	// no record in the store.
+	trusted bool
+
 	stopOnce sync.Once
 	stopped  chan struct{}
 
-	// state guards rec, cur and closing: status requests never wait for an
-	// update.
+	// state guards rec, cur and closing: status requests never wait for
+	// an update.
 	state   sync.Mutex
 	rec     Record
 	cur     *devRun // the dev server's current run; nil while it hibernates
 	closing bool    // stop began: nothing wakes or hibernates any more
+
+	// deps is the session's dependency set and usage what its files add up
+	// to (quota.go): set by run, then changed by updates only, each holding
+	// the turn.
+	deps  Deps
+	usage *usage
 }
 
 func newSession(env *sessionEnv, rec Record, previewURL *url.URL, log *slog.Logger) *session {
@@ -123,6 +135,7 @@ func newSession(env *sessionEnv, rec Record, previewURL *url.URL, log *slog.Logg
 		turn:       make(chan struct{}, 1),
 		stopped:    make(chan struct{}),
 		rec:        rec,
+		events:     newEventLog(),
 	}
 	s.cur = newDevRun(ctx)
 	s.touch()
@@ -201,6 +214,10 @@ func (s *session) setStatus(ctx context.Context, st Status, errMsg string) error
 	s.rec.Status, s.rec.Error = st, errMsg
 	rec := s.rec
 	s.state.Unlock()
+	s.events.add(eventStatus, statusEvent{Status: st, Error: errMsg})
+	if s.trusted {
+		return nil
+	}
 	err := s.env.store.Put(context.WithoutCancel(ctx), rec)
 	if err != nil && !errors.Is(err, ErrFenced) {
 		s.log.Warn("vitehost/preview: store record", "err", err)
@@ -213,6 +230,7 @@ func (s *session) setStatus(ctx context.Context, st Status, errMsg string) error
 // (a takeover's is Background). When ctx ends before the start does, the
 // start is abandoned.
 func (s *session) run(ctx context.Context, deps Deps, files []pendingFile) error {
+	s.deps, s.usage = deps, newUsage(files)
 	s.startErr = s.start(ctx, deps, files)
 	if s.startErr != nil {
 		s.current().setUp(s.startErr) // when the start failed before the dev server's
@@ -267,7 +285,7 @@ func (s *session) start(ctx context.Context, deps Deps, files []pendingFile) err
 		return err
 	}
 
-	modules, err := s.env.deps.ensure(s.ctx, deps)
+	modules, err := s.env.deps.ensure(s.ctx, s.ctx, deps)
 	if err != nil {
 		if errors.Is(err, ErrInstall) {
 			return fmt.Errorf("%w: %w", ErrDevServer, err)
@@ -283,6 +301,10 @@ func (s *session) start(ctx context.Context, deps Deps, files []pendingFile) err
 		NoConfigFile: l.noConfig,
 		Config:       l.config,
 		Plugins:      l.plugins,
+		ClientErrors: true,
+		OnEvent:      s.onViteEvent,
+		Stdout:       outputLines{events: s.events, stream: "stdout", dir: s.projectDir(), log: s.log},
+		Stderr:       outputLines{events: s.events, stream: "stderr", dir: s.projectDir(), log: s.log},
 		Node:         s.env.node,
 		Logger:       s.log,
 		StartTimeout: s.env.startTimeout,
@@ -292,9 +314,13 @@ func (s *session) start(ctx context.Context, deps Deps, files []pendingFile) err
 		sb.Modules, sb.Name = modules, s.id
 		s.opts.Sandbox = &sb
 		// Every project is at one path in the sandbox: sessions with the
-		// same dependencies and config share the optimizer's output.
-		s.shared = sharedOptimized(modules, deps, l, s.dir)
-		if _, err := seedOptimized(s.shared, filepath.Join(s.dir, ".vite-cache", "deps"), &sb); err != nil {
+		// same dependencies and config share the optimizer's output, which
+		// only the service's own session writes there (see prepare.go).
+		shared := sharedOptimized(modules, deps, l, s.dir)
+		if s.trusted {
+			s.shared = shared
+		}
+		if _, err := seedOptimized(shared, filepath.Join(s.dir, ".vite-cache", "deps"), &sb); err != nil {
 			s.log.Warn("vitehost/preview: copy the shared optimized dependencies", "err", err)
 		}
 	} else if err := os.Symlink(modules, filepath.Join(s.dir, "node_modules")); err != nil {
@@ -314,11 +340,12 @@ func (s *session) start(ctx context.Context, deps Deps, files []pendingFile) err
 }
 
 // stop ends the session's processes and removes its directory, once; later
-// calls wait for the first. A start or a wake under way gives up first. It
-// returns early with ctx's error; the stop then completes in the
-// background.
-func (s *session) stop(ctx context.Context) error {
+// calls wait for the first. A start under way gives up first. why goes to
+// the event stream's last event. It returns early with ctx's error; the
+// stop then completes in the background.
+func (s *session) stop(ctx context.Context, why string) error {
 	s.stopOnce.Do(func() {
+		s.events.add(eventStatus, statusEvent{Status: statusStopped, Reason: why})
 		s.cancel()
 		go func() {
 			defer close(s.stopped)

@@ -27,14 +27,14 @@ type spares struct {
 	want    int
 	env     *sessionEnv
 	deps    Deps   // the template's dependency set
-	modules string // where it is installed (it may not be yet)
 	baseDir string // the spares' directories are spare-<random> in it
 	log     *slog.Logger
 
 	kick chan struct{} // buffered: something changed, see whether a spare is missing
 
-	mu   sync.Mutex
-	idle []*vite.Spare
+	mu      sync.Mutex
+	modules string // where deps is installed, once a spare runs on it
+	idle    []*vite.Spare
 }
 
 func newSpares(want int, env *sessionEnv, baseDir string, log *slog.Logger) (*spares, error) {
@@ -48,11 +48,9 @@ func newSpares(want int, env *sessionEnv, baseDir string, log *slog.Logger) (*sp
 	}
 	deps = deps.withDefaults()
 	return &spares{
-		want: want,
-		env:  env,
-		deps: deps,
-		// Where the dependency cache installs the set (install.go).
-		modules: filepath.Join(env.deps.dir, deps.Key(), "node_modules"),
+		want:    want,
+		env:     env,
+		deps:    deps,
 		baseDir: baseDir,
 		log:     log.With("spares", want),
 		kick:    make(chan struct{}, 1),
@@ -71,12 +69,19 @@ func (p *spares) refill() {
 	}
 }
 
-// take returns an idle spare for a session whose dependencies are
-// installed in modules, or nil.
-func (p *spares) take(modules string) *vite.Spare {
-	if p == nil || modules != p.modules {
-		return nil
+// fit reports whether the spares can run a session whose dependencies are
+// installed in modules.
+func (p *spares) fit(modules string) bool {
+	if p == nil {
+		return false
 	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.modules != "" && modules == p.modules
+}
+
+// take returns an idle spare, or nil.
+func (p *spares) take() *vite.Spare {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for len(p.idle) > 0 {
@@ -91,10 +96,12 @@ func (p *spares) take(modules string) *vite.Spare {
 }
 
 // run keeps want spares until ctx ends, making one at a time when kicked:
-// after a session took one (once its page is loaded: a spare's warm-up
-// takes CPU), and when the template's optimized dependencies appear. A
-// spare starts only then, so that its warm-up never optimizes the
-// dependencies itself, which would leave it with the optimizer's memory.
+// once a session of the template's set has started (and its page is
+// loaded: a spare's warm-up takes CPU), and when the service's own session
+// has shared the template's optimized dependencies (Prepare). A spare
+// starts only once those are there, so that its warm-up never optimizes
+// the dependencies itself, which would leave it with the optimizer's
+// memory. A Manager whose sessions never start keeps none.
 func (p *spares) run(ctx context.Context) {
 	defer p.closeAll()
 	for {
@@ -129,22 +136,31 @@ func (p *spares) missing() bool {
 var errNotYet = errors.New("vitehost/preview: the template's optimized dependencies are not there yet")
 
 // start makes one spare: a directory of its own with the template's files
-// and optimized dependencies, and a runner warmed up on them.
+// and optimized dependencies, and a runner warmed up on them. The spares
+// hold the template's installed set until ctx ends (the Manager's life, as
+// Prepare does), so that the dependency cache keeps it.
 func (p *spares) start(ctx context.Context) (*vite.Spare, error) {
-	if _, err := os.Stat(p.modules); err != nil {
-		return nil, errNotYet
+	if !p.env.deps.installed(p.deps) {
+		return nil, errNotYet // a spare never waits for npm
 	}
+	modules, err := p.env.deps.ensure(ctx, ctx, p.deps)
+	if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	p.modules = modules
+	p.mu.Unlock()
 	var rnd [8]byte
 	rand.Read(rnd[:])
 	dir := filepath.Join(p.baseDir, "spare-"+hex.EncodeToString(rnd[:]))
-	sp, err := p.startIn(ctx, dir)
+	sp, err := p.startIn(ctx, dir, modules)
 	if err != nil {
 		os.RemoveAll(dir)
 	}
 	return sp, err
 }
 
-func (p *spares) startIn(ctx context.Context, dir string) (*vite.Spare, error) {
+func (p *spares) startIn(ctx context.Context, dir, modules string) (*vite.Spare, error) {
 	files, err := readTemplate()
 	if err != nil {
 		return nil, err
@@ -163,10 +179,10 @@ func (p *spares) startIn(ctx context.Context, dir string) (*vite.Spare, error) {
 	if err := root.WriteFile("package.json", p.deps.packageJSON(), 0o644); err != nil {
 		return nil, err
 	}
-	l := sessionLaunch(dir, p.modules, p.deps, true, p.env.allowConfig)
+	l := sessionLaunch(dir, modules, p.deps, true, p.env.allowConfig)
 	sb := *p.env.sandbox
-	sb.Modules, sb.Name = p.modules, "spare"
-	ok, err := seedOptimized(sharedOptimized(p.modules, p.deps, l, dir), filepath.Join(dir, ".vite-cache", "deps"), &sb)
+	sb.Modules, sb.Name = modules, "spare"
+	ok, err := seedOptimized(sharedOptimized(modules, p.deps, l, dir), filepath.Join(dir, ".vite-cache", "deps"), &sb)
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // UpdateResult is what an update did.
@@ -26,8 +27,13 @@ func (r *UpdateResult) HMRTriggered() bool { return r.HMR.Type != HMRNone }
 // them, and only then do they replace the old files on disk, so that the
 // store and the disk agree after any failure: a failed disk write leaves
 // both unchanged, and a store that refuses (ErrFenced: another node owns
-// the session now) or cannot be reached leaves the disk unchanged.
-func (s *session) update(ctx context.Context, files checkedFiles, deletes []string) (*UpdateResult, error) {
+// the session now) or cannot be reached leaves the disk unchanged. Before
+// anything is written, declared (the dependency set the request declared,
+// if any) must be the session's, and what the session holds after the
+// update must fit the quotas of l. The renames are one batch for Vite
+// (vite.Server.Batch): it handles the files once all of them are on disk,
+// and the result's HMR is what it did.
+func (s *session) update(ctx context.Context, files checkedFiles, deletes []string, declared Deps, l Limits) (*UpdateResult, error) {
 	if err := s.waitReady(ctx); err != nil {
 		if errors.Is(err, ErrNotFound) || ctx.Err() != nil {
 			return nil, err
@@ -37,11 +43,18 @@ func (s *session) update(ctx context.Context, files checkedFiles, deletes []stri
 	if rec := s.record(); rec.Status == StatusError {
 		return nil, fmt.Errorf("%w: %s", ErrDevServer, rec.Error)
 	}
+	if declared != nil && declared.Key() != s.deps.Key() {
+		return nil, fmt.Errorf("%w: session %s was created with another dependency set, and a session's dependencies are fixed: delete it and create it again", ErrConflict, s.id)
+	}
 	r, err := s.servingTurn(ctx, "an update")
 	if err != nil {
 		return nil, err
 	}
 	defer s.endTurn()
+	next := s.usage.after(files.write, deletes)
+	if err := checkQuota(s.usage, next, l); err != nil {
+		return nil, err
+	}
 
 	res := &UpdateResult{Ignored: files.ignored, Updated: []string{}, Deleted: []string{}, HMR: HMR{Type: HMRNone, Paths: []string{}}}
 	staged, err := stageFiles(s.root, files.write)
@@ -65,32 +78,54 @@ func (s *session) update(ctx context.Context, files checkedFiles, deletes []stri
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	// Listen before the files land: Vite answers within milliseconds.
-	connErr := r.hmr.waitConnectedFor(ctx, s.env.hmrWait)
-	if connErr != nil {
-		s.log.Warn("vitehost/preview: HMR client not connected; the update cannot be confirmed", "err", connErr)
+	if len(files.write)+len(deletes) == 0 {
+		return res, nil
 	}
-	msgs, unsubscribe := r.hmr.subscribe()
-	defer unsubscribe()
-
-	if err := staged.commit(s.root); err != nil {
+	names := make([]string, len(files.write))
+	for i, f := range files.write {
+		names[i] = f.name
+	}
+	// One batch for Vite: it handles the files once all of them are on
+	// disk, and says what it did as soon as it knows.
+	var commitErr, removeErr error
+	var removed []string
+	var written time.Time
+	bctx, cancel := context.WithTimeout(ctx, s.env.hmrWait)
+	defer cancel()
+	outcome, err := r.server.Batch(bctx, names, deletes, func() error {
+		if commitErr = staged.commit(s.root); commitErr != nil {
+			return commitErr
+		}
+		removed, removeErr = removeFiles(s.root, deletes)
+		written = time.Now()
+		return removeErr
+	})
+	if commitErr != nil {
 		// The store has the new files and the disk only some: the session
 		// cannot be trusted to show what the client sent.
 		s.setStatus(ctx, StatusError, "writing the files of an update failed")
-		return nil, fmt.Errorf("vitehost/preview: write files: %w", err)
+		return nil, fmt.Errorf("vitehost/preview: write files: %w", commitErr)
 	}
-	for _, f := range files.write {
-		res.Updated = append(res.Updated, f.name)
-	}
-	removed, err := removeFiles(s.root, deletes)
+	res.Updated = append(res.Updated, names...)
 	res.Deleted = append(res.Deleted, removed...)
+	s.usage = next // what the store holds, whatever the disk did
+	if removeErr != nil {
+		return res, fmt.Errorf("vitehost/preview: delete files: %w", removeErr)
+	}
 	if err != nil {
-		return res, fmt.Errorf("vitehost/preview: delete files: %w", err)
+		s.log.Warn("vitehost/preview: no outcome of the update from the dev server", "err", err)
+	} else {
+		res.HMR = hmrOutcome(outcome)
+		if res.HMR.Type != HMRNone {
+			s.env.metrics.observeHMR(time.Since(written))
+		}
 	}
-	if len(res.Updated)+len(res.Deleted) == 0 || connErr != nil {
-		return res, nil
+	s.events.add(eventUpdate, updateEvent{Updated: res.Updated, Deleted: res.Deleted, HMR: res.HMR})
+	if outcome != nil {
+		for i := range outcome.Errors {
+			s.events.add(eventCompileError, compileError(&outcome.Errors[i]))
+		}
 	}
-	res.HMR = s.collect(ctx, msgs)
 	s.log.Info("vitehost/preview: updated", "files", describeFiles(files.write), "deleted", len(res.Deleted),
 		"hmr", res.HMR.Type, "paths", res.HMR.Paths, "compileError", res.HMR.Error != nil)
 	return res, nil

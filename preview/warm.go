@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/vitehost/vitehost/internal/imports"
 	"github.com/vitehost/vitehost/ssrproxy"
 )
 
@@ -24,9 +25,6 @@ const warmParallel = 6
 var (
 	// scriptSrc finds the module scripts of the page.
 	scriptSrc = regexp.MustCompile(`<script[^>]+type=["']module["'][^>]*\ssrc=["']([^"']+)["']|<script[^>]+\ssrc=["']([^"']+)["'][^>]*type=["']module["']`)
-	// importSpec finds root-relative specifiers in Vite's transformed
-	// modules: import ... from "/x", import "/x", import("/x").
-	importSpec = regexp.MustCompile(`(?:\bfrom\s*|\bimport\s*\(?\s*)["'](/[^"'\s]+)["']`)
 )
 
 // loadPage fetches the page at base, as a browser's navigation does, and
@@ -84,14 +82,13 @@ func warmModules(ctx context.Context, client *http.Client, base *url.URL, entrie
 			if err != nil || status != http.StatusOK || ctx.Err() != nil {
 				return
 			}
-			// Vite inlines each module's source map, two thirds of a large
-			// dependency's bytes: no import is in there.
-			if i := strings.LastIndex(body, "\n//# sourceMappingURL=data:"); i >= 0 {
-				body = body[:i]
+			if strings.Contains(p, "/deps/") {
+				return // an optimized dependency: it imports only its own chunks
 			}
-			for _, m := range importSpec.FindAllStringSubmatch(body, -1) {
-				if !strings.HasPrefix(m[1], "//") {
-					visit(m[1])
+			for _, spec := range imports.Specs(body) {
+				// Vite rewrites a module's imports to root-relative URLs.
+				if strings.HasPrefix(spec, "/") && !strings.HasPrefix(spec, "//") && !strings.ContainsAny(spec, " \t") {
+					visit(spec)
 				}
 			}
 		})

@@ -88,6 +88,33 @@ func (p *Proxy) defaultErrorHandler(w http.ResponseWriter, r *http.Request, err 
 		w.WriteHeader(http.StatusBadGateway)
 	default:
 		p.log.Error("vitehost/ssrproxy: upstream error", "method", r.Method, "url", r.URL.String(), "err", err)
-		http.Error(w, "bad gateway: "+err.Error(), http.StatusBadGateway)
+		var refused *refusal
+		if errors.As(err, &refused) {
+			http.Error(w, "bad gateway: "+err.Error(), http.StatusBadGateway)
+			return
+		}
+		// A transport's error names addresses and socket paths: the client
+		// may be anyone who reaches the proxy, and the log has it.
+		http.Error(w, "bad gateway: the dev server's answer failed", http.StatusBadGateway)
+	}
+}
+
+// refusal is an error of Options.ModifyResponse: the caller's own words,
+// which the default ErrorHandler may show the client.
+type refusal struct{ err error }
+
+func (e *refusal) Error() string { return e.err.Error() }
+func (e *refusal) Unwrap() error { return e.err }
+
+// refusals wraps the errors of modify, when there is one, in *refusal.
+func refusals(modify func(*http.Response) error) func(*http.Response) error {
+	if modify == nil {
+		return nil
+	}
+	return func(res *http.Response) error {
+		if err := modify(res); err != nil {
+			return &refusal{err}
+		}
+		return nil
 	}
 }

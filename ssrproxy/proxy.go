@@ -95,8 +95,10 @@ type Options struct {
 	// relayed. Its error wraps ErrUnavailable (ErrNoTarget is one) when the
 	// dev server is not running and ErrClosed after Close. Nil means the
 	// default: 503 for those (a page that reloads itself for a browser
-	// navigation, a short plain-text reason otherwise) and 502 with the
-	// reason, logged, for any other error.
+	// navigation, a short plain-text reason otherwise), 502 with the error
+	// of ModifyResponse, and for any other error 502 with a fixed text and
+	// the error in the log (it names addresses and socket paths, which the
+	// client need not see).
 	ErrorHandler func(http.ResponseWriter, *http.Request, error)
 
 	// OnTraffic, if not nil, is called each time bytes pass through a
@@ -164,7 +166,7 @@ func New(src TargetSource, opts *Options) *Proxy {
 		src:       src,
 		keepHost:  o.KeepHost,
 		transport: o.Transport,
-		modify:    o.ModifyResponse,
+		modify:    refusals(o.ModifyResponse),
 		onTraffic: o.OnTraffic,
 		log:       o.Logger,
 		ctx:       ctx,
@@ -253,6 +255,14 @@ func (p *Proxy) Close() {
 		}
 		p.wg.Wait()
 	})
+}
+
+// Tunnels returns the number of WebSocket tunnels open through the Proxy,
+// for metrics.
+func (p *Proxy) Tunnels() int {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return len(p.tunnels)
 }
 
 // enter counts a ServeHTTP call in flight, unless the Proxy is closed.

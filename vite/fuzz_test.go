@@ -2,7 +2,9 @@ package vite
 
 import (
 	"bytes"
+	"reflect"
 	"testing"
+	"unicode/utf8"
 )
 
 // FuzzParseMessage feeds the stdout line parser: the runner's process also
@@ -20,13 +22,20 @@ func FuzzParseMessage(f *testing.F) {
 		`{"vitehost":"ready","unix":true,"port":22,"hmrPort":6379,"token":"t"}`,
 		`8:11:00 AM [vite] (client) hmr update /src/App.jsx`,
 		`{"vitehost":`,
+		`{"vitehost":"held","id":3}`,
+		`{"vitehost":"batch","id":3,"batch":{"updates":[{"type":"js-update","path":"/src/App.tsx","acceptedPath":"/src/App.tsx","timestamp":1}],"errors":[{"message":"x","file":"src/B.tsx","line":3,"column":1}]}}`,
+		`{"vitehost":"batch","id":4}`,
+		`{"vitehost":"event","event":{"type":"client-error","kind":"error","message":"boom","page":"http://x/","stack":"at App (src/App.tsx:3:9)","file":"src/App.tsx","line":3,"column":9}}`,
+		`{"vitehost":"event","event":{"type":"compile-error","error":{"message":"\u001b[31mx","line":-4}}}`,
+		`{"vitehost":"event","event":{"type":"hmr","fullReload":true,"reloadPath":"*"}}`,
+		`{"vitehost":"event","event":{"type":"compile-error","error":{"message":"\u001b"}}}`,
 	} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, line []byte) {
 		m, err := parseMessage(line)
 		if err != nil {
-			if m != (message{}) {
+			if !reflect.DeepEqual(m, message{}) {
 				t.Fatalf("error %v with a message %+v", err, m)
 			}
 			if !bytes.HasPrefix(bytes.TrimSpace(line), []byte(messagePrefix)) && err != errNotMessage {
@@ -46,7 +55,41 @@ func FuzzParseMessage(f *testing.F) {
 		if m.Kind == msgReady && (m.Token == "" || m.Unix != (m.Port == 0) || m.Unix != (m.HMRPort == 0)) {
 			t.Fatalf("incomplete ready: %+v", m)
 		}
+		switch m.Kind {
+		case msgBatch:
+			if m.ID == 0 || m.Batch == nil || len(m.Batch.Updates) > maxUpdates || len(m.Batch.Errors) > maxErrors {
+				t.Fatalf("batch: %+v", m)
+			}
+			for _, e := range m.Batch.Errors {
+				checkText(t, e.Message, maxErrorText)
+				checkText(t, e.File, maxPath)
+				if e.Line < 0 || e.Column < 0 {
+					t.Fatalf("error position %d:%d", e.Line, e.Column)
+				}
+			}
+		case msgEvent:
+			switch e := m.event; e.Type {
+			case EventHMR:
+			case EventCompileError:
+				checkText(t, e.Error.Message, maxErrorText)
+			case EventClientError:
+				checkText(t, e.Client.Message, maxErrorText)
+				checkText(t, e.Client.Stack, maxStack)
+				checkText(t, e.Client.Page, maxPath)
+			default:
+				t.Fatalf("event of type %q", e.Type)
+			}
+		}
 	})
+}
+
+// checkText fails t unless s is valid UTF-8 of at most n bytes without
+// terminal escapes.
+func checkText(t *testing.T, s string, n int) {
+	t.Helper()
+	if len(s) > n || !utf8.ValidString(s) || bytes.IndexByte([]byte(s), 0x1b) >= 0 {
+		t.Fatalf("text of %d bytes: %q", len(s), s)
+	}
 }
 
 // FuzzParsePackageJSON feeds package.json parsing and detection: the preview

@@ -29,6 +29,9 @@ const (
 	msgListen = "listen" // nuxi's HTTP listener is bound (port)
 	msgVite   = "vite"   // Nuxt's client Vite server exists (token)
 	msgError  = "error"  // the start failed (code, message, port)
+	msgHeld   = "held"   // the runner holds the files of batch id
+	msgBatch  = "batch"  // Vite handled batch id (batch)
+	msgEvent  = "event"  // something happened outside batches (event)
 )
 
 // message is one protocol line.
@@ -41,6 +44,12 @@ type message struct {
 	Unix    bool   `json:"unix"` // ready: on the Unix sockets it was given, not on ports
 	Code    string `json:"code"`
 	Message string `json:"message"`
+
+	ID    uint64       `json:"id"`    // held, batch: the batch
+	Batch *BatchResult `json:"batch"` // batch: its outcome
+	Event *runnerEvent `json:"event"` // event: what happened
+
+	event Event // event: Event, checked
 }
 
 var errNotMessage = errors.New("not a protocol line")
@@ -103,6 +112,27 @@ func (m *message) check() error {
 		if m.Code == "" {
 			m.Code = "ERROR"
 		}
+	case msgHeld:
+		if m.ID == 0 {
+			return errors.New("no batch id")
+		}
+	case msgBatch:
+		if m.ID == 0 {
+			return errors.New("no batch id")
+		}
+		if m.Batch == nil {
+			m.Batch = &BatchResult{Incomplete: true}
+		}
+		m.Batch.clean()
+	case msgEvent:
+		if m.Event == nil {
+			return errors.New("no event")
+		}
+		ev, err := m.Event.event()
+		if err != nil {
+			return err
+		}
+		m.event, m.Event = ev, nil
 	default:
 		return errors.New("unknown kind")
 	}

@@ -23,7 +23,12 @@ import (
 	"github.com/vitehost/vitehost/vite"
 )
 
-func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+func TestMain(m *testing.M) {
+	if runParent() {
+		return
+	}
+	os.Exit(testenv.Main(m))
+}
 
 // long is the deadline of everything that waits on a real dev server; the
 // tests assert outcomes, never durations.

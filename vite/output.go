@@ -18,14 +18,13 @@ const (
 // output routes the children's output lines of one Server: to the caller's
 // writers or the logger, and into the tail that start errors quote.
 type output struct {
-	stdout, stderr io.Writer
-	log            *slog.Logger
-
 	wmu sync.Mutex // one Write at a time to the caller's writers, which may be one
 
-	mu    sync.Mutex
-	lines []string // ring buffer of the last tailLines lines
-	next  int
+	mu             sync.Mutex
+	stdout, stderr io.Writer    // where the lines go; retarget changes them
+	log            *slog.Logger // the same
+	lines          []string     // ring buffer of the last tailLines lines
+	next           int
 }
 
 func newOutput(stdout, stderr io.Writer, log *slog.Logger) *output {
@@ -53,14 +52,28 @@ func (o *output) keep(line string) {
 	o.next = (o.next + 1) % tailLines
 }
 
+// retarget sends the lines from now on to other writers and logger: a
+// spare's output becomes the Server's that takes it.
+func (o *output) retarget(stdout, stderr io.Writer, log *slog.Logger) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.stdout, o.stderr, o.log = stdout, stderr, log
+}
+
+// target returns where the lines of stream go now.
+func (o *output) target(stream string) (io.Writer, *slog.Logger) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if stream == "stderr" {
+		return o.stderr, o.log
+	}
+	return o.stdout, o.log
+}
+
 // writer returns the writer for one stream of one child. Protocol lines go
 // to onMessage (or, when invalid, to the logger) instead of the output.
 func (o *output) writer(stream string, onMessage func(message)) *lineWriter {
-	dst := o.stdout
-	if stream == "stderr" {
-		dst = o.stderr
-	}
-	return &lineWriter{o: o, stream: stream, dst: dst, onMessage: onMessage}
+	return &lineWriter{o: o, stream: stream, onMessage: onMessage}
 }
 
 // lineWriter splits a stream into lines. exec.Cmd copies the child's pipe
@@ -68,7 +81,6 @@ func (o *output) writer(stream string, onMessage func(message)) *lineWriter {
 type lineWriter struct {
 	o         *output
 	stream    string
-	dst       io.Writer
 	onMessage func(message)
 
 	mu  sync.Mutex
@@ -113,6 +125,7 @@ func (w *lineWriter) flush() {
 
 func (w *lineWriter) line(b []byte) {
 	b = bytes.TrimRight(b, "\r")
+	dst, log := w.o.target(w.stream)
 	if w.onMessage != nil {
 		m, err := parseMessage(b)
 		if err == nil {
@@ -120,7 +133,7 @@ func (w *lineWriter) line(b []byte) {
 			return
 		}
 		if err != errNotMessage {
-			w.o.log.Warn("vitehost/vite: ignored an invalid protocol line", "err", err)
+			log.Warn("vitehost/vite: ignored an invalid protocol line", "err", err)
 			return
 		}
 	}
@@ -129,13 +142,13 @@ func (w *lineWriter) line(b []byte) {
 	}
 	s := plainText(string(b))
 	w.o.keep(s)
-	if w.dst != nil {
+	if dst != nil {
 		w.o.wmu.Lock()
-		w.dst.Write(append([]byte(s), '\n'))
+		dst.Write(append([]byte(s), '\n'))
 		w.o.wmu.Unlock()
 		return
 	}
-	w.o.log.Debug("vitehost/vite: output", "stream", w.stream, "line", s)
+	log.Debug("vitehost/vite: output", "stream", w.stream, "line", s)
 }
 
 // ansiEscape matches the terminal escape sequences (colours, cursor moves)

@@ -26,6 +26,7 @@ type runnerConfig struct {
 	Modules      string         `json:"modules,omitempty"`
 	Client       hmrClient      `json:"client"`
 	AllowedHosts []string       `json:"allowedHosts,omitempty"`
+	ClientErrors bool           `json:"clientErrors,omitempty"`
 	// Warm, in a spare's first line, is the config of the warm-up run
 	// (StartSpare); the next line is then the project's.
 	Warm *runnerConfig `json:"warm,omitempty"`
@@ -77,6 +78,7 @@ func (s *Server) runnerConfig(p ports) (runnerConfig, error) {
 		Config:       o.Config,
 		Client:       browserHMR(o.PublicURL, p.hmr, o.HMRPath),
 		AllowedHosts: allowedHosts(o.PublicURL),
+		ClientErrors: o.ClientErrors,
 	}
 	if o.Sandbox != nil || o.SocketDir != "" {
 		cfg.Listen = &runnerListen{HTTP: httpSocketFD, HMR: hmrSocketFD}
@@ -210,6 +212,7 @@ func (s *Server) awaitVite(ctx context.Context, c *child) (*state, error) {
 					token:   m.Token,
 					version: m.Version,
 					pid:     c.pid(),
+					child:   c,
 				}, nil
 			case msgError:
 				return nil, messageError(m)

@@ -47,6 +47,10 @@ type child struct {
 	// at a time: the launch until ready, the supervisor afterwards.
 	events chan message
 
+	// inMu serializes the lines written to stdin: the config line, then
+	// the batches' messages.
+	inMu sync.Mutex
+
 	exited chan struct{} // closed when the main process has exited and its output is drained
 	err    error         // cmd.Wait's result, set before exited is closed
 
@@ -79,13 +83,14 @@ func startCmd(cmd *exec.Cmd, cancel context.CancelFunc, out *output, input []byt
 	c := &child{
 		cancel:    cancel,
 		stdinStop: input != nil,
-		events:    make(chan message, 64),
+		events:    make(chan message, eventBuffer),
 		exited:    make(chan struct{}),
 	}
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
 	cmd.SysProcAttr.Setpgid = true
+	dieWithParent(cmd.SysProcAttr)
 	stdout := out.writer("stdout", c.deliver)
 	stderr := out.writer("stderr", nil)
 	cmd.Stdout, cmd.Stderr = stdout, stderr
@@ -114,8 +119,10 @@ func startCmd(cmd *exec.Cmd, cancel context.CancelFunc, out *output, input []byt
 	var writing sync.WaitGroup
 	if input != nil {
 		writing.Add(1)
+		c.inMu.Lock() // before the first send, which comes after ready
 		go func() {
 			defer writing.Done()
+			defer c.inMu.Unlock()
 			// Fails with EPIPE when the child is gone; Wait then reports why.
 			stdin.Write(input)
 		}()
@@ -128,6 +135,25 @@ func startCmd(cmd *exec.Cmd, cancel context.CancelFunc, out *output, input []byt
 		close(c.exited)
 	}()
 	return c, nil
+}
+
+// eventBuffer is how many protocol lines wait for the reader: a batch's
+// outcome must not be lost behind a burst of events.
+const eventBuffer = 256
+
+// sendTimeout bounds a write to the child's stdin, which a child whose event
+// loop is stuck stops reading.
+const sendTimeout = 5 * time.Second
+
+// send writes one protocol line to the child's stdin.
+func (c *child) send(line []byte) error {
+	c.inMu.Lock()
+	defer c.inMu.Unlock()
+	if d, ok := c.stdin.(interface{ SetWriteDeadline(time.Time) error }); ok {
+		d.SetWriteDeadline(time.Now().Add(sendTimeout))
+	}
+	_, err := c.stdin.Write(line)
+	return err
 }
 
 // deliver queues a protocol message from stdout.

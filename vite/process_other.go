@@ -34,6 +34,7 @@ func startCmd(cmd *exec.Cmd, cancel context.CancelFunc, out *output, input []byt
 	return nil, errUnsupported
 }
 
+func (c *child) send(line []byte) error                              { return errUnsupported }
 func (c *child) pid() int                                            { return 0 }
 func (c *child) limitErr() error                                     { return nil }
 func (c *child) stop(ctx context.Context, grace time.Duration) error { return errUnsupported }

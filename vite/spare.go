@@ -158,6 +158,7 @@ func (sp *Spare) take(s *Server) bool {
 		return false
 	}
 	s.sockDir, s.ownSockDir = sp.s.sockDir, true
+	sp.s.out.retarget(s.opts.Stdout, s.opts.Stderr, s.log)
 	s.out = sp.s.out
 	s.setVersion(sp.s.Version())
 	return true
@@ -167,7 +168,7 @@ func (sp *Spare) take(s *Server) bool {
 // took, and returns its child.
 func (sp *Spare) adopt(s *Server, input []byte) (*child, error) {
 	sp.c.cleanup = s.unlinkSockets
-	if _, err := sp.c.stdin.Write(input); err != nil {
+	if err := sp.c.send(input); err != nil {
 		sp.c.stop(context.Background(), s.opts.StopTimeout)
 		return nil, fmt.Errorf("%w: the spare's runner does not read its config: %v", ErrStartFailed, err)
 	}

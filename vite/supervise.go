@@ -177,10 +177,20 @@ func (s *Server) watch(c *child) bool {
 	}
 }
 
-// onEvent handles a protocol line of a ready child: Vite restarted itself
-// (a config file edit) and has a new token.
+// onEvent handles a protocol line of a ready child: a batch's answer, an
+// event, or a new token after Vite restarted itself (a config file edit).
 func (s *Server) onEvent(m message) {
-	if m.Kind != msgToken && m.Kind != msgVite {
+	switch m.Kind {
+	case msgHeld, msgBatch:
+		s.onBatchMessage(m)
+		return
+	case msgEvent:
+		if s.opts.OnEvent != nil {
+			s.opts.OnEvent(m.event)
+		}
+		return
+	case msgToken, msgVite:
+	default:
 		return
 	}
 	old := s.cur.Load()

@@ -2,6 +2,7 @@ package vite
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -328,4 +329,44 @@ func TestPickPorts(t *testing.T) {
 	assert.Equal(t, "http://127.0.0.1:5173", listenURL("0.0.0.0", 5173).String())
 	assert.Equal(t, "http://[::1]:5173", listenURL("::", 5173).String())
 	assert.Equal(t, "http://localhost:5173", listenURL("localhost", 5173).String())
+}
+
+// TestBatchWithoutDevServer checks what Batch does before it talks to a
+// runner: invalid calls write nothing, and a dev server that is not running
+// still gets the files written, once.
+func TestBatchWithoutDevServer(t *testing.T) {
+	ctx := context.Background()
+	writes := 0
+	write := func() error { writes++; return nil }
+
+	nuxt := &Server{fw: Nuxt, batchTurn: make(chan struct{}, 1)}
+	_, err := nuxt.Batch(ctx, []string{"app.vue"}, nil, write)
+	assert.ErrorIs(t, err, ErrInvalidOptions)
+
+	s := &Server{fw: Vite, batchTurn: make(chan struct{}, 1)}
+	for _, bad := range [][]string{{"../x.js"}, {"/etc/passwd"}, {""}, {"a\x00b"}} {
+		_, err := s.Batch(ctx, bad, nil, write)
+		assert.ErrorIs(t, err, ErrInvalidOptions, "%q", bad)
+		_, err = s.Batch(ctx, nil, bad, write)
+		assert.ErrorIs(t, err, ErrInvalidOptions, "deleted %q", bad)
+	}
+	_, err = s.Batch(ctx, []string{"src/a.js"}, nil, nil)
+	assert.ErrorIs(t, err, ErrInvalidOptions)
+	assert.Zero(t, writes, "an invalid batch writes nothing")
+
+	res, err := s.Batch(ctx, []string{"src/a.js"}, []string{"src/b.js"}, write)
+	assert.ErrorIs(t, err, ErrNotRunning)
+	assert.Nil(t, res)
+	assert.Equal(t, 1, writes, "the files are written although the dev server is down")
+
+	disk := errors.New("disk full")
+	_, err = s.Batch(ctx, []string{"src/a.js"}, nil, func() error { return disk })
+	assert.ErrorIs(t, err, disk, "write's error wins")
+
+	s.batchTurn <- struct{}{} // another batch runs
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	_, err = s.Batch(cancelled, []string{"src/a.js"}, nil, write)
+	assert.ErrorIs(t, err, context.Canceled)
+	assert.Equal(t, 2, writes, "a batch that gave up waiting still writes")
 }

@@ -30,6 +30,15 @@
 // are then URLs of the scheme "unix" whose Path is the socket, and nothing
 // the dev server prints can point them anywhere else.
 //
+// [Server.Batch] has plain Vite handle a set of file writes as one change:
+// the runner holds Vite's file watcher for the files while the caller
+// writes them, has Vite handle all of them once they are on disk, and
+// reports what Vite did (the hot updates, a full reload, the compile errors
+// of the changed modules and of the modules they newly import) as soon as
+// Vite has done it. [Options.OnEvent] receives what happens outside
+// batches, and with [Options.ClientErrors] the runtime errors that the
+// pages report, their stacks mapped to the project's files.
+//
 // The child runs in its own process group. When it dies, the hot files are
 // removed and it is restarted with exponential backoff; [Server.Subscribe]
 // reports each change. [Server.Stop] ends the whole group, and the sandbox.
@@ -98,6 +107,9 @@ var (
 	// ErrStartFailed: the dev server reported a failure or exited before it
 	// was ready; its output says why.
 	ErrStartFailed = errors.New("vitehost/vite: dev server failed to start")
+	// ErrNotRunning: the dev server is down or restarting (or stopped
+	// during the call), so a Batch got no outcome.
+	ErrNotRunning = errors.New("vitehost/vite: dev server not running")
 )
 
 // Plugin is a Vite plugin that the runner imports from the project by module
@@ -160,6 +172,18 @@ type Options struct {
 	// Plugins are imported from the project and added to the config (plain
 	// Vite).
 	Plugins []Plugin
+
+	// ClientErrors adds a small module to every page the dev server serves
+	// (plain Vite) that reports the page's runtime errors over the HMR
+	// socket: uncaught errors, unhandled rejections, modules that fail to
+	// load and console.error calls. They reach OnEvent as EventClientError,
+	// their stacks mapped to the project's files.
+	ClientErrors bool
+	// OnEvent receives what the dev server reports as it happens (plain
+	// Vite): the HMR messages and compile errors that no Batch caused, and
+	// the pages' runtime errors (ClientErrors). It is called from one
+	// goroutine, in order, and must return quickly; nil drops the events.
+	OnEvent func(Event)
 
 	// Env is added to the child's environment (with Sandbox, to the
 	// sandbox's clean environment).
@@ -249,6 +273,7 @@ type state struct {
 	token   string
 	version string
 	pid     int
+	child   *child // the run's process, which Batch talks to
 }
 
 // Server is a supervised dev server started by Start. Its methods may be
@@ -273,9 +298,12 @@ type Server struct {
 	ownSockDir bool   // sockDir was made by Start and goes with the Server
 	spare      *Spare // the runner the first launch takes over, if any
 
-	stopped atomic.Bool // Stop was called
-	done    chan struct{}
-	err     error // set before done is closed
+	batchTurn chan struct{} // holds a token while a Batch runs
+	batchSeq  atomic.Uint64 // the last batch's id
+	calls     sync.Map      // batch id -> *batchCall, the Batch waiting for the runner
+	stopped   atomic.Bool   // Stop was called
+	done      chan struct{}
+	err       error // set before done is closed
 }
 
 // Start starts the dev server of the project in dir and returns when it is
@@ -292,12 +320,13 @@ func Start(ctx context.Context, dir string, opts *Options) (*Server, error) {
 		return nil, &StartError{Dir: abs, Framework: fw, Err: err}
 	}
 	s := &Server{
-		dir:  abs,
-		fw:   fw,
-		opts: o,
-		log:  o.Logger.With("framework", string(fw), "dir", abs),
-		subs: map[chan hotfile.Targets]struct{}{},
-		done: make(chan struct{}),
+		dir:       abs,
+		fw:        fw,
+		opts:      o,
+		log:       o.Logger.With("framework", string(fw), "dir", abs),
+		subs:      map[chan hotfile.Targets]struct{}{},
+		batchTurn: make(chan struct{}, 1),
+		done:      make(chan struct{}),
 	}
 	s.out = newOutput(o.Stdout, o.Stderr, s.log)
 	if err := s.preflight(); err != nil {
@@ -355,8 +384,8 @@ func withDefaults(dir string, opts *Options) (Options, Framework, error) {
 	if fw != Vite && fw != Nuxt && fw != Astro {
 		return o, fw, fmt.Errorf("%w: unknown framework %q", ErrInvalidOptions, fw)
 	}
-	if fw != Vite && (o.ConfigFile != "" || o.NoConfigFile || o.Config != nil || len(o.Plugins) > 0) {
-		return o, fw, fmt.Errorf("%w: ConfigFile, NoConfigFile, Config and Plugins apply to plain Vite only", ErrInvalidOptions)
+	if fw != Vite && (o.ConfigFile != "" || o.NoConfigFile || o.Config != nil || len(o.Plugins) > 0 || o.ClientErrors) {
+		return o, fw, fmt.Errorf("%w: ConfigFile, NoConfigFile, Config, Plugins and ClientErrors apply to plain Vite only", ErrInvalidOptions)
 	}
 	if err := checkSockets(dir, fw, &o); err != nil {
 		return o, fw, err
@@ -415,6 +444,19 @@ func (s *Server) Token() string {
 		return st.token
 	}
 	return ""
+}
+
+// LimitErr says which limits of its sandbox (Options.Sandbox) the running
+// dev server has hit: nil, or an error wrapping sandbox.ErrMemoryLimit or
+// sandbox.ErrPidsLimit. A dev server at its process limit may keep
+// serving while every new process or thread it tries fails; the caller
+// decides whether that is a failure. It is nil without a sandbox or
+// cgroups, and while the dev server is down.
+func (s *Server) LimitErr() error {
+	if st := s.cur.Load(); st != nil && st.child != nil {
+		return st.child.limitErr()
+	}
+	return nil
 }
 
 // Version returns the Vite version of the dev server (for Nuxt and Astro,

@@ -1,14 +1,16 @@
 // Command previewserver is the JSBundler preview service in one binary: the
-// JSON API (create, update, status, delete under /kontext/preview) and the
-// preview hosts (preview-{id}.<domain>, each a Vite dev server) on one
-// listener.
+// JSON API (create, update, status, delete under /kontext/preview), the
+// preview hosts (preview-{id}.<domain>, each a Vite dev server), and
+// /healthz, /readyz and /metrics on one listener.
 //
 //	go run ./examples/previewserver
 //	go run ./examples/previewserver -addr 0.0.0.0:8080 -public https://jsbundler.example.com -token s3cret
 //
 // With the defaults, previews live at http://preview-{id}.localhost:8080,
-// which browsers resolve to loopback. See README.md beside this file for a
-// curl session.
+// which browsers resolve to loopback. It refuses to listen on an address
+// other than loopback without -token, unless -insecure-no-token says so:
+// whoever reaches the API can run code in the previews. See README.md beside
+// this file for a curl session.
 package main
 
 import (
@@ -47,6 +49,7 @@ type config struct {
 	ttl                             time.Duration
 	noSandbox                       bool
 	sandboxEnv                      []string
+	insecureNoToken                 bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -69,6 +72,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		c.sandboxEnv = append(c.sandboxEnv, kv)
 		return nil
 	})
+	fs.BoolVar(&c.insecureNoToken, "insecure-no-token", false, "listen on an address other than loopback without -token: anyone who reaches it may create previews")
 	err := fs.Parse(args)
 	return c, err
 }
@@ -121,9 +125,23 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	if err != nil {
 		return err
 	}
+	if err := checkExposure(ln.Addr(), cfg); err != nil {
+		ln.Close()
+		return err
+	}
+	// The API host: the API, the probes, and the metrics (behind the token
+	// when there is one, as the API is).
+	api := http.NewServeMux()
+	api.Handle("GET /healthz", m.Healthz())
+	api.Handle("GET /readyz", m.Readyz())
+	api.Handle("GET /metrics", m.Metrics())
+	api.Handle("/", m.API())
 	srv := &http.Server{
-		Handler:           m.Router(m.API()),
+		Handler:           m.Router(api),
 		ReadHeaderTimeout: 10 * time.Second,
+		// Requests end when the server is told to stop: Shutdown would wait
+		// for the event streams, which go on until their client leaves.
+		BaseContext: func(net.Listener) context.Context { return ctx },
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -158,4 +176,17 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	}
 	<-prepared
 	return nil
+}
+
+// checkExposure refuses to serve without a token on an address that other
+// machines may reach: the API would let anyone who reaches it run code in
+// the previews. addr is the address the listener bound, so that "", ":8080"
+// and host names are judged by what they became.
+func checkExposure(addr net.Addr, cfg config) error {
+	tcp, ok := addr.(*net.TCPAddr)
+	if cfg.token != "" || cfg.insecureNoToken || ok && tcp.IP.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("refusing to listen on %s without -token: anyone who reaches this address could create previews and run code in them; "+
+		"set -token, listen on loopback (-addr 127.0.0.1:8080), or pass -insecure-no-token", addr)
 }

@@ -196,3 +196,133 @@ func TestPreviewServerWithRedis(t *testing.T) {
 	require.NoError(t, err)
 	assert.NotEmpty(t, keys, "the session's record is in Redis, db 3")
 }
+
+func (s *server) do(t *testing.T, method, path, token string, body []byte, header map[string]string) (int, map[string]any) {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequest(method, path, rd)
+	require.NoError(t, err)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	if h := header["Host"]; h != "" {
+		req.Host = h // Go's resolver does not map *.localhost to loopback as browsers do
+	}
+	resp, err := s.client.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	json.Unmarshal(raw, &out)
+	if out == nil {
+		out = map[string]any{"raw": string(raw)}
+	}
+	return resp.StatusCode, out
+}
+
+// TestSeedSessionID is the seed's request with a session id of the
+// client's, "abc123", through the example server and a real browser:
+// create, the page at preview-abc123.<domain>, an update that reaches the
+// page by HMR, status, a create again (an update), delete. The probes and
+// the metrics are on the API host.
+func TestSeedSessionID(t *testing.T) {
+	srv := startServer(t)
+	browser := testenv.NewBrowser(t)
+	ctx := browser.Ctx
+	base := strings.TrimSuffix(srv.api, "/kontext/preview")
+
+	created := srv.post(t, "", map[string]any{
+		"sessionId": "abc123",
+		"files":     []any{app("Hello abc123"), css("rgb(0, 0, 255)")},
+	})
+	assert.Equal(t, "abc123", created["sessionId"])
+	assert.Equal(t, true, created["created"])
+	previewURL := created["previewUrl"].(string)
+	assert.Equal(t, strings.Replace(base, "://localhost", "://preview-abc123.localhost", 1), previewURL)
+
+	require.NoError(t, chromedp.Run(ctx, chromedp.Navigate(previewURL)))
+	waitJS(t, ctx, text("#title")+` === "Hello abc123"`, "the first render")
+	require.NoError(t, chromedp.Run(ctx, chromedp.Evaluate(`window.__vitehostMarker = 7`, nil)))
+
+	upd := srv.post(t, "/abc123/update", map[string]any{"files": []any{app("Hello again")}})
+	assert.Equal(t, true, upd["hmrTriggered"], "%v", upd)
+	waitJS(t, ctx, text("#title")+` === "Hello again"`, "the update")
+	assert.Equal(t, 7.0, eval[float64](t, ctx, `window.__vitehostMarker`), "HMR, not a reload")
+
+	status, st := srv.do(t, "GET", srv.api+"/abc123", srv.token, nil, nil)
+	require.Equal(t, 200, status, "%v", st)
+	assert.Equal(t, "active", st["status"])
+	assert.Equal(t, previewURL, st["previewUrl"])
+
+	// The seed's client sends its create again with the same id: an update.
+	again := srv.post(t, "", map[string]any{"sessionId": "abc123", "files": []any{app("Hello a third time")}})
+	assert.Equal(t, false, again["created"])
+	assert.Equal(t, true, again["hmrTriggered"], "%v", again)
+	waitJS(t, ctx, text("#title")+` === "Hello a third time"`, "the create that updated")
+	assert.Equal(t, 7.0, eval[float64](t, ctx, `window.__vitehostMarker`))
+
+	// Cross-site rules on the example server: a form-like body, a page of
+	// another site.
+	status, res := srv.do(t, "POST", srv.api+"/abc123/update", srv.token, []byte(`{"files":[]}`), map[string]string{"Content-Type": "text/plain"})
+	assert.Equal(t, 415, status, "%v", res)
+	status, res = srv.do(t, "POST", srv.api+"/abc123/update", srv.token, []byte(`{"files":[]}`),
+		map[string]string{"Content-Type": "application/json", "Origin": "https://evil.example"})
+	assert.Equal(t, 403, status, "%v", res)
+
+	// The probes and the metrics.
+	status, _ = srv.do(t, "GET", base+"/healthz", "", nil, nil)
+	assert.Equal(t, 200, status)
+	require.Eventually(t, func() bool {
+		status, _ := srv.do(t, "GET", base+"/readyz", "", nil, nil)
+		return status == 200
+	}, wait, 50*time.Millisecond, "ready once the template's packages are installed")
+	status, _ = srv.do(t, "GET", base+"/metrics", "", nil, nil)
+	assert.Equal(t, 401, status, "the metrics are behind the token")
+	status, metrics := srv.do(t, "GET", base+"/metrics", srv.token, nil, nil)
+	require.Equal(t, 200, status)
+	assert.Contains(t, metrics["raw"], `vitehost_preview_sessions{status="active"} 1`)
+	assert.Contains(t, metrics["raw"], `vitehost_preview_api_requests_total{code="unsupported_media_type",operation="update"} 1`)
+
+	status, del := srv.do(t, "DELETE", srv.api+"/abc123", srv.token, nil, nil)
+	require.Equal(t, 200, status, "%v", del)
+	status, _ = srv.do(t, "GET", srv.api+"/abc123", srv.token, nil, nil)
+	assert.Equal(t, 404, status)
+	status, _ = srv.do(t, "GET", base+"/", "", nil, map[string]string{"Host": strings.TrimPrefix(previewURL, "http://")})
+	assert.Equal(t, 404, status, "the page is gone")
+}
+
+// TestRefusesToExposeWithoutToken: the server does not serve an address
+// other than loopback without a token, unless told so.
+func TestRefusesToExposeWithoutToken(t *testing.T) {
+	dir := testenv.TempDir(t)
+	for _, addr := range []string{"0.0.0.0:0", ":0"} {
+		err := run(context.Background(), []string{"-addr", addr, "-dir", dir}, testenv.Writer(t), nil)
+		require.Error(t, err, addr)
+		assert.Contains(t, err.Error(), "refusing to listen")
+		assert.Contains(t, err.Error(), "-insecure-no-token")
+	}
+
+	for _, args := range [][]string{
+		{"-addr", "127.0.0.1:0"},
+		{"-addr", "0.0.0.0:0", "-token", "s3cret"},
+		{"-addr", "0.0.0.0:0", "-insecure-no-token"},
+	} {
+		ctx, cancel := context.WithCancel(context.Background())
+		ready := make(chan string, 1)
+		done := make(chan error, 1)
+		go func() { done <- run(ctx, append(args, "-dir", dir), testenv.Writer(t), ready) }()
+		select {
+		case <-ready:
+		case err := <-done:
+			t.Fatalf("%v: %v", args, err)
+		}
+		cancel()
+		require.NoError(t, <-done, "%v", args)
+	}
+}

@@ -18,7 +18,6 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/vitehost/vitehost/internal/testenv"
 	"github.com/vitehost/vitehost/preview"
 	"github.com/vitehost/vitehost/preview/redisstore"
 	"github.com/vitehost/vitehost/preview/storetest"
@@ -42,16 +41,12 @@ func runCluster(ctx context.Context, env *Env) ([]Row, error) {
 		return nil, err
 	}
 	defer redis.Close()
-	cache, err := testenv.CacheDir()
-	if err != nil {
-		return nil, err
-	}
-	owner, err := startClusterNode(env, redis, "owner", filepath.Join(cache, "preview-deps"))
+	owner, err := startClusterNode(env, redis, "owner", benchDepsCache)
 	if err != nil {
 		return nil, err
 	}
 	defer owner.close()
-	other, err := startClusterNode(env, redis, "other", filepath.Join(cache, "preview-deps"))
+	other, err := startClusterNode(env, redis, "other", benchDepsCache)
 	if err != nil {
 		return nil, err
 	}

@@ -31,7 +31,7 @@ const settle = 5 * time.Second
 // session takes to serve its page again, and 200 sessions on this machine.
 func runDensity(ctx context.Context, env *Env) ([]Row, error) {
 	var rows []Row
-	svc, err := startPreviewService(env, "density-mem", previewDeps(), nil)
+	svc, err := startPreviewService(env, "density-mem", benchDepsCache, false)
 	if err != nil {
 		return nil, err
 	}
@@ -67,7 +67,7 @@ func measureWakes(ctx context.Context, env *Env) ([]Row, error) {
 	if env.Quick {
 		n = 3
 	}
-	svc, err := startPreviewService(env, "density-wake", previewDeps(), func(o *preview.Options) { o.IdleTimeout = wakeIdle })
+	svc, err := startPreviewServiceWith(env, "density-wake", benchDepsCache, func(o *preview.Options) { o.IdleTimeout = wakeIdle })
 	if err != nil {
 		return nil, err
 	}
@@ -159,7 +159,7 @@ func measureDensity(ctx context.Context, env *Env, idle memory) ([]Row, error) {
 	if env.Quick {
 		n, reopen = 20, 5
 	}
-	svc, err := startPreviewService(env, "density", previewDeps(), func(o *preview.Options) {
+	svc, err := startPreviewServiceWith(env, "density", benchDepsCache, func(o *preview.Options) {
 		o.IdleTimeout = wakeIdle
 		o.Limits.MaxSessions = n + 10
 	})
@@ -455,7 +455,7 @@ func depsInstall(pkg string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	dirs, _ := filepath.Glob(filepath.Join(previewDeps(), "*", "package.json"))
+	dirs, _ := filepath.Glob(filepath.Join(benchDepsCache, "*", "package.json"))
 	for _, p := range dirs {
 		if got, err := os.ReadFile(p); err == nil && string(got) == string(want) {
 			return filepath.Join(filepath.Dir(p), "node_modules"), nil

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vitehost/vitehost/internal/imports"
 	"github.com/vitehost/vitehost/internal/testenv"
 	"github.com/vitehost/vitehost/ssrproxy"
 	"github.com/vitehost/vitehost/vite"
@@ -104,9 +105,6 @@ func runProxy(ctx context.Context, env *Env) ([]Row, error) {
 
 var (
 	scriptSrcRE = regexp.MustCompile(`<script[^>]*\ssrc="([^"]+)"`)
-	// importRE finds the specifiers of static and dynamic imports and
-	// re-exports in the JavaScript Vite serves, where they are URLs.
-	importRE = regexp.MustCompile(`\bfrom\s*["']([^"'\n]+)["']|\bimport\s*\(?\s*["']([^"'\n]+)["']`)
 )
 
 // crawl fetches the page at base and every module it imports, directly or
@@ -146,9 +144,7 @@ func crawlClient(ctx context.Context, client *http.Client, base string) ([]strin
 				specs = append(specs, m[1])
 			}
 		}
-		for _, m := range importRE.FindAllStringSubmatch(body, -1) {
-			specs = append(specs, m[1]+m[2])
-		}
+		specs = append(specs, imports.Specs(body)...)
 		from, _ := baseURL.Parse(p)
 		for _, s := range specs {
 			if !strings.HasPrefix(s, "/") && !strings.HasPrefix(s, "./") && !strings.HasPrefix(s, "../") {

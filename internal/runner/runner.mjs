@@ -15,7 +15,20 @@
 //      HTTP server of its own) and prints "unix": true and no ports.
 //      When Vite later restarts itself (a config file edit) with a new token,
 //      it prints {"vitehost":"token","token":...}.
-//   4. It runs until stdin closes or SIGTERM/SIGINT arrives, then closes the
+//   4. Once ready, it reads further JSON lines from stdin, the batches of file
+//      changes of the Go side (paths relative to projectDir):
+//        {"vitehost":"hold","id":N,"files":[...],"deleted":[...]}
+//          the files are about to change: the runner drops the file
+//          watcher's events for them and prints {"vitehost":"held","id":N};
+//        {"vitehost":"commit","id":N}
+//          they are on disk: the runner has Vite handle all of them at once
+//          and prints {"vitehost":"batch","id":N,"batch":{...}}, what Vite
+//          did (see the batches section).
+//      It also prints {"vitehost":"event","event":{...}} for what happens
+//      outside batches: HMR messages that edits by other means caused,
+//      compile errors, and, with "clientErrors" in the config, the runtime
+//      errors that the pages report.
+//   5. It runs until stdin closes or SIGTERM/SIGINT arrives, then closes the
 //      server and exits.
 // A config line with "warm": {config, plugins, configFile, modules} (a
 // spare runner, started before its project is known) first starts Vite on
@@ -141,20 +154,33 @@ function packageVersion(name) {
   return dir ? JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')).version : ''
 }
 
-// ---- stdin: the config line (two for a spare), then EOF as the stop
-// signal.
+// ---- stdin: the config line, then the Go side's messages, one JSON line
+// each; EOF is the stop signal.
 
+// maxInputLine bounds a line from stdin: a batch of a few thousand paths.
+const maxInputLine = 4 << 20
+
+// The lines of stdin: the config lines go to readConfigLine, every later
+// one, once handleInput is called, to its handler.
 const stdinLines = []
 let stdinWaiter = null
 let stdinEnded = false
-{
+let inputHandler = null
+
+function readStdin() {
   let buf = ''
   process.stdin.setEncoding('utf8')
   process.stdin.on('data', (chunk) => {
     buf += chunk
     for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
-      stdinLines.push(buf.slice(0, nl))
+      const line = buf.slice(0, nl)
       buf = buf.slice(nl + 1)
+      if (inputHandler) inputHandler(line)
+      else stdinLines.push(line)
+    }
+    if (buf.length > maxInputLine) {
+      process.stderr.write(`vitehost runner: dropped an input line of more than ${maxInputLine} bytes\n`)
+      buf = ''
     }
     if (stdinWaiter && stdinLines.length) stdinWaiter()
   })
@@ -166,11 +192,17 @@ let stdinEnded = false
   process.stdin.on('error', () => shutdown())
 }
 
-// readConfigLine returns the next line of stdin, or null once it ended.
+// readConfigLine resolves to the next line of stdin, or null at EOF.
 async function readConfigLine() {
   while (!stdinLines.length && !stdinEnded) await new Promise((resolve) => (stdinWaiter = resolve))
   stdinWaiter = null
   return stdinLines.length ? stdinLines.shift() : null
+}
+
+// handleInput hands every later line of stdin to onInput.
+function handleInput(onInput) {
+  inputHandler = onInput
+  while (stdinLines.length) onInput(stdinLines.shift())
 }
 
 // ---- lifecycle
@@ -258,17 +290,632 @@ async function loadPlugins(list) {
   return out
 }
 
-// allowModules lets Vite serve the read-only dependencies outside the
-// root, and gives it a node_modules of the project's own to write into.
-function allowModules(server, root, modules) {
-  if (!modules) return
-  // Vite falls back from an unwritable node_modules on EACCES only, not on
-  // the read-only file system's EROFS
-  // (https://github.com/vitejs/vite/issues/18839).
-  server.fs = { allow: [root, modules] }
+// ---- batches: the Go side's writes, handled by Vite as one change
+//
+// Vite hears of file changes from its watcher (chokidar), one file at a
+// time, and computes each HMR update on the disk as it is at that moment:
+// an importer that lands before the modules it imports makes the pages fetch
+// what is not there yet (an error overlay, then full reloads). For a batch,
+// the runner drops the watcher's events for the batch's files from the hold
+// on, has Vite handle every file itself once all are on disk (the same
+// events, emitted to Vite's listeners), and drops the watcher's late echo of
+// those writes: an event for a file whose state on disk is still the one
+// the batch left. An edit by other means (an editor) leaves another state
+// and goes through the watcher as before.
+//
+// Vite's handling of an event is asynchronous and returns nothing to wait
+// for; the runner knows it is done when every file of the batch reached
+// Vite's HMR step (the hotUpdate hook of the client environment) and every
+// HMR step under way has sent its messages (the hotUpdateEnvironments
+// option, which Vite awaits at the end of each). Meanwhile the messages for
+// the browsers are held back, and sent as one: a full reload, or one update
+// that names every module.
+
+// batchTimeout bounds the wait for Vite to handle a batch's files: a plugin
+// whose watchChange hook throws stops Vite's handling of that file before
+// the HMR step.
+const batchTimeout = 10_000
+const maxTransforms = 500 // modules a batch's outcome transforms to find compile errors
+const maxErrors = 20
+const maxLanded = 10_000 // files whose batch state is remembered for the echo
+
+const originalEmit = Symbol('vitehost.emit')
+const originalSend = Symbol('vitehost.send')
+const wrappedHotUpdateEnvironments = Symbol('vitehost.hotUpdateEnvironments')
+
+const batches = {
+  holds: new Map(), // batch id -> {id, files, deleted, existed}
+  held: new Map(), // absolute path -> number of holds that name it
+  landed: new Map(), // absolute path -> its state (fileState) when a batch had Vite handle it
+  queue: Promise.resolve(), // commits, one at a time
+  current: null, // the batch Vite is handling: {waiting, payloads, done}
+  errors: new Set(), // the last batch's compile errors (errorKey)
+  inflight: 0, // Vite's HMR steps under way
+}
+
+let devServer = null // the newest server Vite made (it makes another when it restarts itself)
+let clientErrors = false // the config's clientErrors: pages report their runtime errors
+
+// projectPath returns the absolute path of a path relative to the project,
+// or null for one that leaves it.
+function projectPath(rel) {
+  if (typeof rel !== 'string' || rel === '' || rel.includes('\0')) return null
+  const abs = path.resolve(projectDir, rel)
+  return abs.startsWith(projectDir + path.sep) ? abs : null
+}
+
+// fileState identifies what is at p now: a rename or a write changes it.
+function fileState(p) {
   try {
-    fs.mkdirSync(path.join(projectDir, 'node_modules'), { recursive: true })
+    const st = fs.statSync(p, { bigint: true })
+    return `${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`
+  } catch {
+    return 'gone'
+  }
+}
+
+function onInput(line) {
+  let msg
+  try {
+    msg = JSON.parse(line)
+  } catch {
+    return
+  }
+  if (!msg || typeof msg !== 'object' || typeof msg.id !== 'number') return
+  if (msg.vitehost === 'hold') {
+    hold(msg)
+  } else if (msg.vitehost === 'commit') {
+    batches.queue = batches.queue.then(() => commit(msg)).catch((err) => {
+      process.stderr.write(`vitehost runner: batch ${msg.id}: ${(err && err.stack) || err}\n`)
+      say({ vitehost: 'batch', id: msg.id, batch: { incomplete: true } })
+    })
+  }
+}
+
+function hold(msg) {
+  const paths = (list) => (Array.isArray(list) ? list : []).map(projectPath).filter(Boolean)
+  const b = { id: msg.id, files: [...new Set(paths(msg.files))], deleted: [...new Set(paths(msg.deleted))] }
+  b.existed = new Set([...b.files, ...b.deleted].filter((p) => fs.existsSync(p)))
+  for (const p of [...b.files, ...b.deleted]) batches.held.set(p, (batches.held.get(p) || 0) + 1)
+  batches.holds.set(b.id, b)
+  say({ vitehost: 'held', id: b.id })
+}
+
+async function commit(msg) {
+  const b = batches.holds.get(msg.id)
+  if (!b) {
+    say({ vitehost: 'batch', id: msg.id, batch: { incomplete: true } })
+    return
+  }
+  batches.holds.delete(b.id)
+  for (const p of [...b.files, ...b.deleted]) {
+    const n = batches.held.get(p) - 1
+    if (n > 0) batches.held.set(p, n)
+    else batches.held.delete(p)
+    batches.landed.delete(p) // to the end of the insertion order
+    batches.landed.set(p, fileState(p))
+  }
+  while (batches.landed.size > maxLanded) batches.landed.delete(batches.landed.keys().next().value)
+  const result = await handleBatch(b)
+  batches.errors = new Set((result.errors || []).map(errorKey))
+  say(fitLine({ vitehost: 'batch', id: b.id, batch: result }))
+}
+
+// dropWatcherEvent reports whether the watcher's event for file is one a
+// batch handles or handled: the file is held, or is as a batch left it.
+function dropWatcherEvent(kind, file) {
+  if (kind !== 'add' && kind !== 'change' && kind !== 'unlink') return false
+  const p = path.resolve(file)
+  if (batches.held.has(p)) return true
+  const state = batches.landed.get(p)
+  if (state === undefined) return false
+  if (fileState(p) === state) return true
+  batches.landed.delete(p) // changed since: the watcher's again
+  return false
+}
+
+// restartsVite reports whether Vite restarts itself for a change of file
+// (its config file, a file the config imports, an env file) instead of
+// sending HMR messages.
+function restartsVite(s, file) {
+  const c = s.config
+  if (file === c.configFile || (c.configFileDependencies || []).includes(file)) return true
+  if (c.envDir === false) return false
+  const dir = c.envDir || c.root
+  return ['.env', '.env.local', `.env.${c.mode}`, `.env.${c.mode}.local`].some((n) => path.join(dir, n) === file)
+}
+
+// handleBatch has Vite handle the files of b, which are on disk now, and
+// returns what it did.
+async function handleBatch(b) {
+  const result = { updates: [], fullReload: false, reloadPath: '', restarted: false, errors: [], incomplete: false }
+  const s = devServer
+  if (!s || closing) {
+    result.incomplete = true
+    return result
+  }
+  const events = []
+  for (const p of b.deleted) if (b.existed.has(p) && !fs.existsSync(p)) events.push(['unlink', p])
+  for (const p of b.files) if (fs.existsSync(p)) events.push([b.existed.has(p) ? 'change' : 'add', p])
+  // Vite 5 has no environments, and no hook to say when it is done.
+  const hmr = !!s.environments && s.config.server.hmr !== false && !(s.config.experimental && s.config.experimental.bundledDev)
+  const cur = { waiting: new Set(), payloads: [], done: null }
+  const finished = new Promise((resolve) => (cur.done = resolve))
+  for (const [, p] of events) {
+    if (restartsVite(s, p)) result.restarted = true
+    else cur.waiting.add(p)
+  }
+  const wait = hmr && !result.restarted && events.length > 0
+  if (wait) batches.current = cur
+  const emit = s.watcher[originalEmit] || s.watcher.emit.bind(s.watcher)
+  for (const [kind, p] of events) {
+    emit(kind, p)
+    emit('all', kind, p)
+  }
+  if (wait) {
+    checkBatch()
+    const timer = setTimeout(() => {
+      result.incomplete = true
+      cur.done()
+    }, batchTimeout)
+    await finished
+    clearTimeout(timer)
+    batches.current = null
+    flush(s, cur.payloads, result)
+  }
+  if (result.restarted) {
+    result.fullReload = true
+    result.reloadPath = '*'
+    return result
+  }
+  const seen = new Set(result.errors.map(errorKey))
+  for (const e of await compileErrors(s, b)) {
+    if (result.errors.length >= maxErrors) break
+    if (!seen.has(errorKey(e))) {
+      seen.add(errorKey(e))
+      result.errors.push(e)
+    }
+  }
+  return result
+}
+
+// checkBatch ends the wait for the current batch once Vite has handled all
+// of its files.
+function checkBatch() {
+  const cur = batches.current
+  if (cur && cur.waiting.size === 0 && batches.inflight === 0) cur.done()
+}
+
+// flush sends the browsers what Vite sent them during the batch, as one
+// message, and records it in result.
+function flush(s, payloads, result) {
+  const send = s.ws[originalSend] || s.ws.send
+  let reload = null
+  const updates = new Map()
+  const rest = []
+  for (const p of payloads) {
+    if (p.type === 'full-reload') {
+      reload = reload && reload.path !== p.path ? { ...p, path: '*' } : p
+    } else if (p.type === 'update') {
+      for (const u of p.updates || []) {
+        const key = `${u.type} ${u.path} ${u.acceptedPath}`
+        updates.delete(key)
+        updates.set(key, u)
+      }
+    } else {
+      rest.push(p)
+    }
+  }
+  if (reload) {
+    // The pages reload: updates would be lost on them.
+    result.fullReload = true
+    result.reloadPath = reload.path || '*'
+    send.call(s.ws, reload)
+  } else if (updates.size > 0) {
+    result.updates = [...updates.values()].map((u) => ({ type: u.type, path: u.path, acceptedPath: u.acceptedPath, timestamp: u.timestamp }))
+    send.call(s.ws, { type: 'update', updates: [...updates.values()] })
+  }
+  for (const p of rest) {
+    if (p.type === 'error' && p.err && result.errors.length < maxErrors) result.errors.push(compileError(p.err))
+    send.call(s.ws, p)
+  }
+}
+
+// compileErrors transforms the modules of the batch's files that Vite's
+// module graph knows (the pages loaded them), and the modules they import
+// that are in the batch or were never transformed (a new component), the
+// way the browser's requests would, and returns their compile errors.
+async function compileErrors(s, b) {
+  const env = s.environments && s.environments.client
+  if (!env || typeof env.transformRequest !== 'function') return []
+  const inBatch = new Set(b.files)
+  const cacheDir = s.config.cacheDir
+  const seen = new Set()
+  const errors = []
+  let next = []
+  const visit = (mod) => {
+    if (!mod || seen.has(mod) || seen.size >= maxTransforms) return
+    const f = mod.file
+    if (!f || !f.startsWith(projectDir + path.sep) || f.includes(`${path.sep}node_modules${path.sep}`)) return
+    if ((cacheDir && f.startsWith(cacheDir + path.sep)) || mod.type === 'asset') return
+    seen.add(mod)
+    next.push(mod)
+  }
+  for (const f of b.files) for (const mod of env.moduleGraph.getModulesByFile(f) || []) visit(mod)
+  while (next.length > 0) {
+    const round = next
+    next = []
+    await Promise.all(round.map(async (mod) => {
+      try {
+        await env.transformRequest(mod.url)
+      } catch (err) {
+        errors.push(compileError(err))
+        return
+      }
+      for (const dep of mod.importedModules) if (inBatch.has(dep.file) || !dep.transformResult) visit(dep)
+    }))
+  }
+  return errors
+}
+
+// ---- errors and events: what the Go side gets is relative to the project.
+
+const ansi = /\x1b\[[0-9;]*[A-Za-z]/g
+// locInMessage finds "file:line:column" in a message: Vite 8's oxc
+// transform reports the position only there ("─[ src/App.tsx:3:1 ]").
+const locInMessage = /([^\s[\]()'"]+):(\d+):(\d+)/
+
+function clip(v, n) {
+  const s = typeof v === 'string' ? v : v === undefined || v === null ? '' : String(v)
+  return s.length > n ? s.slice(0, n) + '…' : s
+}
+
+// The Go side's clients see no paths of the machine: project files are
+// relative to the project, dependencies start at node_modules/.
+const modulesPrefix = /(?:\/[^\s/'"()[\]]+)*\/node_modules\//g
+
+function withoutProject(s) {
+  return s.split(projectDir + path.sep).join('').replace(modulesPrefix, 'node_modules/')
+}
+
+// publicFile returns the name of the file at f for the Go side's clients,
+// or null for a file outside the project and its dependencies.
+function publicFile(f) {
+  f = f.replace(/\?.*$/, '')
+  if (f.startsWith(projectDir + path.sep)) return f.slice(projectDir.length + 1)
+  const i = f.lastIndexOf(`${path.sep}node_modules${path.sep}`)
+  return i >= 0 ? f.slice(i + 1) : null
+}
+
+function relativeFile(f) {
+  return publicFile(f) ?? path.basename(f.replace(/\?.*$/, ''))
+}
+
+function compileError(e) {
+  const message = clip(withoutProject(String((e && e.message) || e).replace(ansi, '')), 4000)
+  let file = (e && ((e.loc && e.loc.file) || e.id)) || ''
+  let line = (e && e.loc && e.loc.line) || 0
+  let column = (e && e.loc && e.loc.column) || 0
+  if (!line) {
+    const m = locInMessage.exec(message)
+    if (m) {
+      line = Number(m[2])
+      column = Number(m[3])
+      if (!file) file = m[1]
+    }
+  }
+  return {
+    message,
+    file: clip(relativeFile(String(file)), 1000),
+    line: Number.isSafeInteger(line) ? line : 0,
+    column: Number.isSafeInteger(column) ? column : 0,
+    frame: clip(withoutProject(String((e && e.frame) || '').replace(ansi, '')), 4000),
+    plugin: clip((e && e.plugin) || '', 200),
+  }
+}
+
+function errorKey(e) {
+  return `${e.file}:${e.line}:${e.column}:${e.message}`
+}
+
+// maxLine keeps a protocol line below the Go side's limit (64 KiB).
+const maxLine = 60_000
+
+// fitLine shortens msg until its line fits.
+function fitLine(msg) {
+  const size = () => Buffer.byteLength(JSON.stringify(msg))
+  const b = msg.batch
+  const e = msg.event
+  for (let round = 0; size() > maxLine && round < 4; round++) {
+    if (b) {
+      b.truncated = true
+      b.errors = (b.errors || []).slice(0, round < 2 ? 5 : 0).map((x) => ({ ...x, message: clip(x.message, 1000), frame: '' }))
+      b.updates = (b.updates || []).slice(0, [200, 50, 10, 0][round])
+    }
+    if (e) {
+      e.stack = clip(e.stack, [4000, 1000, 0, 0][round])
+      e.message = clip(e.message, [2000, 500, 100, 100][round])
+      e.page = clip(e.page, 500)
+      if (e.error) e.error = { ...e.error, frame: '', message: clip(e.error.message, 500) }
+      if (e.updates) e.updates = e.updates.slice(0, [200, 50, 10, 0][round])
+    }
+  }
+  return msg
+}
+
+// observe reports a message for the browsers that no batch caused: an edit
+// by other means, a compile error found by a page's request.
+function observe(payload) {
+  if (payload.type === 'update') {
+    const updates = (payload.updates || []).map((u) => ({ type: u.type, path: u.path, acceptedPath: u.acceptedPath, timestamp: u.timestamp }))
+    say(fitLine({ vitehost: 'event', event: { type: 'hmr', updates } }))
+  } else if (payload.type === 'full-reload') {
+    say({ vitehost: 'event', event: { type: 'hmr', fullReload: true, reloadPath: clip(payload.path || '*', 1000) } })
+  } else if (payload.type === 'error' && payload.err) {
+    // A page's request for a module that the last batch's outcome already
+    // reported broken is no news.
+    const e = compileError(payload.err)
+    if (!batches.errors.has(errorKey(e))) say(fitLine({ vitehost: 'event', event: { type: 'compile-error', error: e } }))
+  }
+}
+
+// attach makes a server that Vite made follow the batches and report its
+// messages; configureServer calls it for each, restarts included.
+function attach(s) {
+  devServer = s
+  batches.inflight = 0 // HMR steps of the old server never finish
+  const w = s.watcher
+  if (w && !w[originalEmit]) {
+    const emit = w.emit
+    w[originalEmit] = emit.bind(w)
+    w.emit = function (event, ...args) {
+      const kind = event === 'all' ? args[0] : event
+      const file = event === 'all' ? args[1] : args[0]
+      if (typeof file === 'string' && dropWatcherEvent(kind, file)) return false
+      return emit.call(this, event, ...args)
+    }
+  }
+  const ws = s.ws
+  if (ws && !ws[originalSend]) {
+    const send = ws.send
+    ws[originalSend] = send
+    ws.send = function (...args) {
+      const payload = typeof args[0] === 'object' && args[0] !== null ? args[0] : null
+      if (payload && batches.current && (payload.type === 'update' || payload.type === 'full-reload' || payload.type === 'error')) {
+        batches.current.payloads.push(payload)
+        return
+      }
+      if (payload) observe(payload)
+      return send.apply(this, args)
+    }
+    if (clientErrors) ws.on('vitehost:error', (data) => reportClientError(s, data))
+  }
+  checkBatch()
+}
+
+// ---- runtime errors of the pages: a module the runner adds to each page
+// (clientErrors) reports them over the HMR socket as Vite custom events.
+
+const clientModuleURL = '/@vitehost/client'
+const clientModuleID = '\0vitehost-client'
+const clientModule = `// vitehost: reports this page's runtime errors to the dev server.
+const hot = import.meta.hot
+if (hot) {
+  const limit = 30
+  const windowMs = 10000
+  let count = 0
+  let since = Date.now()
+  const moduleLoad = /Failed to fetch dynamically imported module|error loading dynamically imported module|Importing a module script failed/
+  const text = (v) => {
+    if (v instanceof Error) return v.message
+    if (typeof v === 'string') return v
+    try { return JSON.stringify(v) } catch { return String(v) }
+  }
+  const format = (args) => {
+    if (typeof args[0] !== 'string' || !/%[sdifoOc]/.test(args[0])) return args.map(text).join(' ')
+    let i = 1
+    const head = args[0].replace(/%[sdifoOc]/g, (m) => m === '%c' ? (i++, '') : i < args.length ? text(args[i++]) : m)
+    return [head, ...args.slice(i).map(text)].join(' ')
+  }
+  const report = (kind, message, stack) => {
+    const now = Date.now()
+    if (now - since > windowMs) { since = now; count = 0 }
+    if (++count > limit) return
+    try {
+      hot.send('vitehost:error', { kind, message: String(message).slice(0, 4000), stack: String(stack || '').slice(0, 16000), page: location.href })
+    } catch {}
+  }
+  addEventListener('error', (e) => {
+    const t = e.target
+    if (t && t !== window && t.tagName) {
+      report('module-load', 'failed to load ' + t.tagName.toLowerCase() + ' ' + (t.src || t.href || '') + ' (or a module it imports)', '')
+      return
+    }
+    const err = e.error
+    const message = (err && err.message) || e.message || 'error'
+    const stack = (err && err.stack) || (e.filename ? '    at ' + e.filename + ':' + e.lineno + ':' + e.colno : '')
+    report(moduleLoad.test(message) ? 'module-load' : 'error', message, stack)
+  }, true)
+  addEventListener('unhandledrejection', (e) => {
+    const r = e.reason
+    const message = (r && r.message) || text(r)
+    report(moduleLoad.test(message) ? 'module-load' : 'unhandledrejection', message, r && r.stack)
+  })
+  const consoleError = console.error
+  console.error = function (...args) {
+    const err = args.find((a) => a instanceof Error)
+    report('console.error', format(args), err ? err.stack : new Error().stack)
+    return consoleError.apply(this, args)
+  }
+}
+`
+
+// clientErrorsHooks are the vitehost plugin's hooks that add the module to
+// every page the dev server serves. They are not a plugin of their own:
+// Vite's optimized-dependency cache is keyed by the plugins' names, and a
+// session with the module shares the cache of one without it.
+function clientErrorsHooks() {
+  let base = '/'
+  return {
+    configResolved(config) {
+      base = config.base || '/'
+    },
+    resolveId(id) {
+      if (id === clientModuleURL) return clientModuleID
+    },
+    load(id) {
+      if (id === clientModuleID) return clientModule
+    },
+    transformIndexHtml() {
+      return [{ tag: 'script', attrs: { type: 'module', src: path.posix.join(base, clientModuleURL) }, injectTo: 'head-prepend' }]
+    },
+  }
+}
+
+const clientKinds = new Set(['error', 'unhandledrejection', 'module-load', 'console.error'])
+// A page in a render loop reports without end: at most clientBurst reports
+// at once, clientRate a second after that, for all pages together.
+const clientBurst = 50
+const clientRate = 20
+const clientBucket = { tokens: clientBurst, at: Date.now() }
+
+async function reportClientError(s, data) {
+  if (!data || typeof data !== 'object') return
+  const now = Date.now()
+  clientBucket.tokens = Math.min(clientBurst, clientBucket.tokens + ((now - clientBucket.at) * clientRate) / 1000)
+  clientBucket.at = now
+  if (clientBucket.tokens < 1) return
+  clientBucket.tokens--
+  let mapped = { stack: '', file: '', line: 0, column: 0 }
+  try {
+    mapped = await mapStack(s, clip(data.stack, 16000))
   } catch {}
+  say(fitLine({
+    vitehost: 'event',
+    event: {
+      type: 'client-error',
+      kind: clientKinds.has(data.kind) ? data.kind : 'error',
+      message: clip(withoutProject(clip(data.message, 4000)), 4000),
+      page: clip(data.page, 2000),
+      ...mapped,
+    },
+  }))
+}
+
+const frameURL = /(https?:\/\/[^\s()]+?):(\d+):(\d+)/
+
+// mapStack rewrites the stack's frames from the URLs the browser ran to the
+// project's files, through the source maps of Vite's module graph, and
+// returns it with the first frame in the project's own files.
+async function mapStack(s, stack) {
+  const out = { stack: '', file: '', line: 0, column: 0 }
+  const lines = []
+  for (const line of stack.split('\n').slice(0, 50)) {
+    if (line.includes(clientModuleURL)) continue // the reporter's own frames
+    const m = frameURL.exec(line)
+    const pos = m && (await originalPosition(s, m[1], Number(m[2]), Number(m[3])))
+    if (!pos) {
+      lines.push(line)
+      continue
+    }
+    lines.push(line.slice(0, m.index) + `${pos.file}:${pos.line}:${pos.column}` + line.slice(m.index + m[0].length))
+    if (!out.file && !pos.file.startsWith('/') && !pos.file.includes('node_modules/')) {
+      out.file = pos.file
+      out.line = pos.line
+      out.column = pos.column
+    }
+  }
+  out.stack = lines.join('\n')
+  return out
+}
+
+// originalPosition maps a position (1-based line and column) in the module
+// at href, as Vite served it, to the project file it came from.
+async function originalPosition(s, href, line, column) {
+  let u
+  try {
+    u = new URL(href)
+  } catch {
+    return null
+  }
+  u.searchParams.delete('t') // the HMR timestamp; Vite's own removal wants 13 digits
+  let url = u.pathname + u.search
+  const base = s.config.base || '/'
+  if (base !== '/' && url.startsWith(base)) url = url.slice(base.length - 1)
+  const graph = s.environments && s.environments.client && s.environments.client.moduleGraph
+  if (!graph) return null
+  let mod
+  try {
+    mod = await graph.getModuleByUrl(url)
+  } catch {
+    return null
+  }
+  if (!mod || !mod.file) return null
+  if (!mod.transformResult) {
+    // An HMR update invalidated it since the page loaded it; the page runs
+    // the newest version as a rule.
+    try {
+      await s.environments.client.transformRequest(mod.url)
+    } catch {
+      return null
+    }
+  }
+  const map = mod.transformResult && mod.transformResult.map
+  if (!map || typeof map.mappings !== 'string' || map.mappings === '') {
+    const file = publicFile(mod.file)
+    return file && { file, line, column } // served as written
+  }
+  const pos = lookupMapping(map.mappings, line - 1, column - 1)
+  if (!pos || !Array.isArray(map.sources) || typeof map.sources[pos.source] !== 'string') return null
+  let src = (map.sourceRoot || '') + map.sources[pos.source]
+  if (src.startsWith('file://')) src = new URL(src).pathname
+  if (!path.isAbsolute(src)) src = path.resolve(path.dirname(mod.file), src)
+  const file = publicFile(src)
+  return file && { file, line: pos.line + 1, column: pos.column + 1 }
+}
+
+const base64 = new Map([...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'].map((c, i) => [c, i]))
+
+// lookupMapping decodes a source map's mappings (base64 VLQ) up to the
+// generated line line0 and returns the original position of the last
+// segment at or before column col0 (all 0-based), or null.
+function lookupMapping(mappings, line0, col0) {
+  let source = 0
+  let oLine = 0
+  let oCol = 0
+  let best = null
+  let i = 0
+  for (let l = 0; l <= line0 && i <= mappings.length; l++) {
+    let gCol = 0
+    while (i < mappings.length && mappings[i] !== ';') {
+      if (mappings[i] === ',') {
+        i++
+        continue
+      }
+      const seg = []
+      while (i < mappings.length && mappings[i] !== ',' && mappings[i] !== ';') {
+        let value = 0
+        let shift = 0
+        let digit
+        do {
+          digit = base64.get(mappings[i++])
+          if (digit === undefined) return best
+          value += (digit & 31) * 2 ** shift
+          shift += 5
+        } while (digit & 32)
+        seg.push(value % 2 ? -Math.floor(value / 2) : Math.floor(value / 2))
+      }
+      gCol += seg[0] || 0
+      if (seg.length >= 4) {
+        source += seg[1]
+        oLine += seg[2]
+        oCol += seg[3]
+        if (l === line0 && gCol <= col0) best = { source, line: oLine, column: oCol }
+      }
+    }
+    i++ // the ';'
+  }
+  return best
 }
 
 // maxWarmModules bounds the modules a warm-up loads.
@@ -280,8 +927,18 @@ const maxWarmModules = 300
 // and its caches filled for the next server of this process.
 async function warm(vite, w) {
   const root = projectDir
-  const ours = { root, configFile: w.configFile === null ? undefined : w.configFile, logLevel: 'silent', server: { middlewareMode: true, ws: false } }
-  allowModules(ours.server, root, w.modules)
+  const ours = {
+    root,
+    configFile: w.configFile === null ? undefined : w.configFile,
+    logLevel: 'silent',
+    server: { middlewareMode: true, ws: false },
+  }
+  if (w.modules) {
+    ours.server.fs = { allow: [root, w.modules] } // as for the project, below
+    try {
+      fs.mkdirSync(path.join(projectDir, 'node_modules'), { recursive: true })
+    } catch {}
+  }
   const inline = vite.mergeConfig(w.config || {}, ours)
   inline.plugins = await loadPlugins(w.plugins)
   const s = await vite.createServer(inline)
@@ -325,6 +982,7 @@ async function main() {
   const version = vite.version || packageVersion('vite')
   say({ vitehost: 'loaded', version })
 
+  readStdin()
   let line = await readConfigLine()
   if (line === null) return
   let cfg = JSON.parse(line)
@@ -335,6 +993,8 @@ async function main() {
     if (line === null) return
     cfg = JSON.parse(line)
   }
+  handleInput(onInput)
+  clientErrors = !!cfg.clientErrors
 
   const sockets = cfg.listen
   hmrServer = await listenHMR(sockets ? { fd: sockets.hmr } : { host: cfg.hmrHost, port: cfg.hmrPort })
@@ -354,8 +1014,35 @@ async function main() {
       // The base is known only now; the path option is relative to it.
       const opts = config.server[wsKey]
       if (opts && typeof opts === 'object') opts.path = hmrSubpath(config.base, client.path)
+      // Vite awaits this at the end of each file's HMR step: a batch is
+      // handled when no step is under way (see the batches section).
+      const inner = config.server.hotUpdateEnvironments
+      if (!inner || !inner[wrappedHotUpdateEnvironments]) {
+        const wrapped = async (server, hmr) => {
+          try {
+            if (inner) await inner(server, hmr)
+            else await Promise.all(Object.values(server.environments).map((env) => hmr(env)))
+          } finally {
+            batches.inflight = Math.max(0, batches.inflight - 1)
+            checkBatch()
+          }
+        }
+        wrapped[wrappedHotUpdateEnvironments] = true
+        config.server.hotUpdateEnvironments = wrapped
+      }
+    },
+    hotUpdate: {
+      // First, so that a plugin that throws in its own hook cannot keep
+      // the batch waiting for this file.
+      order: 'pre',
+      handler(options) {
+        if (this.environment && this.environment.name !== 'client') return
+        batches.inflight++
+        if (batches.current) batches.current.waiting.delete(path.resolve(options.file))
+      },
     },
     configureServer(s) {
+      attach(s)
       // Vite restarts itself on a config file edit, with a new token; the
       // new server is announced once it listens.
       if (!ready) return
@@ -377,13 +1064,31 @@ async function main() {
       : { host: cfg.host, port: cfg.port, strictPort: true, [wsKey]: wsOptions },
   }
   if (cfg.allowedHosts && cfg.allowedHosts.length) ours.server.allowedHosts = cfg.allowedHosts
-  // The dependencies are a read-only directory outside the root: Vite may
-  // serve from it, and writes what it would write into node_modules (the
-  // bundled config file, the optimizer's cache) into the project's own.
-  allowModules(ours.server, root, cfg.modules)
+  if (cfg.modules) {
+    // The dependencies are a read-only directory outside the root: Vite
+    // may serve from it, and writes what it would write into
+    // node_modules (the bundled config file, the optimizer's cache) into
+    // the project's own. Vite falls back from an unwritable node_modules
+    // on EACCES only, not on the read-only file system's EROFS
+    // (https://github.com/vitejs/vite/issues/18839).
+    ours.server.fs = { allow: [root, cfg.modules] }
+    try {
+      fs.mkdirSync(path.join(projectDir, 'node_modules'), { recursive: true })
+    } catch {}
+  }
   // The launch settings win over the caller's inline config; Vite merges
   // the result over the project's config file.
   const inline = vite.mergeConfig(user, ours)
+  if (clientErrors) {
+    const hooks = clientErrorsHooks()
+    const configResolved = vitehostPlugin.configResolved
+    Object.assign(vitehostPlugin, hooks, {
+      configResolved(config) {
+        configResolved.call(this, config)
+        hooks.configResolved(config)
+      },
+    })
+  }
   inline.plugins = [...(await loadPlugins(cfg.plugins)), vitehostPlugin]
 
   try {

@@ -2,10 +2,13 @@ package testenv
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
@@ -39,13 +42,39 @@ func chromiumPath() string {
 func NewBrowser(t testing.TB) *Browser {
 	t.Helper()
 	Short(t)
+	if chromiumPath() == "" {
+		Missing(t, "chromium not found (Debian: apt-get install chromium)")
+	}
+	b, stop, err := StartBrowser()
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Errorf("testenv: %v", err)
+		}
+	})
+	return b
+}
+
+// StartBrowser starts headless Chromium with a fresh profile, for code that
+// is not a test (the benchmark); stop ends the browser and every process it
+// started, removes the profile, and returns once they are gone.
+func StartBrowser() (b *Browser, stop func() error, err error) {
 	path := chromiumPath()
 	if path == "" {
-		Missing(t, "chromium not found (Debian: apt-get install chromium)")
+		return nil, nil, errors.New("chromium not found (Debian: apt-get install chromium)")
+	}
+	// Not t.TempDir: Chromium's helper processes may still write to the
+	// profile for a moment after the browser has exited, and t.TempDir's
+	// removal fails the test then ("directory not empty").
+	profile, err := os.MkdirTemp("", "vitehost-chromium-")
+	if err != nil {
+		return nil, nil, err
 	}
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(path),
-		chromedp.UserDataDir(t.TempDir()),
+		chromedp.UserDataDir(profile),
 		chromedp.Headless,
 		chromedp.NoSandbox, // tests run as root in CI
 		chromedp.DisableGPU,
@@ -61,7 +90,7 @@ func NewBrowser(t testing.TB) *Browser {
 	}
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelCtx := chromedp.NewContext(actx)
-	b := &Browser{Ctx: ctx}
+	b = &Browser{Ctx: ctx}
 	chromedp.ListenTarget(ctx, func(ev any) {
 		switch e := ev.(type) {
 		case *network.EventWebSocketCreated:
@@ -70,14 +99,22 @@ func NewBrowser(t testing.TB) *Browser {
 			b.mu.Unlock()
 		}
 	})
-	t.Cleanup(func() {
+	stop = func() error {
 		cancelCtx()
 		cancelAlloc() // waits for the browser process to exit
-	})
-	if err := chromedp.Run(ctx, network.Enable()); err != nil {
-		t.Fatalf("testenv: start chromium: %v", err)
+		for range 100 {
+			if os.RemoveAll(profile) == nil {
+				return nil
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		return fmt.Errorf("the Chromium profile %s could not be removed", profile)
 	}
-	return b
+	if err := chromedp.Run(ctx, network.Enable()); err != nil {
+		stop()
+		return nil, nil, fmt.Errorf("start chromium: %w", err)
+	}
+	return b, stop, nil
 }
 
 // WebSockets returns the URLs of the WebSockets the page has opened so far.

@@ -36,8 +36,7 @@ func main() {
 		os.Exit(1)
 	}
 	defer os.RemoveAll(dir)
-	// The preview sessions' sandboxes run as another user, who must reach
-	// their directories in here.
+	// The sandboxes' user mounts the sessions below it.
 	if err := os.Chmod(dir, 0o755); err != nil {
 		log.Error("bench", "err", err)
 		os.Exit(1)

@@ -1,0 +1,178 @@
+package preview
+
+import (
+	"bytes"
+	"encoding/json"
+	"log/slog"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vitehost/vitehost/vite"
+)
+
+// This file is a session's event log: what its event stream
+// (GET {prefix}/{id}/events, see API) tells a client, kept in a bounded
+// buffer so that a client that reconnects with Last-Event-ID gets what it
+// missed.
+
+// The event types of the stream.
+const (
+	eventStatus       = "status"        // the session's status changed: {status, error?}; "stopped" {reason} ends the stream
+	eventUpdate       = "update"        // an update's outcome: {updated, deleted, hmr}
+	eventHMR          = "hmr"           // Vite updated or reloaded the pages for an edit that no update made: {type, paths}
+	eventCompileError = "compile-error" // a compile error, of an update or found later: {message, file, line, column, frame, plugin}
+	eventRuntimeError = "runtime-error" // an open page's runtime error: {kind, message, page, stack, file, line, column}
+	eventLogLine      = "log"           // a line of the dev server's output: {stream, line}
+)
+
+// Bounds of a session's event log: the oldest events go first.
+const (
+	maxLogEvents = 1000
+	maxLogBytes  = 1 << 20
+)
+
+// logEvent is one event of the log.
+type logEvent struct {
+	id   uint64
+	typ  string
+	data []byte // a JSON object
+}
+
+// eventLog is a session's events, oldest first. Its ids start at the time
+// the log was made, in microseconds, so that a client of an earlier life of
+// the session (on a node that is gone) holds an id that this log does not.
+type eventLog struct {
+	mu      sync.Mutex
+	events  []logEvent
+	bytes   int
+	next    uint64
+	changed chan struct{} // closed and replaced at each add
+}
+
+func newEventLog() *eventLog {
+	return &eventLog{next: uint64(time.Now().UnixMicro()), changed: make(chan struct{})}
+}
+
+// add appends an event of type typ whose data is v, a struct or map
+// encoded as a JSON object, with the time (Unix milliseconds) added.
+func (l *eventLog) add(typ string, v any) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // the stream is no HTML page: "&" stays "&"
+	if err := enc.Encode(v); err != nil {
+		return
+	}
+	data := bytes.TrimSpace(buf.Bytes())
+	if len(data) < 2 || data[0] != '{' {
+		return
+	}
+	stamp := `{"time":` + strconv.FormatInt(time.Now().UnixMilli(), 10)
+	if len(data) > 2 {
+		stamp += ","
+	}
+	data = append([]byte(stamp), data[1:]...)
+
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.events = append(l.events, logEvent{id: l.next, typ: typ, data: data})
+	l.next++
+	l.bytes += len(data)
+	drop := 0
+	for len(l.events)-drop > maxLogEvents || l.bytes > maxLogBytes && drop < len(l.events)-1 {
+		l.bytes -= len(l.events[drop].data)
+		drop++
+	}
+	if drop > 0 {
+		l.events = append(l.events[:0:0], l.events[drop:]...)
+	}
+	close(l.changed)
+	l.changed = make(chan struct{})
+}
+
+// since returns the events after the one with id last (all that the log
+// holds when there is no last, or when last is not an id it could hold: the
+// client fell behind the buffer, or saw another life of the session), and
+// a channel that is closed at the next add.
+func (l *eventLog) since(last uint64, hasLast bool) ([]logEvent, <-chan struct{}) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	i := 0
+	if hasLast && len(l.events) > 0 {
+		first := l.events[0].id
+		if last+1 >= first && last < l.next {
+			i = int(last + 1 - first)
+		}
+	}
+	return l.events[i:], l.changed
+}
+
+// statusEvent is the data of a status event.
+type statusEvent struct {
+	Status Status `json:"status"`
+	Error  string `json:"error,omitempty"`
+	Reason string `json:"reason,omitempty"` // why the session stopped
+}
+
+// statusStopped is the status of a stream's last event: the session no
+// longer runs on this node (deleted, expired, moved to another node).
+const statusStopped Status = "stopped"
+
+// updateEvent is the data of an update event.
+type updateEvent struct {
+	Updated []string `json:"updated"`
+	Deleted []string `json:"deleted"`
+	HMR     HMR      `json:"hmr"`
+}
+
+// hmrEvent is the data of an hmr event.
+type hmrEvent struct {
+	Type  HMRType  `json:"type"`
+	Paths []string `json:"paths"`
+}
+
+// logLine is the data of a log event.
+type logLine struct {
+	Stream string `json:"stream"`
+	Line   string `json:"line"`
+}
+
+// onViteEvent records what the session's dev server reported.
+func (s *session) onViteEvent(e vite.Event) {
+	switch e.Type {
+	case vite.EventHMR:
+		h := hmrOf(e.Updates, e.FullReload, e.ReloadPath)
+		s.events.add(eventHMR, hmrEvent{Type: h.Type, Paths: h.Paths})
+	case vite.EventCompileError:
+		s.events.add(eventCompileError, compileError(e.Error))
+	case vite.EventClientError:
+		s.events.add(eventRuntimeError, e.Client)
+	}
+}
+
+// outputLines is where a session's dev server writes its output: each line
+// becomes a log event, and a debug line of the session's logger. The
+// stream's clients see no paths of the machine: the project's files are
+// relative to it, the dependencies' start at node_modules/.
+type outputLines struct {
+	events *eventLog
+	stream string
+	dir    string // the project directory
+	log    *slog.Logger
+}
+
+// modulesPath matches the machine's part of a path into a node_modules.
+var modulesPath = regexp.MustCompile(`(?:/[^\s/'"()\[\]]+)*/node_modules/`)
+
+func (w outputLines) Write(p []byte) (int, error) {
+	for line := range strings.SplitSeq(strings.TrimRight(string(p), "\n"), "\n") {
+		w.log.Debug("vitehost/preview: dev server output", "stream", w.stream, "line", line)
+		line = strings.ReplaceAll(line, w.dir+string(filepath.Separator), "")
+		line = modulesPath.ReplaceAllString(line, "node_modules/")
+		w.events.add(eventLogLine, logLine{Stream: w.stream, Line: line})
+	}
+	return len(p), nil
+}

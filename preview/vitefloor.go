@@ -1,0 +1,102 @@
+package preview
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// viteFloors is the oldest release of each Vite major line that a session
+// may run: the first release that has Vite's WebSocket token and Host
+// checks (5.4.12 and 6.0.9 brought them) and that no published advisory on
+// reading files through the dev server affects. Each floor is the release
+// that fixed the last such advisory published for its line:
+//
+//   - 6.4.3, 7.3.5, 8.0.16 fix GHSA-fx2h-pf6j-xcff (CVE-2026-53571,
+//     server.fs.deny bypassed through alternate Windows paths) and, with the
+//     releases before them, every earlier one: GHSA-p9ff-h696-f583
+//     (CVE-2026-39363, files read through the HMR WebSocket's fetchModule),
+//     GHSA-v2wj-q39q-566r (CVE-2026-39364), GHSA-4w7w-66w2-5vf9
+//     (CVE-2026-39365), CVE-2025-62522, CVE-2025-58751/58752,
+//     CVE-2025-46565, CVE-2025-32395, CVE-2025-31486, CVE-2025-31125 and
+//     CVE-2025-30208.
+//   - Vite 5 and older: GHSA-fx2h-pf6j-xcff affects every release before
+//     6.4.3 and no 5.x release fixes it (the line ended with 5.4.21).
+//
+// Some of those apply only to Windows hosts; the floors include them
+// anyway, so that one rule holds wherever the service runs. Major lines
+// newer than 8 came after all of them and are accepted.
+var viteFloors = map[int]version{6: {6, 4, 3, ""}, 7: {7, 3, 5, ""}, 8: {8, 0, 16, ""}}
+
+// newestFloored is the newest major line with a floor.
+const newestFloored = 8
+
+// version is a semantic version: major.minor.patch[-pre].
+type version struct {
+	major, minor, patch int
+	pre                 string
+}
+
+func (v version) String() string {
+	s := fmt.Sprintf("%d.%d.%d", v.major, v.minor, v.patch)
+	if v.pre != "" {
+		s += "-" + v.pre
+	}
+	return s
+}
+
+// less reports whether v comes before w; a prerelease comes before its
+// release (the floors have none, so prereleases need no finer order).
+func (v version) less(w version) bool {
+	switch {
+	case v.major != w.major:
+		return v.major < w.major
+	case v.minor != w.minor:
+		return v.minor < w.minor
+	case v.patch != w.patch:
+		return v.patch < w.patch
+	}
+	return v.pre != "" && w.pre == ""
+}
+
+// parseVersion reads an exact version ("8.0.16", "v6.4.3", "=7.3.5",
+// "8.1.0-beta.2", "8.1.0+build"); ok is false for anything else, ranges
+// included.
+func parseVersion(s string) (v version, ok bool) {
+	s = strings.TrimPrefix(strings.TrimPrefix(strings.TrimSpace(s), "="), "v")
+	s, _, _ = strings.Cut(s, "+")
+	s, v.pre, _ = strings.Cut(s, "-")
+	parts := strings.Split(s, ".")
+	if len(parts) != 3 {
+		return version{}, false
+	}
+	nums := make([]int, 3)
+	for i, p := range parts {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 0 || p == "" || p[0] == '+' {
+			return version{}, false
+		}
+		nums[i] = n
+	}
+	return version{nums[0], nums[1], nums[2], v.pre}, true
+}
+
+// checkViteVersion refuses a vite version below the floor of its line: a
+// *RequestError with CodeViteVersion. A version it cannot read passes: the
+// dev server's start reports it.
+func checkViteVersion(s string) error {
+	v, ok := parseVersion(s)
+	if !ok {
+		return nil
+	}
+	floor, floored := viteFloors[v.major]
+	switch {
+	case v.major > newestFloored:
+		return nil
+	case !floored:
+		return invalid(CodeViteVersion, "vite %s is not supported: every Vite %d release has published advisories on reading the server's files; use vite ^8.0.16 (or ^7.3.5, ^6.4.3)", v, v.major)
+	case v.less(floor):
+		return invalid(CodeViteVersion, "vite %s is older than %s, the first Vite %d release without published advisories on reading the server's files; use vite ^%s", v, floor, v.major, floor)
+	}
+	return nil
+}
