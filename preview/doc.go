@@ -121,6 +121,26 @@
 // files (template files and package.json included) to the store before it
 // starts Vite.
 //
+// # Idle sessions
+//
+// A session that nothing reaches for Options.IdleTimeout (10 minutes by
+// default: no request to its preview, no WebSocket message through its
+// proxy, no update; status requests do not count) hibernates: its dev
+// server stops and no process of it stays, its directory and the
+// optimizer's cache in it do, and its status is StatusHibernated. The next
+// request wakes it, inside the one resolution path: resolve returns the
+// session in whatever state, and the request waits for its dev server (a
+// page 5 s at most, then the "starting" page; a module or a WebSocket
+// handshake 30 s). An update wakes it and answers as for a running
+// session. A tab left open sees its HMR socket close; its Vite client's
+// "is the server back?" probe (a vite-ping handshake) wakes the session,
+// opens only once the dev server serves, and the page reloads itself, with
+// HMR again. On a node of several, a hibernated session whose node is gone
+// wakes on the node that takes it over. The Manager keeps Options.Spares
+// sandboxed runners started ahead for the template's dependency set, with
+// Vite loaded and warmed up on the template: a session that starts or
+// wakes in one serves its first page load as fast as a reload.
+//
 // # Where a request's session is
 //
 // Every request learns where its session lives in one place, resolve (in

@@ -46,7 +46,8 @@ func main() {
 type config struct {
 	addr, public, dir, token, redis string
 	nodeID, nodeAddr                string
-	ttl                             time.Duration
+	ttl, idle                       time.Duration
+	spares                          int
 	noSandbox                       bool
 	sandboxEnv                      []string
 	insecureNoToken                 bool
@@ -60,6 +61,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.public, "public", "http://localhost:8080", "public base URL: previews live at preview-{id}.<its host>")
 	fs.StringVar(&c.dir, "dir", filepath.Join(os.TempDir(), "vitehost-previewserver"), "directory for sessions and the dependency cache")
 	fs.DurationVar(&c.ttl, "ttl", 24*time.Hour, "how long a session lives after its creation")
+	fs.DurationVar(&c.idle, "idle", preview.DefaultIdleTimeout, "how long a session goes unused before its dev server hibernates (negative: never); the next request wakes it")
+	fs.IntVar(&c.spares, "spares", preview.DefaultSpares, "sandboxed runners kept started ahead, warmed up on the template, for fast starts and wakes (negative: none)")
 	fs.StringVar(&c.token, "token", "", "API bearer token (empty: no authentication)")
 	fs.StringVar(&c.redis, "redis", "", "Redis URL for the session store, redis://[:password@]host:port/db (empty: in memory)")
 	fs.StringVar(&c.nodeAddr, "node-addr", "", "with -redis: host:port where the other nodes reach this one (empty: a single node)")
@@ -97,16 +100,18 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	defer closeStore()
 
 	m, err := preview.New(&preview.Options{
-		PublicURL: cfg.public,
-		BaseDir:   cfg.dir,
-		TTL:       cfg.ttl,
-		Token:     cfg.token,
-		Store:     store,
-		NodeID:    cfg.nodeID,
-		NodeAddr:  cfg.nodeAddr,
-		NoSandbox: cfg.noSandbox,
-		Sandbox:   sandbox.Config{Env: cfg.sandboxEnv},
-		Logger:    log,
+		PublicURL:   cfg.public,
+		BaseDir:     cfg.dir,
+		TTL:         cfg.ttl,
+		IdleTimeout: cfg.idle,
+		Spares:      cfg.spares,
+		Token:       cfg.token,
+		Store:       store,
+		NodeID:      cfg.nodeID,
+		NodeAddr:    cfg.nodeAddr,
+		NoSandbox:   cfg.noSandbox,
+		Sandbox:     sandbox.Config{Env: cfg.sandboxEnv},
+		Logger:      log,
 	})
 	if err != nil {
 		return err

@@ -326,3 +326,36 @@ func TestRefusesToExposeWithoutToken(t *testing.T) {
 		require.NoError(t, <-done, "%v", args)
 	}
 }
+
+// TestIdleSessionsSleep runs the example with -idle: a session that
+// nothing reaches hibernates, its status says so, and a page request wakes
+// it.
+func TestIdleSessionsSleep(t *testing.T) {
+	srv := startServer(t, "-idle", "1s")
+	base := strings.TrimSuffix(srv.api, "/kontext/preview")
+	created := srv.post(t, "", map[string]any{"files": []any{app("Asleep")}})
+	id := created["sessionId"].(string)
+	host := strings.TrimPrefix(created["previewUrl"].(string), "http://")
+	status := func() string {
+		_, st := srv.do(t, "GET", srv.api+"/"+id, srv.token, nil, nil)
+		s, _ := st["status"].(string)
+		return s
+	}
+	require.Eventually(t, func() bool { return status() == "hibernated" }, wait, 20*time.Millisecond, "the session sleeps")
+
+	// A navigation waits for the wake, or gets the page that reloads
+	// itself until the dev server is back, as a browser would follow it.
+	deadline := time.Now().Add(wait)
+	for {
+		code, page := srv.do(t, "GET", base+"/", "", nil, map[string]string{"Host": host, "Accept": "text/html"})
+		if code == 200 {
+			assert.Contains(t, page["raw"], "/@vite/client")
+			break
+		}
+		require.Equal(t, 503, code, "%v", page)
+		require.True(t, time.Now().Before(deadline), "the page never came back")
+	}
+	code, mod := srv.do(t, "GET", base+"/src/App.tsx", "", nil, map[string]string{"Host": host})
+	require.Equal(t, 200, code)
+	assert.Contains(t, mod["raw"], "Asleep")
+}

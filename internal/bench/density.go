@@ -22,10 +22,6 @@ import (
 
 func init() { Register("density", 40, runDensity) }
 
-// settle is how long a measurement waits after a page load before it reads
-// the memory of a dev server: Vite's optimizer and the GC calm down.
-const settle = 5 * time.Second
-
 // runDensity measures what a session costs while nobody looks at it: the
 // memory of an idle session beside plain Vite's, how long a hibernated
 // session takes to serve its page again, and 200 sessions on this machine.
