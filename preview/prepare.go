@@ -29,7 +29,12 @@ func (m *Manager) Prepare(ctx context.Context) error {
 	if _, err = m.deps.ensure(ctx, m.ctx, deps); err != nil || m.opts.NoSandbox {
 		return err
 	}
-	return m.prepareOptimized(ctx, deps)
+	// Sharing optimized dependencies only saves time: its failure is not
+	// Prepare's.
+	if err := m.prepareOptimized(ctx, deps); err != nil && ctx.Err() == nil {
+		m.log.Warn("vitehost/preview: the template's optimized dependencies are not shared", "err", err)
+	}
+	return ctx.Err()
 }
 
 // prepareOptimized runs the template once in a sandbox of the service's
