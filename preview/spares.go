@@ -34,9 +34,9 @@ type spares struct {
 	kick chan struct{} // buffered: something changed, see whether a spare is missing
 
 	mu       sync.Mutex
-	starting int // dev servers of sessions starting now: a spare's warm-up waits for them
-	modules string // where deps is installed, once a spare runs on it
-	idle    []*vite.Spare
+	starting int    // dev servers of sessions starting now: a spare's warm-up waits for them
+	modules  string // where deps is installed, once a spare runs on it
+	idle     []*vite.Spare
 }
 
 func newSpares(want int, env *sessionEnv, baseDir string, log *slog.Logger) (*spares, error) {
