@@ -81,10 +81,11 @@ func (s *session) startRun(ctx context.Context, r *devRun) (err error) {
 	}
 	began := time.Now()
 	opts := s.opts
+	// Spares start once the page is loaded (a spare's warm-up takes CPU):
+	// to make up for the one taken here, or the first.
+	s.env.spares.begin()
+	defer s.env.spares.end()
 	if s.env.spares.fit(s.modules()) {
-		// Once the page is loaded (a spare's warm-up takes CPU): make up
-		// for the spare taken, or make the first.
-		defer s.env.spares.refill()
 		if sp := s.env.spares.take(); sp != nil {
 			if err := s.moveInto(sp); err != nil {
 				s.log.Warn("vitehost/preview: start without the spare runner", "err", err)

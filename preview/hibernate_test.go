@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 
 	"github.com/vitehost/vitehost/internal/testenv"
 	"github.com/vitehost/vitehost/preview"
+	"github.com/vitehost/vitehost/preview/storetest"
 )
 
 // TestHibernation lets a session sleep after a short IdleTimeout, three
@@ -99,4 +101,25 @@ func (s *service) getUntilServed(t *testing.T, u string) (int, string) {
 			return status, body
 		}
 	}
+}
+
+// TestHibernatedSessionTakenOver lets a session of node A hibernate, then
+// A dies: a page request at B wakes the session on B, from the files in
+// the store.
+func TestHibernatedSessionTakenOver(t *testing.T) {
+	testenv.Short(t)
+	nodes := startClusterWith(t, storetest.Redis(t), preview.Options{IdleTimeout: time.Second}, "a", "b")
+	a, b := nodes[0], nodes[1]
+	status, created := a.api(t, "POST", "", map[string]any{"files": []any{appTSX("asleep on A")}})
+	require.Equal(t, 200, status, "body: %s", created.Raw)
+	id := created.SessionID
+	b.awaitStatus(t, id, preview.StatusHibernated) // B reads it through A
+	require.Empty(t, testenv.NodeProcesses())
+
+	a.kill() // the record and files stay in Redis, naming A
+	require.Eventually(t, func() bool {
+		status, app, err := b.tryGet(created.PreviewURL + "/src/App.tsx")
+		return err == nil && status == 200 && strings.Contains(app, "asleep on A")
+	}, wait, pollEvery, "B serves the session, woken from the files in the store")
+	assert.Equal(t, 1, b.m.NumSessions())
 }

@@ -23,6 +23,7 @@ import (
 //	vitehost_preview_hmr_latency_seconds                files written to Vite's account of what it did with them
 //	vitehost_preview_proxied_requests_total{kind}       requests to this node's dev servers
 //	vitehost_preview_websocket_tunnels                  open WebSocket tunnels to them
+//	vitehost_preview_spare_runners                      spare runners ready for a session (Options.Spares)
 //
 // plus the Go runtime's and the process's collectors.
 
@@ -135,6 +136,7 @@ var (
 	sessionsDesc = prometheus.NewDesc(metricPrefix+"sessions", "Sessions on this node, by status.", []string{"status"}, nil)
 	tunnelsDesc  = prometheus.NewDesc(metricPrefix+"websocket_tunnels", "Open WebSocket tunnels to this node's dev servers (HMR sockets and the apps' own).", nil, nil)
 	installsDesc = prometheus.NewDesc(metricPrefix+"installs", "Dependency installs by state: running or queued.", []string{"state"}, nil)
+	sparesDesc   = prometheus.NewDesc(metricPrefix+"spare_runners", "Spare runners ready for a session of the template's dependency set to start or wake in.", nil, nil)
 )
 
 // Describe sends the descriptions of the collected gauges.
@@ -142,11 +144,12 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- sessionsDesc
 	ch <- tunnelsDesc
 	ch <- installsDesc
+	ch <- sparesDesc
 }
 
 // Collect counts the Manager's sessions and tunnels and its install queue.
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
-	counts := map[Status]int{StatusInstalling: 0, StatusStarting: 0, StatusActive: 0, StatusError: 0}
+	counts := map[Status]int{StatusInstalling: 0, StatusStarting: 0, StatusActive: 0, StatusHibernated: 0, StatusError: 0}
 	tunnels := 0
 	for _, s := range c.m.all() {
 		counts[s.record().Status]++
@@ -161,4 +164,5 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	running, queued := c.m.deps.queue.counts()
 	ch <- prometheus.MustNewConstMetric(installsDesc, prometheus.GaugeValue, float64(running), "running")
 	ch <- prometheus.MustNewConstMetric(installsDesc, prometheus.GaugeValue, float64(queued), "queued")
+	ch <- prometheus.MustNewConstMetric(sparesDesc, prometheus.GaugeValue, float64(c.m.env.spares.ready()))
 }

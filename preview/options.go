@@ -73,7 +73,9 @@ type Options struct {
 	// Spares is how many sandboxed runners the Manager keeps started ahead
 	// for sessions of the template's dependency set (Prepare's), each a
 	// Node process with Vite loaded and warmed up by one page load of the
-	// template (about 100 MiB): a session that starts or wakes in one skips
+	// template (about 190 MiB measured here; a session that starts in one
+	// keeps about 60 MiB of that until V8 gives it back, more than one in
+	// a fresh runner holds): a session that starts or wakes in one skips
 	// Node's start and Vite's import, and serves its first page load as
 	// fast as a reload, several times faster than a fresh process does. A
 	// spare starts once a session of that set has shared its optimized

@@ -16,7 +16,8 @@ import (
 
 // This file keeps sandboxed runners started ahead of the sessions that
 // will use them (vite.Spare): Node with Vite imported, warmed up by one
-// page load of the React template. A session that starts or wakes in one
+// page load of the React template. A spare runs no tenant's code before
+// the one session that takes it, and no other session after. A session that starts or wakes in one
 // skips Node's start and Vite's import, and its first page load costs what
 // a reload does, several times less than in a fresh process. The spares
 // run the template's dependency set, the one most sessions have; a session
@@ -32,9 +33,10 @@ type spares struct {
 
 	kick chan struct{} // buffered: something changed, see whether a spare is missing
 
-	mu      sync.Mutex
-	modules string // where deps is installed, once a spare runs on it
-	idle    []*vite.Spare
+	mu       sync.Mutex
+	starting int    // dev servers of sessions starting now: a spare's warm-up waits for them
+	modules  string // where deps is installed, once a spare runs on it
+	idle     []*vite.Spare
 }
 
 func newSpares(want int, env *sessionEnv, baseDir string, log *slog.Logger) (*spares, error) {
@@ -55,6 +57,28 @@ func newSpares(want int, env *sessionEnv, baseDir string, log *slog.Logger) (*sp
 		log:     log.With("spares", want),
 		kick:    make(chan struct{}, 1),
 	}, nil
+}
+
+// begin counts a session's dev server that starts, and end one that has
+// started (its page loaded): spares start only while none does, so that
+// their warm-up (about a second of CPU) never slows a session down. end
+// asks for a refill.
+func (p *spares) begin() {
+	if p != nil {
+		p.mu.Lock()
+		p.starting++
+		p.mu.Unlock()
+	}
+}
+
+func (p *spares) end() {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	p.starting--
+	p.mu.Unlock()
+	p.refill()
 }
 
 // refill asks the stock to make up for a spare taken, or to begin once the
@@ -95,10 +119,10 @@ func (p *spares) take() *vite.Spare {
 	return nil
 }
 
-// run keeps want spares until ctx ends, making one at a time when kicked:
-// once a session of the template's set has started (and its page is
-// loaded: a spare's warm-up takes CPU), and when the service's own session
-// has shared the template's optimized dependencies (Prepare). A spare
+// run keeps want spares until ctx ends, making one at a time when kicked,
+// while no session's dev server starts: once a session of the template's
+// set has started (and its page is loaded), and when the service's own
+// session has shared the template's optimized dependencies (Prepare). A spare
 // starts only once those are there, so that its warm-up never optimizes
 // the dependencies itself, which would leave it with the optimizer's
 // memory. A Manager whose sessions never start keeps none.
@@ -125,10 +149,22 @@ func (p *spares) run(ctx context.Context) {
 	}
 }
 
+// ready returns how many spares wait for a session.
+func (p *spares) ready() int {
+	if p == nil {
+		return 0
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.idle)
+}
+
+// missing reports whether a spare should start now: fewer than want
+// wait, and no session's dev server is starting.
 func (p *spares) missing() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return len(p.idle) < p.want
+	return len(p.idle) < p.want && p.starting == 0
 }
 
 // errNotYet: the template's dependencies or their optimized form are not

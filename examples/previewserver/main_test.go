@@ -333,7 +333,7 @@ func TestRefusesToExposeWithoutToken(t *testing.T) {
 func TestIdleSessionsSleep(t *testing.T) {
 	srv := startServer(t, "-idle", "1s")
 	base := strings.TrimSuffix(srv.api, "/kontext/preview")
-	created := srv.post(t, "", map[string]any{"files": []any{app("Asleep")}})
+	created := srv.post(t, "", map[string]any{"files": []any{app("Asleep"), css("teal")}})
 	id := created["sessionId"].(string)
 	host := strings.TrimPrefix(created["previewUrl"].(string), "http://")
 	status := func() string {
@@ -356,6 +356,6 @@ func TestIdleSessionsSleep(t *testing.T) {
 		require.True(t, time.Now().Before(deadline), "the page never came back")
 	}
 	code, mod := srv.do(t, "GET", base+"/src/App.tsx", "", nil, map[string]string{"Host": host})
-	require.Equal(t, 200, code)
+	require.Equal(t, 200, code, "%v", mod)
 	assert.Contains(t, mod["raw"], "Asleep")
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,19 +27,12 @@ func init() { Register("density", 40, runDensity) }
 // runDensity measures what a session costs while nobody looks at it: the
 // memory of an idle session beside plain Vite's, how long a hibernated
 // session takes to serve its page again, and 200 sessions on this machine.
+// Each measures sessions that start in a runner of their own and sessions
+// that start in a spare (preview.Options.Spares).
 func runDensity(ctx context.Context, env *Env) ([]Row, error) {
 	var rows []Row
-	svc, err := startPreviewService(env, "density-mem", benchDepsCache, false)
-	if err != nil {
-		return nil, err
-	}
-	defer svc.close()
-	if err := svc.m.Prepare(ctx); err != nil {
-		return nil, err
-	}
-	r, idle, err := measureIdleMemory(ctx, env, svc)
+	r, idle, err := measureIdleMemory(ctx, env)
 	rows = append(rows, r...)
-	svc.close()
 	if err != nil {
 		return rows, err
 	}
@@ -54,58 +49,95 @@ func runDensity(ctx context.Context, env *Env) ([]Row, error) {
 // short, so that the sessions sleep soon after their page load.
 const wakeIdle = 3 * time.Second
 
+// runners names the two ways a session's dev server starts, and the
+// preview.Options.Spares of each.
+var runners = []struct {
+	name   string
+	spares int
+}{{"own runner", -1}, {"in a spare", 1}}
+
+// startDensityService starts a service for the density figures and runs
+// Prepare, which the spares need (the template's optimized dependencies).
+func startDensityService(ctx context.Context, env *Env, name string, tune func(*preview.Options)) (*previewService, error) {
+	svc, err := startPreviewServiceWith(env, name, benchDepsCache, tune)
+	if err != nil {
+		return nil, err
+	}
+	if err := svc.m.Prepare(ctx); err != nil {
+		svc.close()
+		return nil, err
+	}
+	return svc, nil
+}
+
+// awaitSpare waits until the service has a spare runner ready, as its
+// metrics say.
+func (s *previewService) awaitSpare(ctx context.Context) error {
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		rec := httptest.NewRecorder()
+		s.m.Metrics().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+		for _, line := range strings.Split(rec.Body.String(), "\n") {
+			if v, ok := strings.CutPrefix(line, "vitehost_preview_spare_runners "); ok && v != "0" {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return errors.New("no spare runner after 2 minutes")
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
 // measureWakes times a page load (the page and every module, through the
-// router) of a hibernated session, beside the same load of the session
-// right after (its dev server up) and the plain vite CLI's start until the
-// same page load.
+// router) of a hibernated session, woken in a runner of its own and in a
+// spare, beside the same load of a running session and the plain vite
+// CLI's start until the same page load.
 func measureWakes(ctx context.Context, env *Env) ([]Row, error) {
 	n := 10
 	if env.Quick {
 		n = 3
 	}
-	svc, err := startPreviewServiceWith(env, "density-wake", benchDepsCache, func(o *preview.Options) { o.IdleTimeout = wakeIdle })
-	if err != nil {
-		return nil, err
-	}
-	defer svc.close()
-	var ids []string
-	for i := range n + 1 {
-		id, _, _, err := svc.createAndLoad(ctx, fmt.Sprintf("wake %d", i))
+	var rows []Row
+	var loads []time.Duration
+	var wakeP50 []time.Duration
+	var project string
+	for _, rn := range runners {
+		name := "density-wake-" + strings.ReplaceAll(rn.name, " ", "-")
+		svc, err := startDensityService(ctx, env, name, func(o *preview.Options) {
+			o.IdleTimeout, o.Spares = wakeIdle, rn.spares
+		})
 		if err != nil {
 			return nil, err
 		}
-		ids = append(ids, id)
-	}
-	var wakes, loads []time.Duration
-	for i, id := range ids {
-		if err := svc.awaitStatus(ctx, id, preview.StatusHibernated); err != nil {
-			return nil, err
+		w, l, dir, err := wakeSessions(ctx, svc, n, rn.spares > 0)
+		if err != nil {
+			svc.close()
+			return nil, fmt.Errorf("%s: %w", rn.name, err)
 		}
-		start := time.Now()
-		if _, err := crawlClient(ctx, svc.client, svc.m.PreviewURL(id)); err != nil {
-			return nil, fmt.Errorf("wake %s: %w", id, err)
+		if project == "" {
+			plain, err := plainProject(env, dir, "density-wake-plain")
+			if err != nil {
+				svc.close()
+				return nil, err
+			}
+			project = plain
 		}
-		took := time.Since(start)
-		start = time.Now()
-		if _, err := crawlClient(ctx, svc.client, svc.m.PreviewURL(id)); err != nil {
-			return nil, err
-		}
-		if i > 0 { // the first wake pays for a cold file cache
-			wakes, loads = append(wakes, took), append(loads, time.Since(start))
-		}
-	}
-	rec, err := svc.store.Get(ctx, ids[0])
-	if err != nil {
-		return nil, err
-	}
-	dir, err := plainProject(env, rec.Dir, "density-wake-plain")
-	if err != nil {
-		return nil, err
+		svc.close()
+		loads = append(loads, l...)
+		s := Summarize(w)
+		wakeP50 = append(wakeP50, s.P50)
+		rows = append(rows, Row{What: "hibernated session woken (" + rn.name + "): page and all its modules loaded", Value: fmt.Sprintf("%s p50 / %s p99", Ms(s.P50), Ms(s.P99)),
+			Note: fmt.Sprintf("%d wakes, one at a time, every module through the router; target p50 <= 700 ms", s.N)})
 	}
 	var plain []time.Duration
 	for i := range 4 {
 		start := time.Now()
-		p, err := runPlainVite(ctx, dir)
+		p, err := runPlainVite(ctx, project)
 		if err != nil {
 			return nil, fmt.Errorf("plain vite: %w", err)
 		}
@@ -115,16 +147,55 @@ func measureWakes(ctx context.Context, env *Env) ([]Row, error) {
 			plain = append(plain, took)
 		}
 	}
-	w, l, p := Summarize(wakes), Summarize(loads), Summarize(plain)
-	return []Row{
-		{What: "hibernated session: page and all its modules loaded (wake)", Value: fmt.Sprintf("%s p50 / %s p99", Ms(w.P50), Ms(w.P99)),
-			Ratio: Ratio(float64(w.P50), float64(p.P50)) + " plain vite start",
-			Note:  fmt.Sprintf("%d wakes, one at a time, every module through the router; target p50 <= 700 ms", w.N)},
-		{What: "running session: the same page load", Value: fmt.Sprintf("%s p50 / %s p99", Ms(l.P50), Ms(l.P99)),
+	l, p := Summarize(loads), Summarize(plain)
+	for i := range rows {
+		rows[i].Ratio = Ratio(float64(wakeP50[i]), float64(p.P50)) + " plain vite start"
+	}
+	return append(rows,
+		Row{What: "running session: the same page load", Value: fmt.Sprintf("%s p50 / %s p99", Ms(l.P50), Ms(l.P99)),
 			Note: fmt.Sprintf("%d loads, right after each wake", l.N)},
-		{What: "plain vite CLI: start until the same page load", Value: Ms(p.P50) + " p50",
-			Note: fmt.Sprintf("%d starts on a copy of the project, optimized dependencies cached", p.N)},
-	}, nil
+		Row{What: "plain vite CLI: start until the same page load", Value: Ms(p.P50) + " p50",
+			Note: fmt.Sprintf("%d starts on a copy of the project, optimized dependencies cached", p.N)}), nil
+}
+
+// wakeSessions creates n+1 sessions, each followed by its page load, and
+// wakes each once it hibernated: how long each wake took until the page and
+// its modules were loaded, how long the same load took right after, and
+// the first session's directory. With spare, each wake waits for a spare
+// first. The first wake pays for a cold file cache and is not counted.
+func wakeSessions(ctx context.Context, svc *previewService, n int, spare bool) (wakes, loads []time.Duration, dir string, err error) {
+	var ids []string
+	for i := range n + 1 {
+		id, _, _, err := svc.createAndLoad(ctx, fmt.Sprintf("wake %d", i))
+		if err != nil {
+			return nil, nil, "", err
+		}
+		ids = append(ids, id)
+	}
+	for i, id := range ids {
+		if err := svc.awaitStatus(ctx, id, preview.StatusHibernated); err != nil {
+			return nil, nil, "", err
+		}
+		if spare {
+			if err := svc.awaitSpare(ctx); err != nil {
+				return nil, nil, "", err
+			}
+		}
+		start := time.Now()
+		if _, err := crawlClient(ctx, svc.client, svc.m.PreviewURL(id)); err != nil {
+			return nil, nil, "", fmt.Errorf("wake %s: %w", id, err)
+		}
+		took := time.Since(start)
+		start = time.Now()
+		if _, err := crawlClient(ctx, svc.client, svc.m.PreviewURL(id)); err != nil {
+			return nil, nil, "", err
+		}
+		if i > 0 {
+			wakes, loads = append(wakes, took), append(loads, time.Since(start))
+		}
+	}
+	rec, err := svc.store.Get(ctx, ids[0])
+	return wakes, loads, rec.Dir, err
 }
 
 // awaitStatus waits until the record of session id says want.
@@ -166,8 +237,12 @@ func measureDensity(ctx context.Context, env *Env, idle memory) ([]Row, error) {
 	if err := svc.m.Prepare(ctx); err != nil {
 		return nil, err
 	}
+	// Before and after, the service holds its one spare runner.
+	if err := svc.awaitSpare(ctx); err != nil {
+		return nil, err
+	}
 	debug.FreeOSMemory()
-	base := selfAndChildren()
+	base, baseSelf := selfAndChildren(), processMemory(os.Getpid())
 
 	// The peak: this process and every dev server, sampled twice a second.
 	var peak memory
@@ -226,6 +301,9 @@ func measureDensity(ctx context.Context, env *Env, idle memory) ([]Row, error) {
 	slept := time.Since(start)
 	close(stopSampling)
 	<-sampled
+	if err := svc.awaitSpare(ctx); err != nil {
+		fail(err)
+	}
 	debug.FreeOSMemory()
 	var settled memory
 	settleMemory(ctx, func() int64 {
@@ -263,7 +341,11 @@ func measureDensity(ctx context.Context, env *Env, idle memory) ([]Row, error) {
 	if len(failures) > 0 {
 		note = fmt.Sprintf("; first failure: %s", failures[0])
 	}
-	perSession := (settled.rss - base.rss) / int64(n)
+	// What the sessions cost while they sleep is this process's memory:
+	// their records, event logs and state (the spare runner is measured
+	// before and after, but its memory changes as it settles).
+	self := processMemory(os.Getpid())
+	perSession := (self.rss - baseSelf.rss) / int64(n)
 	return []Row{
 		{What: fmt.Sprintf("density: %d sessions created and loaded, %d at a time, then hibernated", n, workers), Value: fmt.Sprintf("%s, %s", created.Round(time.Second), slept.Round(time.Second)),
 			Note: fmt.Sprintf("until the last page load, until the last hibernation; IdleTimeout %s", wakeIdle)},
@@ -271,9 +353,9 @@ func measureDensity(ctx context.Context, env *Env, idle memory) ([]Row, error) {
 		{What: "density: peak memory (this process and every dev server)", Value: peak.String(),
 			Note: fmt.Sprintf("%s before the first create; sampled twice a second, at most %d processes", mib(base.rss), peak.procs)},
 		{What: "density: settled memory, all sessions hibernated", Value: settled.String(),
-			Note: fmt.Sprintf("%d processes; %s of session directories on disk (%s each)", settled.procs, mib(disk), kib(disk/int64(n)))},
-		{What: "density: memory per hibernated session", Value: kib(perSession), Ratio: Ratio(float64(perSession), float64(idle.rss)) + " idle running session",
-			Note: "settled minus before the first create, over the sessions"},
+			Note: fmt.Sprintf("this process and its spare runner, %d processes; %s of session directories on disk (%s each, the optimizer's cache included)", settled.procs, mib(disk), kib(disk/int64(n)))},
+		{What: "density: memory per hibernated session", Value: kib(perSession), Ratio: fmt.Sprintf("1/%.0f of an idle running session", float64(idle.rss)/float64(max(perSession, 1))),
+			Note: fmt.Sprintf("this process's resident memory, settled (%s) minus before the first create (%s), over the sessions", mib(self.rss), mib(baseSelf.rss))},
 		{What: fmt.Sprintf("density: %d hibernated sessions opened again, %d at a time", w.N, workers), Value: fmt.Sprintf("%s p50 / %s p99", Ms(w.P50), Ms(w.P99)),
 			Note: "each until its page and all its modules are loaded"},
 	}, nil
@@ -295,31 +377,55 @@ func dirSize(dir string) int64 {
 	return total
 }
 
-// measureIdleMemory compares the memory of an idle session, after its page
-// was loaded once through the router, with the plain Vite CLI on the same
-// project (the session's own files, the create-vite React config) after the
-// same page load, both once their memory has settled.
-func measureIdleMemory(ctx context.Context, env *Env, svc *previewService) ([]Row, memory, error) {
+// measureIdleMemory compares the memory of idle sessions, each after its
+// page was loaded once through the router, started in a runner of its own
+// and in a spare, with the plain Vite CLI on the same project (the
+// session's own files, the create-vite React config) after the same page
+// load, all read once their memory has settled.
+func measureIdleMemory(ctx context.Context, env *Env) ([]Row, memory, error) {
 	n := 3
 	if env.Quick {
 		n = 1
 	}
+	type measured struct {
+		name string
+		svc  *previewService
+		mem  []memory
+	}
+	var all []*measured
+	defer func() {
+		for _, m := range all {
+			m.svc.close()
+		}
+	}()
 	var project string
-	for i := range n + 1 {
-		id, _, _, err := svc.createAndLoad(ctx, fmt.Sprintf("memory %d", i))
+	for _, rn := range runners {
+		svc, err := startDensityService(ctx, env, "density-mem-"+strings.ReplaceAll(rn.name, " ", "-"), func(o *preview.Options) { o.Spares = rn.spares })
 		if err != nil {
 			return nil, memory{}, err
 		}
-		if i == 0 {
-			svc.delete(ctx, id) // the first start pays for a cold file cache
-			continue
-		}
-		if project == "" {
-			rec, err := svc.store.Get(ctx, id)
+		all = append(all, &measured{name: rn.name, svc: svc})
+		for i := range n + 1 {
+			if rn.spares > 0 {
+				if err := svc.awaitSpare(ctx); err != nil {
+					return nil, memory{}, err
+				}
+			}
+			id, _, _, err := svc.createAndLoad(ctx, fmt.Sprintf("memory %d", i))
 			if err != nil {
 				return nil, memory{}, err
 			}
-			project = rec.Dir
+			if i == 0 {
+				svc.delete(ctx, id) // the first start pays for a cold file cache
+				continue
+			}
+			if project == "" {
+				rec, err := svc.store.Get(ctx, id)
+				if err != nil {
+					return nil, memory{}, err
+				}
+				project = rec.Dir
+			}
 		}
 	}
 	plain, err := startPlainVite(ctx, env, project)
@@ -328,30 +434,36 @@ func measureIdleMemory(ctx context.Context, env *Env, svc *previewService) ([]Ro
 	}
 	defer plain.stop()
 
-	var sessions []memory
 	var reference memory
 	took := settleMemory(ctx, func() int64 {
-		sessions = devServers(plain.pid)
 		reference = treeMemory(plain.pid)
 		total := reference.rss
-		for _, m := range sessions {
-			total += m.rss
+		for _, m := range all {
+			m.mem = sessions(m.svc.baseDir)
+			for _, s := range m.mem {
+				total += s.rss
+			}
 		}
 		return total
 	})
-	if len(sessions) != n {
-		return nil, memory{}, fmt.Errorf("%d dev servers run, %d sessions were made", len(sessions), n)
+	rows := []Row{{What: "plain vite CLI after a page load: resident memory", Value: reference.String(),
+		Note: fmt.Sprintf("the session's project with the create-vite React config, optimized dependencies cached; %d processes", reference.procs)}}
+	var own memory
+	for _, m := range all {
+		if len(m.mem) != n {
+			return rows, memory{}, fmt.Errorf("%s: %d sandboxes run sessions, %d sessions were made", m.name, len(m.mem), n)
+		}
+		med := medianMemory(m.mem)
+		if own.rss == 0 {
+			own = med
+		}
+		env.Log.Info("idle memory", "runner", m.name, "session", med.String(), "plain", reference.String(), "settled", took)
+		rows = append(rows, Row{What: "idle session (" + m.name + ") after a page load: resident memory", Value: med.String(),
+			Ratio: Ratio(float64(med.rss), float64(reference.rss)) + " RSS, " + Ratio(float64(med.private), float64(reference.private)) + " private",
+			Note: fmt.Sprintf("median of %d sessions, each its sandbox's process tree (%d processes); read once memory settled (%s); target <= 1.15x RSS",
+				len(m.mem), med.procs, took.Round(time.Second))})
 	}
-	sess := medianMemory(sessions)
-	env.Log.Info("idle memory", "session", sess.String(), "plain", reference.String(), "settled", took)
-	return []Row{
-		{What: "plain vite CLI after a page load: resident memory", Value: reference.String(),
-			Note: fmt.Sprintf("the session's project with the create-vite React config, optimized dependencies cached; %d processes", reference.procs)},
-		{What: "idle session after a page load: resident memory", Value: sess.String(),
-			Ratio: Ratio(float64(sess.rss), float64(reference.rss)) + " RSS, " + Ratio(float64(sess.private), float64(reference.private)) + " private",
-			Note: fmt.Sprintf("median of %d sessions, each bwrap's process tree (%d processes); both read once memory settled (%s); target <= 1.15x RSS",
-				len(sessions), sess.procs, took.Round(time.Second))},
-	}, sess, nil
+	return rows, own, nil
 }
 
 // settleMemory calls total every second until it has not dropped by more

@@ -30,16 +30,23 @@ func init() { Register("preview", 30, runPreview) }
 // previewService is a preview.Manager behind a real listener, its router in
 // front, as examples/previewserver runs it.
 type previewService struct {
-	m      *preview.Manager
-	store  *preview.MemoryStore
-	base   string
-	srv    *http.Server
-	client *http.Client
-	dialer *websocket.Dialer
+	m       *preview.Manager
+	store   *preview.MemoryStore
+	base    string
+	baseDir string // the Manager's BaseDir
+	srv     *http.Server
+	client  *http.Client
+	dialer  *websocket.Dialer
 }
 
 func startPreviewService(env *Env, name, cacheDir string, noSandbox bool) (*previewService, error) {
-	return startPreviewServiceWith(env, name, cacheDir, func(o *preview.Options) { o.NoSandbox = noSandbox })
+	return startPreviewServiceWith(env, name, cacheDir, func(o *preview.Options) {
+		o.NoSandbox = noSandbox
+		// Each create in a runner of its own: the figures of this section
+		// count node processes, and a spare runner helps one create of
+		// several; the density section measures sessions in spares.
+		o.Spares = -1
+	})
 }
 
 // startPreviewServiceWith starts a service whose options tune may change.
@@ -64,7 +71,7 @@ func startPreviewServiceWith(env *Env, name, cacheDir string, tune func(*preview
 		ln.Close()
 		return nil, err
 	}
-	s := &previewService{m: m, store: store, base: fmt.Sprintf("http://localhost:%d", port), srv: &http.Server{Handler: m.Router(m.API())}}
+	s := &previewService{m: m, store: store, base: fmt.Sprintf("http://localhost:%d", port), baseDir: opts.BaseDir, srv: &http.Server{Handler: m.Router(m.API())}}
 	go s.srv.Serve(ln)
 	addr := ln.Addr().String()
 	dial := func(ctx context.Context, network, _ string) (net.Conn, error) {

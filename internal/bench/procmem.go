@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -107,23 +106,65 @@ func treeMemory(root int) memory {
 	return m
 }
 
-// devServers returns the memory of each dev server this process started:
-// a sandbox (a bwrap child of this process, with the processes inside it),
-// or an unsandboxed node child with its children.
-func devServers(except ...int) []memory {
+// sandbox is a sandbox this process started: a bwrap child of this
+// process, with the processes inside it.
+type sandbox struct {
+	mem     memory
+	project string // the host directory it mounted at /project, as named then
+	spare   bool   // a spare runner no session took yet
+}
+
+// sandboxes returns the sandboxes this process started whose project was
+// under dir.
+func sandboxes(dir string) []sandbox {
 	t := readProcs()
-	var out []memory
-	for _, pid := range append(t.children(os.Getpid(), "bwrap"), t.children(os.Getpid(), "node")...) {
-		if slices.Contains(except, pid) || idleSpare(pid) {
+	var out []sandbox
+	for _, pid := range t.children(os.Getpid(), "bwrap") {
+		project := boundProject(pid)
+		if !strings.HasPrefix(project, dir+string(filepath.Separator)) {
 			continue
 		}
-		var m memory
-		for _, p := range t.tree(pid) {
-			m = m.add(processMemory(p))
+		sb := sandbox{project: project}
+		// A session that takes a spare gives the spare's directory its own
+		// name: a spare's that still exists is one nobody took.
+		if strings.HasPrefix(filepath.Base(project), "spare-") {
+			_, err := os.Stat(project)
+			sb.spare = err == nil
 		}
-		out = append(out, m)
+		for _, p := range t.tree(pid) {
+			sb.mem = sb.mem.add(processMemory(p))
+		}
+		out = append(out, sb)
 	}
 	return out
+}
+
+// sessions returns the memory of each sandbox under dir that runs a
+// session (not an idle spare).
+func sessions(dir string) []memory {
+	var out []memory
+	for _, sb := range sandboxes(dir) {
+		if !sb.spare {
+			out = append(out, sb.mem)
+		}
+	}
+	return out
+}
+
+// boundProject returns the host directory that the bwrap process pid
+// mounts at /project.
+func boundProject(pid int) string {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
+	if err != nil {
+		return ""
+	}
+	args := strings.Split(string(b), "\x00")
+	for i := 0; i+2 < len(args); i++ {
+		if args[i] == "--bind" && args[i+2] == "/project" {
+			return args[i+1]
+		}
+	}
+	return ""
 }
 
 // selfAndChildren sums the memory of this process and everything it
@@ -167,22 +208,4 @@ func medianMemory(ms []memory) memory {
 	s := append([]memory(nil), ms...)
 	sort.Slice(s, func(i, j int) bool { return s[i].rss < s[j].rss })
 	return s[len(s)/2]
-}
-
-// idleSpare reports whether the sandbox whose bwrap is pid is a preview
-// service's spare runner that no session took yet: its project directory
-// still has the spare's name (a session that takes it renames it).
-func idleSpare(pid int) bool {
-	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
-	if err != nil {
-		return false
-	}
-	args := strings.Split(string(b), "\x00")
-	for i := 0; i+2 < len(args); i++ {
-		if args[i] == "--bind" && args[i+2] == "/project" && strings.HasPrefix(filepath.Base(args[i+1]), "spare-") {
-			_, err := os.Stat(args[i+1])
-			return err == nil
-		}
-	}
-	return false
 }
