@@ -62,6 +62,7 @@ func runTestNode() bool {
 		PublicURL: cfg.PublicURL, BaseDir: cfg.BaseDir, CacheDir: cfg.CacheDir, Store: store,
 		NodeID: cfg.NodeID, NodeAddr: ln.Addr().String(), LeaseTTL: cfg.LeaseTTL, ForwardTimeout: cfg.ForwardTimeout,
 		Sandbox: sandbox.Config{Env: []string{testenv.OwnerEnv()}},
+		Spares:  -1, // the test counts the session's node processes
 	})
 	if err != nil {
 		panic(err)

@@ -106,6 +106,12 @@ func (p *spares) fit(modules string) bool {
 
 // take returns an idle spare, or nil.
 func (p *spares) take() *vite.Spare {
+	var dead []*vite.Spare // runners that died while they waited
+	defer func() {
+		for _, sp := range dead {
+			p.discard(sp)
+		}
+	}()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for len(p.idle) > 0 {
@@ -114,7 +120,7 @@ func (p *spares) take() *vite.Spare {
 		if sp.Alive() {
 			return sp
 		}
-		p.discard(sp) // its runner died while it waited
+		dead = append(dead, sp)
 	}
 	return nil
 }

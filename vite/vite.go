@@ -28,7 +28,10 @@
 // the runner's HTTP server, and its HMR WebSocket on its own server
 // ([Options.SocketDir] does the same without a sandbox). [Server.Targets]
 // are then URLs of the scheme "unix" whose Path is the socket, and nothing
-// the dev server prints can point them anywhere else.
+// the dev server prints can point them anywhere else. [StartSpare] starts
+// such a runner before its project is known, with Vite imported and warmed
+// up by one page load of a project of the caller's; Start with
+// [Options.Spare] runs the real project in it, in a fraction of the time.
 //
 // [Server.Batch] has plain Vite handle a set of file writes as one change:
 // the runner holds Vite's file watcher for the files while the caller
