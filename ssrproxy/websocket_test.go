@@ -251,6 +251,12 @@ func TestCloseEndsTunnelsWithACloseFrame(t *testing.T) {
 	// only, perhaps, a goroutine that has signalled its end and is on its
 	// way out.
 	for _, g := range proxyGoroutines() {
+		if strings.Contains(g, "runtime/panic.go") {
+			// ReverseProxy ends a stream that Close cut by panicking with
+			// http.ErrAbortHandler; the deferred calls on the way out keep
+			// the frames on the stack for a moment (seen under -race).
+			continue
+		}
 		assert.NotRegexp(t, `ssrproxy\.\(\*(Proxy|tunnel)\)\.[A-Za-z]+\(`, g)
 	}
 	assert.Eventually(t, func() bool { return len(proxyGoroutines()) == 0 }, deadline, time.Millisecond)
