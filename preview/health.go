@@ -131,15 +131,11 @@ func (m *Manager) storeReady(ctx context.Context) error {
 // templateReady checks that the template's dependency set is installed,
 // without installing it.
 func (m *Manager) templateReady(context.Context) error {
-	pkg, err := templateFS.ReadFile("template/package.json")
+	deps, err := templateDeps()
 	if err != nil {
 		return err
 	}
-	deps, err := ParsePackageJSON(pkg)
-	if err != nil {
-		return err
-	}
-	if !m.deps.installed(deps.withDefaults()) {
+	if !m.deps.installed(deps) {
 		return errors.New("the template's dependencies are not installed yet")
 	}
 	return nil

@@ -47,14 +47,15 @@ func (m *Manager) checkCreate(req *CreateRequest) (*newProject, error) {
 		pkg = files.packageJSON
 	}
 	useTemplate := len(pkg) == 0
+	var deps Deps
 	if useTemplate {
-		pkg, _ = templateFS.ReadFile("template/package.json")
+		deps, err = templateDeps()
+	} else if deps, err = ParsePackageJSON(pkg); err == nil {
+		deps = deps.withDefaults()
 	}
-	deps, err := ParsePackageJSON(pkg)
 	if err != nil {
 		return nil, err
 	}
-	deps = deps.withDefaults()
 	if err := checkViteVersion(deps["vite"]); err != nil {
 		return nil, err
 	}

@@ -17,15 +17,10 @@ func (m *Manager) Prepare(ctx context.Context) error {
 		return err
 	}
 	defer m.running.Done()
-	pkg, err := templateFS.ReadFile("template/package.json")
+	deps, err := templateDeps()
 	if err != nil {
 		return err
 	}
-	deps, err := ParsePackageJSON(pkg)
-	if err != nil {
-		return err
-	}
-	deps = deps.withDefaults()
 	if _, err = m.deps.ensure(ctx, m.ctx, deps); err != nil || m.opts.NoSandbox {
 		return err
 	}

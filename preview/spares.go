@@ -40,15 +40,10 @@ type spares struct {
 }
 
 func newSpares(want int, env *sessionEnv, baseDir string, log *slog.Logger) (*spares, error) {
-	pkg, err := templateFS.ReadFile("template/package.json")
+	deps, err := templateDeps()
 	if err != nil {
 		return nil, err
 	}
-	deps, err := ParsePackageJSON(pkg)
-	if err != nil {
-		return nil, err
-	}
-	deps = deps.withDefaults()
 	return &spares{
 		want:    want,
 		env:     env,

@@ -3,12 +3,34 @@ package preview
 import (
 	"embed"
 	"io/fs"
+	"maps"
 	"slices"
 	"strings"
+	"sync"
 )
 
 //go:embed all:template
 var templateFS embed.FS
+
+// templateDeps returns the dependency set of the template, the one a
+// create without a package.json gets: a copy of what the embedded
+// package.json, parsed once, declares.
+func templateDeps() (Deps, error) {
+	deps, err := parsedTemplateDeps()
+	return maps.Clone(deps), err
+}
+
+var parsedTemplateDeps = sync.OnceValues(func() (Deps, error) {
+	pkg, err := templateFS.ReadFile("template/package.json")
+	if err != nil {
+		return nil, err
+	}
+	deps, err := ParsePackageJSON(pkg)
+	if err != nil {
+		return nil, err
+	}
+	return deps.withDefaults(), nil
+})
 
 // projectFiles returns the files of a new project: the template's (other
 // than package.json) when useTemplate is set, replaced by and joined with

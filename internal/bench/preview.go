@@ -643,41 +643,11 @@ func (s *hmrConn) close() {
 // nodeRSS sums the resident memory of the node processes descended from
 // this process.
 func nodeRSS() (rss int64, procs int) {
-	entries, _ := os.ReadDir("/proc")
-	parent := map[int]int{}
-	comm := map[int]string{}
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		i := bytes.LastIndexByte(b, ')')
-		j := bytes.IndexByte(b, '(')
-		if i < 0 || j < 0 {
-			continue
-		}
-		f := strings.Fields(string(b[i+2:]))
-		if len(f) < 2 {
-			continue
-		}
-		parent[pid], _ = strconv.Atoi(f[1])
-		comm[pid] = string(b[j+1 : i])
-	}
-	self := os.Getpid()
-	for pid := range parent {
-		if comm[pid] != "node" {
-			continue
-		}
-		for p := parent[pid]; p > 1; p = parent[p] {
-			if p == self {
-				rss += rssOf(pid)
-				procs++
-				break
-			}
+	t := readProcs()
+	for _, pid := range t.tree(os.Getpid()) {
+		if t.comm[pid] == "node" {
+			rss += rssOf(pid)
+			procs++
 		}
 	}
 	return rss, procs
