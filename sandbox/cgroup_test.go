@@ -13,6 +13,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/vitehost/vitehost/internal/testenv"
 )
 
 // fakeCgroupfs lays out directories under a temporary root and returns the
@@ -189,11 +191,11 @@ func TestJoinV2(t *testing.T) {
 	require.NoError(t, err)
 	own, ok := parseSelfCgroup(self)[""]
 	if !ok {
-		t.Skip("no cgroup v2 path for this process")
+		testenv.Missing(t, "a cgroup v2 path for this process (/proc/self/cgroup has no 0:: line)")
 	}
 	dir, ok := cgroupDir(parseMountinfo(mi), "cgroup2", "", own)
 	if !ok || probe(dir) != nil {
-		t.Skip("no writable cgroup2 mount here")
+		testenv.Missing(t, "a writable cgroup2 mount")
 	}
 	h := &hierarchy{version: 2, parents: map[string]string{"pids": dir}}
 	cg, err := h.create("joinv2", Limits{})

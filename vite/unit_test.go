@@ -8,8 +8,10 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -305,11 +307,20 @@ func TestProcStat(t *testing.T) {
 	_, _, ok = procStat(p)
 	assert.False(t, ok)
 
-	self, err := groupPIDs(os.Getpid())
-	if err != nil {
-		t.Skip("no /proc")
-	}
-	_ = self // the test binary need not lead a group; only that it parses
+	// A child that leads a group of its own is found in that group, and
+	// only it; once it is gone the group is empty.
+	cmd := exec.Command("sleep", "30")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	require.NoError(t, cmd.Start())
+	pid := cmd.Process.Pid
+	pids, err := groupPIDs(pid)
+	require.NoError(t, err)
+	assert.Equal(t, []int{pid}, pids)
+	require.NoError(t, cmd.Process.Kill())
+	_ = cmd.Wait()
+	pids, err = groupPIDs(pid)
+	require.NoError(t, err)
+	assert.Empty(t, pids)
 }
 
 func TestPickPorts(t *testing.T) {
