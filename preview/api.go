@@ -95,6 +95,7 @@ type infoResponse struct {
 	Status     Status `json:"status,omitempty"`
 	ExpiresAt  int64  `json:"expiresAt"`
 	Error      string `json:"errorMessage,omitempty"`
+	ErrorCode  string `json:"errorCode,omitempty"`
 }
 
 // updateFields are what an update did, in the answers of update and of a
@@ -241,7 +242,7 @@ func (m *Manager) handleStatus(w http.ResponseWriter, r *http.Request) string {
 	info := m.status(loc)
 	writeJSON(w, http.StatusOK, infoResponse{
 		Success: true, SessionID: info.SessionID, PreviewURL: info.PreviewURL,
-		Status: info.Status, ExpiresAt: info.ExpiresAt.UnixMilli(), Error: info.Error,
+		Status: info.Status, ExpiresAt: info.ExpiresAt.UnixMilli(), Error: info.Error, ErrorCode: info.ErrorCode,
 	})
 	return "ok"
 }

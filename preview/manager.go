@@ -177,8 +177,12 @@ type Info struct {
 	WSURL      string
 	Status     Status
 	ExpiresAt  time.Time
-	// Error says why the session failed, when Status is StatusError.
+	// Error says why the session failed, when Status is StatusError, or
+	// why its dev server is restarting (StatusRestarting).
 	Error string
+	// ErrorCode names the cause of Error when a client can act on it:
+	// CodeMemoryLimit, CodeProcessLimit.
+	ErrorCode string
 	// Update is what a create that named a live session did to it; nil
 	// when the create made a new session.
 	Update *UpdateResult
@@ -210,6 +214,7 @@ func (m *Manager) info(r Record) *Info {
 		Status:     r.Status,
 		ExpiresAt:  r.ExpiresAt,
 		Error:      r.Error,
+		ErrorCode:  r.ErrorCode,
 	}
 }
 

@@ -149,7 +149,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect counts the Manager's sessions and tunnels and its install queue.
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
-	counts := map[Status]int{StatusInstalling: 0, StatusStarting: 0, StatusActive: 0, StatusHibernated: 0, StatusError: 0}
+	counts := map[Status]int{StatusInstalling: 0, StatusStarting: 0, StatusActive: 0, StatusRestarting: 0, StatusHibernated: 0, StatusError: 0}
 	tunnels := 0
 	for _, s := range c.m.all() {
 		counts[s.record().Status]++

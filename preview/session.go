@@ -83,7 +83,8 @@ type session struct {
 	opts   *vite.Options // how the dev server starts, at each wake too
 	shared string        // where the optimized dependencies are shared (a trusted session's); "" for nowhere
 
-	events *eventLog // what the event stream tells; safe for concurrent use
+	events  *eventLog  // what the event stream tells; safe for concurrent use
+	crashes chan crash // the dev server's crashes, from onCrash to the run's watch
 
 	// proxy is the serving run's proxy, nil while the dev server is down
 	// (starting, hibernated): the router's one atomic load.
@@ -136,6 +137,7 @@ func newSession(env *sessionEnv, rec Record, previewURL *url.URL, log *slog.Logg
 		stopped:    make(chan struct{}),
 		rec:        rec,
 		events:     newEventLog(),
+		crashes:    make(chan crash, 1),
 	}
 	s.cur = newDevRun(ctx)
 	s.touch()
@@ -210,11 +212,16 @@ func (s *session) endTurn() { <-s.turn }
 // setStatus records a new status locally and in the store. The store's
 // ErrFenced means another node owns the session now: the caller stops it.
 func (s *session) setStatus(ctx context.Context, st Status, errMsg string) error {
+	return s.setStatusCode(ctx, st, "", errMsg)
+}
+
+// setStatusCode is setStatus with the code of the error's cause.
+func (s *session) setStatusCode(ctx context.Context, st Status, code, errMsg string) error {
 	s.state.Lock()
-	s.rec.Status, s.rec.Error = st, errMsg
+	s.rec.Status, s.rec.Error, s.rec.ErrorCode = st, errMsg, code
 	rec := s.rec
 	s.state.Unlock()
-	s.events.add(eventStatus, statusEvent{Status: st, Error: errMsg})
+	s.events.add(eventStatus, statusEvent{Status: st, Error: errMsg, Code: code})
 	if s.trusted {
 		return nil
 	}
@@ -295,19 +302,21 @@ func (s *session) start(ctx context.Context, deps Deps, files []pendingFile) err
 	sandboxed := s.env.sandbox != nil
 	l := sessionLaunch(s.dir, modules, deps, sandboxed, s.env.allowConfig)
 	s.opts = &vite.Options{
-		Framework:    vite.Vite,
-		PublicURL:    s.previewURL,
-		HMRPath:      HMRPath,
-		NoConfigFile: l.noConfig,
-		Config:       l.config,
-		Plugins:      l.plugins,
-		ClientErrors: true,
-		OnEvent:      s.onViteEvent,
-		Stdout:       outputLines{events: s.events, stream: "stdout", dir: s.projectDir(), log: s.log},
-		Stderr:       outputLines{events: s.events, stream: "stderr", dir: s.projectDir(), log: s.log},
-		Node:         s.env.node,
-		Logger:       s.log,
-		StartTimeout: s.env.startTimeout,
+		Framework:       vite.Vite,
+		PublicURL:       s.previewURL,
+		HMRPath:         HMRPath,
+		NoConfigFile:    l.noConfig,
+		Config:          l.config,
+		Plugins:         l.plugins,
+		ClientErrors:    true,
+		OnEvent:         s.onViteEvent,
+		OnCrash:         s.onCrash,
+		MaxLimitCrashes: maxLimitCrashes,
+		Stdout:          outputLines{events: s.events, stream: "stdout", dir: s.projectDir(), log: s.log},
+		Stderr:          outputLines{events: s.events, stream: "stderr", dir: s.projectDir(), log: s.log},
+		Node:            s.env.node,
+		Logger:          s.log,
+		StartTimeout:    s.env.startTimeout,
 	}
 	if sandboxed {
 		sb := *s.env.sandbox
