@@ -114,7 +114,7 @@ func (l *eventLog) since(last uint64, hasLast bool) ([]logEvent, <-chan struct{}
 type statusEvent struct {
 	Status Status `json:"status"`
 	Error  string `json:"error,omitempty"`
-	Code   string `json:"code,omitempty"` // Record.ErrorCode
+	Code   string `json:"code,omitempty"`   // Record.ErrorCode
 	Reason string `json:"reason,omitempty"` // why the session stopped
 }
 
