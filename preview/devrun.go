@@ -160,19 +160,28 @@ func (s *session) watch(r *devRun) {
 	defer limits.Stop()
 	up, unsubscribe := r.server.Subscribe()
 	defer unsubscribe()
+	limitPID := 0 // the run that was seen at a limit one poll ago
 	for {
 		select {
 		case <-r.ctx.Done():
 			return
 		case <-limits.C:
 			err := r.server.LimitErr()
-			if err == nil {
+			pid := r.server.PID()
+			if err == nil || pid == 0 || pid != limitPID {
+				// A kill of the dev server itself is a crash, which the
+				// vite package restarts or gives up on: wait a poll to
+				// tell it from a kill that the dev server survives.
+				limitPID = 0
+				if err != nil {
+					limitPID = pid
+				}
 				continue
 			}
 			// A limit that a process other than the dev server's own hit
 			// (esbuild killed at the memory limit, threads refused at the
-			// process limit): the session fails alone, and frees what it
-			// held.
+			// process limit), and it still runs: the session fails alone,
+			// and frees what it held.
 			code, msg := s.limitMessage(err)
 			s.log.Error("vitehost/preview: "+msg, "err", err)
 			s.setStatusCode(context.Background(), StatusError, code, msg)
