@@ -34,6 +34,13 @@ const (
 	DefaultForwardTimeout = 10 * time.Second
 	// HMRPath is where a session's HMR socket lives on its preview host.
 	HMRPath = "/hmr"
+	// DefaultSessionMemory is the memory limit of a session's sandbox
+	// when Options.Sandbox.Limits.Memory is 0. Measured peaks of real
+	// AI-builder projects (README, "Memory of real projects"): most stay
+	// under 700 MiB, a wallet app with web3 dependencies needs 1.3 GiB; 2
+	// GiB runs all of them with room for a dependency optimization. It is
+	// a bound, not a reservation.
+	DefaultSessionMemory = 2 << 30
 )
 
 // defaultInstallCommand installs a dependency set. Lifecycle scripts of
@@ -143,7 +150,8 @@ type Options struct {
 	// session. The zero value means the defaults of package sandbox. In the
 	// sandbox a session's project runs as written: its vite.config.*,
 	// PostCSS, Tailwind and svelte configs and .env files are used, since
-	// they reach nothing of the host.
+	// they reach nothing of the host. Limits.Memory 0 means
+	// DefaultSessionMemory (not sandbox.DefaultMemory).
 	Sandbox sandbox.Config
 	// NoSandbox runs the dev servers without the sandbox, as this process's
 	// user with its environment, for trusted input only. The files that
@@ -274,6 +282,9 @@ func withDefaults(opts *Options) (Options, *url.URL, error) {
 		if host, port, err := net.SplitHostPort(o.NodeAddr); err != nil || host == "" || port == "" {
 			return o, nil, fmt.Errorf("vitehost/preview: NodeAddr %q must be host:port", o.NodeAddr)
 		}
+	}
+	if o.Sandbox.Limits.Memory == 0 {
+		o.Sandbox.Limits.Memory = DefaultSessionMemory
 	}
 	o.Sandbox.ReadOnly = slices.Clone(o.Sandbox.ReadOnly)
 	o.Sandbox.Files = slices.Clone(o.Sandbox.Files)
