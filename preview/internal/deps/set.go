@@ -1,4 +1,4 @@
-package preview
+package deps
 
 import (
 	"bytes"
@@ -9,9 +9,9 @@ import (
 	"strings"
 )
 
-// Deps is a normalized dependency set: package name to version spec, with
+// Set is a normalized dependency set: package name to version spec, with
 // dependencies and devDependencies merged (a preview installs both).
-type Deps map[string]string
+type Set map[string]string
 
 // DefaultVite is the vite spec added to a dependency set that lacks one: a
 // session cannot start without it.
@@ -20,12 +20,12 @@ const DefaultVite = "^8.0.0"
 // maxDeps bounds the dependencies one package.json may declare.
 const maxDeps = 300
 
-// ParsePackageJSON reads the dependencies and devDependencies of a
+// Parse reads the dependencies and devDependencies of a
 // client-sent package.json and checks every name and spec: only registry
 // packages, with exact versions, ranges or dist-tags. Git, GitHub, file,
 // link, workspace and URL specs are refused. Scripts and every other field
 // are ignored: nothing of the client's package.json runs.
-func ParsePackageJSON(data []byte) (Deps, error) {
+func Parse(data []byte) (Set, error) {
 	var pkg struct {
 		Dependencies    map[string]json.RawMessage `json:"dependencies"`
 		DevDependencies map[string]json.RawMessage `json:"devDependencies"`
@@ -34,7 +34,7 @@ func ParsePackageJSON(data []byte) (Deps, error) {
 	if err := dec.Decode(&pkg); err != nil {
 		return nil, invalid(CodeBadJSON, "packageJson: %v", err)
 	}
-	deps := Deps{}
+	deps := Set{}
 	for _, m := range []map[string]json.RawMessage{pkg.Dependencies, pkg.DevDependencies} {
 		for name, raw := range m {
 			var spec string
@@ -122,9 +122,9 @@ func checkSpec(name, spec string) error {
 	return nil
 }
 
-// withDefaults returns a copy of d with vite added when it is missing.
-func (d Deps) withDefaults() Deps {
-	out := make(Deps, len(d)+1)
+// WithDefaults returns a copy of d with vite added when it is missing.
+func (d Set) WithDefaults() Set {
+	out := make(Set, len(d)+1)
 	for k, v := range d {
 		out[k] = v
 	}
@@ -136,8 +136,8 @@ func (d Deps) withDefaults() Deps {
 
 // Key returns a short hash of the dependency set as declared: sets with
 // the same names and specs share one resolution (and sets that resolve to
-// the same packages share one install, see install.go).
-func (d Deps) Key() string {
+// the same packages share one install, see cache.go).
+func (d Set) Key() string {
 	names := make([]string, 0, len(d))
 	for n := range d {
 		names = append(names, n)
@@ -153,9 +153,9 @@ func (d Deps) Key() string {
 	return hex.EncodeToString(h.Sum(nil))[:24]
 }
 
-// packageJSON returns the package.json that the install and the session
+// PackageJSON returns the package.json that the install and the session
 // directory get: the dependency set and nothing else that npm would act on.
-func (d Deps) packageJSON() []byte {
+func (d Set) PackageJSON() []byte {
 	b, _ := json.MarshalIndent(map[string]any{
 		"name":         "vitehost-preview",
 		"private":      true,
@@ -166,4 +166,4 @@ func (d Deps) packageJSON() []byte {
 }
 
 // Has reports whether the set declares the package.
-func (d Deps) Has(name string) bool { _, ok := d[name]; return ok }
+func (d Set) Has(name string) bool { _, ok := d[name]; return ok }
