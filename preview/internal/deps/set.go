@@ -96,32 +96,6 @@ func namePart(s string) string {
 	return ""
 }
 
-// checkSpec accepts what the registry resolves: versions ("1.2.3",
-// "1.2.3-beta.1"), ranges ("^1.2", "~1", ">=1 <2", "1.x || 2", "*", "") and
-// dist-tags ("latest", "next"). Everything with a protocol or a path is
-// refused: it would make npm fetch from somewhere else or read the disk.
-func checkSpec(name, spec string) error {
-	s := strings.TrimSpace(spec)
-	refuse := func(why string) error {
-		return invalid(CodeBadDependency, "dependency %q: spec %q refused: %s", name, spec, why)
-	}
-	if len(s) > 128 {
-		return refuse("longer than 128 characters")
-	}
-	if strings.ContainsAny(s, ":/\\#@") {
-		return refuse("only registry versions, ranges and dist-tags are allowed (no git, github, file, link, workspace, npm alias or URL)")
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
-			strings.IndexByte(" .^~<>=|*+-_", c) >= 0
-		if !ok {
-			return refuse("unexpected character " + string(rune(c)))
-		}
-	}
-	return nil
-}
-
 // WithDefaults returns a copy of d with vite added when it is missing.
 func (d Set) WithDefaults() Set {
 	out := make(Set, len(d)+1)
