@@ -355,7 +355,7 @@ func (m *Manager) readBody(w http.ResponseWriter, r *http.Request) ([]byte, stri
 // fail answers err with the status and code the API gives it, and returns
 // the code. Only messages made for clients reach them: request errors,
 // quotas, and the dev server's and npm's failures, which name their cause
-// without the host's paths (install.go, session.go); everything else is
+// without the host's paths (internal/deps, session.go); everything else is
 // logged and answered with a fixed text.
 func (m *Manager) fail(w http.ResponseWriter, r *http.Request, err error) string {
 	var (

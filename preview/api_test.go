@@ -281,7 +281,7 @@ func fakeNPM(t *testing.T) (resolve, install []string, hold string) {
 	t.Helper()
 	testenv.LookPath(t, "sh")
 	dir := testenv.TempDir(t)
-	scripts, err := filepath.Abs(filepath.Join("testdata", "fakenpm"))
+	scripts, err := filepath.Abs(filepath.Join("internal", "deps", "testdata", "fakenpm"))
 	require.NoError(t, err)
 	log, hold := filepath.Join(dir, "runs"), filepath.Join(dir, "hold")
 	return []string{"sh", filepath.Join(scripts, "resolve.sh"), log},

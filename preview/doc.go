@@ -14,7 +14,10 @@
 // runtime errors), which the API streams as Server-Sent Events.
 // Sessions expire after Options.TTL. Everything a client sends is checked
 // before anything is written: paths stay inside the session directory, npm
-// runs no lifecycle scripts and installs registry packages only.
+// runs no lifecycle scripts and installs registry packages only (a spec must
+// parse as a semver range, a dist-tag or an npm: alias of a registry
+// package; paths, tarballs, file:, link:, workspace:, git and URL specs are
+// refused before npm starts).
 //
 // # The sandbox
 //

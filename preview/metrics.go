@@ -161,7 +161,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(sessionsDesc, prometheus.GaugeValue, float64(n), string(st))
 	}
 	ch <- prometheus.MustNewConstMetric(tunnelsDesc, prometheus.GaugeValue, float64(tunnels))
-	running, queued := c.m.deps.queue.counts()
+	running, queued := c.m.deps.Counts()
 	ch <- prometheus.MustNewConstMetric(installsDesc, prometheus.GaugeValue, float64(running), "running")
 	ch <- prometheus.MustNewConstMetric(installsDesc, prometheus.GaugeValue, float64(queued), "queued")
 	ch <- prometheus.MustNewConstMetric(sparesDesc, prometheus.GaugeValue, float64(c.m.env.spares.ready()))

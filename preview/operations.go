@@ -51,7 +51,7 @@ func (m *Manager) checkCreate(req *CreateRequest) (*newProject, error) {
 	if useTemplate {
 		deps, err = templateDeps()
 	} else if deps, err = ParsePackageJSON(pkg); err == nil {
-		deps = deps.withDefaults()
+		deps = deps.WithDefaults()
 	}
 	if err != nil {
 		return nil, err
@@ -81,7 +81,7 @@ func (m *Manager) checkUpdate(req *UpdateRequest) (checkedFiles, Deps, error) {
 	if err != nil {
 		return files, nil, err
 	}
-	return files, deps.withDefaults(), nil
+	return files, deps.WithDefaults(), nil
 }
 
 // Create validates req, writes its files into a new session directory,
@@ -180,7 +180,7 @@ func (m *Manager) publish(ctx context.Context, s *session, p *newProject) error 
 	for _, f := range p.files {
 		all[f.name] = f.data
 	}
-	all["package.json"] = p.deps.packageJSON()
+	all["package.json"] = p.deps.PackageJSON()
 	if err := m.store.SaveFiles(ctx, s.id, epoch, all, nil); err != nil {
 		if derr := m.store.Delete(context.WithoutCancel(ctx), s.id, epoch); derr != nil {
 			s.log.Warn("vitehost/preview: delete record", "err", derr)

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vitehost/vitehost/preview/internal/deps"
 	"github.com/vitehost/vitehost/sandbox"
 	"github.com/vitehost/vitehost/ssrproxy"
 )
@@ -42,11 +43,6 @@ const (
 	// a bound, not a reservation.
 	DefaultSessionMemory = 2 << 30
 )
-
-// defaultInstallCommand installs a dependency set. Lifecycle scripts of
-// dependencies never run; the registry is the only source (the specs were
-// checked by ParsePackageJSON).
-var defaultInstallCommand = []string{"npm", "install", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"}
 
 // Options configures a Manager. Only PublicURL is required.
 type Options struct {
@@ -213,9 +209,6 @@ const (
 	DefaultCacheMaxBytes = 10 << 30
 )
 
-// defaultResolveCommand resolves a dependency set into package-lock.json.
-var defaultResolveCommand = []string{"npm", "install", "--package-lock-only", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"}
-
 // withDefaults returns a copy of opts with the zero values filled in, and
 // the parsed PublicURL.
 func withDefaults(opts *Options) (Options, *url.URL, error) {
@@ -247,7 +240,7 @@ func withDefaults(opts *Options) (Options, *url.URL, error) {
 	}
 	o.Limits = o.Limits.withDefaults()
 	if o.InstallCommand == nil {
-		o.InstallCommand = defaultInstallCommand
+		o.InstallCommand = deps.DefaultInstall()
 	}
 	o.InstallCommand = append([]string(nil), o.InstallCommand...)
 	if o.InstallTimeout <= 0 {
@@ -308,7 +301,7 @@ func withDefaults(opts *Options) (Options, *url.URL, error) {
 		o.CacheMaxBytes = DefaultCacheMaxBytes
 	}
 	if o.ResolveCommand == nil {
-		o.ResolveCommand = defaultResolveCommand
+		o.ResolveCommand = deps.DefaultResolve()
 	}
 	o.ResolveCommand = append([]string(nil), o.ResolveCommand...)
 	if len(o.InstallCommand) == 0 || len(o.ResolveCommand) == 0 {

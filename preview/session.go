@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/vitehost/vitehost/preview/internal/deps"
 	"github.com/vitehost/vitehost/sandbox"
 	"github.com/vitehost/vitehost/ssrproxy"
 	"github.com/vitehost/vitehost/vite"
@@ -33,7 +34,7 @@ func retry(err error) bool { return errors.Is(err, ErrFenced) || errors.Is(err, 
 // its Manager.
 type sessionEnv struct {
 	store     Store
-	deps      *depCache
+	deps      *deps.Cache
 	transport http.RoundTripper // the proxies' requests to the dev servers
 	client    *http.Client      // the service's own requests to them (warm-up)
 	clustered bool              // one node of several: files go to the store too
@@ -288,16 +289,16 @@ func (s *session) start(ctx context.Context, deps Deps, files []pendingFile) err
 	if err := writeFiles(root, files); err != nil {
 		return fmt.Errorf("vitehost/preview: write files: %w", err)
 	}
-	if err := root.WriteFile("package.json", deps.packageJSON(), 0o644); err != nil {
+	if err := root.WriteFile("package.json", deps.PackageJSON(), 0o644); err != nil {
 		return err
 	}
 
-	modules, err := s.env.deps.ensure(s.ctx, s.ctx, deps)
+	modules, err := s.env.deps.Ensure(s.ctx, s.ctx, deps)
 	if err != nil {
 		if errors.Is(err, ErrInstall) {
 			return fmt.Errorf("%w: %w", ErrDevServer, err)
 		}
-		return abandoned(err)
+		return abandoned(requestError(err))
 	}
 	sandboxed := s.env.sandbox != nil
 	l := sessionLaunch(s.dir, modules, deps, sandboxed, s.env.allowConfig)
@@ -340,7 +341,7 @@ func (s *session) start(ctx context.Context, deps Deps, files []pendingFile) err
 	// The create answers once the page is served (startRun loads it).
 	r := s.current()
 	if err := s.startRun(ctx, r); err != nil {
-		return abandoned(err)
+		return abandoned(requestError(err))
 	}
 	s.log.Info("vitehost/preview: session active",
 		"files", len(files), "install", installed.Sub(began).Round(time.Millisecond),

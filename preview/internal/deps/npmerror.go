@@ -1,4 +1,4 @@
-package preview
+package deps
 
 import (
 	"regexp"
@@ -101,17 +101,17 @@ func parseNPMError(out string) npmFailure {
 				!strings.HasPrefix(l, "/") && l != "404"
 		})
 	}
-	f.reason = scrubText(f.reason)
+	f.reason = ScrubText(f.reason)
 	if len(f.reason) > 300 {
 		f.reason = f.reason[:300] + "…"
 	}
 	return f
 }
 
-// scrubText removes what a client must not see from a line of a tool's
+// ScrubText removes what a client must not see from a line of a tool's
 // output: URLs (registry addresses), IP addresses and absolute paths of
 // the host.
-func scrubText(s string) string {
+func ScrubText(s string) string {
 	s = urlRE.ReplaceAllString(s, "<url>")
 	s = addrRE.ReplaceAllString(s, "<address>")
 	return absPathRE.ReplaceAllString(s, "$1<path>")

@@ -1,4 +1,4 @@
-package preview
+package deps
 
 import (
 	"bytes"
@@ -9,9 +9,9 @@ import (
 	"strings"
 )
 
-// Deps is a normalized dependency set: package name to version spec, with
+// Set is a normalized dependency set: package name to version spec, with
 // dependencies and devDependencies merged (a preview installs both).
-type Deps map[string]string
+type Set map[string]string
 
 // DefaultVite is the vite spec added to a dependency set that lacks one: a
 // session cannot start without it.
@@ -20,12 +20,12 @@ const DefaultVite = "^8.0.0"
 // maxDeps bounds the dependencies one package.json may declare.
 const maxDeps = 300
 
-// ParsePackageJSON reads the dependencies and devDependencies of a
+// Parse reads the dependencies and devDependencies of a
 // client-sent package.json and checks every name and spec: only registry
 // packages, with exact versions, ranges or dist-tags. Git, GitHub, file,
 // link, workspace and URL specs are refused. Scripts and every other field
 // are ignored: nothing of the client's package.json runs.
-func ParsePackageJSON(data []byte) (Deps, error) {
+func Parse(data []byte) (Set, error) {
 	var pkg struct {
 		Dependencies    map[string]json.RawMessage `json:"dependencies"`
 		DevDependencies map[string]json.RawMessage `json:"devDependencies"`
@@ -34,7 +34,7 @@ func ParsePackageJSON(data []byte) (Deps, error) {
 	if err := dec.Decode(&pkg); err != nil {
 		return nil, invalid(CodeBadJSON, "packageJson: %v", err)
 	}
-	deps := Deps{}
+	deps := Set{}
 	for _, m := range []map[string]json.RawMessage{pkg.Dependencies, pkg.DevDependencies} {
 		for name, raw := range m {
 			var spec string
@@ -96,35 +96,9 @@ func namePart(s string) string {
 	return ""
 }
 
-// checkSpec accepts what the registry resolves: versions ("1.2.3",
-// "1.2.3-beta.1"), ranges ("^1.2", "~1", ">=1 <2", "1.x || 2", "*", "") and
-// dist-tags ("latest", "next"). Everything with a protocol or a path is
-// refused: it would make npm fetch from somewhere else or read the disk.
-func checkSpec(name, spec string) error {
-	s := strings.TrimSpace(spec)
-	refuse := func(why string) error {
-		return invalid(CodeBadDependency, "dependency %q: spec %q refused: %s", name, spec, why)
-	}
-	if len(s) > 128 {
-		return refuse("longer than 128 characters")
-	}
-	if strings.ContainsAny(s, ":/\\#@") {
-		return refuse("only registry versions, ranges and dist-tags are allowed (no git, github, file, link, workspace, npm alias or URL)")
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
-			strings.IndexByte(" .^~<>=|*+-_", c) >= 0
-		if !ok {
-			return refuse("unexpected character " + string(rune(c)))
-		}
-	}
-	return nil
-}
-
-// withDefaults returns a copy of d with vite added when it is missing.
-func (d Deps) withDefaults() Deps {
-	out := make(Deps, len(d)+1)
+// WithDefaults returns a copy of d with vite added when it is missing.
+func (d Set) WithDefaults() Set {
+	out := make(Set, len(d)+1)
 	for k, v := range d {
 		out[k] = v
 	}
@@ -136,8 +110,8 @@ func (d Deps) withDefaults() Deps {
 
 // Key returns a short hash of the dependency set as declared: sets with
 // the same names and specs share one resolution (and sets that resolve to
-// the same packages share one install, see install.go).
-func (d Deps) Key() string {
+// the same packages share one install, see cache.go).
+func (d Set) Key() string {
 	names := make([]string, 0, len(d))
 	for n := range d {
 		names = append(names, n)
@@ -153,9 +127,9 @@ func (d Deps) Key() string {
 	return hex.EncodeToString(h.Sum(nil))[:24]
 }
 
-// packageJSON returns the package.json that the install and the session
+// PackageJSON returns the package.json that the install and the session
 // directory get: the dependency set and nothing else that npm would act on.
-func (d Deps) packageJSON() []byte {
+func (d Set) PackageJSON() []byte {
 	b, _ := json.MarshalIndent(map[string]any{
 		"name":         "vitehost-preview",
 		"private":      true,
@@ -166,4 +140,4 @@ func (d Deps) packageJSON() []byte {
 }
 
 // Has reports whether the set declares the package.
-func (d Deps) Has(name string) bool { _, ok := d[name]; return ok }
+func (d Set) Has(name string) bool { _, ok := d[name]; return ok }

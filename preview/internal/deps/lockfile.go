@@ -1,4 +1,4 @@
-package preview
+package deps
 
 import (
 	"crypto/sha256"

@@ -1,4 +1,4 @@
-package preview
+package deps
 
 import (
 	"fmt"
@@ -81,10 +81,10 @@ func parseVersion(s string) (v version, ok bool) {
 	return version{nums[0], nums[1], nums[2], v.pre}, true
 }
 
-// checkViteVersion refuses a vite version below the floor of its line: a
-// *RequestError with CodeViteVersion. A version it cannot read passes: the
+// CheckViteVersion refuses a vite version below the floor of its line: an
+// *InvalidError with CodeViteVersion. A version it cannot read passes: the
 // dev server's start reports it.
-func checkViteVersion(s string) error {
+func CheckViteVersion(s string) error {
 	v, ok := parseVersion(s)
 	if !ok {
 		return nil

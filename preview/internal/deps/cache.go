@@ -1,4 +1,4 @@
-package preview
+package deps
 
 import (
 	"bytes"
@@ -17,27 +17,22 @@ import (
 	"github.com/vitehost/vitehost/internal/flock"
 )
 
-// ErrInstall is returned, wrapped with npm's error code and one-line
-// reason, when a dependency set fails to install for a reason of the
-// service's (the network, the registry, the disk). A set that cannot be
-// resolved as declared is a *RequestError instead.
-var ErrInstall = errors.New("vitehost/preview: dependency install failed")
-
-// depCache installs each dependency set once into dir/<key>/node_modules,
+// Cache installs each dependency set once into dir/<key>/node_modules,
 // where key names what npm resolves the set to (see lockfile.go): a set is
-// first resolved into a lockfile (ResolveCommand), and sets that resolve to
-// the same packages share one install. The resolution of each declared set
-// is remembered in dir/specs, so that a set seen before costs no npm run.
+// first resolved into a lockfile (Options.Resolve), and sets that resolve
+// to the same packages share one install. The resolution of each declared
+// set is remembered in dir/specs, so that a set seen before costs no npm
+// run.
 //
-// At most MaxInstalls resolutions and installs run at once; the others
-// wait in order of arrival. Concurrent requests for one set share one
-// install, in this process (a map of calls) and across processes that share
-// dir (a file lock); the install stops when every request waiting for it
-// has given up. A failed install leaves nothing behind, so the next request
-// tries again. Each session holds a lease on its set (a shared file lock)
-// for its life; cachegc.go removes the least recently used sets that no
-// lease holds once the cache outgrows its bound.
-type depCache struct {
+// At most Options.MaxInstalls resolutions and installs run at once; the
+// others wait in order of arrival. Concurrent requests for one set share
+// one install, in this process (a map of calls) and across processes that
+// share dir (a file lock); the install stops when every request waiting for
+// it has given up. A failed install leaves nothing behind, so the next
+// request tries again. Each caller holds a lease on its set (a shared file
+// lock) for as long as it says; gc.go removes the least recently used sets
+// that no lease holds once the cache outgrows its bound.
+type Cache struct {
 	dir      string
 	install  []string
 	resolve  []string
@@ -45,24 +40,124 @@ type depCache struct {
 	maxBytes int64 // < 0: no bound
 	queue    *installQueue
 	log      *slog.Logger
-	metrics  *metrics
+	observe  func(time.Duration, error)
 
-	// ctx ends every install when the Manager closes; wg waits for them
-	// and for the evictions that follow them.
-	ctx context.Context
-	wg  sync.WaitGroup
+	// ctx ends every install when the cache stops; wg waits for them and
+	// for the evictions that follow them.
+	ctx  context.Context
+	stop context.CancelFunc
+	wg   sync.WaitGroup
 
 	mu       sync.Mutex
 	calls    map[string]*installCall // by the declared set's Key
 	evicting bool
 }
 
+// Options configures a Cache.
+type Options struct {
+	// Install installs a dependency set in the current directory, which
+	// holds its package.json and the package-lock.json Resolve wrote. Nil
+	// means DefaultInstall().
+	Install []string
+	// Resolve resolves a dependency set without installing it: run in a
+	// directory that holds the set's package.json, it writes
+	// package-lock.json (lockfile version 2 or 3). Nil means
+	// DefaultResolve().
+	Resolve []string
+	// Timeout bounds one install, its resolution included. Zero means
+	// DefaultTimeout.
+	Timeout time.Duration
+	// MaxBytes bounds the disk the cache uses: after each install, the sets
+	// that no lease holds are removed, least recently used first, until
+	// the cache fits. Negative means no bound.
+	MaxBytes int64
+	// MaxInstalls bounds the resolutions and installs that run at once.
+	// Zero means 1.
+	MaxInstalls int
+	// Logger receives the installs' progress and npm's output on failures.
+	// Nil means slog.Default().
+	Logger *slog.Logger
+	// Observe, if not nil, is called after each resolution and install
+	// with the time it took and its error.
+	Observe func(took time.Duration, err error)
+}
+
+// DefaultTimeout is the bound of one install when Options.Timeout is zero.
+const DefaultTimeout = 10 * time.Minute
+
+// DefaultInstall returns the install command of a nil Options.Install: npm
+// install. Lifecycle scripts of dependencies never run; the registry is the
+// only source (the specs were checked by Parse).
+func DefaultInstall() []string {
+	return []string{"npm", "install", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"}
+}
+
+// DefaultResolve returns the resolve command of a nil Options.Resolve: npm
+// install --package-lock-only, which writes package-lock.json.
+func DefaultResolve() []string {
+	return []string{"npm", "install", "--package-lock-only", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"}
+}
+
+// New returns the cache of dependency sets in dir.
+func New(dir string, opts *Options) *Cache {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	if o.Install == nil {
+		o.Install = DefaultInstall()
+	}
+	if o.Resolve == nil {
+		o.Resolve = DefaultResolve()
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if o.MaxInstalls <= 0 {
+		o.MaxInstalls = 1
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Observe == nil {
+		o.Observe = func(time.Duration, error) {}
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	return &Cache{
+		dir:      dir,
+		install:  append([]string(nil), o.Install...),
+		resolve:  append([]string(nil), o.Resolve...),
+		timeout:  o.Timeout,
+		maxBytes: o.MaxBytes,
+		queue:    newInstallQueue(o.MaxInstalls),
+		log:      o.Logger,
+		observe:  o.Observe,
+		ctx:      ctx,
+		stop:     stop,
+		calls:    make(map[string]*installCall),
+	}
+}
+
+// Stop ends every install that runs and every one that starts after: the
+// requests that wait for them get ErrInstall. It does not wait; Close
+// does.
+func (c *Cache) Stop() { c.stop() }
+
+// Close stops the cache and waits for its installs and evictions to end.
+func (c *Cache) Close() {
+	c.stop()
+	c.wg.Wait()
+}
+
+// Counts returns the installs running and waiting for their turn.
+func (c *Cache) Counts() (running, waiting int) { return c.queue.counts() }
+
 // installCall is the resolution and install of one declared set, shared by
 // every request that waits for it.
 type installCall struct {
 	done    chan struct{}
 	err     error              // set before done is closed
-	waiters int                // requests waiting; guarded by depCache.mu
+	waiters int                // requests waiting; guarded by Cache.mu
 	cancel  context.CancelFunc // stops the install when the last waiter leaves
 }
 
@@ -70,17 +165,17 @@ type installCall struct {
 // before it holds it (another process's eviction).
 const leaseRetries = 3
 
-// ensure returns the node_modules directory of deps, resolving and
+// Ensure returns the node_modules directory of deps, resolving and
 // installing the set first when needed. ctx bounds the wait: a request
 // that gives up leaves the install to the others, and stops it when nobody
 // else waits. The set stays in the cache, safe from eviction, until hold
 // ends. A set whose vite is below the floor (vitefloor.go) or that npm
-// cannot resolve as declared is a *RequestError.
-func (c *depCache) ensure(ctx, hold context.Context, deps Deps) (string, error) {
+// cannot resolve as declared is an *InvalidError.
+func (c *Cache) Ensure(ctx, hold context.Context, deps Set) (string, error) {
 	spec := deps.Key()
 	for range leaseRetries {
 		if res, ok := c.resolved(spec); ok {
-			if err := checkViteVersion(res.vite); err != nil {
+			if err := CheckViteVersion(res.vite); err != nil {
 				return "", err
 			}
 			if modules, ok := c.lease(res.key, hold); ok {
@@ -101,9 +196,9 @@ func (c *depCache) ensure(ctx, hold context.Context, deps Deps) (string, error) 
 	return "", fmt.Errorf("%w: the installed set was removed %d times while it was being used", ErrInstall, leaseRetries)
 }
 
-// installed reports whether deps has been resolved and installed, without
+// Installed reports whether deps has been resolved and installed, without
 // running anything.
-func (c *depCache) installed(deps Deps) bool {
+func (c *Cache) Installed(deps Set) bool {
 	res, ok := c.resolved(deps.Key())
 	if !ok {
 		return false
@@ -114,7 +209,7 @@ func (c *depCache) installed(deps Deps) bool {
 
 // join returns the install call of the declared set spec, starting it when
 // none runs, and counts the caller as one of its waiters.
-func (c *depCache) join(spec string, deps Deps) *installCall {
+func (c *Cache) join(spec string, deps Set) *installCall {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	call := c.calls[spec]
@@ -142,7 +237,7 @@ func (c *depCache) join(spec string, deps Deps) *installCall {
 
 // leave counts a waiter of call out; the last one stops the install and
 // forgets it, so that the next request starts afresh.
-func (c *depCache) leave(spec string, call *installCall) {
+func (c *Cache) leave(spec string, call *installCall) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if call.waiters--; call.waiters > 0 {
@@ -156,14 +251,14 @@ func (c *depCache) leave(spec string, call *installCall) {
 
 // run resolves the declared set spec and installs what it resolves to, in
 // its turn of the queue.
-func (c *depCache) run(ctx context.Context, spec string, deps Deps) (err error) {
+func (c *Cache) run(ctx context.Context, spec string, deps Set) (err error) {
 	release, err := c.queue.acquire(ctx)
 	if err != nil {
 		return err
 	}
 	defer release()
 	start := time.Now()
-	defer func() { c.metrics.observeInstall(time.Since(start), err) }()
+	defer func() { c.observe(time.Since(start), err) }()
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 
@@ -175,7 +270,7 @@ func (c *depCache) run(ctx context.Context, spec string, deps Deps) (err error) 
 		return err
 	}
 	defer os.RemoveAll(work)
-	if err := os.WriteFile(filepath.Join(work, "package.json"), deps.packageJSON(), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(work, "package.json"), deps.PackageJSON(), 0o644); err != nil {
 		return err
 	}
 	resolveStart := time.Now()
@@ -195,7 +290,7 @@ func (c *depCache) run(ctx context.Context, spec string, deps Deps) (err error) 
 	if err := c.remember(spec, res); err != nil {
 		return err
 	}
-	if err := checkViteVersion(res.vite); err != nil {
+	if err := CheckViteVersion(res.vite); err != nil {
 		return err
 	}
 	return c.installLocked(ctx, res.key, work)
@@ -204,7 +299,7 @@ func (c *depCache) run(ctx context.Context, spec string, deps Deps) (err error) 
 // installLocked installs the lockfile in work into dir/key, unless it is
 // there, holding the set's install lock: another process that shares dir
 // may be installing the same set.
-func (c *depCache) installLocked(ctx context.Context, key, work string) error {
+func (c *Cache) installLocked(ctx context.Context, key, work string) error {
 	modules := filepath.Join(c.dir, key, "node_modules")
 	if _, err := os.Stat(modules); err == nil {
 		return nil
@@ -256,9 +351,9 @@ func (c *depCache) installLocked(ctx context.Context, key, work string) error {
 
 // command runs a resolve or install command in dir. Its output goes to the
 // log; the error a client may see carries npm's code and one-line reason
-// only (npmerror.go): a *RequestError when the set cannot be resolved as
+// only (npmerror.go): an *InvalidError when the set cannot be resolved as
 // declared, ErrInstall otherwise.
-func (c *depCache) command(ctx context.Context, argv []string, dir, what string) error {
+func (c *Cache) command(ctx context.Context, argv []string, dir, what string) error {
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Dir = dir
 	// Belt and braces: npm also reads the setting from the environment.
@@ -310,10 +405,10 @@ func lockContext(ctx context.Context, path string) (func(), error) {
 
 // specFile is where the resolution of the declared set spec is kept: its
 // install key and vite version on one line.
-func (c *depCache) specFile(spec string) string { return filepath.Join(c.dir, "specs", spec) }
+func (c *Cache) specFile(spec string) string { return filepath.Join(c.dir, "specs", spec) }
 
 // resolved returns the remembered resolution of the declared set spec.
-func (c *depCache) resolved(spec string) (resolution, bool) {
+func (c *Cache) resolved(spec string) (resolution, bool) {
 	data, err := os.ReadFile(c.specFile(spec))
 	if err != nil {
 		return resolution{}, false
@@ -326,7 +421,7 @@ func (c *depCache) resolved(spec string) (resolution, bool) {
 }
 
 // remember keeps the resolution of spec, atomically.
-func (c *depCache) remember(spec string, res resolution) error {
+func (c *Cache) remember(spec string, res resolution) error {
 	f, err := os.CreateTemp(filepath.Join(c.dir, "specs"), ".tmp-")
 	if err != nil {
 		return err
@@ -348,7 +443,7 @@ func (c *depCache) remember(spec string, res resolution) error {
 // eviction cannot take while any holder has it, and a fresh mark of use. It
 // returns the set's node_modules, or false when the set is not (or no
 // longer) installed.
-func (c *depCache) lease(key string, hold context.Context) (string, bool) {
+func (c *Cache) lease(key string, hold context.Context) (string, bool) {
 	unlock, err := flock.RLock(filepath.Join(c.dir, key+".use"))
 	if err != nil {
 		c.log.Warn("vitehost/preview: lease a dependency set", "key", key, "err", err)

@@ -1,4 +1,4 @@
-package preview
+package deps
 
 import (
 	"errors"
@@ -14,10 +14,10 @@ import (
 	"github.com/vitehost/vitehost/internal/flock"
 )
 
-// This file keeps the dependency cache within its bound (Options.
-// CacheMaxBytes): after each install, the sets that no session holds are
+// This file keeps the dependency cache within its bound (Options.MaxBytes):
+// after each install, the sets that no lease holds are
 // removed, least recently used first, until the cache fits. A set counts
-// as used when a session leases it (install.go); a set leased in the last
+// as used when a caller leases it (cache.go); a set leased in the last
 // evictGrace is never removed, so that the requests that waited for an
 // install take their leases before anything can remove it.
 
@@ -37,7 +37,7 @@ type cachedSet struct {
 // evict removes unleased sets, least recently used first, while the cache
 // is over its bound. Only one eviction runs at a time in a process; one
 // that finds another running returns at once.
-func (c *depCache) evict() {
+func (c *Cache) evict() {
 	if c.maxBytes < 0 {
 		return
 	}
@@ -78,7 +78,7 @@ func (c *depCache) evict() {
 }
 
 // sets lists the installed sets and the bytes they use.
-func (c *depCache) sets() ([]cachedSet, int64) {
+func (c *Cache) sets() ([]cachedSet, int64) {
 	entries, err := os.ReadDir(c.dir)
 	if err != nil {
 		return nil, 0
@@ -112,7 +112,7 @@ func (c *depCache) sets() ([]cachedSet, int64) {
 // setSize returns the recorded disk usage of the set in dir, measuring
 // and recording it when a set installed before sizes were recorded has
 // none.
-func (c *depCache) setSize(dir string) int64 {
+func (c *Cache) setSize(dir string) int64 {
 	if data, err := os.ReadFile(filepath.Join(dir, sizeFile)); err == nil {
 		if n, err := strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64); err == nil {
 			return n
@@ -131,7 +131,7 @@ func (c *depCache) setSize(dir string) int64 {
 // remove removes set key unless a lease holds it: it takes the set's use
 // lock exclusively (failing at once while any session holds it), moves the
 // set aside under the lock, and deletes it after.
-func (c *depCache) remove(key string) bool {
+func (c *Cache) remove(key string) bool {
 	unlock, err := flock.TryLock(filepath.Join(c.dir, key+".use"))
 	if err != nil {
 		if !errors.Is(err, flock.ErrLocked) {

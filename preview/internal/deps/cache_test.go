@@ -1,4 +1,4 @@
-package preview
+package deps
 
 import (
 	"context"
@@ -58,17 +58,12 @@ func (f *fakeNPM) runs(what string) []string {
 func (f *fakeNPM) closeGate(t *testing.T) { require.NoError(t, os.WriteFile(f.hold, nil, 0o644)) }
 func (f *fakeNPM) openGate(t *testing.T)  { require.NoError(t, os.Remove(f.hold)) }
 
-func newCache(t *testing.T, f *fakeNPM, maxInstalls int) *depCache {
-	ctx, cancel := context.WithCancel(context.Background())
-	c := &depCache{
-		dir: t.TempDir(), install: f.install, resolve: f.resolve, timeout: time.Minute, maxBytes: -1,
-		queue: newInstallQueue(maxInstalls), ctx: ctx, calls: map[string]*installCall{},
-		log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	}
-	t.Cleanup(func() {
-		cancel()
-		c.wg.Wait()
+func newCache(t *testing.T, f *fakeNPM, maxInstalls int) *Cache {
+	c := New(t.TempDir(), &Options{
+		Install: f.install, Resolve: f.resolve, Timeout: time.Minute, MaxBytes: -1,
+		MaxInstalls: maxInstalls, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
+	t.Cleanup(c.Close)
 	return c
 }
 
@@ -83,18 +78,18 @@ func TestDepCacheInstallsEachSetOnce(t *testing.T) {
 	f := newFakeNPM(t)
 	c := newCache(t, f, 2)
 	ctx, hold := context.Background(), holdFor(t)
-	a := Deps{"react": "^19", "vite": "^8"}
+	a := Set{"react": "^19", "vite": "^8"}
 
-	p1, err := c.ensure(ctx, hold, a)
+	p1, err := c.Ensure(ctx, hold, a)
 	require.NoError(t, err)
 	assert.DirExists(t, p1)
-	p2, err := c.ensure(ctx, hold, Deps{"vite": "^8", "react": "^19"})
+	p2, err := c.Ensure(ctx, hold, Set{"vite": "^8", "react": "^19"})
 	require.NoError(t, err)
 	assert.Equal(t, p1, p2)
 	assert.Len(t, f.runs("install"), 1, "a second session with the same set reuses the install")
 	assert.Len(t, f.runs("resolve"), 1, "and the remembered resolution: npm does not run at all")
 
-	p3, err := c.ensure(ctx, hold, Deps{"vue": "^3", "vite": "^8"})
+	p3, err := c.Ensure(ctx, hold, Set{"vue": "^3", "vite": "^8"})
 	require.NoError(t, err)
 	assert.NotEqual(t, p1, p3)
 	assert.Len(t, f.runs("install"), 2, "another set installs separately")
@@ -103,7 +98,7 @@ func TestDepCacheInstallsEachSetOnce(t *testing.T) {
 	paths := make([]string, 5)
 	for i := range 5 {
 		wg.Go(func() {
-			p, err := c.ensure(ctx, hold, Deps{"svelte": "^5", "vite": "^8"})
+			p, err := c.Ensure(ctx, hold, Set{"svelte": "^5", "vite": "^8"})
 			assert.NoError(t, err)
 			paths[i] = p
 		})
@@ -118,8 +113,8 @@ func TestDepCacheInstallsEachSetOnce(t *testing.T) {
 		assert.NotContains(t, e.Name(), ".stage-", "no staging directory is left")
 		assert.False(t, strings.HasPrefix(e.Name(), "resolve-"), "no resolution directory is left")
 	}
-	assert.True(t, c.installed(a))
-	assert.False(t, c.installed(Deps{"never": "1", "vite": "^8"}))
+	assert.True(t, c.Installed(a))
+	assert.False(t, c.Installed(Set{"never": "1", "vite": "^8"}))
 }
 
 // TestDepCacheOneKeyForEquivalentSpecs declares vite three ways that npm
@@ -129,7 +124,7 @@ func TestDepCacheOneKeyForEquivalentSpecs(t *testing.T) {
 	c := newCache(t, f, 2)
 	var paths []string
 	for _, spec := range []string{"^8.0.0", "8.x", ">=8"} {
-		p, err := c.ensure(context.Background(), holdFor(t), Deps{"react": "^19.2.0", "vite": spec})
+		p, err := c.Ensure(context.Background(), holdFor(t), Set{"react": "^19.2.0", "vite": spec})
 		require.NoError(t, err, spec)
 		paths = append(paths, p)
 	}
@@ -142,18 +137,18 @@ func TestDepCacheOneKeyForEquivalentSpecs(t *testing.T) {
 func TestDepCacheFailureIsNotCached(t *testing.T) {
 	f := newFakeNPM(t)
 	c := newCache(t, f, 2)
-	bad := Deps{"fail-me": "1.0.0", "vite": "^8"}
-	_, err := c.ensure(context.Background(), holdFor(t), bad)
-	var re *RequestError
+	bad := Set{"fail-me": "1.0.0", "vite": "^8"}
+	_, err := c.Ensure(context.Background(), holdFor(t), bad)
+	var re *InvalidError
 	require.ErrorAs(t, err, &re, "a set npm cannot resolve as declared is the client's mistake: %v", err)
 	assert.Equal(t, CodeBadDependency, re.Code)
 	assert.Equal(t, "the dependencies cannot be resolved: npm ETARGET: No matching version found for fail-me@1.0.0.", re.Msg,
 		"npm's code and one-line reason, nothing else")
-	_, err = c.ensure(context.Background(), holdFor(t), bad)
+	_, err = c.Ensure(context.Background(), holdFor(t), bad)
 	require.ErrorAs(t, err, &re)
 	assert.Len(t, f.runs("resolve"), 2, "a failed resolution is tried again")
 
-	_, err = c.ensure(context.Background(), holdFor(t), Deps{"offline-me": "1.0.0", "vite": "^8"})
+	_, err = c.Ensure(context.Background(), holdFor(t), Set{"offline-me": "1.0.0", "vite": "^8"})
 	require.ErrorIs(t, err, ErrInstall, "a failure of the network is the service's")
 	assert.NotErrorAs(t, err, &re)
 	assert.NotContains(t, err.Error(), "/root", "no host path")
@@ -166,17 +161,17 @@ func TestDepCacheFailureIsNotCached(t *testing.T) {
 func TestDepCacheViteFloor(t *testing.T) {
 	f := newFakeNPM(t)
 	c := newCache(t, f, 2)
-	_, err := c.ensure(context.Background(), holdFor(t), Deps{"vite": "6.0.3"})
-	var re *RequestError
+	_, err := c.Ensure(context.Background(), holdFor(t), Set{"vite": "6.0.3"})
+	var re *InvalidError
 	require.ErrorAs(t, err, &re)
 	assert.Equal(t, CodeViteVersion, re.Code)
 	assert.Contains(t, re.Msg, "6.4.3")
 	assert.Empty(t, f.runs("install"), "refused before anything is installed")
-	_, err = c.ensure(context.Background(), holdFor(t), Deps{"vite": "6.0.3"})
+	_, err = c.Ensure(context.Background(), holdFor(t), Set{"vite": "6.0.3"})
 	require.ErrorAs(t, err, &re, "the remembered resolution is refused too")
 	assert.Len(t, f.runs("resolve"), 1)
 
-	_, err = c.ensure(context.Background(), holdFor(t), Deps{"vite": "8.0.16"})
+	_, err = c.Ensure(context.Background(), holdFor(t), Set{"vite": "8.0.16"})
 	require.NoError(t, err)
 }
 
@@ -188,11 +183,11 @@ func TestDepCacheQueue(t *testing.T) {
 	c := newCache(t, f, 1)
 	f.closeGate(t)
 	hold := holdFor(t)
-	sets := []Deps{{"a": "1", "vite": "^8"}, {"b": "1", "vite": "^8"}, {"c": "1", "vite": "^8"}}
+	sets := []Set{{"a": "1", "vite": "^8"}, {"b": "1", "vite": "^8"}, {"c": "1", "vite": "^8"}}
 	errs := make([]error, 3)
 	var wg sync.WaitGroup
 	start := func(i int, ctx context.Context) {
-		wg.Go(func() { _, errs[i] = c.ensure(ctx, hold, sets[i]) })
+		wg.Go(func() { _, errs[i] = c.Ensure(ctx, hold, sets[i]) })
 	}
 	start(0, context.Background())
 	require.Eventually(t, func() bool { return len(f.runs("install")) == 1 }, wait, pollEvery, "a runs")
@@ -226,13 +221,13 @@ func TestDepCacheCancel(t *testing.T) {
 	f := newFakeNPM(t)
 	c := newCache(t, f, 2)
 	f.closeGate(t)
-	set := Deps{"slow": "1", "vite": "^8"}
+	set := Set{"slow": "1", "vite": "^8"}
 
 	ctx1, stop1 := context.WithCancel(context.Background())
 	ctx2, stop2 := context.WithCancel(context.Background())
 	done1, done2 := make(chan error, 1), make(chan error, 1)
-	go func() { _, err := c.ensure(ctx1, holdFor(t), set); done1 <- err }()
-	go func() { _, err := c.ensure(ctx2, holdFor(t), set); done2 <- err }()
+	go func() { _, err := c.Ensure(ctx1, holdFor(t), set); done1 <- err }()
+	go func() { _, err := c.Ensure(ctx2, holdFor(t), set); done2 <- err }()
 	require.Eventually(t, func() bool { return len(f.runs("install")) == 1 }, wait, pollEvery)
 	stop1()
 	require.ErrorIs(t, <-done1, context.Canceled)
@@ -260,7 +255,7 @@ func TestDepCacheCancel(t *testing.T) {
 
 	// The next request starts afresh, and completes.
 	f.openGate(t)
-	p, err := c.ensure(context.Background(), holdFor(t), set)
+	p, err := c.Ensure(context.Background(), holdFor(t), set)
 	require.NoError(t, err)
 	assert.DirExists(t, p)
 	assert.Len(t, f.runs("install"), 2)
@@ -275,13 +270,13 @@ func TestDepCacheEviction(t *testing.T) {
 
 	holdA, releaseA := hold()
 	defer releaseA()
-	a, err := c.ensure(context.Background(), holdA, Deps{"a": "1", "vite": "^8"})
+	a, err := c.Ensure(context.Background(), holdA, Set{"a": "1", "vite": "^8"})
 	require.NoError(t, err)
 	holdB, releaseB := hold()
-	b, err := c.ensure(context.Background(), holdB, Deps{"b": "1", "vite": "^8"})
+	b, err := c.Ensure(context.Background(), holdB, Set{"b": "1", "vite": "^8"})
 	require.NoError(t, err)
 	holdC, releaseC := hold()
-	cc, err := c.ensure(context.Background(), holdC, Deps{"c": "1", "vite": "^8"})
+	cc, err := c.Ensure(context.Background(), holdC, Set{"c": "1", "vite": "^8"})
 	require.NoError(t, err)
 	releaseB()
 	releaseC()
@@ -301,7 +296,7 @@ func TestDepCacheEviction(t *testing.T) {
 	}, wait, pollEvery, "b, the least recently used set without a lease, goes (its lease ends asynchronously)")
 	assert.DirExists(t, a, "a is older, but leased")
 	assert.DirExists(t, cc, "c is newer: the cache fits without removing it")
-	assert.False(t, c.installed(Deps{"b": "1", "vite": "^8"}))
+	assert.False(t, c.Installed(Set{"b": "1", "vite": "^8"}))
 
 	c.maxBytes = 0 // only this goroutine evicts now
 	c.evict()
@@ -314,7 +309,7 @@ func TestDepCacheEviction(t *testing.T) {
 	}, wait, pollEvery)
 
 	// A set used within the grace stays.
-	d, err := c.ensure(context.Background(), holdFor(t), Deps{"d": "1", "vite": "^8"})
+	d, err := c.Ensure(context.Background(), holdFor(t), Set{"d": "1", "vite": "^8"})
 	require.NoError(t, err)
 	c.wg.Wait()
 	c.evict()
@@ -332,12 +327,12 @@ func TestResolveWithNPM(t *testing.T) {
 	testenv.Short(t)
 	testenv.LookPath(t, "npm")
 	f := newFakeNPM(t)
-	f.resolve = defaultResolveCommand
+	f.resolve = DefaultResolve()
 	c := newCache(t, f, 2)
 	var paths []string
 	for _, spec := range []string{"^8.0.0", "8.x", ">=8.0.0 <9"} {
 		start := time.Now()
-		p, err := c.ensure(context.Background(), holdFor(t), Deps{"vite": spec})
+		p, err := c.Ensure(context.Background(), holdFor(t), Set{"vite": spec})
 		require.NoError(t, err, spec)
 		t.Logf("vite %q: resolved and installed (fake) in %s", spec, time.Since(start).Round(time.Millisecond))
 		paths = append(paths, p)
@@ -346,14 +341,14 @@ func TestResolveWithNPM(t *testing.T) {
 	assert.Equal(t, paths[0], paths[2])
 	assert.Len(t, f.runs("install"), 1, "npm resolves the three alike: one install")
 
-	_, err := c.ensure(context.Background(), holdFor(t), Deps{"vite": "~6.0.0"})
-	var re *RequestError
+	_, err := c.Ensure(context.Background(), holdFor(t), Set{"vite": "~6.0.0"})
+	var re *InvalidError
 	require.ErrorAs(t, err, &re)
 	assert.Equal(t, CodeViteVersion, re.Code)
 	assert.Regexp(t, `vite 6\.0\.\d+ is older than 6\.4\.3`, re.Msg, "decided on the version npm resolved the range to")
 	assert.Len(t, f.runs("install"), 1)
 
-	_, err = c.ensure(context.Background(), holdFor(t), Deps{"vite": "^99.0.0"})
+	_, err = c.Ensure(context.Background(), holdFor(t), Set{"vite": "^99.0.0"})
 	require.ErrorAs(t, err, &re)
 	assert.Equal(t, "the dependencies cannot be resolved: npm ETARGET: No matching version found for vite@^99.0.0.", re.Msg)
 }
