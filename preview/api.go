@@ -126,6 +126,8 @@ type createResponse struct {
 	// Created is false when the request named a live session, which it
 	// updated: the update's fields follow.
 	Created bool `json:"created"`
+	// Warnings: see Info.Warnings.
+	Warnings []Warning `json:"warnings,omitempty"`
 	*updateFields
 }
 
@@ -157,7 +159,7 @@ func (m *Manager) handleCreate(w http.ResponseWriter, r *http.Request) string {
 	}
 	res := createResponse{
 		Success: true, SessionID: info.SessionID, PreviewURL: info.PreviewURL,
-		WSURL: info.WSURL, ExpiresAt: info.ExpiresAt.UnixMilli(), Created: info.Update == nil,
+		WSURL: info.WSURL, ExpiresAt: info.ExpiresAt.UnixMilli(), Created: info.Update == nil, Warnings: info.Warnings,
 	}
 	if info.Update != nil {
 		f := newUpdateFields(info.Update)

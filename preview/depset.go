@@ -34,9 +34,35 @@ func ParsePackageJSON(data []byte) (Deps, error) {
 	return d, requestError(err)
 }
 
-// checkViteVersion refuses a vite version below the floor of its line: a
-// *RequestError with CodeViteVersion.
-func checkViteVersion(v string) error { return requestError(deps.CheckViteVersion(v)) }
+// Warning is something about a session's dependencies that the client
+// should know and that does not stop the session: the create answer and
+// the event stream carry it.
+type Warning = deps.Warning
+
+// The codes of a Warning.
+const (
+	WarnViteAdvisories = deps.WarnViteAdvisories // its vite has published advisories on reading the dev server's files
+	WarnLegacyPeerDeps = deps.WarnLegacyPeerDeps // npm refused a peer conflict; installed with --legacy-peer-deps
+	WarnViteAdded      = deps.WarnViteAdded      // the package.json had no vite; the template's was added
+)
+
+// checkViteRange refuses a declared vite spec all of whose releases lie
+// below floor, before anything resolves: a *RequestError with
+// CodeViteVersion that proposes the newest line set's plugins accept.
+func checkViteRange(spec, floor string, set Deps) error {
+	return requestError(deps.CheckViteRange(spec, floor, set))
+}
+
+// completeDeps returns a client's set ready to run (see deps.Complete):
+// one without vite gets the template's, with a warning.
+func completeDeps(set Deps) (Deps, []Warning, error) {
+	template, err := templateDeps()
+	if err != nil {
+		return nil, nil, err
+	}
+	out, warnings, err := deps.Complete(set, template)
+	return out, warnings, requestError(err)
+}
 
 // requestError returns the *RequestError of a set that deps refused, and
 // any other error as it is.

@@ -94,6 +94,7 @@ func New(opts *Options) (*Manager, error) {
 		MaxInstalls: o.MaxInstalls,
 		Logger:      log,
 		Observe:     x.observeInstall,
+		ViteFloor:   o.ViteFloor,
 	})
 	fwd := ssrproxy.NewTransport()
 	fwd.ResponseHeaderTimeout = o.ForwardTimeout
@@ -181,6 +182,10 @@ type Info struct {
 	// Update is what a create that named a live session did to it; nil
 	// when the create made a new session.
 	Update *UpdateResult
+	// Warnings are what the client should know about a new session's
+	// dependencies (Create only): an old vite, a tolerated peer conflict,
+	// a vite the service added.
+	Warnings []Warning
 }
 
 // PreviewURL returns the public URL of session id's preview.

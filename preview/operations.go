@@ -20,6 +20,8 @@ type newProject struct {
 	// ownDeps: the request declared its dependencies (a package.json); a
 	// create that updates a live session checks them against its own.
 	ownDeps bool
+	// warnings are what the checks found for the client to know.
+	warnings []Warning
 }
 
 // declared returns the dependency set the request declared, or nil.
@@ -31,9 +33,10 @@ func (p *newProject) declared() Deps {
 }
 
 // checkCreate validates a create request before anything is written: the
-// id, the files, the dependencies (a vite spec that names an exact version
-// below the floor is refused here; a range is decided once npm resolved it,
-// before anything is installed) and the session quotas.
+// id, the files, the dependencies (completed when they lack vite; a vite
+// spec whose every release is below the floor is refused here, and the
+// version npm resolves a range to is checked again before anything is
+// installed) and the session quotas.
 func (m *Manager) checkCreate(req *CreateRequest) (*newProject, error) {
 	if req.SessionID != "" && !ValidID(req.SessionID) {
 		return nil, badID("sessionId", req.SessionID)
@@ -48,15 +51,16 @@ func (m *Manager) checkCreate(req *CreateRequest) (*newProject, error) {
 	}
 	useTemplate := len(pkg) == 0
 	var deps Deps
+	var warnings []Warning
 	if useTemplate {
 		deps, err = templateDeps()
 	} else if deps, err = ParsePackageJSON(pkg); err == nil {
-		deps = deps.WithDefaults()
+		deps, warnings, err = completeDeps(deps)
 	}
 	if err != nil {
 		return nil, err
 	}
-	if err := checkViteVersion(deps["vite"]); err != nil {
+	if err := checkViteRange(deps["vite"], m.opts.ViteFloor, deps); err != nil {
 		return nil, err
 	}
 	project, err := projectFiles(useTemplate, files.write)
@@ -66,7 +70,7 @@ func (m *Manager) checkCreate(req *CreateRequest) (*newProject, error) {
 	if err := checkQuota(nil, newUsage(project), m.opts.Limits); err != nil {
 		return nil, err
 	}
-	return &newProject{deps: deps, files: project, sent: files, ownDeps: !useTemplate}, nil
+	return &newProject{deps: deps, files: project, sent: files, ownDeps: !useTemplate, warnings: warnings}, nil
 }
 
 // checkUpdate validates an update request before anything is written: its
@@ -81,7 +85,8 @@ func (m *Manager) checkUpdate(req *UpdateRequest) (checkedFiles, Deps, error) {
 	if err != nil {
 		return files, nil, err
 	}
-	return files, deps.WithDefaults(), nil
+	deps, _, err = completeDeps(deps) // as the create completed it
+	return files, deps, err
 }
 
 // Create validates req, writes its files into a new session directory,
@@ -154,12 +159,15 @@ func (m *Manager) create(ctx context.Context, id string, p *newProject) (*Info, 
 		m.remove(context.WithoutCancel(ctx), s, "create failed")
 		return nil, err
 	}
+	s.addWarnings(p.warnings)
 	if err := s.run(ctx, p.deps, p.files); err != nil {
 		s.log.Warn("vitehost/preview: create failed", "err", err)
 		m.drop(context.WithoutCancel(ctx), s, "create failed")
 		return nil, err
 	}
-	return m.info(s.record()), nil
+	info := m.info(s.record())
+	info.Warnings = s.warningList()
+	return info, nil
 }
 
 // publish creates the record of the new session s in the store (failing

@@ -149,6 +149,15 @@ type Options struct {
 	// they reach nothing of the host. Limits.Memory 0 means
 	// DefaultSessionMemory (not sandbox.DefaultMemory).
 	Sandbox sandbox.Config
+	// ViteFloor is the oldest Vite a session may run, such as "6.4.3" or
+	// "7": a package.json whose vite range allows nothing newer is refused
+	// before anything resolves (CodeViteVersion, with the newest line that
+	// the project's plugins accept), and one that resolves below it before
+	// anything installs. Empty means 4.5.0, the oldest the runner drives;
+	// sessions on a line with published file-read advisories then get a
+	// WarnViteAdvisories warning, and the router refuses the requests those
+	// advisories use, whatever the version.
+	ViteFloor string
 	// NoSandbox runs the dev servers without the sandbox, as this process's
 	// user with its environment, for trusted input only. The files that
 	// Node would run (vite.config.*, postcss.config.*, tailwind.config.*,
@@ -276,6 +285,11 @@ func withDefaults(opts *Options) (Options, *url.URL, error) {
 			return o, nil, fmt.Errorf("vitehost/preview: NodeAddr %q must be host:port", o.NodeAddr)
 		}
 	}
+	floor, err := deps.ParseFloor(o.ViteFloor)
+	if err != nil {
+		return o, nil, fmt.Errorf("vitehost/preview: ViteFloor: %w", err)
+	}
+	o.ViteFloor = floor
 	if o.Sandbox.Limits.Memory == 0 {
 		o.Sandbox.Limits.Memory = DefaultSessionMemory
 	}

@@ -84,8 +84,9 @@ type session struct {
 	opts   *vite.Options // how the dev server starts, at each wake too
 	shared string        // where the optimized dependencies are shared (a trusted session's); "" for nowhere
 
-	events  *eventLog  // what the event stream tells; safe for concurrent use
-	crashes chan crash // the dev server's crashes, from onCrash to the run's watch
+	events   *eventLog  // what the event stream tells; safe for concurrent use
+	warnings []Warning  // about its dependencies; guarded by state
+	crashes  chan crash // the dev server's crashes, from onCrash to the run's watch
 
 	// proxy is the serving run's proxy, nil while the dev server is down
 	// (starting, hibernated): the router's one atomic load.
@@ -300,6 +301,7 @@ func (s *session) start(ctx context.Context, deps Deps, files []pendingFile) err
 		}
 		return abandoned(requestError(err))
 	}
+	s.addWarnings(s.env.deps.Warnings(deps))
 	sandboxed := s.env.sandbox != nil
 	l := sessionLaunch(s.dir, modules, deps, sandboxed, s.env.allowConfig)
 	s.opts = &vite.Options{

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -41,6 +42,7 @@ type Cache struct {
 	queue    *installQueue
 	log      *slog.Logger
 	observe  func(time.Duration, error)
+	floor    string // Options.ViteFloor
 
 	// ctx ends every install when the cache stops; wg waits for them and
 	// for the evictions that follow them.
@@ -80,6 +82,9 @@ type Options struct {
 	// Observe, if not nil, is called after each resolution and install
 	// with the time it took and its error.
 	Observe func(took time.Duration, err error)
+	// ViteFloor is the oldest vite a set may resolve to (see ParseFloor);
+	// "" means MinVite.
+	ViteFloor string
 }
 
 // DefaultTimeout is the bound of one install when Options.Timeout is zero.
@@ -132,6 +137,7 @@ func New(dir string, opts *Options) *Cache {
 		queue:    newInstallQueue(o.MaxInstalls),
 		log:      o.Logger,
 		observe:  o.Observe,
+		floor:    o.ViteFloor,
 		ctx:      ctx,
 		stop:     stop,
 		calls:    make(map[string]*installCall),
@@ -175,7 +181,7 @@ func (c *Cache) Ensure(ctx, hold context.Context, deps Set) (string, error) {
 	spec := deps.Key()
 	for range leaseRetries {
 		if res, ok := c.resolved(spec); ok {
-			if err := CheckViteVersion(res.vite); err != nil {
+			if err := CheckViteVersion(res.vite, c.floor, deps); err != nil {
 				return "", err
 			}
 			if modules, ok := c.lease(res.key, hold); ok {
@@ -274,7 +280,16 @@ func (c *Cache) run(ctx context.Context, spec string, deps Set) (err error) {
 		return err
 	}
 	resolveStart := time.Now()
-	if err := c.command(ctx, c.resolve, work, "resolve"); err != nil {
+	legacy := false
+	if err := c.command(ctx, c.resolve, work, "resolve"); errors.Is(err, errPeerConflict) {
+		// What projects made with pnpm or yarn need: both tolerate what
+		// npm 7 and later refuse (https://docs.npmjs.com/cli/v10/using-npm/config#legacy-peer-deps).
+		c.log.Info("vitehost/preview: npm refused a peer conflict; resolving with --legacy-peer-deps", "spec", spec)
+		legacy = true
+		if err := c.command(ctx, withLegacyPeers(c.resolve), work, "resolve"); err != nil {
+			return err
+		}
+	} else if err != nil {
 		return err
 	}
 	lock, err := os.ReadFile(filepath.Join(work, "package-lock.json"))
@@ -285,21 +300,46 @@ func (c *Cache) run(ctx context.Context, spec string, deps Set) (err error) {
 	if err != nil {
 		return fmt.Errorf("%w: reading the resolved lockfile: %v", ErrInstall, err)
 	}
+	res.legacyPeers = legacy
 	c.log.Info("vitehost/preview: resolved dependencies", "spec", spec, "key", res.key, "vite", res.vite,
 		"took", time.Since(resolveStart).Round(time.Millisecond))
 	if err := c.remember(spec, res); err != nil {
 		return err
 	}
-	if err := CheckViteVersion(res.vite); err != nil {
+	if err := CheckViteVersion(res.vite, c.floor, deps); err != nil {
 		return err
 	}
-	return c.installLocked(ctx, res.key, work)
+	return c.installLocked(ctx, res.key, work, legacy)
+}
+
+// withLegacyPeers returns argv with --legacy-peer-deps added.
+func withLegacyPeers(argv []string) []string {
+	return append(slices.Clone(argv), "--legacy-peer-deps")
+}
+
+// Warnings returns what the client should know about the resolution of
+// deps (a resolved set: Ensure returned): the peer conflicts npm was told
+// to tolerate, the advisories of its vite.
+func (c *Cache) Warnings(deps Set) []Warning {
+	res, ok := c.resolved(deps.Key())
+	if !ok {
+		return nil
+	}
+	var out []Warning
+	if res.legacyPeers {
+		out = append(out, Warning{Code: WarnLegacyPeerDeps, Message: "npm refused the dependencies for a peer conflict (ERESOLVE); " +
+			"they were installed with --legacy-peer-deps, as pnpm and yarn install them: a package may run with a peer version it does not declare"})
+	}
+	if w, ok := ViteWarning(res.vite, deps); ok {
+		out = append(out, w)
+	}
+	return out
 }
 
 // installLocked installs the lockfile in work into dir/key, unless it is
 // there, holding the set's install lock: another process that shares dir
 // may be installing the same set.
-func (c *Cache) installLocked(ctx context.Context, key, work string) error {
+func (c *Cache) installLocked(ctx context.Context, key, work string, legacyPeers bool) error {
 	modules := filepath.Join(c.dir, key, "node_modules")
 	if _, err := os.Stat(modules); err == nil {
 		return nil
@@ -328,7 +368,11 @@ func (c *Cache) installLocked(ctx context.Context, key, work string) error {
 	}
 	start := time.Now()
 	c.log.Info("vitehost/preview: installing dependencies", "key", key)
-	if err := c.command(ctx, c.install, stage, "install"); err != nil {
+	install := c.install
+	if legacyPeers {
+		install = withLegacyPeers(install) // else npm install refuses the lockfile's tree again
+	}
+	if err := c.command(ctx, install, stage, "install"); err != nil {
 		return err
 	}
 	if _, err := os.Stat(filepath.Join(stage, "node_modules")); err != nil {
@@ -380,6 +424,9 @@ func (c *Cache) command(ctx context.Context, argv []string, dir, what string) er
 	}
 	c.log.Warn("vitehost/preview: dependency "+what+" failed", "command", strings.Join(argv, " "), "err", err, "output", lastLines(out.String(), 30))
 	f := parseNPMError(out.String())
+	if f.code == "ERESOLVE" && what == "resolve" && !slices.Contains(argv, "--legacy-peer-deps") {
+		return errPeerConflict
+	}
 	if f.client() {
 		return invalid(CodeBadDependency, "the dependencies cannot be resolved: %s", f)
 	}
@@ -403,8 +450,15 @@ func lockContext(ctx context.Context, path string) (func(), error) {
 	}
 }
 
+// legacyMark ends the line of a resolution made with --legacy-peer-deps.
+const legacyMark = "legacy-peer-deps"
+
+// errPeerConflict: npm refused to resolve a set for a peer conflict
+// (ERESOLVE); run resolves it again with --legacy-peer-deps.
+var errPeerConflict = errors.New("vitehost/deps: peer conflict")
+
 // specFile is where the resolution of the declared set spec is kept: its
-// install key and vite version on one line.
+// install key, vite version and legacyMark when it applies, on one line.
 func (c *Cache) specFile(spec string) string { return filepath.Join(c.dir, "specs", spec) }
 
 // resolved returns the remembered resolution of the declared set spec.
@@ -413,11 +467,11 @@ func (c *Cache) resolved(spec string) (resolution, bool) {
 	if err != nil {
 		return resolution{}, false
 	}
-	key, vite, _ := strings.Cut(strings.TrimSpace(string(data)), " ")
-	if len(key) != 24 {
+	fields := strings.Fields(string(data))
+	if len(fields) < 2 || len(fields[0]) != 24 {
 		return resolution{}, false
 	}
-	return resolution{key: key, vite: vite}, true
+	return resolution{key: fields[0], vite: fields[1], legacyPeers: slices.Contains(fields[2:], legacyMark)}, true
 }
 
 // remember keeps the resolution of spec, atomically.
@@ -426,7 +480,11 @@ func (c *Cache) remember(spec string, res resolution) error {
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(f, "%s %s\n", res.key, res.vite)
+	mark := ""
+	if res.legacyPeers {
+		mark = " " + legacyMark
+	}
+	_, err = fmt.Fprintf(f, "%s %s%s\n", res.key, res.vite, mark)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

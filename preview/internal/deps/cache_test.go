@@ -158,10 +158,21 @@ func TestDepCacheFailureIsNotCached(t *testing.T) {
 	assert.Empty(t, f.runs("install"))
 }
 
+// TestDepCacheViteFloor: by default an old vite installs, with a warning;
+// an operator's floor refuses it on the version npm resolved.
 func TestDepCacheViteFloor(t *testing.T) {
 	f := newFakeNPM(t)
 	c := newCache(t, f, 2)
-	_, err := c.Ensure(context.Background(), holdFor(t), Set{"vite": "6.0.3"})
+	_, err := c.Ensure(context.Background(), holdFor(t), Set{"vite": "4.5.14"})
+	require.NoError(t, err, "Vite 4.5 runs by default")
+	w := c.Warnings(Set{"vite": "4.5.14"})
+	require.Len(t, w, 1)
+	assert.Equal(t, WarnViteAdvisories, w[0].Code)
+
+	f = newFakeNPM(t)
+	c = newCache(t, f, 2)
+	c.floor = "6.4.3"
+	_, err = c.Ensure(context.Background(), holdFor(t), Set{"vite": "6.0.3"})
 	var re *InvalidError
 	require.ErrorAs(t, err, &re)
 	assert.Equal(t, CodeViteVersion, re.Code)
@@ -329,6 +340,7 @@ func TestResolveWithNPM(t *testing.T) {
 	f := newFakeNPM(t)
 	f.resolve = DefaultResolve()
 	c := newCache(t, f, 2)
+	c.floor = "6.4.3"
 	var paths []string
 	for _, spec := range []string{"^8.0.0", "8.x", ">=8.0.0 <9"} {
 		start := time.Now()
@@ -351,4 +363,39 @@ func TestResolveWithNPM(t *testing.T) {
 	_, err = c.Ensure(context.Background(), holdFor(t), Set{"vite": "^99.0.0"})
 	require.ErrorAs(t, err, &re)
 	assert.Equal(t, "the dependencies cannot be resolved: npm ETARGET: No matching version found for vite@^99.0.0.", re.Msg)
+}
+
+// TestDepCachePeerConflict: a set that npm refuses for a peer conflict is
+// resolved and installed again with --legacy-peer-deps, remembered as
+// such, and its warning says so; other sets are not.
+func TestDepCachePeerConflict(t *testing.T) {
+	f := newFakeNPM(t)
+	c := newCache(t, f, 1)
+	ctx, hold := context.Background(), holdFor(t)
+	conflict := Set{"peer-conflict-me": "^1", "react": "^19", "vite": "^8"}
+	_, err := c.Ensure(ctx, hold, conflict)
+	require.NoError(t, err)
+	resolves := f.runs("resolve")
+	require.Len(t, resolves, 2)
+	assert.NotContains(t, resolves[0], "--legacy-peer-deps")
+	assert.Contains(t, resolves[1], "--legacy-peer-deps")
+	installs := f.runs("install")
+	require.Len(t, installs, 1)
+	assert.Contains(t, installs[0], "--legacy-peer-deps")
+	w := c.Warnings(conflict)
+	require.Len(t, w, 1)
+	assert.Equal(t, WarnLegacyPeerDeps, w[0].Code)
+
+	// Remembered: the next session neither resolves nor warns differently.
+	_, err = c.Ensure(ctx, hold, conflict)
+	require.NoError(t, err)
+	assert.Len(t, f.runs("resolve"), 2)
+	assert.Equal(t, w, c.Warnings(conflict))
+
+	plain := Set{"react": "^19", "vite": "5.4.21"}
+	_, err = c.Ensure(ctx, hold, plain)
+	require.NoError(t, err)
+	w = c.Warnings(plain)
+	require.Len(t, w, 1, "an old vite warns, no peer conflict")
+	assert.Equal(t, WarnViteAdvisories, w[0].Code)
 }

@@ -21,6 +21,9 @@ type resolution struct {
 	key string
 	// vite is the version of vite the lockfile pins at the top level.
 	vite string
+	// legacyPeers: npm refused the set for a peer conflict, and it was
+	// resolved (and is installed) with --legacy-peer-deps.
+	legacyPeers bool
 }
 
 // parseLockfile reads an npm lockfile of version 2 or 3.

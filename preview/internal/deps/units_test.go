@@ -9,18 +9,80 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// TestViteVersionFloor: by default every release from 4.5 on runs; an
+// operator's floor refuses older ones, with a message that proposes the
+// newest line the project's plugins accept.
 func TestViteVersionFloor(t *testing.T) {
-	for _, v := range []string{"6.4.3", "6.4.6", "6.5.0", "7.3.5", "7.3.8", "8.0.16", "8.4.0", "9.0.0", "10.1.2-beta.1", "^8.0.0", "latest", ""} {
-		assert.NoError(t, CheckViteVersion(v), v)
+	for _, v := range []string{"4.5.0", "4.5.14", "5.4.21", "6.0.9", "6.4.3", "7.3.5", "8.0.16", "9.0.0", "10.1.2-beta.1", "^8.0.0", "latest", ""} {
+		assert.NoError(t, CheckViteVersion(v, "", nil), v)
 	}
-	for _, v := range []string{"6.4.2", "6.0.9", "v6.3.0", "=7.3.4", "7.0.0", "8.0.15", "8.0.16-beta.1", "5.4.21", "4.5.14", "0.1.0"} {
-		err := CheckViteVersion(v)
+	for _, v := range []string{"4.4.9", "3.2.0", "v2.9.0", "0.1.0", "4.5.0-beta.1"} {
+		err := CheckViteVersion(v, "", nil)
 		var re *InvalidError
 		require.ErrorAs(t, err, &re, v)
 		assert.Equal(t, CodeViteVersion, re.Code)
 	}
-	assert.ErrorContains(t, CheckViteVersion("5.4.21"), "not supported")
-	assert.ErrorContains(t, CheckViteVersion("8.0.5"), "older than 8.0.16")
+	lovable := Set{"vite": "^5.4.1", "@vitejs/plugin-react-swc": "^3.5.0", "lovable-tagger": "^1.1.7", "react": "^18.3.1"}
+	err := CheckViteVersion("5.4.21", "6.4.3", lovable)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "vite 5.4.21 is older than 6.4.3")
+	assert.Contains(t, err.Error(), "use vite ^7.3.5, the newest line that the project's plugins accept (@vitejs/plugin-react-swc 3)")
+	err = CheckViteVersion("5.4.21", "8", lovable)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "accept Vite 7 at most (@vitejs/plugin-react-swc 3)")
+	assert.NotContains(t, err.Error(), "use vite ^8", "never a version the project's own plugins refuse")
+	assert.Contains(t, CheckViteVersion("6.0.1", "6.4", Set{"vite": "^6.0.0"}).Error(), "use vite ^8.0.16")
+}
+
+func TestParseFloor(t *testing.T) {
+	for in, want := range map[string]string{"": MinVite, "6": "6.0.0", "6.4": "6.4.0", "v6.4.3": "6.4.3", "3": MinVite, "8.0.16": "8.0.16"} {
+		got, err := ParseFloor(in)
+		require.NoError(t, err, in)
+		assert.Equal(t, want, got, in)
+	}
+	for _, in := range []string{"six", "6.x", "^6", "6.4.3-beta.1", "6.4.3.1"} {
+		_, err := ParseFloor(in)
+		assert.Error(t, err, in)
+	}
+}
+
+// TestViteRange decides declared ranges against a floor before anything
+// resolves.
+func TestViteRange(t *testing.T) {
+	refused := map[string]string{ // spec: floor
+		"^5.4.1": "6", "~5.4.0": "5.5", "5.4.21": "5.4.22", "5.x": "6", "5": "6", "<6": "6", "<=5.4.21": "5.4.22",
+		"^4.5.0 || ^5.0.0": "6", "4.5.0 - 5.4.21": "6", ">=4 <6": "6", "~6.3": "6.4.3", "=6.4.2": "6.4.3", "~4.4.0": "",
+	}
+	for spec, floor := range refused {
+		err := CheckViteRange(spec, floor, nil)
+		var re *InvalidError
+		require.ErrorAs(t, err, &re, "%s with floor %s", spec, floor)
+		assert.Equal(t, CodeViteVersion, re.Code)
+	}
+	passed := map[string]string{
+		"^5.4.1": "5.4.21", "^6.0.0": "6.4.3", ">=5": "8", "latest": "8", "*": "8", "": "8", "^5.4.1 || ^8.0.0": "8",
+		"npm:rolldown-vite@7": "8", "<=6.4.3": "6.4.3", "4.5.0 - 6": "6.4.3", "^4.5.0": "", "^4.4.0": "", "^6.4.2": "6.4.3",
+	}
+	for spec, floor := range passed {
+		assert.NoError(t, CheckViteRange(spec, floor, nil), "%s with floor %s", spec, floor)
+	}
+}
+
+// TestViteWarning: a session on a release with published file-read
+// advisories is told so, with the line its plugins accept.
+func TestViteWarning(t *testing.T) {
+	for _, v := range []string{"4.5.14", "5.4.21", "6.4.2", "7.0.0", "8.0.15"} {
+		w, ok := ViteWarning(v, nil)
+		assert.True(t, ok, v)
+		assert.Equal(t, WarnViteAdvisories, w.Code)
+		assert.Contains(t, w.Message, "vite "+v)
+	}
+	for _, v := range []string{"6.4.3", "7.3.5", "8.0.16", "8.4.0", "9.0.0", "latest"} {
+		_, ok := ViteWarning(v, nil)
+		assert.False(t, ok, v)
+	}
+	w, _ := ViteWarning("5.4.21", Set{"@vitejs/plugin-react-swc": "^3.5.0", "lovable-tagger": "^1.1.7"})
+	assert.Contains(t, w.Message, "use vite ^7.3.5")
 }
 
 // TestParseNPMError reads npm 11's output for the three ways a declared
@@ -132,4 +194,40 @@ func TestInstallQueueOrder(t *testing.T) {
 	for _, c := range ctxs {
 		c()
 	}
+}
+
+// TestComplete adds what a package.json without vite lacks, or says what
+// is missing.
+func TestComplete(t *testing.T) {
+	template := Set{"react": "^19.2.0", "react-dom": "^19.2.0", "vite": "^8.0.0", "@vitejs/plugin-react": "^6.0.0"}
+	got, w, err := Complete(Set{"react": "^18.3.1", "react-dom": "^18.3.1", "lucide-react": "^0.400.0"}, template)
+	require.NoError(t, err)
+	assert.Equal(t, "^8.0.0", got["vite"])
+	assert.Equal(t, "^6.0.0", got["@vitejs/plugin-react"])
+	assert.Equal(t, "^18.3.1", got["react"], "the project's own versions stay")
+	require.Len(t, w, 1)
+	assert.Equal(t, WarnViteAdded, w[0].Code)
+	assert.Contains(t, w[0].Message, "vite@^8.0.0 and @vitejs/plugin-react@^6.0.0")
+
+	got, _, err = Complete(Set{"react": "^18.3.1", "@vitejs/plugin-react-swc": "^3.5.0", "lovable-tagger": "^1.1.7"}, template)
+	require.NoError(t, err)
+	assert.Equal(t, "^7.3.5", got["vite"], "the newest line the project's plugins accept")
+	assert.NotContains(t, got, "@vitejs/plugin-react")
+
+	got, _, err = Complete(Set{"vue": "^3.5.0", "@vitejs/plugin-vue": "^6.0.0"}, template)
+	require.NoError(t, err)
+	assert.Equal(t, "^8.0.0", got["vite"])
+
+	own := Set{"vite": "^5.4.1", "react": "^18.3.1"}
+	got, w, err = Complete(own, template)
+	require.NoError(t, err)
+	assert.Equal(t, own, got)
+	assert.Empty(t, w)
+
+	_, _, err = Complete(Set{"vue": "^3.5.0", "lodash": "^4"}, template)
+	var re *InvalidError
+	require.ErrorAs(t, err, &re)
+	assert.Equal(t, CodeBadDependency, re.Code)
+	assert.Contains(t, re.Msg, "no vite, and neither react nor a Vite framework plugin")
+	assert.Contains(t, re.Msg, "@vitejs/plugin-vue")
 }

@@ -6,11 +6,12 @@ import (
 	"strings"
 )
 
-// viteFloors is the oldest release of each Vite major line that a session
-// may run: the first release that has Vite's WebSocket token and Host
-// checks (5.4.12 and 6.0.9 brought them) and that no published advisory on
-// reading files through the dev server affects. Each floor is the release
-// that fixed the last such advisory published for its line:
+// viteFloors is the first release of each Vite major line that no
+// published advisory on reading files through the dev server affects: a
+// session on an older release gets a warning (ViteWarning), and the
+// router refuses the requests those advisories use (preview/fsdeny.go).
+// Each floor is the release that fixed the last such advisory published
+// for its line:
 //
 //   - 6.4.3, 7.3.5, 8.0.16 fix GHSA-fx2h-pf6j-xcff (CVE-2026-53571,
 //     server.fs.deny bypassed through alternate Windows paths) and, with the
@@ -25,7 +26,7 @@ import (
 //
 // Some of those apply only to Windows hosts; the floors include them
 // anyway, so that one rule holds wherever the service runs. Major lines
-// newer than 8 came after all of them and are accepted.
+// newer than 8 came after all of them.
 var viteFloors = map[int]version{6: {6, 4, 3, ""}, 7: {7, 3, 5, ""}, 8: {8, 0, 16, ""}}
 
 // newestFloored is the newest major line with a floor.
@@ -81,22 +82,74 @@ func parseVersion(s string) (v version, ok bool) {
 	return version{nums[0], nums[1], nums[2], v.pre}, true
 }
 
-// CheckViteVersion refuses a vite version below the floor of its line: an
-// *InvalidError with CodeViteVersion. A version it cannot read passes: the
-// dev server's start reports it.
-func CheckViteVersion(s string) error {
+// MinVite is the oldest Vite release a session runs: the runner drives
+// Vite 4.5 and later (checked on 4.5, 5.4, 6.4, 7.3 and 8.x).
+const MinVite = "4.5.0"
+
+var minVite = version{4, 5, 0, ""}
+
+// ParseFloor reads an operator's Vite floor: "" (MinVite), a major line
+// ("6"), a minor ("6.4") or a release ("6.4.3"). A floor below MinVite is
+// MinVite.
+func ParseFloor(s string) (string, error) {
+	s = strings.TrimPrefix(strings.TrimSpace(s), "v")
+	if s == "" {
+		return MinVite, nil
+	}
+	full := s
+	for strings.Count(full, ".") < 2 {
+		full += ".0"
+	}
+	v, ok := parseVersion(full)
+	if !ok || v.pre != "" {
+		return "", fmt.Errorf("vitehost/deps: Vite floor %q is not a version such as 6, 6.4 or 6.4.3", s)
+	}
+	if v.less(minVite) {
+		v = minVite
+	}
+	return v.String(), nil
+}
+
+// floorVersion is the floor a caller passed, MinVite for "" or one that
+// ParseFloor would refuse.
+func floorVersion(floor string) version {
+	f, err := ParseFloor(floor)
+	if err != nil {
+		return minVite
+	}
+	v, _ := parseVersion(f)
+	return v
+}
+
+// CheckViteVersion refuses a resolved vite version below floor (see
+// ParseFloor; "" means MinVite): an *InvalidError with CodeViteVersion
+// whose message proposes the newest Vite line that the plugins of set
+// accept. A version it cannot read passes: the dev server's start reports
+// it.
+func CheckViteVersion(s, floor string, set Set) error {
 	v, ok := parseVersion(s)
 	if !ok {
 		return nil
 	}
-	floor, floored := viteFloors[v.major]
-	switch {
-	case v.major > newestFloored:
+	f := floorVersion(floor)
+	if !v.less(f) {
 		return nil
-	case !floored:
-		return invalid(CodeViteVersion, "vite %s is not supported: every Vite %d release has published advisories on reading the server's files; use vite ^8.0.16 (or ^7.3.5, ^6.4.3)", v, v.major)
-	case v.less(floor):
-		return invalid(CodeViteVersion, "vite %s is older than %s, the first Vite %d release without published advisories on reading the server's files; use vite ^%s", v, floor, v.major, floor)
 	}
-	return nil
+	return invalid(CodeViteVersion, "vite %s is older than %s, the oldest Vite this preview service runs; %s", v, f, propose(set, f))
+}
+
+// ViteWarning returns the warning of a session whose resolved vite has
+// published advisories on reading the dev server's files, and false for
+// one without.
+func ViteWarning(s string, set Set) (Warning, bool) {
+	v, ok := parseVersion(s)
+	if !ok || v.major > newestFloored {
+		return Warning{}, false
+	}
+	if floor, ok := viteFloors[v.major]; ok && !v.less(floor) {
+		return Warning{}, false
+	}
+	return Warning{Code: WarnViteAdvisories, Message: fmt.Sprintf(
+		"vite %s has published advisories on reading the dev server's files (fixed in 6.4.3, 7.3.5 and 8.0.16); "+
+			"the preview refuses the requests they use, but other places this project runs do not: %s", v, propose(set, minVite))}, true
 }

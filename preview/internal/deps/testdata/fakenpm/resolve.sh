@@ -5,9 +5,19 @@
 # in vite's range resolve alike, as npm resolves "^8.0.0" and "8.x". A set
 # that names fail-me fails as npm fails on a version that does not exist,
 # one that names offline-me as npm fails without a network, and one that
-# names nospace-me as npm fails on a full disk, naming its directory.
+# names nospace-me as npm fails on a full disk, naming its directory. One
+# that names peer-conflict-me fails as npm fails on a peer conflict, unless
+# --legacy-peer-deps follows LOG.
 log="$1"
-echo "resolve $(cksum < package.json | cut -d' ' -f1)" >> "$log"
+legacy="$2"
+echo "resolve $(cksum < package.json | cut -d' ' -f1) $legacy" >> "$log"
+if grep -q peer-conflict-me package.json && [ "$legacy" != "--legacy-peer-deps" ]; then
+  echo "npm error code ERESOLVE" >&2
+  echo "npm error ERESOLVE unable to resolve dependency tree" >&2
+  echo "npm error Could not resolve dependency:" >&2
+  echo "npm error peer react@\"^17.0.0\" from peer-conflict-me@1.0.0" >&2
+  exit 1
+fi
 if grep -q fail-me package.json; then
   echo "npm error code ETARGET" >&2
   echo "npm error notarget No matching version found for fail-me@1.0.0." >&2
