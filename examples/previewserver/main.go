@@ -54,6 +54,7 @@ type config struct {
 	sandboxEnv                      []string
 	sandboxMemory                   int64
 	sandboxPids                     int
+	viteFloor                       string
 	insecureNoToken                 bool
 }
 
@@ -86,6 +87,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return err
 	})
 	fs.IntVar(&c.sandboxPids, "sandbox-pids", sandbox.DefaultPids, "processes and threads each session's sandbox may run at a time (-1: no limit)")
+	fs.StringVar(&c.viteFloor, "vite-floor", "", "oldest Vite a session may run, such as 6.4.3 or 7 (empty: 4.5.0; older lines with published file-read advisories then run with a warning)")
 	fs.BoolVar(&c.insecureNoToken, "insecure-no-token", false, "listen on an address other than loopback without -token: anyone who reaches it may create previews")
 	err := fs.Parse(args)
 	return c, err
@@ -121,6 +123,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 		NodeID:      cfg.nodeID,
 		NodeAddr:    cfg.nodeAddr,
 		NoSandbox:   cfg.noSandbox,
+		ViteFloor:   cfg.viteFloor,
 		Sandbox: sandbox.Config{
 			Env:    cfg.sandboxEnv,
 			Limits: sandbox.Limits{Memory: cfg.sandboxMemory, Pids: cfg.sandboxPids},
