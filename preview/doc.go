@@ -78,16 +78,31 @@
 // bounds the cache: the least recently used sets that no session uses are
 // removed.
 //
-// Vite versions. A session runs Vite 6.4.3, 7.3.5, 8.0.16 or later within
-// its major line, or a major line newer than 8: the first releases that
-// have Vite's WebSocket token and Host checks (5.4.12 and 6.0.9 brought
-// them) and that no published advisory on reading the server's files
-// affects (the last ones: GHSA-fx2h-pf6j-xcff, fixed in 6.4.3, 7.3.5 and
-// 8.0.16; GHSA-p9ff-h696-f583, GHSA-v2wj-q39q-566r and GHSA-4w7w-66w2-5vf9,
-// fixed in 6.4.2, 7.3.2 and 8.0.5). Vite 5 is refused: GHSA-fx2h-pf6j-xcff
-// affects every 5.x release and none fixes it. An exact version is checked
-// when the request arrives; a range once npm has resolved it, before
-// anything is installed. Both answer 400, code "vite_version".
+// Vite versions. A session runs Vite 4.5 or later (what real AI-builder
+// projects declare: Vite 5.4 for Lovable and bolt.new, 4.5 for
+// open-lovable's template). The sandbox confines what its dev server reads
+// to the session's files and packages, and the router refuses, for every
+// version, the requests of Vite's file-read advisories: what
+// server.fs.deny protects (.env, .env.*, *.crt, *.pem, .git) and /@fs/
+// paths outside the project and its packages, in any query or encoding. A
+// session on a release that such advisories affect (every 4.x and 5.x,
+// 6.x before 6.4.3, 7.x before 7.3.5, 8.x before 8.0.16) gets a Warning
+// WarnViteAdvisories. Options.ViteFloor refuses older releases: a declared
+// range that allows nothing at or above it when the request arrives, with
+// the newest line the project's plugins accept; a range resolved below it
+// before anything is installed. Both answer 400, code "vite_version".
+//
+// Warnings. A create's answer (Info.Warnings) and the event stream
+// ("warning" events) carry what the client should know about its
+// dependencies: an old vite, a peer conflict that npm refused and that was
+// installed with --legacy-peer-deps (as pnpm and yarn install it), a vite
+// that the service added to a package.json without one.
+//
+// Crashes and limits. A session's dev server that crashes is restarted,
+// with status StatusRestarting meanwhile; one killed at its sandbox's
+// memory limit (DefaultSessionMemory unless Options.Sandbox says
+// otherwise) is restarted twice, then the session is StatusError with
+// ErrorCode CodeMemoryLimit. Each kill is a status event with its code.
 //
 // Errors. An answer never shows a host path, an address or npm's raw
 // output: npm's failures are its error code and one-line reason (400
