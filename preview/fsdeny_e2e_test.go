@@ -2,11 +2,13 @@ package preview_test
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -52,28 +54,43 @@ var deniedFileTargets = []string{
 // TestRouterRefusesFileReadAdvisories asks a running session, through the
 // router, for its own .env, key and git config, and for files outside it,
 // in every shape of the advisories: each answers 403, and nothing of the
-// files comes back; the page and its modules are still served.
+// files comes back; the page and its modules are still served. Once on the
+// template (Vite 8), once on open-lovable's template (Vite 4.5, which the
+// advisories affect).
 func TestRouterRefusesFileReadAdvisories(t *testing.T) {
 	h := startHostile(t)
+	t.Run("vite8", func(t *testing.T) { refusesFileReads(t, h, []any{benignApp}, nil, "/src/App.tsx") })
+	t.Run("vite4.5", func(t *testing.T) {
+		files, pkg := readProject(t, "testdata/realprojects/openlovable")
+		refusesFileReads(t, h, files, pkg, "/src/App.jsx")
+	})
+}
+
+// refusesFileReads creates a session of project (and pkg, its
+// package.json, when not nil) with secrets of its own, and attacks it.
+func refusesFileReads(t *testing.T, h *hostile, project []any, pkg []byte, module string) {
 	secret := randomMarker("DOTENVSECRET")
-	files := []any{
-		benignApp,
+	files := append(slices.Clone(project),
 		file(".env", "VITE_SECRET="+secret+"\n"),
 		file(".env.local", "VITE_LOCAL="+secret+"\n"),
 		file("certs/key.pem", "-----BEGIN PRIVATE KEY-----\n"+secret+"\n-----END PRIVATE KEY-----\n"),
 		file(".git/config", "[remote \"origin\"]\n\turl = https://"+secret+"@example.com/x.git\n"),
+	)
+	body := map[string]any{"files": files}
+	if pkg != nil {
+		body["packageJson"] = json.RawMessage(pkg)
 	}
-	status, created := h.svc.api(t, "POST", "", map[string]any{"files": files})
+	status, created := h.svc.createLong(t, body)
 	if status == 400 && strings.Contains(string(created.Raw), "bad_path") {
 		// A .git directory is refused at the API: keep the rest.
-		files = files[:4]
-		status, created = h.svc.api(t, "POST", "", map[string]any{"files": files})
+		body["files"] = files[:len(files)-1]
+		status, created = h.svc.createLong(t, body)
 	}
 	require.Equal(t, 200, status, "body: %s", created.Raw)
 
 	code, page := h.svc.rawGet(t, created.PreviewURL, "/")
 	require.Equal(t, 200, code, page)
-	code, app := h.svc.rawGet(t, created.PreviewURL, "/src/App.tsx")
+	code, app := h.svc.rawGet(t, created.PreviewURL, module)
 	require.Equal(t, 200, code, app)
 
 	for _, target := range deniedFileTargets {
