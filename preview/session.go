@@ -287,7 +287,7 @@ func (s *session) start(ctx context.Context, deps Deps, files []pendingFile) err
 		return err
 	}
 	s.root = root
-	if err := writeFiles(root, files); err != nil {
+	if err := writeFiles(root, files, s.owner()); err != nil {
 		return fmt.Errorf("vitehost/preview: write files: %w", err)
 	}
 	if err := root.WriteFile("package.json", deps.PackageJSON(), 0o644); err != nil {

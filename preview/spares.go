@@ -210,7 +210,7 @@ func (p *spares) startIn(ctx context.Context, dir, modules string) (*vite.Spare,
 		return nil, err
 	}
 	defer root.Close()
-	if err := writeFiles(root, files); err != nil {
+	if err := writeFiles(root, files, sandboxOwner(p.env.sandbox)); err != nil {
 		return nil, err
 	}
 	if err := root.WriteFile("package.json", p.deps.PackageJSON(), 0o644); err != nil {

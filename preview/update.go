@@ -57,7 +57,7 @@ func (s *session) update(ctx context.Context, files checkedFiles, deletes []stri
 	}
 
 	res := &UpdateResult{Ignored: files.ignored, Updated: []string{}, Deleted: []string{}, HMR: HMR{Type: HMRNone, Paths: []string{}}}
-	staged, err := stageFiles(s.root, files.write)
+	staged, err := stageFiles(s.root, files.write, s.owner())
 	if err != nil {
 		return nil, fmt.Errorf("vitehost/preview: write files: %w", err)
 	}
