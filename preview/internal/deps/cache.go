@@ -159,6 +159,8 @@ type installCall struct {
 	err     error              // set before done is closed
 	waiters int                // requests waiting; guarded by Cache.mu
 	cancel  context.CancelFunc // stops the install when the last waiter leaves
+	// watchers get the install's progress; guarded by Cache.mu.
+	watchers []progressFunc
 }
 
 // leaseRetries bounds ensure's rounds when the set it found is removed
@@ -172,6 +174,21 @@ const leaseRetries = 3
 // ends. A set whose vite is below the floor (vitefloor.go) or that npm
 // cannot resolve as declared is an *InvalidError.
 func (c *Cache) Ensure(ctx, hold context.Context, deps Set) (string, error) {
+	return c.Install(ctx, hold, deps, nil)
+}
+
+// Install is Ensure that reports its progress to report (which may be
+// nil), ending with PhaseDone when it succeeds. An install that another
+// request started reports its steps from where it is.
+func (c *Cache) Install(ctx, hold context.Context, deps Set, report func(Progress)) (string, error) {
+	modules, err := c.ensure(ctx, hold, deps, report)
+	if err == nil {
+		progressFunc(report).report(Progress{Phase: PhaseDone})
+	}
+	return modules, err
+}
+
+func (c *Cache) ensure(ctx, hold context.Context, deps Set, report progressFunc) (string, error) {
 	spec := deps.Key()
 	for range leaseRetries {
 		if res, ok := c.resolved(spec); ok {
@@ -182,7 +199,7 @@ func (c *Cache) Ensure(ctx, hold context.Context, deps Set) (string, error) {
 				return modules, nil
 			}
 		}
-		call := c.join(spec, deps)
+		call := c.join(spec, deps, report)
 		select {
 		case <-call.done:
 			if call.err != nil {
@@ -209,7 +226,7 @@ func (c *Cache) Installed(deps Set) bool {
 
 // join returns the install call of the declared set spec, starting it when
 // none runs, and counts the caller as one of its waiters.
-func (c *Cache) join(spec string, deps Set) *installCall {
+func (c *Cache) join(spec string, deps Set, report progressFunc) *installCall {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	call := c.calls[spec]
@@ -218,7 +235,7 @@ func (c *Cache) join(spec string, deps Set) *installCall {
 		call = &installCall{done: make(chan struct{}), cancel: cancel}
 		c.calls[spec] = call
 		c.wg.Go(func() {
-			call.err = c.run(ctx, spec, deps)
+			call.err = c.run(ctx, spec, deps, func(p Progress) { c.notify(call, p) })
 			cancel()
 			c.mu.Lock()
 			if c.calls[spec] == call {
@@ -232,6 +249,9 @@ func (c *Cache) join(spec string, deps Set) *installCall {
 		})
 	}
 	call.waiters++
+	if report != nil {
+		call.watchers = append(call.watchers, report)
+	}
 	return call
 }
 
@@ -251,7 +271,7 @@ func (c *Cache) leave(spec string, call *installCall) {
 
 // run resolves the declared set spec and installs what it resolves to, in
 // its turn of the queue.
-func (c *Cache) run(ctx context.Context, spec string, deps Set) (err error) {
+func (c *Cache) run(ctx context.Context, spec string, deps Set, report progressFunc) (err error) {
 	release, err := c.queue.acquire(ctx)
 	if err != nil {
 		return err
@@ -274,6 +294,7 @@ func (c *Cache) run(ctx context.Context, spec string, deps Set) (err error) {
 		return err
 	}
 	resolveStart := time.Now()
+	report.report(Progress{Phase: PhaseResolving})
 	if err := c.command(ctx, c.resolve, work, "resolve"); err != nil {
 		return err
 	}
@@ -293,13 +314,14 @@ func (c *Cache) run(ctx context.Context, spec string, deps Set) (err error) {
 	if err := CheckViteVersion(res.vite); err != nil {
 		return err
 	}
-	return c.installLocked(ctx, res.key, work)
+	return c.installLocked(ctx, res, work, report)
 }
 
 // installLocked installs the lockfile in work into dir/key, unless it is
 // there, holding the set's install lock: another process that shares dir
 // may be installing the same set.
-func (c *Cache) installLocked(ctx context.Context, key, work string) error {
+func (c *Cache) installLocked(ctx context.Context, res resolution, work string, report progressFunc) error {
+	key := res.key
 	modules := filepath.Join(c.dir, key, "node_modules")
 	if _, err := os.Stat(modules); err == nil {
 		return nil
@@ -328,12 +350,14 @@ func (c *Cache) installLocked(ctx context.Context, key, work string) error {
 	}
 	start := time.Now()
 	c.log.Info("vitehost/preview: installing dependencies", "key", key)
+	report.report(Progress{Phase: PhaseDownloading, Packages: res.packages})
 	if err := c.command(ctx, c.install, stage, "install"); err != nil {
 		return err
 	}
 	if _, err := os.Stat(filepath.Join(stage, "node_modules")); err != nil {
 		return fmt.Errorf("%w: %s made no node_modules", ErrInstall, c.install[0])
 	}
+	report.report(Progress{Phase: PhaseLinking})
 	size := diskUsage(stage)
 	if err := os.WriteFile(filepath.Join(stage, sizeFile), []byte(fmt.Sprint(size)), 0o644); err != nil {
 		return err

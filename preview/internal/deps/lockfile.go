@@ -21,6 +21,8 @@ type resolution struct {
 	key string
 	// vite is the version of vite the lockfile pins at the top level.
 	vite string
+	// packages is how many packages the lockfile pins.
+	packages int
 }
 
 // parseLockfile reads an npm lockfile of version 2 or 3.
@@ -58,7 +60,8 @@ func parseLockfile(data []byte) (resolution, error) {
 		}
 	}
 	return resolution{
-		key:  hex.EncodeToString(h.Sum(nil))[:24],
-		vite: lock.Packages["node_modules/vite"].Version,
+		key:      hex.EncodeToString(h.Sum(nil))[:24],
+		vite:     lock.Packages["node_modules/vite"].Version,
+		packages: len(paths),
 	}, nil
 }
