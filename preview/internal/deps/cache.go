@@ -39,6 +39,7 @@ type Cache struct {
 	timeout  time.Duration
 	maxBytes int64 // < 0: no bound
 	queue    *installQueue
+	pnpm     *pnpm // the node's package store; nil: the Install and Resolve commands
 	log      *slog.Logger
 	observe  func(time.Duration, error)
 
@@ -56,13 +57,14 @@ type Cache struct {
 // Options configures a Cache.
 type Options struct {
 	// Install installs a dependency set in the current directory, which
-	// holds its package.json and the package-lock.json Resolve wrote. Nil
-	// means DefaultInstall().
+	// holds its package.json and the package-lock.json Resolve wrote. Nil,
+	// with Resolve nil too, means the node's package store (pnpm.go);
+	// alone, DefaultInstall().
 	Install []string
 	// Resolve resolves a dependency set without installing it: run in a
 	// directory that holds the set's package.json, it writes
-	// package-lock.json (lockfile version 2 or 3). Nil means
-	// DefaultResolve().
+	// package-lock.json (lockfile version 2 or 3). Nil, with Install nil
+	// too, means the node's package store; alone, DefaultResolve().
 	Resolve []string
 	// Timeout bounds one install, its resolution included. Zero means
 	// DefaultTimeout.
@@ -104,6 +106,7 @@ func New(dir string, opts *Options) *Cache {
 	if opts != nil {
 		o = *opts
 	}
+	store := o.Install == nil && o.Resolve == nil
 	if o.Install == nil {
 		o.Install = DefaultInstall()
 	}
@@ -123,7 +126,7 @@ func New(dir string, opts *Options) *Cache {
 		o.Observe = func(time.Duration, error) {}
 	}
 	ctx, stop := context.WithCancel(context.Background())
-	return &Cache{
+	c := &Cache{
 		dir:      dir,
 		install:  append([]string(nil), o.Install...),
 		resolve:  append([]string(nil), o.Resolve...),
@@ -136,6 +139,10 @@ func New(dir string, opts *Options) *Cache {
 		stop:     stop,
 		calls:    make(map[string]*installCall),
 	}
+	if store {
+		c.pnpm = newPNPM(dir, c.command)
+	}
+	return c
 }
 
 // Stop ends every install that runs and every one that starts after: the
@@ -295,14 +302,21 @@ func (c *Cache) run(ctx context.Context, spec string, deps Set, report progressF
 	}
 	resolveStart := time.Now()
 	report.report(Progress{Phase: PhaseResolving})
-	if err := c.command(ctx, c.resolve, work, "resolve"); err != nil {
+	argv, lockName, parse := c.resolve, "package-lock.json", parseLockfile
+	if c.pnpm != nil {
+		if argv, err = c.pnpm.resolveArgv(ctx); err != nil {
+			return errNoTool(err)
+		}
+		lockName, parse = pnpmLockfile, parsePNPMLockfile
+	}
+	if err := c.command(ctx, argv, work, "resolve"); err != nil {
 		return err
 	}
-	lock, err := os.ReadFile(filepath.Join(work, "package-lock.json"))
+	lock, err := os.ReadFile(filepath.Join(work, lockName))
 	if err != nil {
-		return fmt.Errorf("%w: %s wrote no package-lock.json", ErrInstall, c.resolve[0])
+		return fmt.Errorf("%w: %s wrote no %s", ErrInstall, argv[0], lockName)
 	}
-	res, err := parseLockfile(lock)
+	res, err := parse(lock)
 	if err != nil {
 		return fmt.Errorf("%w: reading the resolved lockfile: %v", ErrInstall, err)
 	}
@@ -314,6 +328,7 @@ func (c *Cache) run(ctx context.Context, spec string, deps Set, report progressF
 	if err := CheckViteVersion(res.vite); err != nil {
 		return err
 	}
+	res.lockfile = lockName
 	return c.installLocked(ctx, res, work, report)
 }
 
@@ -339,7 +354,7 @@ func (c *Cache) installLocked(ctx context.Context, res resolution, work string, 
 		return err
 	}
 	defer os.RemoveAll(stage)
-	for _, name := range []string{"package.json", "package-lock.json"} {
+	for _, name := range []string{"package.json", res.lockfile} {
 		data, err := os.ReadFile(filepath.Join(work, name))
 		if err == nil {
 			err = os.WriteFile(filepath.Join(stage, name), data, 0o644)
@@ -351,14 +366,27 @@ func (c *Cache) installLocked(ctx context.Context, res resolution, work string, 
 	start := time.Now()
 	c.log.Info("vitehost/preview: installing dependencies", "key", key)
 	report.report(Progress{Phase: PhaseDownloading, Packages: res.packages})
-	if err := c.command(ctx, c.install, stage, "install"); err != nil {
+	argv := c.install
+	if c.pnpm != nil {
+		if argv, err = c.pnpm.installArgv(ctx); err != nil {
+			return errNoTool(err)
+		}
+		// The store's pruning waits: a file it removed could be one this
+		// install is about to link.
+		unlockStore, err := flock.RLock(c.pnpm.storeLock())
+		if err != nil {
+			return err
+		}
+		defer unlockStore()
+	}
+	if err := c.command(ctx, argv, stage, "install"); err != nil {
 		return err
 	}
 	if _, err := os.Stat(filepath.Join(stage, "node_modules")); err != nil {
-		return fmt.Errorf("%w: %s made no node_modules", ErrInstall, c.install[0])
+		return fmt.Errorf("%w: %s made no node_modules", ErrInstall, argv[0])
 	}
 	report.report(Progress{Phase: PhaseLinking})
-	size := diskUsage(stage)
+	size := c.setUsage(stage)
 	if err := os.WriteFile(filepath.Join(stage, sizeFile), []byte(fmt.Sprint(size)), 0o644); err != nil {
 		return err
 	}
@@ -403,7 +431,7 @@ func (c *Cache) command(ctx context.Context, argv []string, dir, what string) er
 		return ctx.Err() // nobody waits any more
 	}
 	c.log.Warn("vitehost/preview: dependency "+what+" failed", "command", strings.Join(argv, " "), "err", err, "output", lastLines(out.String(), 30))
-	f := parseNPMError(out.String())
+	f := parseFailure(argv, out.String())
 	if f.client() {
 		return invalid(CodeBadDependency, "the dependencies cannot be resolved: %s", f)
 	}
@@ -429,7 +457,14 @@ func lockContext(ctx context.Context, path string) (func(), error) {
 
 // specFile is where the resolution of the declared set spec is kept: its
 // install key and vite version on one line.
-func (c *Cache) specFile(spec string) string { return filepath.Join(c.dir, "specs", spec) }
+func (c *Cache) specFile(spec string) string {
+	if c.pnpm != nil {
+		// The store's resolutions are its own: a cache that npm filled
+		// before keeps its sets, and the store resolves each set afresh.
+		spec = "pnpm-" + spec
+	}
+	return filepath.Join(c.dir, "specs", spec)
+}
 
 // resolved returns the remembered resolution of the declared set spec.
 func (c *Cache) resolved(spec string) (resolution, bool) {

@@ -23,6 +23,8 @@ type resolution struct {
 	vite string
 	// packages is how many packages the lockfile pins.
 	packages int
+	// lockfile is the lockfile's name: package-lock.json, pnpm-lock.yaml.
+	lockfile string
 }
 
 // parseLockfile reads an npm lockfile of version 2 or 3.
