@@ -37,20 +37,21 @@ func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard
 
 // apiResponse is the union of the API's answers.
 type apiResponse struct {
-	Success      bool              `json:"success"`
-	SessionID    string            `json:"sessionId"`
-	PreviewURL   string            `json:"previewUrl"`
-	WSURL        string            `json:"wsUrl"`
-	Status       string            `json:"status"`
-	ExpiresAt    int64             `json:"expiresAt"`
-	Created      *bool             `json:"created"`
-	Updated      []string          `json:"updated"`
-	Ignored      []string          `json:"ignored"`
-	HMRTriggered bool              `json:"hmrTriggered"`
-	HMR          preview.HMR       `json:"hmr"`
-	Error        *apiError         `json:"error"`
-	Warnings     []preview.Warning `json:"warnings"`
-	Raw          json.RawMessage   `json:"-"`
+	Success      bool                      `json:"success"`
+	SessionID    string                    `json:"sessionId"`
+	PreviewURL   string                    `json:"previewUrl"`
+	WSURL        string                    `json:"wsUrl"`
+	Status       string                    `json:"status"`
+	ExpiresAt    int64                     `json:"expiresAt"`
+	Created      *bool                     `json:"created"`
+	Updated      []string                  `json:"updated"`
+	Ignored      []string                  `json:"ignored"`
+	HMRTriggered bool                      `json:"hmrTriggered"`
+	HMR          preview.HMR               `json:"hmr"`
+	Dependencies *preview.DependencyChange `json:"dependencies"`
+	Error        *apiError                 `json:"error"`
+	Warnings     []preview.Warning         `json:"warnings"`
+	Raw          json.RawMessage           `json:"-"`
 }
 
 type apiError struct {

@@ -52,8 +52,21 @@
 // ids. A create that names a live session updates it (the seed's clients
 // name their sessions and send their creates again): the answer has
 // "created": false and the update's result, and a package.json with
-// another dependency set than the session's answers 409 "conflict"
-// (dependencies are fixed for a session's life; delete and create again).
+// another dependency set than the session's answers 409 "conflict" (an
+// update changes the set).
+//
+// Dependency changes. An update whose package.json (UpdateRequest.
+// PackageJSON, or a package.json among its files) declares another set
+// installs it while the dev server serves on the old one, the event stream
+// showing the install's steps ("install" events), then stores the files
+// and package.json (fenced like any update), stops the dev server, writes
+// them and starts it on the new set: the session keeps its id, URL and
+// files, and the open pages reload once. UpdateResult.Dependencies says
+// what changed, with the versions installed. A set that cannot be
+// installed is a *RequestError naming the package and changes nothing.
+// Changes apply in the order they arrived, the last one winning; a node
+// that takes the session over installs the set its stored package.json
+// declares.
 //
 // Cross-site requests. POST bodies must be application/json (415
 // otherwise) and a request whose Origin is neither PublicURL's origin nor

@@ -74,19 +74,33 @@ func (m *Manager) checkCreate(req *CreateRequest) (*newProject, error) {
 }
 
 // checkUpdate validates an update request before anything is written: its
-// files, and the dependency set of a package.json among them, which must
-// be the session's (see update).
+// files, and the dependency set of its package.json (the packageJson
+// field's, or the one among its files), with the vite floor for a vite spec
+// that names an exact version.
 func (m *Manager) checkUpdate(req *UpdateRequest) (checkedFiles, Deps, error) {
 	files, err := checkFiles(req.Files, req.Delete, m.opts.Limits, m.opts.allowConfig())
-	if err != nil || files.packageJSON == nil {
-		return files, nil, err
-	}
-	deps, err := ParsePackageJSON(files.packageJSON)
 	if err != nil {
 		return files, nil, err
 	}
-	deps, _, err = completeDeps(deps) // as the create completed it
-	return files, deps, err
+	if pkg := []byte(req.PackageJSON); len(pkg) > 0 && string(pkg) != "null" {
+		files.packageJSON = pkg
+	}
+	if files.packageJSON == nil {
+		return files, nil, nil
+	}
+	deps, err := ParsePackageJSON(files.packageJSON)
+	if err == nil {
+		// As a create completes it; an exact vite below the floor is
+		// refused here, a range once resolved.
+		deps, _, err = completeDeps(deps)
+	}
+	if err == nil {
+		err = checkViteRange(deps["vite"], m.opts.ViteFloor, deps)
+	}
+	if err != nil {
+		return files, nil, err
+	}
+	return files, deps, nil
 }
 
 // Create validates req, writes its files into a new session directory,
@@ -124,7 +138,7 @@ func (m *Manager) Create(ctx context.Context, req *CreateRequest) (*Info, error)
 		case loc.remote:
 			return nil, remoteError(loc.rec)
 		}
-		res, err := m.update(ctx, loc.s, p.sent, nil, p.declared())
+		res, err := m.update(ctx, loc.s, p.sent, nil, p.declared(), false)
 		if retry(err) {
 			continue
 		} else if err != nil {
@@ -223,7 +237,7 @@ func (m *Manager) Update(ctx context.Context, id string, req *UpdateRequest) (*U
 		case loc.remote:
 			return nil, remoteError(loc.rec)
 		}
-		res, err := m.update(ctx, loc.s, files, req.Delete, declared)
+		res, err := m.update(ctx, loc.s, files, req.Delete, declared, true)
 		if retry(err) {
 			continue // resolve finds the new owner
 		}
@@ -234,16 +248,14 @@ func (m *Manager) Update(ctx context.Context, id string, req *UpdateRequest) (*U
 
 // update applies an update to session s of this node. declared is the
 // dependency set the request declared, if any: the session's own is
-// accepted (and its package.json ignored), another is ErrConflict. When
-// the store refuses the update (ErrFenced), another node owns the session
-// now: s stops here at once, and the caller resolves the session again.
-func (m *Manager) update(ctx context.Context, s *session, files checkedFiles, deletes []string, declared Deps) (*UpdateResult, error) {
+// accepted (and its package.json ignored); another is installed and the
+// dev server restarts on it when change allows it (an update), and is
+// ErrConflict otherwise (a create that names a live session). When the
+// store refuses the update (ErrFenced), another node owns the session now:
+// s stops here at once, and the caller resolves the session again.
+func (m *Manager) update(ctx context.Context, s *session, files checkedFiles, deletes []string, declared Deps, change bool) (*UpdateResult, error) {
 	s.touch()
-	if files.packageJSON != nil {
-		// Dependencies are fixed at creation: a new set means a new session.
-		files.ignored = append(files.ignored, "package.json")
-	}
-	res, err := s.update(ctx, files, deletes, declared, m.opts.Limits)
+	res, err := s.update(ctx, files, deletes, declared, change, m.opts.Limits)
 	if errors.Is(err, ErrFenced) {
 		m.remove(context.WithoutCancel(ctx), s, "claimed by another node")
 	}

@@ -120,10 +120,13 @@ type Options struct {
 
 	// InstallCommand installs a dependency set in the current directory,
 	// which holds its package.json and the package-lock.json ResolveCommand
-	// wrote. Nil means npm install --ignore-scripts
-	// --no-audit --no-fund --loglevel=error. A custom command must not run
-	// lifecycle scripts (pnpm install --ignore-scripts, bun install
-	// --ignore-scripts).
+	// wrote. Nil, with ResolveCommand nil too, means the node's package
+	// store: pnpm (a pinned release, installed into CacheDir from npm once)
+	// resolves and installs every set with --ignore-scripts, each package
+	// version downloaded once into CacheDir/store and hard-linked into the
+	// sets. Nil alone means npm install --ignore-scripts --no-audit
+	// --no-fund --loglevel=error. A custom command must not run lifecycle
+	// scripts (bun install --ignore-scripts).
 	InstallCommand []string
 	// InstallTimeout bounds one install, its resolution included. Zero
 	// means 10 minutes.
@@ -207,8 +210,9 @@ type Options struct {
 	// in a directory that holds the set's package.json, it writes the npm
 	// package-lock.json (lockfile version 2 or 3) that InstallCommand then
 	// installs. Sets that resolve to the same packages share one install.
-	// Nil means npm install --package-lock-only --ignore-scripts --no-audit
-	// --no-fund --loglevel=error.
+	// Nil, with InstallCommand nil too, means the node's package store (see
+	// InstallCommand); nil alone means npm install --package-lock-only
+	// --ignore-scripts --no-audit --no-fund --loglevel=error.
 	ResolveCommand []string
 }
 
@@ -248,10 +252,11 @@ func withDefaults(opts *Options) (Options, *url.URL, error) {
 		o.Spares = DefaultSpares
 	}
 	o.Limits = o.Limits.withDefaults()
-	if o.InstallCommand == nil {
+	// Both nil: the node's package store (deps.Options).
+	if o.InstallCommand == nil && o.ResolveCommand != nil {
 		o.InstallCommand = deps.DefaultInstall()
 	}
-	o.InstallCommand = append([]string(nil), o.InstallCommand...)
+	o.InstallCommand = slices.Clone(o.InstallCommand)
 	if o.InstallTimeout <= 0 {
 		o.InstallTimeout = 10 * time.Minute
 	}
@@ -314,11 +319,11 @@ func withDefaults(opts *Options) (Options, *url.URL, error) {
 	if o.CacheMaxBytes == 0 {
 		o.CacheMaxBytes = DefaultCacheMaxBytes
 	}
-	if o.ResolveCommand == nil {
+	if o.ResolveCommand == nil && o.InstallCommand != nil {
 		o.ResolveCommand = deps.DefaultResolve()
 	}
-	o.ResolveCommand = append([]string(nil), o.ResolveCommand...)
-	if len(o.InstallCommand) == 0 || len(o.ResolveCommand) == 0 {
+	o.ResolveCommand = slices.Clone(o.ResolveCommand)
+	if (o.InstallCommand != nil || o.ResolveCommand != nil) && (len(o.InstallCommand) == 0 || len(o.ResolveCommand) == 0) {
 		return o, nil, fmt.Errorf("vitehost/preview: InstallCommand and ResolveCommand must name a program (nil means the default)")
 	}
 	return o, public, nil

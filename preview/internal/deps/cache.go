@@ -40,6 +40,7 @@ type Cache struct {
 	timeout  time.Duration
 	maxBytes int64 // < 0: no bound
 	queue    *installQueue
+	pnpm     *pnpm // the node's package store; nil: the Install and Resolve commands
 	log      *slog.Logger
 	observe  func(time.Duration, error)
 	floor    string // Options.ViteFloor
@@ -58,13 +59,14 @@ type Cache struct {
 // Options configures a Cache.
 type Options struct {
 	// Install installs a dependency set in the current directory, which
-	// holds its package.json and the package-lock.json Resolve wrote. Nil
-	// means DefaultInstall().
+	// holds its package.json and the package-lock.json Resolve wrote. Nil,
+	// with Resolve nil too, means the node's package store (pnpm.go);
+	// alone, DefaultInstall().
 	Install []string
 	// Resolve resolves a dependency set without installing it: run in a
 	// directory that holds the set's package.json, it writes
-	// package-lock.json (lockfile version 2 or 3). Nil means
-	// DefaultResolve().
+	// package-lock.json (lockfile version 2 or 3). Nil, with Install nil
+	// too, means the node's package store; alone, DefaultResolve().
 	Resolve []string
 	// Timeout bounds one install, its resolution included. Zero means
 	// DefaultTimeout.
@@ -109,6 +111,7 @@ func New(dir string, opts *Options) *Cache {
 	if opts != nil {
 		o = *opts
 	}
+	store := o.Install == nil && o.Resolve == nil
 	if o.Install == nil {
 		o.Install = DefaultInstall()
 	}
@@ -128,7 +131,7 @@ func New(dir string, opts *Options) *Cache {
 		o.Observe = func(time.Duration, error) {}
 	}
 	ctx, stop := context.WithCancel(context.Background())
-	return &Cache{
+	c := &Cache{
 		dir:      dir,
 		install:  append([]string(nil), o.Install...),
 		resolve:  append([]string(nil), o.Resolve...),
@@ -142,6 +145,10 @@ func New(dir string, opts *Options) *Cache {
 		stop:     stop,
 		calls:    make(map[string]*installCall),
 	}
+	if store {
+		c.pnpm = newPNPM(dir, c.command)
+	}
+	return c
 }
 
 // Stop ends every install that runs and every one that starts after: the
@@ -165,6 +172,8 @@ type installCall struct {
 	err     error              // set before done is closed
 	waiters int                // requests waiting; guarded by Cache.mu
 	cancel  context.CancelFunc // stops the install when the last waiter leaves
+	// watchers get the install's progress; guarded by Cache.mu.
+	watchers []progressFunc
 }
 
 // leaseRetries bounds ensure's rounds when the set it found is removed
@@ -178,6 +187,21 @@ const leaseRetries = 3
 // ends. A set whose vite is below the floor (vitefloor.go) or that npm
 // cannot resolve as declared is an *InvalidError.
 func (c *Cache) Ensure(ctx, hold context.Context, deps Set) (string, error) {
+	return c.Install(ctx, hold, deps, nil)
+}
+
+// Install is Ensure that reports its progress to report (which may be
+// nil), ending with PhaseDone when it succeeds. An install that another
+// request started reports its steps from where it is.
+func (c *Cache) Install(ctx, hold context.Context, deps Set, report func(Progress)) (string, error) {
+	modules, err := c.ensure(ctx, hold, deps, report)
+	if err == nil {
+		progressFunc(report).report(Progress{Phase: PhaseDone})
+	}
+	return modules, err
+}
+
+func (c *Cache) ensure(ctx, hold context.Context, deps Set, report progressFunc) (string, error) {
 	spec := deps.Key()
 	for range leaseRetries {
 		if res, ok := c.resolved(spec); ok {
@@ -188,7 +212,7 @@ func (c *Cache) Ensure(ctx, hold context.Context, deps Set) (string, error) {
 				return modules, nil
 			}
 		}
-		call := c.join(spec, deps)
+		call := c.join(spec, deps, report)
 		select {
 		case <-call.done:
 			if call.err != nil {
@@ -215,7 +239,7 @@ func (c *Cache) Installed(deps Set) bool {
 
 // join returns the install call of the declared set spec, starting it when
 // none runs, and counts the caller as one of its waiters.
-func (c *Cache) join(spec string, deps Set) *installCall {
+func (c *Cache) join(spec string, deps Set, report progressFunc) *installCall {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	call := c.calls[spec]
@@ -224,7 +248,7 @@ func (c *Cache) join(spec string, deps Set) *installCall {
 		call = &installCall{done: make(chan struct{}), cancel: cancel}
 		c.calls[spec] = call
 		c.wg.Go(func() {
-			call.err = c.run(ctx, spec, deps)
+			call.err = c.run(ctx, spec, deps, func(p Progress) { c.notify(call, p) })
 			cancel()
 			c.mu.Lock()
 			if c.calls[spec] == call {
@@ -238,6 +262,9 @@ func (c *Cache) join(spec string, deps Set) *installCall {
 		})
 	}
 	call.waiters++
+	if report != nil {
+		call.watchers = append(call.watchers, report)
+	}
 	return call
 }
 
@@ -257,7 +284,7 @@ func (c *Cache) leave(spec string, call *installCall) {
 
 // run resolves the declared set spec and installs what it resolves to, in
 // its turn of the queue.
-func (c *Cache) run(ctx context.Context, spec string, deps Set) (err error) {
+func (c *Cache) run(ctx context.Context, spec string, deps Set, report progressFunc) (err error) {
 	release, err := c.queue.acquire(ctx)
 	if err != nil {
 		return err
@@ -280,23 +307,32 @@ func (c *Cache) run(ctx context.Context, spec string, deps Set) (err error) {
 		return err
 	}
 	resolveStart := time.Now()
+	report.report(Progress{Phase: PhaseResolving})
+	argv, lockName, parse := c.resolve, "package-lock.json", parseLockfile
+	if c.pnpm != nil {
+		if argv, err = c.pnpm.resolveArgv(ctx); err != nil {
+			return errNoTool(err)
+		}
+		lockName, parse = pnpmLockfile, parsePNPMLockfile
+	}
 	legacy := false
-	if err := c.command(ctx, c.resolve, work, "resolve"); errors.Is(err, errPeerConflict) {
+	if err := c.command(ctx, argv, work, "resolve"); errors.Is(err, errPeerConflict) {
 		// What projects made with pnpm or yarn need: both tolerate what
 		// npm 7 and later refuse (https://docs.npmjs.com/cli/v10/using-npm/config#legacy-peer-deps).
+		// The store's pnpm tolerates them itself and never gets here.
 		c.log.Info("vitehost/preview: npm refused a peer conflict; resolving with --legacy-peer-deps", "spec", spec)
 		legacy = true
-		if err := c.command(ctx, withLegacyPeers(c.resolve), work, "resolve"); err != nil {
+		if err := c.command(ctx, withLegacyPeers(argv), work, "resolve"); err != nil {
 			return err
 		}
 	} else if err != nil {
 		return err
 	}
-	lock, err := os.ReadFile(filepath.Join(work, "package-lock.json"))
+	lock, err := os.ReadFile(filepath.Join(work, lockName))
 	if err != nil {
-		return fmt.Errorf("%w: %s wrote no package-lock.json", ErrInstall, c.resolve[0])
+		return fmt.Errorf("%w: %s wrote no %s", ErrInstall, argv[0], lockName)
 	}
-	res, err := parseLockfile(lock)
+	res, err := parse(lock)
 	if err != nil {
 		return fmt.Errorf("%w: reading the resolved lockfile: %v", ErrInstall, err)
 	}
@@ -309,7 +345,8 @@ func (c *Cache) run(ctx context.Context, spec string, deps Set) (err error) {
 	if err := CheckViteVersion(res.vite, c.floor, deps); err != nil {
 		return err
 	}
-	return c.installLocked(ctx, res.key, work, legacy)
+	res.lockfile = lockName
+	return c.installLocked(ctx, res, work, report)
 }
 
 // withLegacyPeers returns argv with --legacy-peer-deps added.
@@ -339,7 +376,8 @@ func (c *Cache) Warnings(deps Set) []Warning {
 // installLocked installs the lockfile in work into dir/key, unless it is
 // there, holding the set's install lock: another process that shares dir
 // may be installing the same set.
-func (c *Cache) installLocked(ctx context.Context, key, work string, legacyPeers bool) error {
+func (c *Cache) installLocked(ctx context.Context, res resolution, work string, report progressFunc) error {
+	key := res.key
 	modules := filepath.Join(c.dir, key, "node_modules")
 	if _, err := os.Stat(modules); err == nil {
 		return nil
@@ -357,7 +395,7 @@ func (c *Cache) installLocked(ctx context.Context, key, work string, legacyPeers
 		return err
 	}
 	defer os.RemoveAll(stage)
-	for _, name := range []string{"package.json", "package-lock.json"} {
+	for _, name := range []string{"package.json", res.lockfile} {
 		data, err := os.ReadFile(filepath.Join(work, name))
 		if err == nil {
 			err = os.WriteFile(filepath.Join(stage, name), data, 0o644)
@@ -368,17 +406,31 @@ func (c *Cache) installLocked(ctx context.Context, key, work string, legacyPeers
 	}
 	start := time.Now()
 	c.log.Info("vitehost/preview: installing dependencies", "key", key)
-	install := c.install
-	if legacyPeers {
-		install = withLegacyPeers(install) // else npm install refuses the lockfile's tree again
+	report.report(Progress{Phase: PhaseDownloading, Packages: res.packages})
+	argv := c.install
+	if c.pnpm != nil {
+		if argv, err = c.pnpm.installArgv(ctx); err != nil {
+			return errNoTool(err)
+		}
+		// The store's pruning waits: a file it removed could be one this
+		// install is about to link.
+		unlockStore, err := flock.RLock(c.pnpm.storeLock())
+		if err != nil {
+			return err
+		}
+		defer unlockStore()
 	}
-	if err := c.command(ctx, install, stage, "install"); err != nil {
+	if res.legacyPeers {
+		argv = withLegacyPeers(argv) // else npm install refuses the lockfile's tree again
+	}
+	if err := c.command(ctx, argv, stage, "install"); err != nil {
 		return err
 	}
 	if _, err := os.Stat(filepath.Join(stage, "node_modules")); err != nil {
-		return fmt.Errorf("%w: %s made no node_modules", ErrInstall, c.install[0])
+		return fmt.Errorf("%w: %s made no node_modules", ErrInstall, argv[0])
 	}
-	size := diskUsage(stage)
+	report.report(Progress{Phase: PhaseLinking})
+	size := c.setUsage(stage)
 	if err := os.WriteFile(filepath.Join(stage, sizeFile), []byte(fmt.Sprint(size)), 0o644); err != nil {
 		return err
 	}
@@ -423,8 +475,8 @@ func (c *Cache) command(ctx context.Context, argv []string, dir, what string) er
 		return ctx.Err() // nobody waits any more
 	}
 	c.log.Warn("vitehost/preview: dependency "+what+" failed", "command", strings.Join(argv, " "), "err", err, "output", lastLines(out.String(), 30))
-	f := parseNPMError(out.String())
-	if f.code == "ERESOLVE" && what == "resolve" && !slices.Contains(argv, "--legacy-peer-deps") {
+	f := parseFailure(argv, out.String())
+	if nf, ok := f.(npmFailure); ok && nf.code == "ERESOLVE" && what == "resolve" && !slices.Contains(argv, "--legacy-peer-deps") {
 		return errPeerConflict
 	}
 	if f.client() {
@@ -459,7 +511,14 @@ var errPeerConflict = errors.New("vitehost/deps: peer conflict")
 
 // specFile is where the resolution of the declared set spec is kept: its
 // install key, vite version and legacyMark when it applies, on one line.
-func (c *Cache) specFile(spec string) string { return filepath.Join(c.dir, "specs", spec) }
+func (c *Cache) specFile(spec string) string {
+	if c.pnpm != nil {
+		// The store's resolutions are its own: a cache that npm filled
+		// before keeps its sets, and the store resolves each set afresh.
+		spec = "pnpm-" + spec
+	}
+	return filepath.Join(c.dir, "specs", spec)
+}
 
 // resolved returns the remembered resolution of the declared set spec.
 func (c *Cache) resolved(spec string) (resolution, bool) {
@@ -467,11 +526,15 @@ func (c *Cache) resolved(spec string) (resolution, bool) {
 	if err != nil {
 		return resolution{}, false
 	}
-	fields := strings.Fields(string(data))
-	if len(fields) < 2 || len(fields[0]) != 24 {
+	fields := strings.Fields(string(data)) // a set without vite has none
+	if len(fields) == 0 || len(fields[0]) != 24 {
 		return resolution{}, false
 	}
-	return resolution{key: fields[0], vite: fields[1], legacyPeers: slices.Contains(fields[2:], legacyMark)}, true
+	res := resolution{key: fields[0], legacyPeers: slices.Contains(fields[1:], legacyMark)}
+	if len(fields) > 1 && fields[1] != legacyMark {
+		res.vite = fields[1]
+	}
+	return res, true
 }
 
 // remember keeps the resolution of spec, atomically.

@@ -54,6 +54,10 @@ func (c *Cache) evict() {
 		c.mu.Unlock()
 	}()
 
+	if c.pnpm != nil {
+		c.evictStore() // storegc.go
+		return
+	}
 	sets, total := c.sets()
 	if total <= c.maxBytes {
 		return
@@ -90,7 +94,8 @@ func (c *Cache) sets() ([]cachedSet, int64) {
 			os.RemoveAll(filepath.Join(c.dir, e.Name())) // left by a process that died removing it
 			continue
 		}
-		if !e.IsDir() || strings.Contains(e.Name(), ".") || strings.HasPrefix(e.Name(), "resolve-") || e.Name() == "specs" {
+		if !e.IsDir() || strings.Contains(e.Name(), ".") || strings.HasPrefix(e.Name(), "resolve-") || e.Name() == "specs" ||
+			e.Name() == storeDir || e.Name() == pnpmCacheDir || e.Name() == toolsDir {
 			continue // staging directories have a dot in their name
 		}
 		dir := filepath.Join(c.dir, e.Name())

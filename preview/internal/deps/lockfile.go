@@ -21,6 +21,10 @@ type resolution struct {
 	key string
 	// vite is the version of vite the lockfile pins at the top level.
 	vite string
+	// packages is how many packages the lockfile pins.
+	packages int
+	// lockfile is the lockfile's name: package-lock.json, pnpm-lock.yaml.
+	lockfile string
 	// legacyPeers: npm refused the set for a peer conflict, and it was
 	// resolved (and is installed) with --legacy-peer-deps.
 	legacyPeers bool
@@ -61,7 +65,8 @@ func parseLockfile(data []byte) (resolution, error) {
 		}
 	}
 	return resolution{
-		key:  hex.EncodeToString(h.Sum(nil))[:24],
-		vite: lock.Packages["node_modules/vite"].Version,
+		key:      hex.EncodeToString(h.Sum(nil))[:24],
+		vite:     lock.Packages["node_modules/vite"].Version,
+		packages: len(paths),
 	}, nil
 }
