@@ -36,11 +36,14 @@ const (
 	// HMRPath is where a session's HMR socket lives on its preview host.
 	HMRPath = "/hmr"
 	// DefaultSessionMemory is the memory limit of a session's sandbox
-	// when Options.Sandbox.Limits.Memory is 0. Measured peaks of real
-	// AI-builder projects (README, "Memory of real projects"): most stay
-	// under 700 MiB, a wallet app with web3 dependencies needs 1.3 GiB; 2
-	// GiB runs all of them with room for a dependency optimization. It is
-	// a bound, not a reservation.
+	// when Options.Sandbox.Limits.Memory is 0. Peaks of the sandbox's
+	// cgroup measured on the projects of testdata/realprojects (page load
+	// and one HMR edit): Lovable-style 345-405 MiB, TanStack Router 346,
+	// Tailwind 4 302, pnpm-made React 285-291, bolt.new 214, open-lovable
+	// 153, Svelte 118, Vue 87 MiB; a public wallet app with web3
+	// dependencies needed about 1.3 GiB (issue 20). 2 GiB runs all of them
+	// with room for a dependency optimization; it is a bound, not a
+	// reservation.
 	DefaultSessionMemory = 2 << 30
 )
 

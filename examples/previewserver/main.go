@@ -220,7 +220,7 @@ func parseBytes(s string) (int64, error) {
 	if s == "-1" {
 		return -1, nil
 	}
-	num := strings.TrimRight(s, "KMGiBkmgib")
+	num := strings.TrimRight(s, "KMGBIkmgbi")
 	unit := strings.TrimSuffix(strings.TrimSuffix(strings.ToUpper(s[len(num):]), "B"), "I")
 	n, err := strconv.ParseInt(num, 10, 64)
 	if err != nil || n <= 0 {
