@@ -58,3 +58,36 @@ func TestMemoryLimitRestarts(t *testing.T) {
 	assert.Equal(t, preview.CodeMemoryLimit, st.ErrorCode, "%s", s.raw)
 	assert.NotContains(t, st.ErrorMessage, "vitehost/", "no Go internals: %s", s.raw)
 }
+
+// crashOnce is a vite.config.ts body whose dev server exits two seconds
+// after its first start (a file in the project remembers it), and runs
+// after that.
+const crashOnce = `import { existsSync, writeFileSync } from 'node:fs'
+const once = { name: 'crash-once', configureServer() {
+  if (existsSync('crashed-once')) return
+  setTimeout(() => { writeFileSync('crashed-once', 'x'); process.exit(1) }, 2000)
+} }
+export default defineConfig({ plugins: [react(), once] })`
+
+// TestCrashRestarting: a session whose dev server crashes says restarting
+// in its status and its event stream until the dev server is back, then
+// active again, and serves its page.
+func TestCrashRestarting(t *testing.T) {
+	testenv.LookPath(t, "bwrap")
+	svc := startService(t, preview.Options{})
+	status, created := svc.api(t, "POST", "", map[string]any{"files": []any{appTSX("crash once"), configTS(crashOnce)}})
+	require.Equal(t, 200, status, "body: %s", created.Raw)
+	events := svc.openEvents(t, created.SessionID, "")
+	defer events.close()
+	isStatus := func(st string) func(sseEvent) bool {
+		return func(e sseEvent) bool { return e.Type == "status" && e.Data["status"] == st }
+	}
+	down := events.next(t, isStatus("restarting"))
+	assert.Contains(t, down.Data["error"], "the dev server crashed; restarting it")
+	assert.Nil(t, down.Data["code"], "not a limit")
+	events.next(t, isStatus("active"))
+	assert.Equal(t, "active", svc.status(created.SessionID).Status)
+	code, page := svc.get(t, created.PreviewURL+"/src/App.tsx")
+	assert.Equal(t, 200, code)
+	assert.Contains(t, page, "crash once")
+}
