@@ -132,7 +132,9 @@ func (s *session) changeDeps(ctx context.Context, files checkedFiles, deletes []
 	}()
 	began := time.Now()
 	report := func(p deps.Progress) { s.events.add(eventInstall, installEvent{Progress: p}) }
-	modules, err := s.env.deps.Install(ctx, hold, next, report)
+	// From the set it replaces: the store resolves and links only what
+	// differs.
+	modules, err := s.env.deps.Install(ctx, hold, next, s.depSet(), report)
 	if err != nil {
 		err = requestError(err)
 		var re *RequestError

@@ -98,7 +98,7 @@ func runDeps(ctx context.Context, env *Env) ([]Row, error) {
 		return nil, err
 	}
 	pnpmArgs := func(verb string, extra ...string) []string {
-		return append([]string{"node", pnpm[0], verb, "--ignore-scripts", "--store-dir", filepath.Join(env.Dir, "pnpm-hand-store"),
+		return append([]string{"node", pnpm[0], verb, "--config.ignore-scripts=true", "--store-dir", filepath.Join(env.Dir, "pnpm-hand-store"),
 			"--config.node-linker=hoisted", "--reporter=silent"}, extra...)
 	}
 	localPNPM, err := localProject(ctx, env, "pnpm-local", pnpmArgs("install"))

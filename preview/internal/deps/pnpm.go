@@ -109,6 +109,9 @@ func (p *pnpm) args(script string, extra ...string) []string {
 		"--config.cache-dir=" + filepath.Join(p.dir, pnpmCacheDir),
 		"--config.node-linker=hoisted",
 		"--config.update-notifier=false",
+		// A node_modules seeded from another set (storeseed.go) that pnpm
+		// would rather rebuild is rebuilt, without asking.
+		"--config.confirm-modules-purge=false",
 		"--reporter=append-only",
 	}
 	return append(argv, extra...)
