@@ -52,6 +52,9 @@ type VersionChange struct {
 // {phase, error} when the set is refused.
 const eventInstall = "install"
 
+// installFailed is the phase of an eventInstall whose set was refused.
+const installFailed deps.Phase = "failed"
+
 // installEvent is the data of an eventInstall.
 type installEvent struct {
 	deps.Progress
@@ -139,9 +142,9 @@ func (s *session) changeDeps(ctx context.Context, files checkedFiles, deletes []
 		err = requestError(err)
 		var re *RequestError
 		if errors.As(err, &re) {
-			s.events.add(eventInstall, installEvent{Progress: deps.Progress{Phase: "failed"}, Error: re.Msg})
+			s.events.add(eventInstall, installEvent{Progress: deps.Progress{Phase: installFailed}, Error: re.Msg})
 		} else if ctx.Err() == nil {
-			s.events.add(eventInstall, installEvent{Progress: deps.Progress{Phase: "failed"}, Error: clientText(err)})
+			s.events.add(eventInstall, installEvent{Progress: deps.Progress{Phase: installFailed}, Error: clientText(err)})
 		}
 		if errors.Is(err, ErrInstall) {
 			return nil, fmt.Errorf("%w: %w", ErrDevServer, err)
