@@ -188,7 +188,7 @@ func (c *Cache) Ensure(ctx, hold context.Context, deps Set) (string, error) {
 // nil), ending with PhaseDone when it succeeds. An install that another
 // request started reports its steps from where it is. like (which may be
 // nil) is a set that deps resembles, such as the one it replaces: when it
-// is installed, the store starts from it (storeseed.go).
+// is installed, the store's resolution starts from it (storeseed.go).
 func (c *Cache) Install(ctx, hold context.Context, deps, like Set, report func(Progress)) (string, error) {
 	modules, err := c.ensure(ctx, hold, deps, like, report)
 	if err == nil {
@@ -338,7 +338,7 @@ func (c *Cache) run(ctx context.Context, spec string, deps, like Set, report pro
 	}
 	res.lockfile = lockName
 	if seed != "" {
-		res.like, res.packages = seed, c.newPackages(seed, lock)
+		res.packages = c.newPackages(seed, lock)
 	}
 	return c.installLocked(ctx, res, work, report)
 }
@@ -389,11 +389,6 @@ func (c *Cache) installLocked(ctx context.Context, res resolution, work string, 
 			return err
 		}
 		defer unlockStore()
-	}
-	if res.like != "" {
-		if err := c.seedModules(res.like, stage); err != nil {
-			c.log.Warn("vitehost/preview: seed an install from a set like it", "key", key, "like", res.like, "err", err)
-		}
 	}
 	if err := c.command(ctx, argv, stage, "install"); err != nil {
 		return err

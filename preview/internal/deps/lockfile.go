@@ -25,9 +25,6 @@ type resolution struct {
 	packages int
 	// lockfile is the lockfile's name: package-lock.json, pnpm-lock.yaml.
 	lockfile string
-	// like is the install key of the installed set the install starts
-	// from (storeseed.go), or "".
-	like string
 }
 
 // parseLockfile reads an npm lockfile of version 2 or 3.

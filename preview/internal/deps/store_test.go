@@ -62,8 +62,8 @@ func TestStoreWithPNPM(t *testing.T) {
 
 	holdB, releaseB := context.WithCancel(context.Background())
 	defer releaseB()
-	// From a, the set it extends: pnpm starts from a's lockfile and
-	// node_modules, and only ms is new.
+	// From a, the set it extends: pnpm starts from a's lockfile, and only
+	// ms is new.
 	progress = nil
 	b, err := c.Install(context.Background(), holdB, Set{"clsx": "^2.1.0", "ms": "^2.1.3"}, Set{"clsx": "^2.1.0"},
 		func(p Progress) { progress = append(progress, p) })
@@ -91,7 +91,7 @@ func TestStoreWithPNPM(t *testing.T) {
 		assert.NotContains(t, ie.Msg, "registry.npmjs.org", "no registry address")
 	}
 
-	// A's install is untouched by b's, which started from a copy of it.
+	// A's install is untouched by b's, which started from its lockfile.
 	assert.NoFileExists(t, filepath.Join(a, "ms", "index.js"))
 	lock, err := os.ReadFile(filepath.Join(a, ".pnpm", "lock.yaml"))
 	require.NoError(t, err)
