@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/chromedp/chromedp"
@@ -162,7 +163,7 @@ func runDeps(ctx context.Context, env *Env) ([]Row, error) {
 			Note: "the same packages, same run; npm's download cache as the machine has it"},
 		{What: "pnpm add <pkg> in a local project of the template's packages", Value: Ms(pn.P50) + " p50",
 			Ratio: Ratio(float64(l.P50), float64(pn.P50)) + " (live add / pnpm add)",
-			Note:  "pnpm " + filepath.Base(filepath.Dir(filepath.Dir(filepath.Dir(filepath.Dir(pnpm[0]))))) + ", hoisted, a store of its own"},
+			Note:  strings.Replace(filepath.Base(filepath.Dir(filepath.Dir(filepath.Dir(filepath.Dir(pnpm[0]))))), "-", " ", 1) + ", hoisted, a store of its own"},
 	}
 
 	// The template plus packages that the store holds (the adds above) in a
