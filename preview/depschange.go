@@ -52,6 +52,9 @@ type VersionChange struct {
 // {phase, error} when the set is refused.
 const eventInstall = "install"
 
+// installFailed is the phase of an eventInstall whose set was refused.
+const installFailed deps.Phase = "failed"
+
 // installEvent is the data of an eventInstall.
 type installEvent struct {
 	deps.Progress
@@ -132,14 +135,16 @@ func (s *session) changeDeps(ctx context.Context, files checkedFiles, deletes []
 	}()
 	began := time.Now()
 	report := func(p deps.Progress) { s.events.add(eventInstall, installEvent{Progress: p}) }
-	modules, err := s.env.deps.Install(ctx, hold, next, report)
+	// From the set it replaces: the store resolves and links only what
+	// differs.
+	modules, err := s.env.deps.Install(ctx, hold, next, s.depSet(), report)
 	if err != nil {
 		err = requestError(err)
 		var re *RequestError
 		if errors.As(err, &re) {
-			s.events.add(eventInstall, installEvent{Progress: deps.Progress{Phase: "failed"}, Error: re.Msg})
+			s.events.add(eventInstall, installEvent{Progress: deps.Progress{Phase: installFailed}, Error: re.Msg})
 		} else if ctx.Err() == nil {
-			s.events.add(eventInstall, installEvent{Progress: deps.Progress{Phase: "failed"}, Error: clientText(err)})
+			s.events.add(eventInstall, installEvent{Progress: deps.Progress{Phase: installFailed}, Error: clientText(err)})
 		}
 		if errors.Is(err, ErrInstall) {
 			return nil, fmt.Errorf("%w: %w", ErrDevServer, err)

@@ -62,7 +62,7 @@ func TestAttackDependencySpecsReachNoHostPath(t *testing.T) {
 		"workspace:*", "workspace:^1", "", " ", "1.0.0 || file:x", "^1 || ../../canary", "1.0.0; touch /tmp/x", "$(touch /tmp/x)",
 	}
 	for _, spec := range hostile {
-		for _, via := range []string{"packageJson", "package.json file", "update's package.json file"} {
+		for _, via := range []string{"packageJson", "package.json file", "update's package.json file", "update's packageJson"} {
 			t.Run(via+" "+spec, func(t *testing.T) {
 				pkg := map[string]any{"dependencies": map[string]string{"evil": spec}}
 				path, body := "/kontext/preview", map[string]any{"files": []any{}, "packageJson": pkg}
@@ -75,6 +75,8 @@ func TestAttackDependencySpecsReachNoHostPath(t *testing.T) {
 				case "update's package.json file":
 					// Checked before the session is looked up.
 					path, body = "/kontext/preview/"+preview.NewID()+"/update", asFile
+				case "update's packageJson":
+					path = "/kontext/preview/" + preview.NewID() + "/update"
 				}
 				status, resp := call(t, api, "POST", path, "s3cret", body)
 				assert.Equal(t, 400, status, "body: %s", resp.Raw)

@@ -81,15 +81,21 @@
 // "quota_exceeded", error.limit naming the quota), whichever Store keeps
 // it and across takeovers. Per-client limits are out of scope.
 //
-// Installs. A dependency set is resolved first (npm install
-// --package-lock-only, about 2 s here) and installed under the hash of the
-// resolved lockfile, so that specs npm resolves alike ("^8.0.0", "8.x",
-// ">=8 <9") share one install; the resolution of each declared set is
-// remembered in CacheDir. At most MaxInstalls resolutions and installs run
-// at once, in order of arrival; a create whose client goes away stops its
-// install unless another request waits for the same set. CacheMaxBytes
-// bounds the cache: the least recently used sets that no session uses are
-// removed.
+// Installs. The dependency sets live in a node-wide content-addressable
+// package store: pnpm, installed once into CacheDir from npm at a pinned
+// release, resolves a set first (into pnpm-lock.yaml, with its cached
+// registry metadata before the registry's) and installs it, with no
+// lifecycle scripts, under the hash of the resolved lockfile, so that specs
+// that resolve alike ("^8.0.0", "8.x", ">=8 <9") share one install; every
+// package version is unpacked once into CacheDir/store and hard-linked into
+// the sets, in a flat layout as npm's. The resolution of each declared set
+// is remembered in CacheDir. At most MaxInstalls resolutions and installs
+// run at once, in order of arrival; a create whose client goes away stops
+// its install unless another request waits for the same set. CacheMaxBytes
+// bounds the cache, the store included and each file counted once: the
+// store's files that no set links go first, then the least recently used
+// sets that no session uses. InstallCommand and ResolveCommand replace the
+// store with npm-style commands.
 //
 // Vite versions. A session runs Vite 4.5 or later (what real AI-builder
 // projects declare: Vite 5.4 for Lovable and bolt.new, 4.5 for

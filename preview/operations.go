@@ -217,9 +217,12 @@ func (m *Manager) publish(ctx context.Context, s *session, p *newProject) error 
 // NodeAddr, the store commits the files before they replace the old ones on
 // disk: when it cannot be reached the update fails with ErrUnavailable and
 // nothing is written. An update that would take the session past a quota
-// of Limits is a *QuotaError; a package.json with another dependency set
-// than the session's is ErrConflict (dependencies are fixed at creation). A
-// session that another node runs is ErrRemote (the API forwards those).
+// of Limits is a *QuotaError. A package.json (req.PackageJSON, or one among
+// the files) with another dependency set than the session's changes the set
+// (depschange.go): it installs while the dev server serves, then the server
+// restarts on it; a set that cannot be installed is a *RequestError and
+// changes nothing. A session that another node runs is ErrRemote (the API
+// forwards those).
 func (m *Manager) Update(ctx context.Context, id string, req *UpdateRequest) (*UpdateResult, error) {
 	if err := m.begin(); err != nil {
 		return nil, err

@@ -58,8 +58,10 @@ type Options struct {
 	// vitehost-preview under the OS temp directory. One Manager at a time
 	// may use a BaseDir; it removes what an earlier one left behind.
 	BaseDir string
-	// CacheDir holds one install per dependency set. Empty means BaseDir/deps.
-	// Several Managers, on one machine, may share it.
+	// CacheDir holds one install per dependency set and the package store
+	// they link (store, with pnpm and its metadata cache): it must be on
+	// one file system. Empty means BaseDir/deps. Several Managers, on one
+	// machine, may share it.
 	CacheDir string
 
 	// TTL is how long a session lives after its creation. Zero means DefaultTTL.
@@ -204,10 +206,11 @@ type Options struct {
 	// MaxInstalls bounds the dependency resolutions and installs that run
 	// at once; more wait in order of arrival. Zero means DefaultMaxInstalls.
 	MaxInstalls int
-	// CacheMaxBytes bounds the disk the dependency cache uses: after each
-	// install, the sets no session uses are removed, least recently used
-	// first, until the cache fits. Zero means DefaultCacheMaxBytes;
-	// negative means no bound.
+	// CacheMaxBytes bounds the disk the dependency cache uses, the package
+	// store included, each hard-linked file counted once: after each
+	// install, the store's files that no set links go first, then the sets
+	// no session uses, least recently used first, until the cache fits.
+	// Zero means DefaultCacheMaxBytes; negative means no bound.
 	CacheMaxBytes int64
 	// ResolveCommand resolves a dependency set without installing it: run
 	// in a directory that holds the set's package.json, it writes the npm

@@ -306,7 +306,10 @@ func (s *session) start(ctx context.Context, deps Deps, files []pendingFile) err
 
 	hold, release := context.WithCancel(s.ctx)
 	s.releaseDeps = release
-	modules, err := s.env.deps.Ensure(s.ctx, hold, deps)
+	// A project's set is most often the template's and a few packages: the
+	// store starts from the template's set (internal/deps/storeseed.go).
+	like, _ := templateDeps()
+	modules, err := s.env.deps.Install(s.ctx, hold, deps, like, nil)
 	if err != nil {
 		if errors.Is(err, ErrInstall) {
 			return fmt.Errorf("%w: %w", ErrDevServer, err)

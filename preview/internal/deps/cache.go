@@ -187,21 +187,23 @@ const leaseRetries = 3
 // ends. A set whose vite is below the floor (vitefloor.go) or that npm
 // cannot resolve as declared is an *InvalidError.
 func (c *Cache) Ensure(ctx, hold context.Context, deps Set) (string, error) {
-	return c.Install(ctx, hold, deps, nil)
+	return c.Install(ctx, hold, deps, nil, nil)
 }
 
 // Install is Ensure that reports its progress to report (which may be
 // nil), ending with PhaseDone when it succeeds. An install that another
-// request started reports its steps from where it is.
-func (c *Cache) Install(ctx, hold context.Context, deps Set, report func(Progress)) (string, error) {
-	modules, err := c.ensure(ctx, hold, deps, report)
+// request started reports its steps from where it is. like (which may be
+// nil) is a set that deps resembles, such as the one it replaces: when it
+// is installed, the store's resolution starts from it (storeseed.go).
+func (c *Cache) Install(ctx, hold context.Context, deps, like Set, report func(Progress)) (string, error) {
+	modules, err := c.ensure(ctx, hold, deps, like, report)
 	if err == nil {
 		progressFunc(report).report(Progress{Phase: PhaseDone})
 	}
 	return modules, err
 }
 
-func (c *Cache) ensure(ctx, hold context.Context, deps Set, report progressFunc) (string, error) {
+func (c *Cache) ensure(ctx, hold context.Context, deps, like Set, report progressFunc) (string, error) {
 	spec := deps.Key()
 	for range leaseRetries {
 		if res, ok := c.resolved(spec); ok {
@@ -212,7 +214,7 @@ func (c *Cache) ensure(ctx, hold context.Context, deps Set, report progressFunc)
 				return modules, nil
 			}
 		}
-		call := c.join(spec, deps, report)
+		call := c.join(spec, deps, like, report)
 		select {
 		case <-call.done:
 			if call.err != nil {
@@ -239,7 +241,7 @@ func (c *Cache) Installed(deps Set) bool {
 
 // join returns the install call of the declared set spec, starting it when
 // none runs, and counts the caller as one of its waiters.
-func (c *Cache) join(spec string, deps Set, report progressFunc) *installCall {
+func (c *Cache) join(spec string, deps, like Set, report progressFunc) *installCall {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	call := c.calls[spec]
@@ -248,7 +250,7 @@ func (c *Cache) join(spec string, deps Set, report progressFunc) *installCall {
 		call = &installCall{done: make(chan struct{}), cancel: cancel}
 		c.calls[spec] = call
 		c.wg.Go(func() {
-			call.err = c.run(ctx, spec, deps, func(p Progress) { c.notify(call, p) })
+			call.err = c.run(ctx, spec, deps, like, func(p Progress) { c.notify(call, p) })
 			cancel()
 			c.mu.Lock()
 			if c.calls[spec] == call {
@@ -284,7 +286,7 @@ func (c *Cache) leave(spec string, call *installCall) {
 
 // run resolves the declared set spec and installs what it resolves to, in
 // its turn of the queue.
-func (c *Cache) run(ctx context.Context, spec string, deps Set, report progressFunc) (err error) {
+func (c *Cache) run(ctx context.Context, spec string, deps, like Set, report progressFunc) (err error) {
 	release, err := c.queue.acquire(ctx)
 	if err != nil {
 		return err
@@ -305,6 +307,12 @@ func (c *Cache) run(ctx context.Context, spec string, deps Set, report progressF
 	defer os.RemoveAll(work)
 	if err := os.WriteFile(filepath.Join(work, "package.json"), deps.PackageJSON(), 0o644); err != nil {
 		return err
+	}
+	seed := c.seed(like)
+	if seed != "" {
+		if err := c.seedLockfile(seed, work); err != nil {
+			seed = ""
+		}
 	}
 	resolveStart := time.Now()
 	report.report(Progress{Phase: PhaseResolving})
@@ -346,6 +354,9 @@ func (c *Cache) run(ctx context.Context, spec string, deps Set, report progressF
 		return err
 	}
 	res.lockfile = lockName
+	if seed != "" {
+		res.packages = c.newPackages(seed, lock)
+	}
 	return c.installLocked(ctx, res, work, report)
 }
 

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 )
 
 // This file is the node's package store: pnpm, installed once into the
@@ -51,27 +50,20 @@ const pnpmLockfile = "pnpm-lock.yaml"
 type pnpm struct {
 	dir string // the cache directory
 
-	// installTool installs pnpm into the cache once per process (and, by a
-	// file lock, once per directory).
+	// installTool returns pnpm's script, installing pnpm into the cache
+	// first when it is not there.
 	installTool func(ctx context.Context) (string, error)
 }
 
 func newPNPM(dir string, run func(ctx context.Context, argv []string, workDir, what string) error) *pnpm {
 	p := &pnpm{dir: dir}
-	var (
-		mu   sync.Mutex
-		done string
-	)
+	// No mutex: the requests that find pnpm missing wait for one another on
+	// a file lock, each with its own context, and check again once they
+	// hold it.
 	p.installTool = func(ctx context.Context) (string, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		if done != "" {
-			return done, nil
-		}
 		tool := filepath.Join(dir, toolsDir, "pnpm-"+PNPMVersion)
 		script := filepath.Join(tool, "node_modules", "pnpm", "bin", "pnpm.cjs")
 		if _, err := os.Stat(script); err == nil {
-			done = script
 			return script, nil
 		}
 		if err := os.MkdirAll(filepath.Join(dir, toolsDir), 0o755); err != nil {
@@ -82,25 +74,25 @@ func newPNPM(dir string, run func(ctx context.Context, argv []string, workDir, w
 			return "", err
 		}
 		defer unlock()
-		if _, err := os.Stat(script); err != nil {
-			stage, err := os.MkdirTemp(filepath.Join(dir, toolsDir), ".stage-")
-			if err != nil {
-				return "", err
-			}
-			defer os.RemoveAll(stage)
-			argv := []string{"npm", "install", "--prefix", stage, "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error",
-				"--no-package-lock", "pnpm@" + PNPMVersion}
-			if err := run(ctx, argv, stage, "install of pnpm"); err != nil {
-				return "", err
-			}
-			if err := os.Chmod(stage, 0o755); err != nil {
-				return "", err
-			}
-			if err := os.Rename(stage, tool); err != nil {
-				return "", err
-			}
+		if _, err := os.Stat(script); err == nil {
+			return script, nil // installed while this waited
 		}
-		done = script
+		stage, err := os.MkdirTemp(filepath.Join(dir, toolsDir), ".stage-")
+		if err != nil {
+			return "", err
+		}
+		defer os.RemoveAll(stage)
+		argv := []string{"npm", "install", "--prefix", stage, "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error",
+			"--no-package-lock", "pnpm@" + PNPMVersion}
+		if err := run(ctx, argv, stage, "install of pnpm"); err != nil {
+			return "", err
+		}
+		if err := os.Chmod(stage, 0o755); err != nil {
+			return "", err
+		}
+		if err := os.Rename(stage, tool); err != nil {
+			return "", err
+		}
 		return script, nil
 	}
 	return p
@@ -117,6 +109,9 @@ func (p *pnpm) args(script string, extra ...string) []string {
 		"--config.cache-dir=" + filepath.Join(p.dir, pnpmCacheDir),
 		"--config.node-linker=hoisted",
 		"--config.update-notifier=false",
+		// A node_modules seeded from another set (storeseed.go) that pnpm
+		// would rather rebuild is rebuilt, without asking.
+		"--config.confirm-modules-purge=false",
 		"--reporter=append-only",
 	}
 	return append(argv, extra...)

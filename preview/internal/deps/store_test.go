@@ -41,7 +41,7 @@ func TestStoreWithPNPM(t *testing.T) {
 
 	holdA, releaseA := context.WithCancel(context.Background())
 	defer releaseA()
-	a, err := c.Install(context.Background(), holdA, Set{"clsx": "^2.1.0"}, func(p Progress) { progress = append(progress, p) })
+	a, err := c.Install(context.Background(), holdA, Set{"clsx": "^2.1.0"}, nil, func(p Progress) { progress = append(progress, p) })
 	require.NoError(t, err)
 	require.NotEmpty(t, progress)
 	assert.Equal(t, PhaseResolving, progress[0].Phase)
@@ -62,8 +62,13 @@ func TestStoreWithPNPM(t *testing.T) {
 
 	holdB, releaseB := context.WithCancel(context.Background())
 	defer releaseB()
-	b, err := c.Ensure(context.Background(), holdB, Set{"clsx": "^2.1.0", "ms": "^2.1.3"})
+	// From a, the set it extends: pnpm starts from a's lockfile, and only
+	// ms is new.
+	progress = nil
+	b, err := c.Install(context.Background(), holdB, Set{"clsx": "^2.1.0", "ms": "^2.1.3"}, Set{"clsx": "^2.1.0"},
+		func(p Progress) { progress = append(progress, p) })
 	require.NoError(t, err)
+	assert.Contains(t, progress, Progress{Phase: PhaseDownloading, Packages: 1}, "one package is new")
 	assert.NotEqual(t, a, b)
 	file := filepath.Join("clsx", "dist", "clsx.mjs")
 	assert.Equal(t, inodeOf(t, filepath.Join(a, file)), inodeOf(t, filepath.Join(b, file)), "one copy of clsx, linked into both sets")
@@ -85,6 +90,12 @@ func TestStoreWithPNPM(t *testing.T) {
 		assert.Contains(t, ie.Msg, "pnpm ")
 		assert.NotContains(t, ie.Msg, "registry.npmjs.org", "no registry address")
 	}
+
+	// A's install is untouched by b's, which started from its lockfile.
+	assert.NoFileExists(t, filepath.Join(a, "ms", "index.js"))
+	lock, err := os.ReadFile(filepath.Join(a, ".pnpm", "lock.yaml"))
+	require.NoError(t, err)
+	assert.NotContains(t, string(lock), "ms@")
 
 	// Over a bound: b, unleased and old, goes, and with it ms's files in
 	// the store; a stays, leased, and so do clsx's files.
