@@ -485,11 +485,11 @@ func (c *Cache) command(ctx context.Context, argv []string, dir, what string) er
 	case ctx.Err() != nil:
 		return ctx.Err() // nobody waits any more
 	}
-	c.log.Warn("vitehost/preview: dependency "+what+" failed", "command", strings.Join(argv, " "), "err", err, "output", lastLines(out.String(), 30))
 	f := parseFailure(argv, out.String())
 	if nf, ok := f.(npmFailure); ok && nf.code == "ERESOLVE" && what == "resolve" && !slices.Contains(argv, "--legacy-peer-deps") {
-		return errPeerConflict
+		return errPeerConflict // run resolves again, and says so
 	}
+	c.log.Warn("vitehost/preview: dependency "+what+" failed", "command", strings.Join(argv, " "), "err", err, "output", lastLines(out.String(), 30))
 	if f.client() {
 		return invalid(CodeBadDependency, "the dependencies cannot be resolved: %s", f)
 	}
