@@ -43,8 +43,10 @@
 // pages report, their stacks mapped to the project's files.
 //
 // The child runs in its own process group. When it dies, the hot files are
-// removed and it is restarted with exponential backoff; [Server.Subscribe]
-// reports each change. [Server.Stop] ends the whole group, and the sandbox.
+// removed and it is restarted with exponential backoff ([Options.OnCrash]
+// hears of each crash; one killed at its sandbox's memory limit is
+// restarted [Options.MaxLimitCrashes] times in a row, then left down);
+// [Server.Subscribe] reports each change. [Server.Stop] ends the whole group, and the sandbox.
 package vite
 
 import (
