@@ -23,7 +23,8 @@ FUZZ_TARGETS = \
 	./hotfile:FuzzParse \
 	./ssrproxy:FuzzTokens ./ssrproxy:FuzzFrameTracker \
 	./vite:FuzzParseMessage ./vite:FuzzParsePackageJSON \
-	./preview:FuzzCleanPath ./preview:FuzzParsePackageJSON ./preview:FuzzStripJSONC \
+	./preview:FuzzCleanPath ./preview/internal/deps:FuzzParse ./preview/internal/deps:FuzzCheckSpec \
+	./preview:FuzzStripJSONC \
 	./preview:FuzzValidID ./preview:FuzzParseOrigin
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \

@@ -15,7 +15,7 @@ import (
 // API returns the JSON API as an http.Handler, mounted at Options.APIPrefix:
 //
 //	POST   {prefix}              create  -> {success, sessionId, previewUrl, wsUrl, expiresAt, created}
-//	POST   {prefix}/{id}/update  update  -> {success, updated, hmrTriggered, hmr}
+//	POST   {prefix}/{id}/update  update  -> {success, updated, hmrTriggered, hmr, dependencies?}
 //	GET    {prefix}/{id}         status  -> {success, sessionId, previewUrl, status, expiresAt}
 //	DELETE {prefix}/{id}         delete  -> {success}
 //	GET    {prefix}/{id}/events  events  -> text/event-stream
@@ -23,7 +23,13 @@ import (
 // expiresAt is in Unix milliseconds. A create that names a live session
 // (sessionId) updates it instead: its answer has created false and the
 // update's fields (updated, hmrTriggered, hmr, ignored); 409 "conflict" when
-// it declares another dependency set. Errors answer {success: false, error:
+// it declares another dependency set. An update whose package.json (its
+// packageJson field, or a package.json among its files) declares another
+// set installs it while the dev server serves, then restarts the server on
+// it: its answer has hmr.type "full-reload" and dependencies {added,
+// removed, changed} with the versions installed; a set that cannot be
+// installed answers 400 bad_dependency naming the package and changes
+// nothing. Errors answer {success: false, error:
 // {code, message}} (error.limit names the quota of a 413). POST bodies must
 // be application/json (415 otherwise), and a request whose Origin is not
 // the API's own or one of Options.AllowedOrigins gets 403 (origin.go). The
@@ -43,6 +49,8 @@ import (
 //	compile-error  {message, file, line, column, frame, plugin}
 //	runtime-error  an open page's error: {kind, message, page, stack, file, line, column}
 //	log            a line of the dev server's output: {stream, line}
+//	install        a dependency change's install: {phase, packages?} with phase "resolving",
+//	               "downloading" (packages: how many), "linking", "done"; or "failed" {error}
 //
 // runtime-error comes from a module the service adds to the page: kind is
 // "error" (uncaught), "unhandledrejection", "module-load" or
@@ -95,6 +103,7 @@ type infoResponse struct {
 	Status     Status `json:"status,omitempty"`
 	ExpiresAt  int64  `json:"expiresAt"`
 	Error      string `json:"errorMessage,omitempty"`
+	ErrorCode  string `json:"errorCode,omitempty"`
 }
 
 // updateFields are what an update did, in the answers of update and of a
@@ -105,10 +114,13 @@ type updateFields struct {
 	HMR          HMR      `json:"hmr"`
 	Deleted      []string `json:"deleted,omitempty"`
 	Ignored      []string `json:"ignored,omitempty"`
+	// Dependencies is set when the update changed the dependency set.
+	Dependencies *DependencyChange `json:"dependencies,omitempty"`
 }
 
 func newUpdateFields(res *UpdateResult) updateFields {
-	return updateFields{Updated: res.Updated, HMRTriggered: res.HMRTriggered(), HMR: res.HMR, Deleted: res.Deleted, Ignored: res.Ignored}
+	return updateFields{Updated: res.Updated, HMRTriggered: res.HMRTriggered(), HMR: res.HMR, Deleted: res.Deleted, Ignored: res.Ignored,
+		Dependencies: res.Dependencies}
 }
 
 type updateResponse struct {
@@ -125,6 +137,8 @@ type createResponse struct {
 	// Created is false when the request named a live session, which it
 	// updated: the update's fields follow.
 	Created bool `json:"created"`
+	// Warnings: see Info.Warnings.
+	Warnings []Warning `json:"warnings,omitempty"`
 	*updateFields
 }
 
@@ -156,7 +170,7 @@ func (m *Manager) handleCreate(w http.ResponseWriter, r *http.Request) string {
 	}
 	res := createResponse{
 		Success: true, SessionID: info.SessionID, PreviewURL: info.PreviewURL,
-		WSURL: info.WSURL, ExpiresAt: info.ExpiresAt.UnixMilli(), Created: info.Update == nil,
+		WSURL: info.WSURL, ExpiresAt: info.ExpiresAt.UnixMilli(), Created: info.Update == nil, Warnings: info.Warnings,
 	}
 	if info.Update != nil {
 		f := newUpdateFields(info.Update)
@@ -182,7 +196,7 @@ func (m *Manager) createOrUpdate(w http.ResponseWriter, r *http.Request, id stri
 		case err != nil || forwarded:
 			return nil, err
 		}
-		res, err := m.update(r.Context(), loc.s, p.sent, nil, p.declared())
+		res, err := m.update(r.Context(), loc.s, p.sent, nil, p.declared(), false)
 		if retry(err) {
 			continue // reach finds the new owner
 		} else if err != nil {
@@ -217,7 +231,7 @@ func (m *Manager) handleUpdate(w http.ResponseWriter, r *http.Request) string {
 		if err != nil {
 			return m.fail(w, r, err)
 		}
-		res, err := m.update(r.Context(), loc.s, files, req.Delete, declared)
+		res, err := m.update(r.Context(), loc.s, files, req.Delete, declared, true)
 		if retry(err) {
 			continue // reach finds the new owner and hands the update to it
 		}
@@ -241,7 +255,7 @@ func (m *Manager) handleStatus(w http.ResponseWriter, r *http.Request) string {
 	info := m.status(loc)
 	writeJSON(w, http.StatusOK, infoResponse{
 		Success: true, SessionID: info.SessionID, PreviewURL: info.PreviewURL,
-		Status: info.Status, ExpiresAt: info.ExpiresAt.UnixMilli(), Error: info.Error,
+		Status: info.Status, ExpiresAt: info.ExpiresAt.UnixMilli(), Error: info.Error, ErrorCode: info.ErrorCode,
 	})
 	return "ok"
 }
@@ -354,7 +368,7 @@ func (m *Manager) readBody(w http.ResponseWriter, r *http.Request) ([]byte, stri
 // fail answers err with the status and code the API gives it, and returns
 // the code. Only messages made for clients reach them: request errors,
 // quotas, and the dev server's and npm's failures, which name their cause
-// without the host's paths (install.go, session.go); everything else is
+// without the host's paths (internal/deps, session.go); everything else is
 // logged and answered with a fixed text.
 func (m *Manager) fail(w http.ResponseWriter, r *http.Request, err error) string {
 	var (

@@ -37,19 +37,21 @@ func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard
 
 // apiResponse is the union of the API's answers.
 type apiResponse struct {
-	Success      bool            `json:"success"`
-	SessionID    string          `json:"sessionId"`
-	PreviewURL   string          `json:"previewUrl"`
-	WSURL        string          `json:"wsUrl"`
-	Status       string          `json:"status"`
-	ExpiresAt    int64           `json:"expiresAt"`
-	Created      *bool           `json:"created"`
-	Updated      []string        `json:"updated"`
-	Ignored      []string        `json:"ignored"`
-	HMRTriggered bool            `json:"hmrTriggered"`
-	HMR          preview.HMR     `json:"hmr"`
-	Error        *apiError       `json:"error"`
-	Raw          json.RawMessage `json:"-"`
+	Success      bool                      `json:"success"`
+	SessionID    string                    `json:"sessionId"`
+	PreviewURL   string                    `json:"previewUrl"`
+	WSURL        string                    `json:"wsUrl"`
+	Status       string                    `json:"status"`
+	ExpiresAt    int64                     `json:"expiresAt"`
+	Created      *bool                     `json:"created"`
+	Updated      []string                  `json:"updated"`
+	Ignored      []string                  `json:"ignored"`
+	HMRTriggered bool                      `json:"hmrTriggered"`
+	HMR          preview.HMR               `json:"hmr"`
+	Dependencies *preview.DependencyChange `json:"dependencies"`
+	Error        *apiError                 `json:"error"`
+	Warnings     []preview.Warning         `json:"warnings"`
+	Raw          json.RawMessage           `json:"-"`
 }
 
 type apiError struct {
@@ -155,8 +157,9 @@ func TestAPIRejectsBadInput(t *testing.T) {
 		{"session id with a dot", "POST", "/kontext/preview", "s3cret", map[string]any{"files": []any{}, "sessionId": "a.b"}, 400, "bad_id"},
 		{"session id too long for a DNS label", "POST", "/kontext/preview", "s3cret", map[string]any{"files": []any{}, "sessionId": strings.Repeat("a", 56)}, 400, "bad_id"},
 		{"session id with a leading hyphen", "POST", "/kontext/preview", "s3cret", map[string]any{"files": []any{}, "sessionId": "-abc"}, 400, "bad_id"},
-		{"vite below the floor", "POST", "/kontext/preview", "s3cret", map[string]any{"files": []any{}, "packageJson": map[string]any{"devDependencies": map[string]string{"vite": "6.0.3"}}}, 400, "vite_version"},
-		{"vite 5", "POST", "/kontext/preview", "s3cret", map[string]any{"files": []any{}, "packageJson": map[string]any{"devDependencies": map[string]string{"vite": "5.4.21"}}}, 400, "vite_version"},
+		{"vite below 4.5", "POST", "/kontext/preview", "s3cret", map[string]any{"files": []any{}, "packageJson": map[string]any{"devDependencies": map[string]string{"vite": "4.4.9"}}}, 400, "vite_version"},
+		{"vite 3 range", "POST", "/kontext/preview", "s3cret", map[string]any{"files": []any{}, "packageJson": map[string]any{"devDependencies": map[string]string{"vite": "^3.2.0"}}}, 400, "vite_version"},
+		{"neither vite nor a framework", "POST", "/kontext/preview", "s3cret", map[string]any{"files": []any{}, "packageJson": map[string]any{"dependencies": map[string]string{"lodash": "^4.17.21"}}}, 400, "bad_dependency"},
 		{"path deeper than the quota", "POST", "/kontext/preview", "s3cret", files(file(strings.Repeat("d/", 16)+"x.ts", "a")), 413, "quota_exceeded"},
 		{"no token", "POST", "/kontext/preview", "", files(file("src/App.tsx", "a")), 401, "unauthorized"},
 		{"wrong token", "POST", "/kontext/preview", "s3cres", files(file("src/App.tsx", "a")), 401, "unauthorized"},
@@ -281,7 +284,7 @@ func fakeNPM(t *testing.T) (resolve, install []string, hold string) {
 	t.Helper()
 	testenv.LookPath(t, "sh")
 	dir := testenv.TempDir(t)
-	scripts, err := filepath.Abs(filepath.Join("testdata", "fakenpm"))
+	scripts, err := filepath.Abs(filepath.Join("internal", "deps", "testdata", "fakenpm"))
 	require.NoError(t, err)
 	log, hold := filepath.Join(dir, "runs"), filepath.Join(dir, "hold")
 	return []string{"sh", filepath.Join(scripts, "resolve.sh"), log},

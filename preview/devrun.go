@@ -2,11 +2,13 @@ package preview
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
+	"github.com/vitehost/vitehost/sandbox"
 	"github.com/vitehost/vitehost/ssrproxy"
 	"github.com/vitehost/vitehost/vite"
 )
@@ -156,24 +158,50 @@ func (s *session) modules() string {
 func (s *session) watch(r *devRun) {
 	limits := time.NewTicker(limitPoll)
 	defer limits.Stop()
+	up, unsubscribe := r.server.Subscribe()
+	defer unsubscribe()
+	limitPID := 0 // the run that was seen at a limit one poll ago
 	for {
 		select {
 		case <-r.ctx.Done():
 			return
 		case <-limits.C:
 			err := r.server.LimitErr()
-			if err == nil {
+			pid := r.server.PID()
+			if err == nil || pid == 0 || pid != limitPID {
+				// A kill of the dev server itself is a crash, which the
+				// vite package restarts or gives up on: wait a poll to
+				// tell it from a kill that the dev server survives.
+				limitPID = 0
+				if err != nil {
+					limitPID = pid
+				}
 				continue
 			}
-			// Its memory or process limit: the session fails alone, and
-			// frees what it held.
-			msg := "the session reached a limit of its sandbox: " + strings.TrimPrefix(err.Error(), "vitehost/sandbox: ")
+			// A limit that a process other than the dev server's own hit
+			// (esbuild killed at the memory limit, threads refused at the
+			// process limit), and it still runs: the session fails alone,
+			// and frees what it held.
+			code, msg := s.limitMessage(err)
 			s.log.Error("vitehost/preview: "+msg, "err", err)
-			s.setStatus(context.Background(), StatusError, msg)
+			s.setStatusCode(context.Background(), StatusError, code, msg)
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			r.server.Stop(ctx)
 			cancel()
 			return
+		case c := <-s.crashes:
+			if r.server.Targets().HTTP != nil {
+				continue // back up already: Subscribe said so, or will
+			}
+			s.setStatusCode(context.Background(), StatusRestarting, c.code, c.message)
+		case t, ok := <-up:
+			if !ok {
+				up = nil // done: Done says why
+				continue
+			}
+			if t.HTTP != nil && s.record().Status == StatusRestarting {
+				s.setStatus(context.Background(), StatusActive, "")
+			}
 		case <-r.server.Done():
 			s.serverGone(r)
 			return
@@ -191,14 +219,18 @@ func (s *session) serverGone(r *devRun) {
 	}
 	// The record's message reaches clients: the reason without the host's
 	// paths; the log gets the whole error.
-	msg := "dev server stopped"
+	msg, code := "dev server stopped", ""
 	err := r.server.Err()
 	if err != nil {
 		msg += ": " + devServerReason(err)
 	}
+	if errors.Is(err, sandbox.ErrMemoryLimit) || errors.Is(err, sandbox.ErrPidsLimit) {
+		code, msg = s.limitMessage(err)
+		msg += fmt.Sprintf("; it was restarted %d times and killed at every run", s.opts.MaxLimitCrashes)
+	}
 	s.log.Error("vitehost/preview: dev server stopped", "err", err)
 	// A fenced write here is found by the janitor's record check.
-	s.setStatus(context.Background(), StatusError, msg)
+	s.setStatusCode(context.Background(), StatusError, code, msg)
 }
 
 // stopRun ends run r: its proxy's tunnels (the browsers' HMR sockets

@@ -14,7 +14,10 @@
 // runtime errors), which the API streams as Server-Sent Events.
 // Sessions expire after Options.TTL. Everything a client sends is checked
 // before anything is written: paths stay inside the session directory, npm
-// runs no lifecycle scripts and installs registry packages only.
+// runs no lifecycle scripts and installs registry packages only (a spec must
+// parse as a semver range, a dist-tag or an npm: alias of a registry
+// package; paths, tarballs, file:, link:, workspace:, git and URL specs are
+// refused before npm starts).
 //
 // # The sandbox
 //
@@ -49,8 +52,21 @@
 // ids. A create that names a live session updates it (the seed's clients
 // name their sessions and send their creates again): the answer has
 // "created": false and the update's result, and a package.json with
-// another dependency set than the session's answers 409 "conflict"
-// (dependencies are fixed for a session's life; delete and create again).
+// another dependency set than the session's answers 409 "conflict" (an
+// update changes the set).
+//
+// Dependency changes. An update whose package.json (UpdateRequest.
+// PackageJSON, or a package.json among its files) declares another set
+// installs it while the dev server serves on the old one, the event stream
+// showing the install's steps ("install" events), then stores the files
+// and package.json (fenced like any update), stops the dev server, writes
+// them and starts it on the new set: the session keeps its id, URL and
+// files, and the open pages reload once. UpdateResult.Dependencies says
+// what changed, with the versions installed. A set that cannot be
+// installed is a *RequestError naming the package and changes nothing.
+// Changes apply in the order they arrived, the last one winning; a node
+// that takes the session over installs the set its stored package.json
+// declares.
 //
 // Cross-site requests. POST bodies must be application/json (415
 // otherwise) and a request whose Origin is neither PublicURL's origin nor
@@ -65,26 +81,47 @@
 // "quota_exceeded", error.limit naming the quota), whichever Store keeps
 // it and across takeovers. Per-client limits are out of scope.
 //
-// Installs. A dependency set is resolved first (npm install
-// --package-lock-only, about 2 s here) and installed under the hash of the
-// resolved lockfile, so that specs npm resolves alike ("^8.0.0", "8.x",
-// ">=8 <9") share one install; the resolution of each declared set is
-// remembered in CacheDir. At most MaxInstalls resolutions and installs run
-// at once, in order of arrival; a create whose client goes away stops its
-// install unless another request waits for the same set. CacheMaxBytes
-// bounds the cache: the least recently used sets that no session uses are
-// removed.
+// Installs. The dependency sets live in a node-wide content-addressable
+// package store: pnpm, installed once into CacheDir from npm at a pinned
+// release, resolves a set first (into pnpm-lock.yaml, with its cached
+// registry metadata before the registry's) and installs it, with no
+// lifecycle scripts, under the hash of the resolved lockfile, so that specs
+// that resolve alike ("^8.0.0", "8.x", ">=8 <9") share one install; every
+// package version is unpacked once into CacheDir/store and hard-linked into
+// the sets, in a flat layout as npm's. The resolution of each declared set
+// is remembered in CacheDir. At most MaxInstalls resolutions and installs
+// run at once, in order of arrival; a create whose client goes away stops
+// its install unless another request waits for the same set. CacheMaxBytes
+// bounds the cache, the store included and each file counted once: the
+// store's files that no set links go first, then the least recently used
+// sets that no session uses. InstallCommand and ResolveCommand replace the
+// store with npm-style commands.
 //
-// Vite versions. A session runs Vite 6.4.3, 7.3.5, 8.0.16 or later within
-// its major line, or a major line newer than 8: the first releases that
-// have Vite's WebSocket token and Host checks (5.4.12 and 6.0.9 brought
-// them) and that no published advisory on reading the server's files
-// affects (the last ones: GHSA-fx2h-pf6j-xcff, fixed in 6.4.3, 7.3.5 and
-// 8.0.16; GHSA-p9ff-h696-f583, GHSA-v2wj-q39q-566r and GHSA-4w7w-66w2-5vf9,
-// fixed in 6.4.2, 7.3.2 and 8.0.5). Vite 5 is refused: GHSA-fx2h-pf6j-xcff
-// affects every 5.x release and none fixes it. An exact version is checked
-// when the request arrives; a range once npm has resolved it, before
-// anything is installed. Both answer 400, code "vite_version".
+// Vite versions. A session runs Vite 4.5 or later (what real AI-builder
+// projects declare: Vite 5.4 for Lovable and bolt.new, 4.5 for
+// open-lovable's template). The sandbox confines what its dev server reads
+// to the session's files and packages, and the router refuses, for every
+// version, the requests of Vite's file-read advisories: what
+// server.fs.deny protects (.env, .env.*, *.crt, *.pem, .git) and /@fs/
+// paths outside the project and its packages, in any query or encoding. A
+// session on a release that such advisories affect (every 4.x and 5.x,
+// 6.x before 6.4.3, 7.x before 7.3.5, 8.x before 8.0.16) gets a Warning
+// WarnViteAdvisories. Options.ViteFloor refuses older releases: a declared
+// range that allows nothing at or above it when the request arrives, with
+// the newest line the project's plugins accept; a range resolved below it
+// before anything is installed. Both answer 400, code "vite_version".
+//
+// Warnings. A create's answer (Info.Warnings) and the event stream
+// ("warning" events) carry what the client should know about its
+// dependencies: an old vite, a peer conflict that npm refused and that was
+// installed with --legacy-peer-deps (as pnpm and yarn install it), a vite
+// that the service added to a package.json without one.
+//
+// Crashes and limits. A session's dev server that crashes is restarted,
+// with status StatusRestarting meanwhile; one killed at its sandbox's
+// memory limit (DefaultSessionMemory unless Options.Sandbox says
+// otherwise) is restarted twice, then the session is StatusError with
+// ErrorCode CodeMemoryLimit. Each kill is a status event with its code.
 //
 // Errors. An answer never shows a host path, an address or npm's raw
 // output: npm's failures are its error code and one-line reason (400

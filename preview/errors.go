@@ -51,6 +51,8 @@ const (
 	CodeQuota         = "quota_exceeded" // 413; the answer's error.limit names the quota
 	CodeSessionLimit  = "session_limit"
 	CodeDevServer     = "dev_server_failed"
+	CodeMemoryLimit   = "memory_limit"  // a session's errorCode: its dev server was killed at its memory limit
+	CodeProcessLimit  = "process_limit" // a session's errorCode: its dev server reached its process limit
 	CodeUnavailable   = "unavailable"
 	CodeInternal      = "internal"
 )

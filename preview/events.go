@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,6 +28,7 @@ const (
 	eventCompileError = "compile-error" // a compile error, of an update or found later: {message, file, line, column, frame, plugin}
 	eventRuntimeError = "runtime-error" // an open page's runtime error: {kind, message, page, stack, file, line, column}
 	eventLogLine      = "log"           // a line of the dev server's output: {stream, line}
+	eventWarning      = "warning"       // something about the session's dependencies the client should know: {code, message}
 )
 
 // Bounds of a session's event log: the oldest events go first.
@@ -114,6 +116,7 @@ func (l *eventLog) since(last uint64, hasLast bool) ([]logEvent, <-chan struct{}
 type statusEvent struct {
 	Status Status `json:"status"`
 	Error  string `json:"error,omitempty"`
+	Code   string `json:"code,omitempty"`   // Record.ErrorCode
 	Reason string `json:"reason,omitempty"` // why the session stopped
 }
 
@@ -175,4 +178,27 @@ func (w outputLines) Write(p []byte) (int, error) {
 		w.events.add(eventLogLine, logLine{Stream: w.stream, Line: line})
 	}
 	return len(p), nil
+}
+
+// addWarnings records what the client should know about the session's
+// dependencies, once each, and tells the event stream.
+func (s *session) addWarnings(ws []Warning) {
+	for _, w := range ws {
+		s.state.Lock()
+		dup := slices.Contains(s.warnings, w)
+		if !dup {
+			s.warnings = append(s.warnings, w)
+		}
+		s.state.Unlock()
+		if !dup {
+			s.events.add(eventWarning, w)
+		}
+	}
+}
+
+// warningList returns the session's warnings.
+func (s *session) warningList() []Warning {
+	s.state.Lock()
+	defer s.state.Unlock()
+	return slices.Clone(s.warnings)
 }

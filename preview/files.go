@@ -133,8 +133,8 @@ func (f File) decode() ([]byte, error) {
 // writeFiles writes each file into root atomically: the content goes to a
 // temporary file in the same directory that then replaces the name, so that
 // Vite's watcher never reads half a file.
-func writeFiles(root *os.Root, files []pendingFile) error {
-	staged, err := stageFiles(root, files)
+func writeFiles(root *os.Root, files []pendingFile, own owner) error {
+	staged, err := stageFiles(root, files, own)
 	if err != nil {
 		return err
 	}
@@ -154,10 +154,10 @@ type stagedFiles struct {
 // stageFiles writes every file under a temporary name in its directory
 // (creating the directories). On an error nothing is left of the temporary
 // files; the directories stay.
-func stageFiles(root *os.Root, files []pendingFile) (*stagedFiles, error) {
+func stageFiles(root *os.Root, files []pendingFile, own owner) (*stagedFiles, error) {
 	st := &stagedFiles{root: root}
 	for _, f := range files {
-		tmp, err := stageFile(root, f.name, f.data)
+		tmp, err := stageFile(root, f.name, f.data, own)
 		if err != nil {
 			st.discard()
 			return nil, err
@@ -168,9 +168,12 @@ func stageFiles(root *os.Root, files []pendingFile) (*stagedFiles, error) {
 	return st, nil
 }
 
-func stageFile(root *os.Root, name string, data []byte) (string, error) {
+func stageFile(root *os.Root, name string, data []byte, own owner) (string, error) {
 	if dir := path.Dir(name); dir != "." {
 		if err := root.MkdirAll(dir, 0o755); err != nil {
+			return "", err
+		}
+		if err := own.giveDirs(root, dir); err != nil {
 			return "", err
 		}
 	}
@@ -184,6 +187,9 @@ func stageFile(root *os.Root, name string, data []byte) (string, error) {
 	_, err = f.Write(data)
 	if cerr := f.Close(); err == nil {
 		err = cerr
+	}
+	if err == nil {
+		err = own.give(root, tmp)
 	}
 	if err != nil {
 		root.Remove(tmp)

@@ -135,7 +135,7 @@ func (m *Manager) templateReady(context.Context) error {
 	if err != nil {
 		return err
 	}
-	if !m.deps.installed(deps) {
+	if !m.deps.Installed(deps) {
 		return errors.New("the template's dependencies are not installed yet")
 	}
 	return nil

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/vitehost/vitehost/internal/flock"
+	"github.com/vitehost/vitehost/preview/internal/deps"
 	"github.com/vitehost/vitehost/sandbox"
 	"github.com/vitehost/vitehost/ssrproxy"
 )
@@ -25,7 +26,7 @@ type Manager struct {
 	public   *url.URL
 	env      *sessionEnv // what each session gets at birth
 	store    Store
-	deps     *depCache
+	deps     *deps.Cache
 	log      *slog.Logger
 	unlock   func()
 	nodeID   string
@@ -48,9 +49,8 @@ type Manager struct {
 	alive      map[string]time.Time       // other nodes' leases known alive, until
 	closed     bool
 
-	running  sync.WaitGroup // API operations and background starts under way
-	loops    sync.WaitGroup // the janitor and the lease
-	stopDeps context.CancelFunc
+	running sync.WaitGroup // API operations and background starts under way
+	loops   sync.WaitGroup // the janitor and the lease
 
 	closeOnce sync.Once
 	closeDone chan struct{}
@@ -84,21 +84,18 @@ func New(opts *Options) (*Manager, error) {
 			return nil, err
 		}
 	}
-	depsCtx, stopDeps := context.WithCancel(context.Background())
 	ctx, cancel := context.WithCancel(context.Background())
 	x := newMetrics()
-	deps := &depCache{
-		dir:      o.CacheDir,
-		install:  o.InstallCommand,
-		resolve:  o.ResolveCommand,
-		timeout:  o.InstallTimeout,
-		maxBytes: o.CacheMaxBytes,
-		queue:    newInstallQueue(o.MaxInstalls),
-		log:      log,
-		metrics:  x,
-		ctx:      depsCtx,
-		calls:    make(map[string]*installCall),
-	}
+	sets := deps.New(o.CacheDir, &deps.Options{
+		Install:     o.InstallCommand,
+		Resolve:     o.ResolveCommand,
+		Timeout:     o.InstallTimeout,
+		MaxBytes:    o.CacheMaxBytes,
+		MaxInstalls: o.MaxInstalls,
+		Logger:      log,
+		Observe:     x.observeInstall,
+		ViteFloor:   o.ViteFloor,
+	})
 	fwd := ssrproxy.NewTransport()
 	fwd.ResponseHeaderTimeout = o.ForwardTimeout
 	m := &Manager{
@@ -106,7 +103,7 @@ func New(opts *Options) (*Manager, error) {
 		public: public,
 		env: &sessionEnv{
 			store:        o.Store,
-			deps:         deps,
+			deps:         sets,
 			transport:    o.Transport,
 			client:       &http.Client{Transport: o.Transport, Timeout: 60 * time.Second},
 			clustered:    o.NodeAddr != "",
@@ -118,7 +115,7 @@ func New(opts *Options) (*Manager, error) {
 			metrics:      x,
 		},
 		store:        o.Store,
-		deps:         deps,
+		deps:         sets,
 		log:          log,
 		unlock:       unlock,
 		nodeID:       o.NodeID,
@@ -132,7 +129,6 @@ func New(opts *Options) (*Manager, error) {
 		claims:       make(map[string]*claimCall),
 		forwarders:   make(map[string]*ssrproxy.Proxy),
 		alive:        make(map[string]time.Time),
-		stopDeps:     stopDeps,
 		closeDone:    make(chan struct{}),
 	}
 	x.register(m)
@@ -141,7 +137,7 @@ func New(opts *Options) (*Manager, error) {
 		p, err := newSpares(o.Spares, m.env, o.BaseDir, log)
 		if err != nil {
 			cancel()
-			stopDeps()
+			sets.Close()
 			unlock()
 			return nil, err
 		}
@@ -177,11 +173,19 @@ type Info struct {
 	WSURL      string
 	Status     Status
 	ExpiresAt  time.Time
-	// Error says why the session failed, when Status is StatusError.
+	// Error says why the session failed, when Status is StatusError, or
+	// why its dev server is restarting (StatusRestarting).
 	Error string
+	// ErrorCode names the cause of Error when a client can act on it:
+	// CodeMemoryLimit, CodeProcessLimit.
+	ErrorCode string
 	// Update is what a create that named a live session did to it; nil
 	// when the create made a new session.
 	Update *UpdateResult
+	// Warnings are what the client should know about a new session's
+	// dependencies (Create only): an old vite, a tolerated peer conflict,
+	// a vite the service added.
+	Warnings []Warning
 }
 
 // PreviewURL returns the public URL of session id's preview.
@@ -210,6 +214,7 @@ func (m *Manager) info(r Record) *Info {
 		Status:     r.Status,
 		ExpiresAt:  r.ExpiresAt,
 		Error:      r.Error,
+		ErrorCode:  r.ErrorCode,
 	}
 }
 
@@ -379,7 +384,7 @@ func (m *Manager) close(all []*session, forwarders []*ssrproxy.Proxy) {
 	}
 	m.cancel()
 	m.loops.Wait()
-	m.stopDeps() // creates waiting for an install give up
+	m.deps.Stop() // creates waiting for an install give up
 	ctx := context.Background()
 	var wg sync.WaitGroup
 	for _, s := range all {
@@ -401,7 +406,7 @@ func (m *Manager) close(all []*session, forwarders []*ssrproxy.Proxy) {
 	for _, s := range m.all() {
 		note(m.remove(ctx, s, "manager closed"))
 	}
-	m.deps.wg.Wait()
+	m.deps.Close()
 	m.fwdTransport.CloseIdleConnections()
 	m.unlock()
 	m.closeErr = first

@@ -149,7 +149,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect counts the Manager's sessions and tunnels and its install queue.
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
-	counts := map[Status]int{StatusInstalling: 0, StatusStarting: 0, StatusActive: 0, StatusHibernated: 0, StatusError: 0}
+	counts := map[Status]int{StatusInstalling: 0, StatusStarting: 0, StatusActive: 0, StatusRestarting: 0, StatusHibernated: 0, StatusError: 0}
 	tunnels := 0
 	for _, s := range c.m.all() {
 		counts[s.record().Status]++
@@ -161,7 +161,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(sessionsDesc, prometheus.GaugeValue, float64(n), string(st))
 	}
 	ch <- prometheus.MustNewConstMetric(tunnelsDesc, prometheus.GaugeValue, float64(tunnels))
-	running, queued := c.m.deps.queue.counts()
+	running, queued := c.m.deps.Counts()
 	ch <- prometheus.MustNewConstMetric(installsDesc, prometheus.GaugeValue, float64(running), "running")
 	ch <- prometheus.MustNewConstMetric(installsDesc, prometheus.GaugeValue, float64(queued), "queued")
 	ch <- prometheus.MustNewConstMetric(sparesDesc, prometheus.GaugeValue, float64(c.m.env.spares.ready()))

@@ -20,6 +20,8 @@ type newProject struct {
 	// ownDeps: the request declared its dependencies (a package.json); a
 	// create that updates a live session checks them against its own.
 	ownDeps bool
+	// warnings are what the checks found for the client to know.
+	warnings []Warning
 }
 
 // declared returns the dependency set the request declared, or nil.
@@ -31,9 +33,10 @@ func (p *newProject) declared() Deps {
 }
 
 // checkCreate validates a create request before anything is written: the
-// id, the files, the dependencies (a vite spec that names an exact version
-// below the floor is refused here; a range is decided once npm resolved it,
-// before anything is installed) and the session quotas.
+// id, the files, the dependencies (completed when they lack vite; a vite
+// spec whose every release is below the floor is refused here, and the
+// version npm resolves a range to is checked again before anything is
+// installed) and the session quotas.
 func (m *Manager) checkCreate(req *CreateRequest) (*newProject, error) {
 	if req.SessionID != "" && !ValidID(req.SessionID) {
 		return nil, badID("sessionId", req.SessionID)
@@ -48,15 +51,16 @@ func (m *Manager) checkCreate(req *CreateRequest) (*newProject, error) {
 	}
 	useTemplate := len(pkg) == 0
 	var deps Deps
+	var warnings []Warning
 	if useTemplate {
 		deps, err = templateDeps()
 	} else if deps, err = ParsePackageJSON(pkg); err == nil {
-		deps = deps.withDefaults()
+		deps, warnings, err = completeDeps(deps)
 	}
 	if err != nil {
 		return nil, err
 	}
-	if err := checkViteVersion(deps["vite"]); err != nil {
+	if err := checkViteRange(deps["vite"], m.opts.ViteFloor, deps); err != nil {
 		return nil, err
 	}
 	project, err := projectFiles(useTemplate, files.write)
@@ -66,22 +70,37 @@ func (m *Manager) checkCreate(req *CreateRequest) (*newProject, error) {
 	if err := checkQuota(nil, newUsage(project), m.opts.Limits); err != nil {
 		return nil, err
 	}
-	return &newProject{deps: deps, files: project, sent: files, ownDeps: !useTemplate}, nil
+	return &newProject{deps: deps, files: project, sent: files, ownDeps: !useTemplate, warnings: warnings}, nil
 }
 
 // checkUpdate validates an update request before anything is written: its
-// files, and the dependency set of a package.json among them, which must
-// be the session's (see update).
+// files, and the dependency set of its package.json (the packageJson
+// field's, or the one among its files), with the vite floor for a vite spec
+// that names an exact version.
 func (m *Manager) checkUpdate(req *UpdateRequest) (checkedFiles, Deps, error) {
 	files, err := checkFiles(req.Files, req.Delete, m.opts.Limits, m.opts.allowConfig())
-	if err != nil || files.packageJSON == nil {
-		return files, nil, err
-	}
-	deps, err := ParsePackageJSON(files.packageJSON)
 	if err != nil {
 		return files, nil, err
 	}
-	return files, deps.withDefaults(), nil
+	if pkg := []byte(req.PackageJSON); len(pkg) > 0 && string(pkg) != "null" {
+		files.packageJSON = pkg
+	}
+	if files.packageJSON == nil {
+		return files, nil, nil
+	}
+	deps, err := ParsePackageJSON(files.packageJSON)
+	if err == nil {
+		// As a create completes it; an exact vite below the floor is
+		// refused here, a range once resolved.
+		deps, _, err = completeDeps(deps)
+	}
+	if err == nil {
+		err = checkViteRange(deps["vite"], m.opts.ViteFloor, deps)
+	}
+	if err != nil {
+		return files, nil, err
+	}
+	return files, deps, nil
 }
 
 // Create validates req, writes its files into a new session directory,
@@ -119,7 +138,7 @@ func (m *Manager) Create(ctx context.Context, req *CreateRequest) (*Info, error)
 		case loc.remote:
 			return nil, remoteError(loc.rec)
 		}
-		res, err := m.update(ctx, loc.s, p.sent, nil, p.declared())
+		res, err := m.update(ctx, loc.s, p.sent, nil, p.declared(), false)
 		if retry(err) {
 			continue
 		} else if err != nil {
@@ -154,12 +173,15 @@ func (m *Manager) create(ctx context.Context, id string, p *newProject) (*Info, 
 		m.remove(context.WithoutCancel(ctx), s, "create failed")
 		return nil, err
 	}
+	s.addWarnings(p.warnings)
 	if err := s.run(ctx, p.deps, p.files); err != nil {
 		s.log.Warn("vitehost/preview: create failed", "err", err)
 		m.drop(context.WithoutCancel(ctx), s, "create failed")
 		return nil, err
 	}
-	return m.info(s.record()), nil
+	info := m.info(s.record())
+	info.Warnings = s.warningList()
+	return info, nil
 }
 
 // publish creates the record of the new session s in the store (failing
@@ -180,7 +202,7 @@ func (m *Manager) publish(ctx context.Context, s *session, p *newProject) error 
 	for _, f := range p.files {
 		all[f.name] = f.data
 	}
-	all["package.json"] = p.deps.packageJSON()
+	all["package.json"] = p.deps.PackageJSON()
 	if err := m.store.SaveFiles(ctx, s.id, epoch, all, nil); err != nil {
 		if derr := m.store.Delete(context.WithoutCancel(ctx), s.id, epoch); derr != nil {
 			s.log.Warn("vitehost/preview: delete record", "err", derr)
@@ -195,9 +217,12 @@ func (m *Manager) publish(ctx context.Context, s *session, p *newProject) error 
 // NodeAddr, the store commits the files before they replace the old ones on
 // disk: when it cannot be reached the update fails with ErrUnavailable and
 // nothing is written. An update that would take the session past a quota
-// of Limits is a *QuotaError; a package.json with another dependency set
-// than the session's is ErrConflict (dependencies are fixed at creation). A
-// session that another node runs is ErrRemote (the API forwards those).
+// of Limits is a *QuotaError. A package.json (req.PackageJSON, or one among
+// the files) with another dependency set than the session's changes the set
+// (depschange.go): it installs while the dev server serves, then the server
+// restarts on it; a set that cannot be installed is a *RequestError and
+// changes nothing. A session that another node runs is ErrRemote (the API
+// forwards those).
 func (m *Manager) Update(ctx context.Context, id string, req *UpdateRequest) (*UpdateResult, error) {
 	if err := m.begin(); err != nil {
 		return nil, err
@@ -215,7 +240,7 @@ func (m *Manager) Update(ctx context.Context, id string, req *UpdateRequest) (*U
 		case loc.remote:
 			return nil, remoteError(loc.rec)
 		}
-		res, err := m.update(ctx, loc.s, files, req.Delete, declared)
+		res, err := m.update(ctx, loc.s, files, req.Delete, declared, true)
 		if retry(err) {
 			continue // resolve finds the new owner
 		}
@@ -226,16 +251,14 @@ func (m *Manager) Update(ctx context.Context, id string, req *UpdateRequest) (*U
 
 // update applies an update to session s of this node. declared is the
 // dependency set the request declared, if any: the session's own is
-// accepted (and its package.json ignored), another is ErrConflict. When
-// the store refuses the update (ErrFenced), another node owns the session
-// now: s stops here at once, and the caller resolves the session again.
-func (m *Manager) update(ctx context.Context, s *session, files checkedFiles, deletes []string, declared Deps) (*UpdateResult, error) {
+// accepted (and its package.json ignored); another is installed and the
+// dev server restarts on it when change allows it (an update), and is
+// ErrConflict otherwise (a create that names a live session). When the
+// store refuses the update (ErrFenced), another node owns the session now:
+// s stops here at once, and the caller resolves the session again.
+func (m *Manager) update(ctx context.Context, s *session, files checkedFiles, deletes []string, declared Deps, change bool) (*UpdateResult, error) {
 	s.touch()
-	if files.packageJSON != nil {
-		// Dependencies are fixed at creation: a new set means a new session.
-		files.ignored = append(files.ignored, "package.json")
-	}
-	res, err := s.update(ctx, files, deletes, declared, m.opts.Limits)
+	res, err := s.update(ctx, files, deletes, declared, change, m.opts.Limits)
 	if errors.Is(err, ErrFenced) {
 		m.remove(context.WithoutCancel(ctx), s, "claimed by another node")
 	}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vitehost/vitehost/preview/internal/deps"
 	"github.com/vitehost/vitehost/sandbox"
 	"github.com/vitehost/vitehost/ssrproxy"
 )
@@ -34,12 +35,17 @@ const (
 	DefaultForwardTimeout = 10 * time.Second
 	// HMRPath is where a session's HMR socket lives on its preview host.
 	HMRPath = "/hmr"
+	// DefaultSessionMemory is the memory limit of a session's sandbox
+	// when Options.Sandbox.Limits.Memory is 0. Peaks of the sandbox's
+	// cgroup measured on the projects of testdata/realprojects (page load
+	// and one HMR edit): Lovable-style 345-405 MiB, TanStack Router 346,
+	// Tailwind 4 302, pnpm-made React 285-291, bolt.new 214, open-lovable
+	// 153, Svelte 118, Vue 87 MiB; a public wallet app with web3
+	// dependencies needed about 1.3 GiB (issue 20). 2 GiB runs all of them
+	// with room for a dependency optimization; it is a bound, not a
+	// reservation.
+	DefaultSessionMemory = 2 << 30
 )
-
-// defaultInstallCommand installs a dependency set. Lifecycle scripts of
-// dependencies never run; the registry is the only source (the specs were
-// checked by ParsePackageJSON).
-var defaultInstallCommand = []string{"npm", "install", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"}
 
 // Options configures a Manager. Only PublicURL is required.
 type Options struct {
@@ -52,8 +58,10 @@ type Options struct {
 	// vitehost-preview under the OS temp directory. One Manager at a time
 	// may use a BaseDir; it removes what an earlier one left behind.
 	BaseDir string
-	// CacheDir holds one install per dependency set. Empty means BaseDir/deps.
-	// Several Managers, on one machine, may share it.
+	// CacheDir holds one install per dependency set and the package store
+	// they link (store, with pnpm and its metadata cache): it must be on
+	// one file system. Empty means BaseDir/deps. Several Managers, on one
+	// machine, may share it.
 	CacheDir string
 
 	// TTL is how long a session lives after its creation. Zero means DefaultTTL.
@@ -117,10 +125,13 @@ type Options struct {
 
 	// InstallCommand installs a dependency set in the current directory,
 	// which holds its package.json and the package-lock.json ResolveCommand
-	// wrote. Nil means npm install --ignore-scripts
-	// --no-audit --no-fund --loglevel=error. A custom command must not run
-	// lifecycle scripts (pnpm install --ignore-scripts, bun install
-	// --ignore-scripts).
+	// wrote. Nil, with ResolveCommand nil too, means the node's package
+	// store: pnpm (a pinned release, installed into CacheDir from npm once)
+	// resolves and installs every set with --ignore-scripts, each package
+	// version downloaded once into CacheDir/store and hard-linked into the
+	// sets. Nil alone means npm install --ignore-scripts --no-audit
+	// --no-fund --loglevel=error. A custom command must not run lifecycle
+	// scripts (bun install --ignore-scripts).
 	InstallCommand []string
 	// InstallTimeout bounds one install, its resolution included. Zero
 	// means 10 minutes.
@@ -143,8 +154,18 @@ type Options struct {
 	// session. The zero value means the defaults of package sandbox. In the
 	// sandbox a session's project runs as written: its vite.config.*,
 	// PostCSS, Tailwind and svelte configs and .env files are used, since
-	// they reach nothing of the host.
+	// they reach nothing of the host. Limits.Memory 0 means
+	// DefaultSessionMemory (not sandbox.DefaultMemory).
 	Sandbox sandbox.Config
+	// ViteFloor is the oldest Vite a session may run, such as "6.4.3" or
+	// "7": a package.json whose vite range allows nothing newer is refused
+	// before anything resolves (CodeViteVersion, with the newest line that
+	// the project's plugins accept), and one that resolves below it before
+	// anything installs. Empty means 4.5.0, the oldest the runner drives;
+	// sessions on a line with published file-read advisories then get a
+	// WarnViteAdvisories warning, and the router refuses the requests those
+	// advisories use, whatever the version.
+	ViteFloor string
 	// NoSandbox runs the dev servers without the sandbox, as this process's
 	// user with its environment, for trusted input only. The files that
 	// Node would run (vite.config.*, postcss.config.*, tailwind.config.*,
@@ -185,17 +206,19 @@ type Options struct {
 	// MaxInstalls bounds the dependency resolutions and installs that run
 	// at once; more wait in order of arrival. Zero means DefaultMaxInstalls.
 	MaxInstalls int
-	// CacheMaxBytes bounds the disk the dependency cache uses: after each
-	// install, the sets no session uses are removed, least recently used
-	// first, until the cache fits. Zero means DefaultCacheMaxBytes;
-	// negative means no bound.
+	// CacheMaxBytes bounds the disk the dependency cache uses, the package
+	// store included, each hard-linked file counted once: after each
+	// install, the store's files that no set links go first, then the sets
+	// no session uses, least recently used first, until the cache fits.
+	// Zero means DefaultCacheMaxBytes; negative means no bound.
 	CacheMaxBytes int64
 	// ResolveCommand resolves a dependency set without installing it: run
 	// in a directory that holds the set's package.json, it writes the npm
 	// package-lock.json (lockfile version 2 or 3) that InstallCommand then
 	// installs. Sets that resolve to the same packages share one install.
-	// Nil means npm install --package-lock-only --ignore-scripts --no-audit
-	// --no-fund --loglevel=error.
+	// Nil, with InstallCommand nil too, means the node's package store (see
+	// InstallCommand); nil alone means npm install --package-lock-only
+	// --ignore-scripts --no-audit --no-fund --loglevel=error.
 	ResolveCommand []string
 }
 
@@ -204,9 +227,6 @@ const (
 	DefaultMaxInstalls   = 2
 	DefaultCacheMaxBytes = 10 << 30
 )
-
-// defaultResolveCommand resolves a dependency set into package-lock.json.
-var defaultResolveCommand = []string{"npm", "install", "--package-lock-only", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"}
 
 // withDefaults returns a copy of opts with the zero values filled in, and
 // the parsed PublicURL.
@@ -238,10 +258,11 @@ func withDefaults(opts *Options) (Options, *url.URL, error) {
 		o.Spares = DefaultSpares
 	}
 	o.Limits = o.Limits.withDefaults()
-	if o.InstallCommand == nil {
-		o.InstallCommand = defaultInstallCommand
+	// Both nil: the node's package store (deps.Options).
+	if o.InstallCommand == nil && o.ResolveCommand != nil {
+		o.InstallCommand = deps.DefaultInstall()
 	}
-	o.InstallCommand = append([]string(nil), o.InstallCommand...)
+	o.InstallCommand = slices.Clone(o.InstallCommand)
 	if o.InstallTimeout <= 0 {
 		o.InstallTimeout = 10 * time.Minute
 	}
@@ -275,6 +296,14 @@ func withDefaults(opts *Options) (Options, *url.URL, error) {
 			return o, nil, fmt.Errorf("vitehost/preview: NodeAddr %q must be host:port", o.NodeAddr)
 		}
 	}
+	floor, err := deps.ParseFloor(o.ViteFloor)
+	if err != nil {
+		return o, nil, fmt.Errorf("vitehost/preview: ViteFloor: %w", err)
+	}
+	o.ViteFloor = floor
+	if o.Sandbox.Limits.Memory == 0 {
+		o.Sandbox.Limits.Memory = DefaultSessionMemory
+	}
 	o.Sandbox.ReadOnly = slices.Clone(o.Sandbox.ReadOnly)
 	o.Sandbox.Files = slices.Clone(o.Sandbox.Files)
 	o.Sandbox.Env = slices.Clone(o.Sandbox.Env)
@@ -296,11 +325,11 @@ func withDefaults(opts *Options) (Options, *url.URL, error) {
 	if o.CacheMaxBytes == 0 {
 		o.CacheMaxBytes = DefaultCacheMaxBytes
 	}
-	if o.ResolveCommand == nil {
-		o.ResolveCommand = defaultResolveCommand
+	if o.ResolveCommand == nil && o.InstallCommand != nil {
+		o.ResolveCommand = deps.DefaultResolve()
 	}
-	o.ResolveCommand = append([]string(nil), o.ResolveCommand...)
-	if len(o.InstallCommand) == 0 || len(o.ResolveCommand) == 0 {
+	o.ResolveCommand = slices.Clone(o.ResolveCommand)
+	if (o.InstallCommand != nil || o.ResolveCommand != nil) && (len(o.InstallCommand) == 0 || len(o.ResolveCommand) == 0) {
 		return o, nil, fmt.Errorf("vitehost/preview: InstallCommand and ResolveCommand must name a program (nil means the default)")
 	}
 	return o, public, nil

@@ -21,8 +21,8 @@ func (m *Manager) Prepare(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, err = m.deps.ensure(ctx, m.ctx, deps); err != nil || m.opts.NoSandbox {
-		return err
+	if _, err = m.deps.Ensure(ctx, m.ctx, deps); err != nil || m.opts.NoSandbox {
+		return requestError(err)
 	}
 	// Sharing optimized dependencies only saves time: its failure is not
 	// Prepare's.

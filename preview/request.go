@@ -27,6 +27,10 @@ type UpdateRequest struct {
 	Files []File `json:"files"`
 	// Delete names files to remove.
 	Delete []string `json:"delete,omitempty"`
+	// PackageJSON is the project's package.json, as in CreateRequest (a
+	// package.json among Files is the same). A dependency set other than
+	// the session's is installed, and the dev server restarts on it.
+	PackageJSON json.RawMessage `json:"packageJson,omitempty"`
 }
 
 // Limits bound what one request, one session and one node may hold. Zero

@@ -257,5 +257,5 @@ func (m *Manager) restoreFiles(stored map[string][]byte) (Deps, []pendingFile, e
 		files = append(files, pendingFile{name: name, data: data})
 	}
 	slices.SortFunc(files, func(a, b pendingFile) int { return strings.Compare(a.name, b.name) })
-	return deps.withDefaults(), files, nil
+	return deps.WithDefaults(), files, nil
 }

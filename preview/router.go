@@ -86,6 +86,10 @@ const (
 // hibernates. It returns errStopped, having written nothing, when s stopped
 // here meanwhile (it was deleted, or another node claimed it).
 func (m *Manager) serveSession(w http.ResponseWriter, r *http.Request, s *session) error {
+	if deniedRequest(r, m.fsRoots(s)) {
+		forbidden(w)
+		return nil
+	}
 	s.touch()
 	upgrade := r.Header.Get("Upgrade") != ""
 	if p := s.proxy.Load(); p != nil {

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/vitehost/vitehost/preview/internal/deps"
 	"github.com/vitehost/vitehost/sandbox"
 	"github.com/vitehost/vitehost/ssrproxy"
 	"github.com/vitehost/vitehost/vite"
@@ -33,7 +34,7 @@ func retry(err error) bool { return errors.Is(err, ErrFenced) || errors.Is(err, 
 // its Manager.
 type sessionEnv struct {
 	store     Store
-	deps      *depCache
+	deps      *deps.Cache
 	transport http.RoundTripper // the proxies' requests to the dev servers
 	client    *http.Client      // the service's own requests to them (warm-up)
 	clustered bool              // one node of several: files go to the store too
@@ -82,8 +83,13 @@ type session struct {
 	root   *os.Root
 	opts   *vite.Options // how the dev server starts, at each wake too
 	shared string        // where the optimized dependencies are shared (a trusted session's); "" for nowhere
+	// nodeModules is where the session's dependency set is installed; set
+	// with opts (launchOn)
+	nodeModules string
 
-	events *eventLog // what the event stream tells; safe for concurrent use
+	events   *eventLog  // what the event stream tells; safe for concurrent use
+	warnings []Warning  // about its dependencies; guarded by state
+	crashes  chan crash // the dev server's crashes, from onCrash to the run's watch
 
 	// proxy is the serving run's proxy, nil while the dev server is down
 	// (starting, hibernated): the router's one atomic load.
@@ -112,10 +118,16 @@ type session struct {
 	cur     *devRun // the dev server's current run; nil while it hibernates
 	closing bool    // stop began: nothing wakes or hibernates any more
 
-	// deps is the session's dependency set and usage what its files add up
-	// to (quota.go): set by run, then changed by updates only, each holding
-	// the turn.
-	deps  Deps
+	// deps is the session's dependency set (under state: updates read it
+	// before they take the turn), set by run, then changed by dependency
+	// changes holding the turn; releaseDeps ends its lease in the
+	// dependency cache. depsQueue is the last dependency change's done
+	// channel, under state: each waits for the one before it (depschange.go).
+	deps        Deps
+	releaseDeps context.CancelFunc
+	depsQueue   chan struct{}
+	// usage is what the session's files add up to (quota.go): set by run,
+	// then changed by updates only, each holding the turn.
 	usage *usage
 }
 
@@ -136,6 +148,7 @@ func newSession(env *sessionEnv, rec Record, previewURL *url.URL, log *slog.Logg
 		stopped:    make(chan struct{}),
 		rec:        rec,
 		events:     newEventLog(),
+		crashes:    make(chan crash, 1),
 	}
 	s.cur = newDevRun(ctx)
 	s.touch()
@@ -210,11 +223,16 @@ func (s *session) endTurn() { <-s.turn }
 // setStatus records a new status locally and in the store. The store's
 // ErrFenced means another node owns the session now: the caller stops it.
 func (s *session) setStatus(ctx context.Context, st Status, errMsg string) error {
+	return s.setStatusCode(ctx, st, "", errMsg)
+}
+
+// setStatusCode is setStatus with the code of the error's cause.
+func (s *session) setStatusCode(ctx context.Context, st Status, code, errMsg string) error {
 	s.state.Lock()
-	s.rec.Status, s.rec.Error = st, errMsg
+	s.rec.Status, s.rec.Error, s.rec.ErrorCode = st, errMsg, code
 	rec := s.rec
 	s.state.Unlock()
-	s.events.add(eventStatus, statusEvent{Status: st, Error: errMsg})
+	s.events.add(eventStatus, statusEvent{Status: st, Error: errMsg, Code: code})
 	if s.trusted {
 		return nil
 	}
@@ -230,7 +248,8 @@ func (s *session) setStatus(ctx context.Context, st Status, errMsg string) error
 // (a takeover's is Background). When ctx ends before the start does, the
 // start is abandoned.
 func (s *session) run(ctx context.Context, deps Deps, files []pendingFile) error {
-	s.deps, s.usage = deps, newUsage(files)
+	s.setDeps(deps)
+	s.usage = newUsage(files)
 	s.startErr = s.start(ctx, deps, files)
 	if s.startErr != nil {
 		s.current().setUp(s.startErr) // when the start failed before the dev server's
@@ -278,36 +297,72 @@ func (s *session) start(ctx context.Context, deps Deps, files []pendingFile) err
 		return err
 	}
 	s.root = root
-	if err := writeFiles(root, files); err != nil {
+	if err := writeFiles(root, files, s.owner()); err != nil {
 		return fmt.Errorf("vitehost/preview: write files: %w", err)
 	}
-	if err := root.WriteFile("package.json", deps.packageJSON(), 0o644); err != nil {
+	if err := root.WriteFile("package.json", deps.PackageJSON(), 0o644); err != nil {
 		return err
 	}
 
-	modules, err := s.env.deps.ensure(s.ctx, s.ctx, deps)
+	hold, release := context.WithCancel(s.ctx)
+	s.releaseDeps = release
+	// A project's set is most often the template's and a few packages: the
+	// store starts from the template's set (internal/deps/storeseed.go).
+	like, _ := templateDeps()
+	modules, err := s.env.deps.Install(s.ctx, hold, deps, like, nil)
 	if err != nil {
 		if errors.Is(err, ErrInstall) {
 			return fmt.Errorf("%w: %w", ErrDevServer, err)
 		}
-		return abandoned(err)
+		return abandoned(requestError(err))
+	}
+	s.addWarnings(s.env.deps.Warnings(deps))
+	if err := s.launchOn(deps, modules); err != nil {
+		return err
+	}
+	installed := time.Now()
+
+	// The create answers once the page is served (startRun loads it).
+	r := s.current()
+	if err := s.startRun(ctx, r); err != nil {
+		return abandoned(requestError(err))
+	}
+	s.log.Info("vitehost/preview: session active",
+		"files", len(files), "install", installed.Sub(began).Round(time.Millisecond),
+		"start", time.Since(installed).Round(time.Millisecond), "vite", r.server.Version())
+	return nil
+}
+
+// launchOn sets how the dev server starts on the dependency set deps,
+// installed in modules: the options of vite.Start, the sandbox's
+// /node_modules (or the project's node_modules link without the sandbox),
+// and the optimized dependencies, seeded from the shared ones of the set
+// (those of a set before are stale). start calls it, and a dependency
+// change holding the turn while no dev server runs.
+func (s *session) launchOn(deps Deps, modules string) error {
+	optimized := filepath.Join(s.dir, ".vite-cache", "deps")
+	if err := os.RemoveAll(optimized); err != nil {
+		return err
 	}
 	sandboxed := s.env.sandbox != nil
 	l := sessionLaunch(s.dir, modules, deps, sandboxed, s.env.allowConfig)
+	s.nodeModules = modules
 	s.opts = &vite.Options{
-		Framework:    vite.Vite,
-		PublicURL:    s.previewURL,
-		HMRPath:      HMRPath,
-		NoConfigFile: l.noConfig,
-		Config:       l.config,
-		Plugins:      l.plugins,
-		ClientErrors: true,
-		OnEvent:      s.onViteEvent,
-		Stdout:       outputLines{events: s.events, stream: "stdout", dir: s.projectDir(), log: s.log},
-		Stderr:       outputLines{events: s.events, stream: "stderr", dir: s.projectDir(), log: s.log},
-		Node:         s.env.node,
-		Logger:       s.log,
-		StartTimeout: s.env.startTimeout,
+		Framework:       vite.Vite,
+		PublicURL:       s.previewURL,
+		HMRPath:         HMRPath,
+		NoConfigFile:    l.noConfig,
+		Config:          l.config,
+		Plugins:         l.plugins,
+		ClientErrors:    true,
+		OnEvent:         s.onViteEvent,
+		OnCrash:         s.onCrash,
+		MaxLimitCrashes: maxLimitCrashes,
+		Stdout:          outputLines{events: s.events, stream: "stdout", dir: s.projectDir(), log: s.log},
+		Stderr:          outputLines{events: s.events, stream: "stderr", dir: s.projectDir(), log: s.log},
+		Node:            s.env.node,
+		Logger:          s.log,
+		StartTimeout:    s.env.startTimeout,
 	}
 	if sandboxed {
 		sb := *s.env.sandbox
@@ -320,23 +375,23 @@ func (s *session) start(ctx context.Context, deps Deps, files []pendingFile) err
 		if s.trusted {
 			s.shared = shared
 		}
-		if _, err := seedOptimized(shared, filepath.Join(s.dir, ".vite-cache", "deps"), &sb); err != nil {
+		if _, err := seedOptimized(shared, optimized, &sb); err != nil {
 			s.log.Warn("vitehost/preview: copy the shared optimized dependencies", "err", err)
 		}
-	} else if err := os.Symlink(modules, filepath.Join(s.dir, "node_modules")); err != nil {
+		return nil
+	}
+	return relink(filepath.Join(s.dir, "node_modules"), modules)
+}
+
+// relink makes link a symbolic link to target, replacing what was there in
+// one rename.
+func relink(link, target string) error {
+	tmp := link + ".vitehost-new"
+	os.Remove(tmp)
+	if err := os.Symlink(target, tmp); err != nil {
 		return err
 	}
-	installed := time.Now()
-
-	// The create answers once the page is served (startRun loads it).
-	r := s.current()
-	if err := s.startRun(ctx, r); err != nil {
-		return abandoned(err)
-	}
-	s.log.Info("vitehost/preview: session active",
-		"files", len(files), "install", installed.Sub(began).Round(time.Millisecond),
-		"start", time.Since(installed).Round(time.Millisecond), "vite", r.server.Version())
-	return nil
+	return os.Rename(tmp, link)
 }
 
 // stop ends the session's processes and removes its directory, once; later

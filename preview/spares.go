@@ -177,10 +177,10 @@ var errNotYet = errors.New("vitehost/preview: the template's optimized dependenc
 // hold the template's installed set until ctx ends (the Manager's life, as
 // Prepare does), so that the dependency cache keeps it.
 func (p *spares) start(ctx context.Context) (*vite.Spare, error) {
-	if !p.env.deps.installed(p.deps) {
+	if !p.env.deps.Installed(p.deps) {
 		return nil, errNotYet // a spare never waits for npm
 	}
-	modules, err := p.env.deps.ensure(ctx, ctx, p.deps)
+	modules, err := p.env.deps.Ensure(ctx, ctx, p.deps)
 	if err != nil {
 		return nil, err
 	}
@@ -210,10 +210,10 @@ func (p *spares) startIn(ctx context.Context, dir, modules string) (*vite.Spare,
 		return nil, err
 	}
 	defer root.Close()
-	if err := writeFiles(root, files); err != nil {
+	if err := writeFiles(root, files, sandboxOwner(p.env.sandbox)); err != nil {
 		return nil, err
 	}
-	if err := root.WriteFile("package.json", p.deps.packageJSON(), 0o644); err != nil {
+	if err := root.WriteFile("package.json", p.deps.PackageJSON(), 0o644); err != nil {
 		return nil, err
 	}
 	l := sessionLaunch(dir, modules, p.deps, true, p.env.allowConfig)

@@ -15,6 +15,7 @@ const (
 	StatusInstalling Status = "installing" // its dependencies are being installed
 	StatusStarting   Status = "starting"   // its dev server is starting
 	StatusActive     Status = "active"     // its preview URL serves the page
+	StatusRestarting Status = "restarting" // its dev server crashed and is being restarted; Record.Error says why
 	StatusHibernated Status = "hibernated" // its dev server sleeps until the next request (Options.IdleTimeout)
 	StatusError      Status = "error"      // its dev server failed; Record.Error says why
 )
@@ -25,6 +26,9 @@ type Record struct {
 	ID     string `json:"id"`
 	Status Status `json:"status"`
 	Error  string `json:"error,omitempty"`
+	// ErrorCode names the cause of Error when it is one a client can act
+	// on, such as CodeMemoryLimit.
+	ErrorCode string `json:"errorCode,omitempty"`
 	// Epoch is the fencing token of the owner's claim: the store gives each
 	// claim an epoch larger than any before, and refuses the writes that
 	// carry an older one, so that a node that lost a session (it hung, and

@@ -29,7 +29,7 @@ var parsedTemplateDeps = sync.OnceValues(func() (Deps, error) {
 	if err != nil {
 		return nil, err
 	}
-	return deps.withDefaults(), nil
+	return deps.WithDefaults(), nil
 })
 
 // projectFiles returns the files of a new project: the template's (other

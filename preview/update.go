@@ -14,8 +14,12 @@ type UpdateResult struct {
 	Updated []string
 	Deleted []string
 	Ignored []string
-	// HMR is what Vite sent the browsers.
+	// HMR is what Vite sent the browsers: a full reload when the
+	// dependencies changed.
 	HMR HMR
+	// Dependencies is what the update changed in the session's dependency
+	// set, nil when it changed nothing (see DependencyChange).
+	Dependencies *DependencyChange
 }
 
 // HMRTriggered reports whether Vite sent an update or a full reload.
@@ -28,12 +32,14 @@ func (r *UpdateResult) HMRTriggered() bool { return r.HMR.Type != HMRNone }
 // store and the disk agree after any failure: a failed disk write leaves
 // both unchanged, and a store that refuses (ErrFenced: another node owns
 // the session now) or cannot be reached leaves the disk unchanged. Before
-// anything is written, declared (the dependency set the request declared,
-// if any) must be the session's, and what the session holds after the
-// update must fit the quotas of l. The renames are one batch for Vite
-// (vite.Server.Batch): it handles the files once all of them are on disk,
-// and the result's HMR is what it did.
-func (s *session) update(ctx context.Context, files checkedFiles, deletes []string, declared Deps, l Limits) (*UpdateResult, error) {
+// anything is written, what the session holds after the update must fit
+// the quotas of l. The renames are one batch for Vite (vite.Server.Batch):
+// it handles the files once all of them are on disk, and the result's HMR
+// is what it did. declared is the dependency set the request declared, if
+// any: another than the session's, or any while a change is under way, is
+// a dependency change (depschange.go) when change allows it, and
+// ErrConflict otherwise.
+func (s *session) update(ctx context.Context, files checkedFiles, deletes []string, declared Deps, change bool, l Limits) (*UpdateResult, error) {
 	if err := s.waitReady(ctx); err != nil {
 		if errors.Is(err, ErrNotFound) || ctx.Err() != nil {
 			return nil, err
@@ -43,21 +49,31 @@ func (s *session) update(ctx context.Context, files checkedFiles, deletes []stri
 	if rec := s.record(); rec.Status == StatusError {
 		return nil, fmt.Errorf("%w: %s", ErrDevServer, rec.Error)
 	}
-	if declared != nil && declared.Key() != s.deps.Key() {
-		return nil, fmt.Errorf("%w: session %s was created with another dependency set, and a session's dependencies are fixed: delete it and create it again", ErrConflict, s.id)
+	if declared != nil && (declared.Key() != s.depSet().Key() || s.changingDeps()) {
+		if !change {
+			return nil, fmt.Errorf("%w: session %s runs on another dependency set: a create does not change it (an update does)", ErrConflict, s.id)
+		}
+		return s.changeDeps(ctx, files, deletes, declared, l)
 	}
+	files.ignoreManifest()
 	r, err := s.servingTurn(ctx, "an update")
 	if err != nil {
 		return nil, err
 	}
 	defer s.endTurn()
+	return s.updateFiles(ctx, r, files, deletes, l)
+}
+
+// updateFiles is the update of files that leaves the dependencies as they
+// are: r serves, and the caller holds the turn.
+func (s *session) updateFiles(ctx context.Context, r *devRun, files checkedFiles, deletes []string, l Limits) (*UpdateResult, error) {
 	next := s.usage.after(files.write, deletes)
 	if err := checkQuota(s.usage, next, l); err != nil {
 		return nil, err
 	}
 
 	res := &UpdateResult{Ignored: files.ignored, Updated: []string{}, Deleted: []string{}, HMR: HMR{Type: HMRNone, Paths: []string{}}}
-	staged, err := stageFiles(s.root, files.write)
+	staged, err := stageFiles(s.root, files.write, s.owner())
 	if err != nil {
 		return nil, fmt.Errorf("vitehost/preview: write files: %w", err)
 	}

@@ -149,7 +149,7 @@ func updatePaths(u []vite.HotUpdate) []string {
 // by other means still reaches Vite through the watcher.
 func TestBatch(t *testing.T) {
 	testenv.Short(t)
-	for _, fixture := range []string{"vite8-react", "vite7-react", "vite6-react"} {
+	for _, fixture := range []string{"vite8-react", "vite7-react", "vite6-react", "vite5-react", "vite4-react"} {
 		t.Run(fixture, func(t *testing.T) {
 			dir := testenv.Fixture(t, fixture)
 			evs := newEvents()

@@ -30,6 +30,8 @@ func TestViteVersions(t *testing.T) {
 		{"vite8-react", "8."},
 		{"vite7-react", "7."},
 		{"vite6-react", "6."},
+		{"vite5-react", "5."},
+		{"vite4-react", "4."},
 	} {
 		t.Run(tc.fixture, func(t *testing.T) {
 			dir := testenv.Fixture(t, tc.fixture)

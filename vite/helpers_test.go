@@ -66,6 +66,7 @@ func get(t testing.TB, u string) (int, string) {
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	require.NoError(t, err)
+	req.Header.Set("Accept", "*/*") // as browsers and curl: Vite 4's SPA fallback serves index.html to no other
 	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 	res, err := client.Do(req)
 	require.NoError(t, err)
@@ -171,6 +172,7 @@ func getHost(t testing.TB, u, host string) (int, string) {
 	req, err := http.NewRequest(http.MethodGet, u, nil)
 	require.NoError(t, err)
 	req.Host = host
+	req.Header.Set("Accept", "*/*")
 	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: long}
 	res, err := client.Do(req)
 	require.NoError(t, err)

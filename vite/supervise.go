@@ -2,6 +2,7 @@ package vite
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vitehost/vitehost/hotfile"
+	"github.com/vitehost/vitehost/sandbox"
 )
 
 // Restart backoff: the first restart after a crash waits minRestartDelay,
@@ -131,6 +133,7 @@ func (s *Server) supervise(c *child) {
 	defer close(s.done)
 	defer s.closeSubs()
 	delay := minRestartDelay
+	limitCrashes := 0 // in a row
 	for {
 		crashed := s.watch(c)
 		if !crashed {
@@ -143,17 +146,26 @@ func (s *Server) supervise(c *child) {
 		if err != nil {
 			s.log.Error("vitehost/vite: stop the rest of a crashed dev server", "err", err)
 		}
-		crash := withLimit(fmt.Errorf("%w unexpectedly (%v)", ErrExited, c.err), c.limitErr())
+		limit := c.limitErr()
+		crash := withLimit(fmt.Errorf("%w unexpectedly (%v)", ErrExited, c.err), limit)
 		s.log.Error("vitehost/vite: dev server crashed", "err", crash, "ran", ran.Round(time.Millisecond), "output", s.out.tail())
-		if s.opts.NoRestart {
+		if ran >= healthyRun {
+			delay = minRestartDelay
+			limitCrashes = 0
+		}
+		if limit != nil {
+			limitCrashes++
+		}
+		giveUp := s.opts.NoRestart || (s.opts.MaxLimitCrashes > 0 && limitCrashes > s.opts.MaxLimitCrashes)
+		if s.opts.OnCrash != nil {
+			s.opts.OnCrash(crash, !giveUp)
+		}
+		if giveUp {
 			s.finish(nil, crash)
 			return
 		}
-		if ran >= healthyRun {
-			delay = minRestartDelay
-		}
-		if c = s.restart(&delay); c == nil {
-			s.finish(nil, nil)
+		if c, err = s.restart(&delay, &limitCrashes); c == nil {
+			s.finish(nil, err)
 			return
 		}
 	}
@@ -205,16 +217,18 @@ func (s *Server) onEvent(m message) {
 }
 
 // restart starts the dev server again after a crash, waiting *delay before
-// each try and doubling it after each failure. It returns nil when the
-// lifetime ends first.
-func (s *Server) restart(delay *time.Duration) *child {
+// each try and doubling it after each failure; a start that a sandbox
+// limit ended counts in *limitCrashes. It returns a nil child when the
+// lifetime ends first (nil error) or when it gives up (the last start's
+// error).
+func (s *Server) restart(delay *time.Duration, limitCrashes *int) (*child, error) {
 	for {
 		s.log.Info("vitehost/vite: restarting the dev server", "in", *delay)
 		t := time.NewTimer(*delay)
 		select {
 		case <-s.ctx.Done():
 			t.Stop()
-			return nil
+			return nil, nil
 		case <-t.C:
 		}
 		*delay = min(2**delay, maxRestartDelay)
@@ -222,15 +236,26 @@ func (s *Server) restart(delay *time.Duration) *child {
 		if err == nil {
 			if err = s.publish(st); err == nil {
 				s.log.Info("vitehost/vite: dev server restarted", "url", st.targets.HTTP.String(), "hmr", st.targets.HMR.String())
-				return c
+				return c, nil
 			}
 			c.stop(context.Background(), s.opts.StopTimeout)
 			s.unpublish()
 		}
 		if s.ctx.Err() != nil {
-			return nil
+			return nil, nil
 		}
 		s.log.Error("vitehost/vite: restart failed", "err", err, "output", s.out.tail())
+		if !errors.Is(err, sandbox.ErrMemoryLimit) && !errors.Is(err, sandbox.ErrPidsLimit) {
+			continue
+		}
+		*limitCrashes++
+		giveUp := s.opts.MaxLimitCrashes > 0 && *limitCrashes > s.opts.MaxLimitCrashes
+		if s.opts.OnCrash != nil {
+			s.opts.OnCrash(err, !giveUp)
+		}
+		if giveUp {
+			return nil, err
+		}
 	}
 }
 

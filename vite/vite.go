@@ -43,8 +43,10 @@
 // pages report, their stacks mapped to the project's files.
 //
 // The child runs in its own process group. When it dies, the hot files are
-// removed and it is restarted with exponential backoff; [Server.Subscribe]
-// reports each change. [Server.Stop] ends the whole group, and the sandbox.
+// removed and it is restarted with exponential backoff ([Options.OnCrash]
+// hears of each crash; one killed at its sandbox's memory limit is
+// restarted [Options.MaxLimitCrashes] times in a row, then left down);
+// [Server.Subscribe] reports each change. [Server.Stop] ends the whole group, and the sandbox.
 package vite
 
 import (
@@ -81,6 +83,7 @@ const (
 	DefaultViteStartTimeout = 60 * time.Second
 	DefaultNuxtStartTimeout = 120 * time.Second
 	DefaultStopTimeout      = 5 * time.Second
+	DefaultMaxLimitCrashes  = 3
 )
 
 // Errors that callers may check with errors.Is. A failed Start returns a
@@ -208,6 +211,21 @@ type Options struct {
 	// NoRestart leaves a crashed dev server down: Done is closed and Err
 	// says why.
 	NoRestart bool
+	// MaxLimitCrashes is how many crashes in a row at a limit of its
+	// sandbox (the kernel killed it at Sandbox.Limits.Memory) the dev
+	// server is restarted after: the next one leaves it down, Done is
+	// closed and Err wraps sandbox.ErrMemoryLimit. A run that stayed up
+	// for a while starts the count over. 0 means DefaultMaxLimitCrashes, a
+	// negative value restarts it forever. A project that needs more memory
+	// than its limit needs it at every start.
+	MaxLimitCrashes int
+	// OnCrash is called when the dev server crashes, with why (an error
+	// that wraps ErrExited and, when a limit of its sandbox killed it,
+	// sandbox.ErrMemoryLimit or sandbox.ErrPidsLimit) and whether it is
+	// restarted; then Subscribe reports it back up, or Done is closed. It
+	// is called from the Server's own goroutine and must return quickly;
+	// nil means no call.
+	OnCrash func(err error, restarting bool)
 
 	// Sandbox runs the dev server (plain Vite only) in a bubblewrap sandbox
 	// that nothing of the host but the project and its dependencies is in
@@ -425,6 +443,9 @@ func withDefaults(dir string, opts *Options) (Options, Framework, error) {
 	if o.StopTimeout <= 0 {
 		o.StopTimeout = DefaultStopTimeout
 	}
+	if o.MaxLimitCrashes == 0 {
+		o.MaxLimitCrashes = DefaultMaxLimitCrashes
+	}
 	return o, fw, nil
 }
 
@@ -555,13 +576,14 @@ func (s *Server) Stop(ctx context.Context) error {
 }
 
 // Done returns a channel that is closed when the Server has stopped for
-// good: after Stop, after Start's context ended, or after a crash with
-// NoRestart.
+// good: after Stop, after Start's context ended, after a crash with
+// NoRestart, or after more than MaxLimitCrashes crashes at a sandbox limit.
 func (s *Server) Done() <-chan struct{} { return s.done }
 
 // Err returns why the Server stopped: nil after Stop, the context's error
 // when Start's context ended, an error wrapping ErrExited after a crash with
-// NoRestart. It returns nil while the Server runs.
+// NoRestart or at a sandbox limit (then it wraps the limit's error too,
+// such as sandbox.ErrMemoryLimit). It returns nil while the Server runs.
 func (s *Server) Err() error {
 	select {
 	case <-s.done:

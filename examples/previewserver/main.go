@@ -20,11 +20,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -50,6 +52,9 @@ type config struct {
 	spares                          int
 	noSandbox                       bool
 	sandboxEnv                      []string
+	sandboxMemory                   int64
+	sandboxPids                     int
+	viteFloor                       string
 	insecureNoToken                 bool
 }
 
@@ -75,6 +80,14 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		c.sandboxEnv = append(c.sandboxEnv, kv)
 		return nil
 	})
+	c.sandboxMemory = preview.DefaultSessionMemory
+	fs.Func("sandbox-memory", "memory limit of each session's sandbox, such as 2GiB or 1536MiB (-1: none); a dev server killed at it is restarted twice, then the session fails with memory_limit", func(s string) error {
+		n, err := parseBytes(s)
+		c.sandboxMemory = n
+		return err
+	})
+	fs.IntVar(&c.sandboxPids, "sandbox-pids", sandbox.DefaultPids, "processes and threads each session's sandbox may run at a time (-1: no limit)")
+	fs.StringVar(&c.viteFloor, "vite-floor", "", "oldest Vite a session may run, such as 6.4.3 or 7 (empty: 4.5.0; older lines with published file-read advisories then run with a warning)")
 	fs.BoolVar(&c.insecureNoToken, "insecure-no-token", false, "listen on an address other than loopback without -token: anyone who reaches it may create previews")
 	err := fs.Parse(args)
 	return c, err
@@ -110,8 +123,12 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 		NodeID:      cfg.nodeID,
 		NodeAddr:    cfg.nodeAddr,
 		NoSandbox:   cfg.noSandbox,
-		Sandbox:     sandbox.Config{Env: cfg.sandboxEnv},
-		Logger:      log,
+		ViteFloor:   cfg.viteFloor,
+		Sandbox: sandbox.Config{
+			Env:    cfg.sandboxEnv,
+			Limits: sandbox.Limits{Memory: cfg.sandboxMemory, Pids: cfg.sandboxPids},
+		},
+		Logger: log,
 	})
 	if err != nil {
 		return err
@@ -194,4 +211,25 @@ func checkExposure(addr net.Addr, cfg config) error {
 	}
 	return fmt.Errorf("refusing to listen on %s without -token: anyone who reaches this address could create previews and run code in them; "+
 		"set -token, listen on loopback (-addr 127.0.0.1:8080), or pass -insecure-no-token", addr)
+}
+
+// parseBytes reads a size: a number of bytes with an optional unit, K, M,
+// G (or KiB, MiB, GiB; all powers of 1024), or -1 for no limit.
+func parseBytes(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	if s == "-1" {
+		return -1, nil
+	}
+	num := strings.TrimRight(s, "KMGBIkmgbi")
+	unit := strings.TrimSuffix(strings.TrimSuffix(strings.ToUpper(s[len(num):]), "B"), "I")
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("%q is not a size such as 2GiB or 1536MiB", s)
+	}
+	shift := map[string]uint{"": 0, "K": 10, "M": 20, "G": 30}
+	sh, ok := shift[unit]
+	if !ok || n > math.MaxInt64>>sh {
+		return 0, fmt.Errorf("%q is not a size such as 2GiB or 1536MiB", s)
+	}
+	return n << sh, nil
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vitehost/vitehost/internal/testenv"
+	"github.com/vitehost/vitehost/preview"
 	"github.com/vitehost/vitehost/preview/storetest"
 )
 
@@ -358,4 +359,22 @@ func TestIdleSessionsSleep(t *testing.T) {
 	code, mod := srv.do(t, "GET", base+"/src/App.tsx", "", nil, map[string]string{"Host": host})
 	require.Equal(t, 200, code, "%v", mod)
 	assert.Contains(t, mod["raw"], "Asleep")
+}
+
+// TestSandboxLimitFlags reads -sandbox-memory in the units an operator
+// writes, and refuses what is not a size.
+func TestSandboxLimitFlags(t *testing.T) {
+	for in, want := range map[string]int64{"2GiB": 2 << 30, "1536MiB": 1536 << 20, "2G": 2 << 30, "512m": 512 << 20, "1048576": 1 << 20, "-1": -1, "3gib": 3 << 30} {
+		c, err := parseFlags([]string{"-sandbox-memory", in, "-sandbox-pids", "300"}, io.Discard)
+		require.NoError(t, err, in)
+		assert.Equal(t, want, c.sandboxMemory, in)
+		assert.Equal(t, 300, c.sandboxPids)
+	}
+	for _, in := range []string{"", "GiB", "2TB", "-2G", "1.5G", "x"} {
+		_, err := parseFlags([]string{"-sandbox-memory", in}, io.Discard)
+		assert.Error(t, err, in)
+	}
+	c, err := parseFlags(nil, io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, int64(preview.DefaultSessionMemory), c.sandboxMemory)
 }

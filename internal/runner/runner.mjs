@@ -266,6 +266,41 @@ function hmrSubpath(base, want) {
   return rel || undefined
 }
 
+// legacyHMRPlugins follow Vite 4's and 5's HMR step for the batches, as
+// the hotUpdate hook and hotUpdateEnvironments do on Vite 6 and later:
+// the first handleHotUpdate hook marks a file as reached, and the last one
+// schedules the end of the step after the update that Vite sends right
+// after the hooks (updateModules runs in the same task once the last hook
+// has resolved).
+function legacyHMRPlugins() {
+  return [
+    {
+      name: 'vitehost:hmr-pre',
+      enforce: 'pre',
+      handleHotUpdate: {
+        order: 'pre',
+        handler(ctx) {
+          batches.inflight++
+          if (batches.current) batches.current.waiting.delete(path.resolve(ctx.file))
+        },
+      },
+    },
+    {
+      name: 'vitehost:hmr-post',
+      enforce: 'post',
+      handleHotUpdate: {
+        order: 'post',
+        handler() {
+          setImmediate(() => {
+            batches.inflight = Math.max(0, batches.inflight - 1)
+            checkBatch()
+          })
+        },
+      },
+    },
+  ]
+}
+
 function usesWsOption(version) {
   const [major, minor] = version.split('.').map((n) => parseInt(n, 10))
   return major > 8 || (major === 8 && minor >= 1)
@@ -437,15 +472,17 @@ async function handleBatch(b) {
   const events = []
   for (const p of b.deleted) if (b.existed.has(p) && !fs.existsSync(p)) events.push(['unlink', p])
   for (const p of b.files) if (fs.existsSync(p)) events.push([b.existed.has(p) ? 'change' : 'add', p])
-  // Vite 5 has no environments, and no hook to say when it is done.
-  const hmr = !!s.environments && s.config.server.hmr !== false && !(s.config.experimental && s.config.experimental.bundledDev)
+  // Vite 4 and 5 have no environments: their HMR step is the
+  // handleHotUpdate hooks (legacyHMRPlugins), which run for changes only.
+  const legacy = !s.environments
+  const hmr = s.config.server.hmr !== false && !(s.config.experimental && s.config.experimental.bundledDev)
   const cur = { waiting: new Set(), payloads: [], done: null }
   const finished = new Promise((resolve) => (cur.done = resolve))
-  for (const [, p] of events) {
+  for (const [kind, p] of events) {
     if (restartsVite(s, p)) result.restarted = true
-    else cur.waiting.add(p)
+    else if (!legacy || kind === 'change') cur.waiting.add(p)
   }
-  const wait = hmr && !result.restarted && events.length > 0
+  const wait = hmr && !result.restarted && (cur.waiting.size > 0 || !legacy) && events.length > 0
   if (wait) batches.current = cur
   const emit = s.watcher[originalEmit] || s.watcher.emit.bind(s.watcher)
   for (const [kind, p] of events) {
@@ -526,7 +563,8 @@ function flush(s, payloads, result) {
 // that are in the batch or were never transformed (a new component), the
 // way the browser's requests would, and returns their compile errors.
 async function compileErrors(s, b) {
-  const env = s.environments && s.environments.client
+  // Vite 4 and 5: the server itself has the client's module graph.
+  const env = s.environments ? s.environments.client : { moduleGraph: s.moduleGraph, transformRequest: (url) => s.transformRequest(url) }
   if (!env || typeof env.transformRequest !== 'function') return []
   const inBatch = new Set(b.files)
   const cacheDir = s.config.cacheDir
@@ -1090,6 +1128,7 @@ async function main() {
     })
   }
   inline.plugins = [...(await loadPlugins(cfg.plugins)), vitehostPlugin]
+  if (parseInt(version, 10) < 6) inline.plugins.push(...legacyHMRPlugins())
 
   try {
     server = await vite.createServer(inline)
