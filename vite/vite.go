@@ -297,9 +297,10 @@ type Server struct {
 	mu   sync.Mutex
 	subs map[chan hotfile.Targets]struct{}
 
-	sockDir    string // where the Unix sockets are; "" for TCP ports
-	ownSockDir bool   // sockDir was made by Start and goes with the Server
-	spare      *Spare // the runner the first launch takes over, if any
+	sockDir    string       // where the Unix sockets are; "" for TCP ports
+	ownSockDir bool         // sockDir was made by Start and goes with the Server
+	spare      *Spare       // the runner the first launch takes over, if any
+	built      *builtServer // how a server build runs (StartBuilt); nil for a dev server
 
 	batchTurn chan struct{} // holds a token while a Batch runs
 	batchSeq  atomic.Uint64 // the last batch's id
