@@ -58,18 +58,27 @@ func runBuild(fixture, name string, args []string) (string, error) {
 		return "", err
 	}
 	dir := filepath.Join(parent, fixture)
-	if err := CopyFixture(fixture, dir); err != nil {
+	if err := BuildFixture(fixture, dir, name, args...); err != nil {
 		os.RemoveAll(parent)
 		return "", err
 	}
-	cmd := exec.Command(filepath.Join(dir, "node_modules", ".bin", name), args...)
-	cmd.Dir = dir
+	return dir, nil
+}
+
+// BuildFixture is Built for programs that are not tests (the benchmarks):
+// it copies the named fixture to dst (see CopyFixture) and runs the build
+// command name args there.
+func BuildFixture(fixture, dst, name string, args ...string) error {
+	if err := CopyFixture(fixture, dst); err != nil {
+		return err
+	}
+	cmd := exec.Command(filepath.Join(dst, "node_modules", ".bin", name), args...)
+	cmd.Dir = dst
 	cmd.Env = append(os.Environ(), "NUXT_TELEMETRY_DISABLED=1", "ASTRO_TELEMETRY_DISABLED=1")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		os.RemoveAll(parent)
-		return "", fmt.Errorf("%s %s: %v\n%s", name, strings.Join(args, " "), err, tail(out, 4000))
+		return fmt.Errorf("%s %s: %v\n%s", name, strings.Join(args, " "), err, tail(out, 4000))
 	}
-	return dir, nil
+	return nil
 }
 
 // removeBuilds removes the directories of Built.
