@@ -46,8 +46,9 @@ type SPAOptions struct {
 // no file gets the index page when it is a client route (no file extension,
 // or a browser navigation that accepts text/html) and a 404 when it is a
 // missing asset. It lists no directory, serves no file whose path has a
-// segment that starts with a dot (.vite/manifest.json), and answers GET and
-// HEAD only, conditional requests and ranges included (http.ServeContent).
+// segment that starts with a dot (.vite/manifest.json; .well-known is
+// served), and answers GET and HEAD only, conditional requests and ranges
+// included (http.ServeContent).
 type SPA struct {
 	fsys   fs.FS
 	index  string
@@ -112,7 +113,8 @@ func (h *SPA) serveFile(w http.ResponseWriter, r *http.Request, name string) boo
 	defer func() { f.Close() }()
 	hdr := w.Header()
 	hdr.Add("Vary", "Accept-Encoding")
-	if ct := contentType(name); ct != "" {
+	ct := contentType(name)
+	if ct != "" {
 		hdr.Set("Content-Type", ct)
 	}
 	if strings.HasPrefix(name, h.assets) {
@@ -122,12 +124,13 @@ func (h *SPA) serveFile(w http.ResponseWriter, r *http.Request, name string) boo
 	}
 	modTime := st.ModTime()
 	for _, enc := range encodings {
-		if !accepts(r, enc.name) {
+		// Without a known type, ServeContent would sniff the encoded bytes.
+		if ct == "" || !accepts(r, enc.name) {
 			continue
 		}
-		if cf, cst, ok := h.open(name + enc.ext); ok {
+		if cf, _, ok := h.open(name + enc.ext); ok {
 			f.Close()
-			f, st = cf, cst
+			f = cf
 			hdr.Set("Content-Encoding", enc.name)
 			break
 		}
@@ -174,10 +177,11 @@ func modTimeOf(t time.Time) time.Time {
 	return t
 }
 
-// hidden reports whether a segment of name starts with a dot.
+// hidden reports whether a segment of name starts with a dot, other than
+// .well-known (RFC 8615), which a public directory may hold on purpose.
 func hidden(name string) bool {
 	for seg := range strings.SplitSeq(name, "/") {
-		if strings.HasPrefix(seg, ".") {
+		if strings.HasPrefix(seg, ".") && seg != ".well-known" {
 			return true
 		}
 	}

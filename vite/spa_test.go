@@ -27,6 +27,7 @@ var spaFS = fstest.MapFS{
 	"assets/.hidden":            {Data: []byte("x")},
 	"assets/app.wasm":           {Data: []byte{0, 'a', 's', 'm'}},
 	"assets/sub/nested-abc.mjs": {Data: []byte("export {}")},
+	".well-known/security.txt":  {Data: []byte("Contact: x")},
 }
 
 func serveSPA(t *testing.T, h http.Handler, method, target string, hdr map[string]string) *httptest.ResponseRecorder {
@@ -72,6 +73,7 @@ func TestSPA(t *testing.T) {
 		{"manifest is hidden", "GET", "/.vite/manifest.json", nil, 404, "", "", "", ""},
 		{"dot file is hidden", "GET", "/assets/.hidden", nil, 404, "", "", "", ""},
 		{"dot-dot stays inside: a client route", "GET", "/assets/../../../etc/passwd", nil, 200, "<!doctype html><title>app</title>", "text/html; charset=utf-8", "no-cache", ""},
+		{"well-known", "GET", "/.well-known/security.txt", nil, 200, "Contact: x", "text/plain; charset=utf-8", "no-cache", ""},
 		{"HEAD", "HEAD", "/assets/index-abc.css", nil, 200, "", "text/css; charset=utf-8", cacheImmutable, ""},
 		{"POST", "POST", "/", nil, 405, "", "", "", ""},
 	} {

@@ -45,6 +45,19 @@
 // The child runs in its own process group. When it dies, the hot files are
 // removed and it is restarted with exponential backoff; [Server.Subscribe]
 // reports each change. [Server.Stop] ends the whole group, and the sandbox.
+//
+// The same package serves the front end in production. [ReadManifest] reads
+// Vite's build manifest (.vite/manifest.json, from disk or an embed.FS) and
+// [Manifest.Tags] gives an entry's tags as Vite would write them: its module
+// script, a modulepreload for each chunk it imports statically, and the
+// stylesheets of all of them, with an optional CSP nonce and integrity.
+// [Assets] switches between those and the dev server's tags (Vite's client,
+// the React Refresh preamble, the entry) by whether the dev server runs: one
+// value for a Go template from the first go run to production. [SPA] serves a
+// built single-page app. [StartBuilt] runs the built server of Nuxt,
+// SvelteKit (adapter-node), Astro (node adapter) or React Router under the
+// same supervision as a dev server, on loopback or a Unix socket, for
+// ssrproxy to put behind the Go app.
 package vite
 
 import (

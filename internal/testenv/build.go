@@ -1,18 +1,24 @@
 package testenv
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/vitehost/vitehost/internal/flock"
 )
 
-// builds holds the production builds of this test binary: one per fixture
-// and command, made by the first test that asks and shared by the others
-// (a Nuxt build takes most of a minute).
+// builds holds the production builds this test binary has asked for: one
+// per fixture and command, looked up (or made) by the first test that asks
+// and shared by the others.
 var builds struct {
 	mu   sync.Mutex
 	dirs map[string]*build
@@ -26,8 +32,10 @@ type build struct {
 
 // Built returns a copy of the named fixture in which the command name args
 // (a program of its node_modules/.bin, such as "vite" "build" "--manifest"
-// or "nuxi" "build") has run, built once per test binary. Tests share the
-// directory and must not change it. Main removes it after the tests.
+// or "nuxi" "build") has run. Builds are kept in CacheDir, keyed by the
+// fixture's files and the command, like the installs: a Nuxt build takes a
+// minute, and each test package, and each later run, reuses it. Tests
+// share the directory and must not change it.
 func Built(t testing.TB, fixture, name string, args ...string) string {
 	t.Helper()
 	LookPath(t, "node")
@@ -43,26 +51,90 @@ func Built(t testing.TB, fixture, name string, args ...string) string {
 		builds.dirs[key] = b
 	}
 	builds.mu.Unlock()
-	b.once.Do(func() { b.dir, b.err = runBuild(fixture, name, args) })
+	b.once.Do(func() { b.dir, b.err = cachedBuild(fixture, name, args) })
 	if b.err != nil {
 		t.Fatalf("testenv: build %s: %v", fixture, b.err)
 	}
 	return b.dir
 }
 
-// runBuild copies the fixture into a new directory and runs the build
-// there. It holds no lock: each build waits on its own once.
-func runBuild(fixture, name string, args []string) (string, error) {
-	parent, err := os.MkdirTemp("", "vitehost-build-")
+// cachedBuild returns the cached build of the fixture, making it when
+// there is none. Concurrent callers, in this process or in other test
+// binaries, wait for one build. It holds no lock of this process: each
+// build waits on its own once.
+func cachedBuild(fixture, name string, args []string) (string, error) {
+	src := filepath.Join(FixturesDir(), fixture)
+	key, err := buildKey(src, append([]string{name}, args...))
 	if err != nil {
 		return "", err
 	}
-	dir := filepath.Join(parent, fixture)
-	if err := BuildFixture(fixture, dir, name, args...); err != nil {
-		os.RemoveAll(parent)
+	cache, err := CacheDir()
+	if err != nil {
+		return "", err
+	}
+	cache = filepath.Join(cache, "builds")
+	final := filepath.Join(cache, fixture+"-"+key)
+	dir := filepath.Join(final, fixture)
+	if _, err := os.Stat(dir); err == nil {
+		return dir, nil
+	}
+	if err := os.MkdirAll(cache, 0o755); err != nil {
+		return "", err
+	}
+	unlock, err := flock.Lock(final + ".lock")
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	if _, err := os.Stat(dir); err == nil {
+		return dir, nil // another process built it while we waited
+	}
+	stage, err := os.MkdirTemp(cache, fixture+"-stage-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(stage)
+	if err := BuildFixture(fixture, filepath.Join(stage, fixture), name, args...); err != nil {
+		return "", err
+	}
+	if err := os.Rename(stage, final); err != nil {
 		return "", err
 	}
 	return dir, nil
+}
+
+// buildKey hashes the fixture's files (node_modules and build outputs
+// aside, the lockfile included) and the build command.
+func buildKey(src string, command []string) (string, error) {
+	h := sha256.New()
+	fmt.Fprintf(h, "%q\n", command)
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		switch d.Name() {
+		case "node_modules", ".nuxt", ".output", "dist", "build", ".svelte-kit", ".react-router":
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		rel, _ := filepath.Rel(src, p)
+		fmt.Fprintf(h, "%s\n", rel)
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		_, err = io.Copy(h, f)
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16], nil
 }
 
 // BuildFixture is Built for programs that are not tests (the benchmarks):
@@ -79,15 +151,4 @@ func BuildFixture(fixture, dst, name string, args ...string) error {
 		return fmt.Errorf("%s %s: %v\n%s", name, strings.Join(args, " "), err, tail(out, 4000))
 	}
 	return nil
-}
-
-// removeBuilds removes the directories of Built.
-func removeBuilds() {
-	builds.mu.Lock()
-	defer builds.mu.Unlock()
-	for _, b := range builds.dirs {
-		if b.dir != "" {
-			os.RemoveAll(filepath.Dir(b.dir))
-		}
-	}
 }

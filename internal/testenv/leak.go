@@ -26,7 +26,6 @@ const ownerEnv = "VITEHOST_TEST_OWNER"
 func Main(m *testing.M) int {
 	os.Setenv(ownerEnv, strconv.Itoa(os.Getpid()))
 	code := m.Run()
-	removeBuilds()
 	if code != 0 {
 		return code // a failing run already says why; the leak report would only bury it
 	}
