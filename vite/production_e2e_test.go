@@ -26,6 +26,12 @@ func builtNuxt(t *testing.T) string { return testenv.Built(t, "nuxt4", "nuxi", "
 func builtSvelteKit(t *testing.T) string {
 	return testenv.Built(t, "sveltekit2", "vite", "build")
 }
+func builtAstro(t *testing.T) string {
+	return testenv.Built(t, "astro5", "astro", "build", "--config", "astro.prod.config.mjs")
+}
+func builtReactRouter(t *testing.T) string {
+	return testenv.Built(t, "reactrouter7", "react-router", "build")
+}
 
 // TestManifestOfRealBuild runs vite build --manifest on the vite8-prod
 // fixture: the tags of its HTML entry are the ones Vite wrote into the
@@ -70,9 +76,10 @@ func TestManifestOfRealBuild(t *testing.T) {
 	assert.Equal(t, 7, strings.Count(string(got), ` integrity="sha384-`))
 }
 
-// TestStartBuilt runs the built servers of Nuxt and SvelteKit (adapter-node):
-// they serve the app on loopback, come back after a crash, and leave no
-// process after Stop.
+// TestStartBuilt runs the built servers of Nuxt, SvelteKit (adapter-node),
+// Astro (@astrojs/node standalone) and React Router (react-router-serve):
+// they serve the server-rendered app on loopback, come back after a crash,
+// and leave no process after Stop.
 func TestStartBuilt(t *testing.T) {
 	testenv.Short(t)
 	for _, tc := range []struct {
@@ -83,6 +90,8 @@ func TestStartBuilt(t *testing.T) {
 	}{
 		{"nuxt4", builtNuxt, vite.Nuxt, "Hello from Nuxt"},
 		{"sveltekit2", builtSvelteKit, vite.SvelteKit, "Hello from SvelteKit"},
+		{"astro5", builtAstro, vite.Astro, "Rendered on the server"},
+		{"reactrouter7", builtReactRouter, vite.ReactRouter, "Hello from React Router"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := tc.build(t)
