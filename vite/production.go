@@ -56,7 +56,9 @@ type BuiltOptions struct {
 	SocketDir string
 
 	// Env is added to the server's environment: the app's runtime
-	// configuration (NUXT_*, ORIGIN for SvelteKit behind a proxy, ...).
+	// configuration (NUXT_*, ORIGIN for SvelteKit, ...). SvelteKit gets
+	// PROTOCOL_HEADER and HOST_HEADER set to the X-Forwarded-* headers of
+	// ssrproxy unless Env sets them.
 	Env []string
 	// Node is the node binary; "" means "node" on PATH.
 	Node string
@@ -81,6 +83,8 @@ type BuiltOptions struct {
 type builtServer struct {
 	// args are node's arguments, the server's script first.
 	args []string
+	// defaults is environment that BuiltOptions.Env may override.
+	defaults []string
 	// env returns the environment that sets the address: host and port, or
 	// socket when it is not "".
 	env func(host string, port int, socket string) []string
@@ -140,9 +144,15 @@ func builtServerOf(dir string, fw Framework) (*builtServer, error) {
 			sockets: true,
 		}
 	case SvelteKit:
-		// adapter-node binds 0.0.0.0 unless HOST says otherwise.
+		// adapter-node binds 0.0.0.0 unless HOST says otherwise. Behind
+		// ssrproxy it must take the page's origin from the X-Forwarded-*
+		// headers the proxy sets: its origin is otherwise the loopback
+		// address, and its CSRF check refuses every form POST of the page
+		// (403 "Cross-site POST form submissions are forbidden"). Only the
+		// Go app reaches the server, so the headers are the proxy's.
 		b = &builtServer{
-			args: []string{"build/index.js"},
+			args:     []string{"build/index.js"},
+			defaults: []string{"PROTOCOL_HEADER=x-forwarded-proto", "HOST_HEADER=x-forwarded-host"},
 			env: func(host string, port int, socket string) []string {
 				if socket != "" {
 					return []string{"SOCKET_PATH=" + socket}
@@ -315,6 +325,7 @@ func (s *Server) startBuilt(ctx context.Context, p ports) (*child, *state, error
 		}
 	}
 	env := append(os.Environ(), "NODE_ENV=production")
+	env = append(env, s.built.defaults...)
 	env = append(env, s.opts.Env...)
 	env = append(env, s.built.env(s.opts.Host, p.http, socket)...) // the address is ours to set
 	c, err := startChild(s.opts.Node, s.built.args, s.dir, env, s.out, nil, s.opts.StopTimeout)
