@@ -2,7 +2,9 @@ package vite
 
 import (
 	"crypto/sha512"
+	"embed"
 	"encoding/base64"
+	"io/fs"
 	"net/url"
 	"os"
 	"strings"
@@ -21,12 +23,19 @@ import (
 // (jsx-runtime -> format), a dynamic import (src/lazy.js) and an asset
 // (src/logo.svg). TestManifestOfRealBuild checks the same against a fresh
 // build.
+// It is read from an embed.FS, the way a Go binary that embeds its dist
+// reads it.
 func readTestManifest(t *testing.T, opts *ManifestOptions) *Manifest {
 	t.Helper()
-	m, err := ReadManifest(os.DirFS("testdata/vite8-prod"), &ManifestOptions{Path: "manifest.json", Base: opts.Base})
+	build, err := fs.Sub(testBuild, "testdata/vite8-prod")
+	require.NoError(t, err)
+	m, err := ReadManifest(build, &ManifestOptions{Path: "manifest.json", Base: opts.Base})
 	require.NoError(t, err)
 	return m
 }
+
+//go:embed testdata/vite8-prod
+var testBuild embed.FS
 
 func TestManifestTags(t *testing.T) {
 	m := readTestManifest(t, &ManifestOptions{})
