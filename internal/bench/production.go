@@ -67,9 +67,9 @@ func retarget(rows []Row, target string) []Row {
 }
 
 func measureBuiltNuxt(ctx context.Context, env *Env) ([]Row, error) {
-	dir := filepath.Join(env.Dir, "production", "nuxt4")
-	env.Log.Info("building the Nuxt fixture (nuxi build)")
-	if err := testenv.BuildFixture("nuxt4", dir, "nuxi", "build"); err != nil {
+	env.Log.Info("building the Nuxt fixture (nuxi build), or taking the cached build")
+	dir, err := testenv.CachedBuild("nuxt4", "nuxi", "build")
+	if err != nil {
 		return nil, err
 	}
 	s, err := vite.StartBuilt(ctx, dir, &vite.BuiltOptions{NoRestart: true, Logger: env.Log})
@@ -183,8 +183,8 @@ func startNginxStatic(ctx context.Context, env *Env, root string) (*nginx, error
 }
 
 func measureSPA(ctx context.Context, env *Env) ([]Row, error) {
-	dir := filepath.Join(env.Dir, "production", "vite8-prod")
-	if err := testenv.BuildFixture("vite8-prod", dir, "vite", "build", "--manifest"); err != nil {
+	dir, err := testenv.CachedBuild("vite8-prod", "vite", "build", "--manifest")
+	if err != nil {
 		return nil, err
 	}
 	dist := filepath.Join(dir, "dist")

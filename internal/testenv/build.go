@@ -51,18 +51,18 @@ func Built(t testing.TB, fixture, name string, args ...string) string {
 		builds.dirs[key] = b
 	}
 	builds.mu.Unlock()
-	b.once.Do(func() { b.dir, b.err = cachedBuild(fixture, name, args) })
+	b.once.Do(func() { b.dir, b.err = CachedBuild(fixture, name, args...) })
 	if b.err != nil {
 		t.Fatalf("testenv: build %s: %v", fixture, b.err)
 	}
 	return b.dir
 }
 
-// cachedBuild returns the cached build of the fixture, making it when
-// there is none. Concurrent callers, in this process or in other test
-// binaries, wait for one build. It holds no lock of this process: each
-// build waits on its own once.
-func cachedBuild(fixture, name string, args []string) (string, error) {
+// CachedBuild is Built for programs that are not tests (the benchmarks): it
+// returns the cached build of the fixture, making it when there is none.
+// Concurrent callers, in this process or in other processes, wait for one
+// build. Callers must not change the directory.
+func CachedBuild(fixture, name string, args ...string) (string, error) {
 	src := filepath.Join(FixturesDir(), fixture)
 	key, err := buildKey(src, append([]string{name}, args...))
 	if err != nil {
@@ -94,7 +94,7 @@ func cachedBuild(fixture, name string, args []string) (string, error) {
 		return "", err
 	}
 	defer os.RemoveAll(stage)
-	if err := BuildFixture(fixture, filepath.Join(stage, fixture), name, args...); err != nil {
+	if err := buildFixture(fixture, filepath.Join(stage, fixture), name, args); err != nil {
 		return "", err
 	}
 	if err := os.Rename(stage, final); err != nil {
@@ -137,10 +137,9 @@ func buildKey(src string, command []string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil))[:16], nil
 }
 
-// BuildFixture is Built for programs that are not tests (the benchmarks):
-// it copies the named fixture to dst (see CopyFixture) and runs the build
-// command name args there.
-func BuildFixture(fixture, dst, name string, args ...string) error {
+// buildFixture copies the named fixture to dst (see CopyFixture) and runs
+// the build command name args there.
+func buildFixture(fixture, dst, name string, args []string) error {
 	if err := CopyFixture(fixture, dst); err != nil {
 		return err
 	}
