@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -247,5 +248,48 @@ func waitTargets(t *testing.T, changes <-chan hotfile.Targets, ok func(hotfile.T
 		case <-deadline:
 			t.Fatal("no such change of the targets")
 		}
+	}
+}
+
+// TestManifestTagsInBrowser loads a page whose tags come from the manifest
+// of a real build, with integrity computed from the files and a CSP that
+// admits only scripts carrying the page's nonce (and what they import,
+// 'strict-dynamic'): Chromium checks both, and the entry's script runs and
+// its stylesheets apply.
+func TestManifestTagsInBrowser(t *testing.T) {
+	testenv.Short(t)
+	dir := testenv.Built(t, "vite8-prod", "vite", "build", "--manifest")
+	root, err := os.OpenRoot(filepath.Join(dir, "dist"))
+	require.NoError(t, err)
+	defer root.Close()
+	m, err := vite.ReadManifest(root.FS(), &vite.ManifestOptions{Integrity: true})
+	require.NoError(t, err)
+	const nonce = "bm9uY2UtZm9yLXRlc3Q"
+	tags, err := m.Tags(nonce, "src/server-rendered.jsx", "src/theme.css")
+	require.NoError(t, err)
+	require.Contains(t, string(tags), `integrity="sha384-`)
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /page", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Security-Policy", "script-src 'nonce-"+nonce+"' 'strict-dynamic'; style-src 'self'")
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		io.WriteString(w, `<!doctype html><html><head>`+string(tags)+`</head><body>
+<h1 id="go-title">rendered by Go</h1><p id="script"></p><div id="island"></div></body></html>`)
+	})
+	mux.Handle("/", vite.NewSPA(root.FS(), nil))
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+
+	browser := testenv.NewBrowser(t)
+	ctx, cancel := context.WithTimeout(browser.Ctx, long)
+	defer cancel()
+	require.NoError(t, chromedp.Run(ctx, chromedp.Navigate(srv.URL+"/page")))
+	for _, expr := range []string{
+		`(document.querySelector("#script")||{}).textContent === "Hello from the script of a Go page"`,
+		`(document.querySelector("#island-text")||{}).textContent === "React island of a Go page"`,
+		`getComputedStyle(document.querySelector("#go-title")).color === "rgb(30, 60, 200)"`,
+		`getComputedStyle(document.documentElement).getPropertyValue("--theme").trim() === "#010203"`, // rgb(1, 2, 3), minified by the build,
+	} {
+		require.NoError(t, chromedp.Run(ctx, chromedp.Poll(expr, nil, chromedp.WithPollingInterval(20*time.Millisecond))), expr)
 	}
 }
