@@ -292,8 +292,9 @@ type state struct {
 	child   *child // the run's process, which Batch talks to
 }
 
-// Server is a supervised dev server started by Start. Its methods may be
-// called from any number of goroutines.
+// Server is a supervised dev server started by Start, or a framework's
+// built server started by StartBuilt. Its methods may be called from any
+// number of goroutines.
 type Server struct {
 	dir  string
 	fw   Framework
