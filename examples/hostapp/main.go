@@ -130,8 +130,13 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/hello", apiHello)
 	// While the dev server runs (the hot file holds its URL), the page's
-	// tags load the entry from it, through the proxy below.
-	assets := vite.NewAssets(&vite.AssetsOptions{Dev: watcher, React: usesReact(cfg.dir)})
+	// tags load the entry from it, through the proxy below; while it does
+	// not, from the last build's manifest, if there is one.
+	manifest, err := readManifest(cfg.dir)
+	if err != nil {
+		log.Warn("hostapp: the build's manifest is unreadable; /server-rendered needs the dev server", "err", err)
+	}
+	assets := vite.NewAssets(&vite.AssetsOptions{Dev: watcher, Manifest: manifest, React: usesReact(cfg.dir)})
 	mux.Handle("GET /server-rendered", serverRendered(assets, cfg.entry, log))
 	mux.Handle("/", proxy)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}

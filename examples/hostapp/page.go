@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"embed"
+	"errors"
 	"html/template"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"os"
@@ -49,4 +51,14 @@ func serverRendered(assets *vite.Assets, entry string, log *slog.Logger) http.Ha
 func usesReact(dir string) bool {
 	b, err := os.ReadFile(filepath.Join(dir, "package.json"))
 	return err == nil && strings.Contains(string(b), `"@vitejs/plugin-react`)
+}
+
+// readManifest reads the manifest of the Vite build in dir/dist, nil when
+// there is none.
+func readManifest(dir string) (*vite.Manifest, error) {
+	m, err := vite.ReadManifest(os.DirFS(filepath.Join(dir, "dist")), nil)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	return m, err
 }

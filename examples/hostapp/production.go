@@ -63,7 +63,7 @@ func runProd(ctx context.Context, cfg config, log *slog.Logger, ready chan<- str
 		defer root.Close()
 		if manifest, err = vite.ReadManifest(root.FS(), nil); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
-		}
+		} // no manifest: the SPA still serves, /server-rendered has no tags
 		mux.Handle("/", vite.NewSPA(root.FS(), nil))
 		log.Info("hostapp: serving the Vite build by Go", "dist", dist, "manifest", manifest != nil)
 	}
