@@ -2,6 +2,8 @@ package vite
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"io"
 	"io/fs"
 	"mime"
@@ -117,12 +119,13 @@ func (h *SPA) serveFile(w http.ResponseWriter, r *http.Request, name string) boo
 	if ct != "" {
 		hdr.Set("Content-Type", ct)
 	}
-	if strings.HasPrefix(name, h.assets) {
+	immutable := strings.HasPrefix(name, h.assets)
+	if immutable {
 		hdr.Set("Cache-Control", cacheImmutable)
 	} else {
 		hdr.Set("Cache-Control", cacheRevalidate)
 	}
-	modTime := st.ModTime()
+	modTime := modTimeOf(st.ModTime())
 	for _, enc := range encodings {
 		// Without a known type, ServeContent would sniff the encoded bytes.
 		if ct == "" || !accepts(r, enc.name) {
@@ -142,15 +145,22 @@ func (h *SPA) serveFile(w http.ResponseWriter, r *http.Request, name string) boo
 		r.Header.Del("Range")
 	}
 	content, ok := f.(io.ReadSeeker)
-	if !ok {
+	// A file to revalidate needs a validator: without a modification time
+	// (embed.FS) it gets an ETag of its content, which it is read for.
+	if !ok || (modTime.IsZero() && !immutable) {
 		b, err := io.ReadAll(f)
 		if err != nil {
 			http.Error(w, "500 internal server error", http.StatusInternalServerError)
 			return true
 		}
+		if modTime.IsZero() && !immutable {
+			sum := sha256.Sum256(b)
+			// Each encoding is its own representation, with its own tag.
+			hdr.Set("ETag", `"`+hex.EncodeToString(sum[:12])+hdr.Get("Content-Encoding")+`"`)
+		}
 		content = bytes.NewReader(b)
 	}
-	http.ServeContent(w, r, name, modTimeOf(modTime), content)
+	http.ServeContent(w, r, name, modTime, content)
 	return true
 }
 

@@ -22,6 +22,7 @@ var spaFS = fstest.MapFS{
 	"assets/index-abc.css.gz":   {Data: []byte("GZIPCSS")},
 	"assets/logo-abc.svg":       {Data: []byte("<svg/>")},
 	"favicon.ico":               {Data: []byte{0, 0, 1, 0}},
+	"favicon.ico.gz":            {Data: []byte("GZIPICO")},
 	"docs/index.html":           {Data: []byte("docs page")},
 	".vite/manifest.json":       {Data: []byte("{}")},
 	"assets/.hidden":            {Data: []byte("x")},
@@ -91,6 +92,25 @@ func TestSPA(t *testing.T) {
 			assert.Equal(t, "Accept-Encoding", w.Header().Get("Vary"))
 		})
 	}
+}
+
+// TestSPAEmbedETag: embed.FS files have no modification time, so the
+// files to revalidate get an ETag of their content.
+func TestSPAEmbedETag(t *testing.T) {
+	h := NewSPA(spaFS, nil)
+	w := serveSPA(t, h, "GET", "/favicon.ico", nil)
+	etag := w.Header().Get("ETag")
+	require.NotEmpty(t, etag)
+	w = serveSPA(t, h, "GET", "/favicon.ico", map[string]string{"If-None-Match": etag})
+	assert.Equal(t, http.StatusNotModified, w.Code)
+	w = serveSPA(t, h, "GET", "/users/42", map[string]string{"If-None-Match": etag})
+	assert.Equal(t, http.StatusOK, w.Code, "another file, another tag")
+	w = serveSPA(t, h, "GET", "/assets/index-abc.css", nil)
+	assert.Empty(t, w.Header().Get("ETag"), "hashed files need none")
+	gz := serveSPA(t, h, "GET", "/favicon.ico", map[string]string{"Accept-Encoding": "gzip"})
+	assert.Equal(t, "GZIPICO", gz.Body.String())
+	assert.NotEmpty(t, gz.Header().Get("ETag"))
+	assert.NotEqual(t, etag, gz.Header().Get("ETag"), "the encoded file is another representation")
 }
 
 func TestSPAConditional(t *testing.T) {
