@@ -60,6 +60,9 @@ func (s *Server) preflight() error {
 // ports and starts again, at most maxPortAttempts times.
 func (s *Server) launch(ctx context.Context) (*child, *state, error) {
 	if s.sockDir != "" {
+		if s.built != nil {
+			return s.startBuilt(ctx, ports{})
+		}
 		return s.startVite(ctx, ports{}) // no ports to pick, no race to lose
 	}
 	var lost error
@@ -70,10 +73,12 @@ func (s *Server) launch(ctx context.Context) (*child, *state, error) {
 		}
 		var c *child
 		var st *state
-		switch s.fw {
-		case Nuxt:
+		switch {
+		case s.built != nil:
+			c, st, err = s.startBuilt(ctx, p)
+		case s.fw == Nuxt:
 			c, st, err = s.startNuxt(ctx, p)
-		case Astro:
+		case s.fw == Astro:
 			c, st, err = s.startAstro(ctx, p)
 		default:
 			c, st, err = s.startVite(ctx, p)
@@ -235,7 +240,7 @@ func (s *Server) restart(delay *time.Duration, limitCrashes *int) (*child, error
 		c, st, err := s.launch(s.ctx)
 		if err == nil {
 			if err = s.publish(st); err == nil {
-				s.log.Info("vitehost/vite: dev server restarted", "url", st.targets.HTTP.String(), "hmr", st.targets.HMR.String())
+				s.log.Info("vitehost/vite: dev server restarted", "url", st.targets.HTTP, "hmr", st.targets.HMR)
 				return c, nil
 			}
 			c.stop(context.Background(), s.opts.StopTimeout)

@@ -47,6 +47,19 @@
 // hears of each crash; one killed at its sandbox's memory limit is
 // restarted [Options.MaxLimitCrashes] times in a row, then left down);
 // [Server.Subscribe] reports each change. [Server.Stop] ends the whole group, and the sandbox.
+//
+// The same package serves the front end in production. [ReadManifest] reads
+// Vite's build manifest (.vite/manifest.json, from disk or an embed.FS) and
+// [Manifest.Tags] gives an entry's tags as Vite would write them: its module
+// script, a modulepreload for each chunk it imports statically, and the
+// stylesheets of all of them, with an optional CSP nonce and integrity.
+// [Assets] switches between those and the dev server's tags (Vite's client,
+// the React Refresh preamble, the entry) by whether the dev server runs: one
+// value for a Go template from the first go run to production. [SPA] serves a
+// built single-page app. [StartBuilt] runs the built server of Nuxt,
+// SvelteKit (adapter-node), Astro (node adapter) or React Router under the
+// same supervision as a dev server, on loopback or a Unix socket, for
+// ssrproxy to put behind the Go app.
 package vite
 
 import (
@@ -297,8 +310,9 @@ type state struct {
 	child   *child // the run's process, which Batch talks to
 }
 
-// Server is a supervised dev server started by Start. Its methods may be
-// called from any number of goroutines.
+// Server is a supervised dev server started by Start, or a framework's
+// built server started by StartBuilt. Its methods may be called from any
+// number of goroutines.
 type Server struct {
 	dir  string
 	fw   Framework
@@ -315,9 +329,10 @@ type Server struct {
 	mu   sync.Mutex
 	subs map[chan hotfile.Targets]struct{}
 
-	sockDir    string // where the Unix sockets are; "" for TCP ports
-	ownSockDir bool   // sockDir was made by Start and goes with the Server
-	spare      *Spare // the runner the first launch takes over, if any
+	sockDir    string       // where the Unix sockets are; "" for TCP ports
+	ownSockDir bool         // sockDir was made by Start and goes with the Server
+	spare      *Spare       // the runner the first launch takes over, if any
+	built      *builtServer // how a server build runs (StartBuilt); nil for a dev server
 
 	batchTurn chan struct{} // holds a token while a Batch runs
 	batchSeq  atomic.Uint64 // the last batch's id

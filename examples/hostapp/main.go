@@ -6,8 +6,18 @@
 //
 //	go run ./examples/hostapp                      # the Nuxt 4 app in ./frontend
 //	go run ./examples/hostapp -dir ~/my-vite-app   # any Vite, Nuxt or Astro project
+//	go run ./examples/hostapp -prod -dir ~/my-vite-app  # its build, in production
 //
 // Then open http://localhost:8000 and edit the front end's files.
+// /server-rendered is a page that Go renders with html/template, whose
+// script and stylesheet tags come from the dev server in development and
+// from the build's manifest in production (vite.Assets).
+//
+// With -prod the same app serves the built front end of -dir: a Vite build
+// (dist, with dist/.vite/manifest.json) by Go itself, with no Node process
+// at all; the server build of Nuxt, SvelteKit (adapter-node), Astro (node
+// adapter, standalone) or React Router through ssrproxy, its server started
+// and supervised by vite.StartBuilt.
 package main
 
 import (
@@ -55,7 +65,8 @@ func defaultDir() string {
 }
 
 type config struct {
-	addr, dir, hot string
+	addr, dir, hot, entry string
+	prod                  bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -65,6 +76,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.addr, "addr", "127.0.0.1:8000", "address the Go app listens on")
 	fs.StringVar(&c.dir, "dir", defaultDir(), "the front end: a Vite, Nuxt or Astro project (detected from its package.json)")
 	fs.StringVar(&c.hot, "hot", "", "the hot file the dev server's URLs are written to (default <dir>/.vitehost/hot)")
+	fs.StringVar(&c.entry, "entry", "src/server-rendered.jsx", "the front end's entry that the Go-rendered page /server-rendered loads")
+	fs.BoolVar(&c.prod, "prod", false, "serve the front end's build (vite build --manifest, nuxi build, ...) instead of its dev server")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -87,6 +100,9 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
+	if cfg.prod {
+		return runProd(ctx, cfg, log, ready)
+	}
 	if _, err := os.Stat(filepath.Join(cfg.dir, "package.json")); err != nil {
 		return fmt.Errorf("-dir %s: no package.json: is it a Vite, Nuxt or Astro project?", cfg.dir)
 	}
@@ -112,13 +128,16 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	defer proxy.Close()
 
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /api/hello", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(map[string]string{
-			"message": "Hello from the Go API",
-			"time":    time.Now().Format(time.RFC3339),
-		})
-	})
+	mux.HandleFunc("GET /api/hello", apiHello)
+	// While the dev server runs (the hot file holds its URL), the page's
+	// tags load the entry from it, through the proxy below; while it does
+	// not, from the last build's manifest, if there is one.
+	manifest, err := readManifest(cfg.dir)
+	if err != nil {
+		log.Warn("hostapp: the build's manifest is unreadable; /server-rendered needs the dev server", "err", err)
+	}
+	assets := vite.NewAssets(&vite.AssetsOptions{Dev: watcher, Manifest: manifest, React: usesReact(cfg.dir)})
+	mux.Handle("GET /server-rendered", serverRendered(assets, cfg.entry, log))
 	mux.Handle("/", proxy)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
@@ -164,6 +183,15 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 		return err
 	}
 	return nil
+}
+
+// apiHello is the Go app's own API, the same in development and production.
+func apiHello(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(map[string]string{
+		"message": "Hello from the Go API",
+		"time":    time.Now().Format(time.RFC3339),
+	})
 }
 
 // waitForTargets returns once the watcher has read the hot files the dev

@@ -26,8 +26,9 @@ func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 const wait = 90 * time.Second
 
 // startHostApp runs the example in this process with its real flags on a
-// free port, with dir as its front end, and returns the Go app's base URL.
-func startHostApp(t *testing.T, dir string) string {
+// free port, with dir as its front end and the extra flags args, and
+// returns the Go app's base URL.
+func startHostApp(t *testing.T, dir string, args ...string) string {
 	t.Helper()
 	port, err := freeport.GetFreePort()
 	require.NoError(t, err)
@@ -35,7 +36,7 @@ func startHostApp(t *testing.T, dir string) string {
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"-addr", fmt.Sprintf("127.0.0.1:%d", port), "-dir", dir}, testenv.Writer(t), ready)
+		done <- run(ctx, append([]string{"-addr", fmt.Sprintf("127.0.0.1:%d", port), "-dir", dir}, args...), testenv.Writer(t), ready)
 	}()
 	select {
 	case <-ready:

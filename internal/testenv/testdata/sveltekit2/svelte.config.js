@@ -1,2 +1,5 @@
-// No adapter: the dev server needs none, and the fixture stays small.
-export default {}
+import adapter from '@sveltejs/adapter-node'
+
+// adapter-node makes the production server (build/index.js) that vitehost
+// runs; the dev server needs no adapter.
+export default { kit: { adapter: adapter() } }

@@ -1,0 +1,226 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"text/template"
+	"time"
+
+	"github.com/vitehost/vitehost/internal/testenv"
+	"github.com/vitehost/vitehost/ssrproxy"
+	"github.com/vitehost/vitehost/vite"
+)
+
+func init() { Register("production", 15, runProduction) }
+
+// runProduction measures the production side: a built Nuxt app's page load
+// (the page and the assets it names) through the Go port (ssrproxy in front
+// of vite.StartBuilt) against its server directly, and the hashed assets of
+// a Vite build served by vite.SPA against nginx serving the same dist.
+func runProduction(ctx context.Context, env *Env) ([]Row, error) {
+	rows, err := measureBuiltNuxt(ctx, env)
+	if err != nil {
+		return rows, err
+	}
+	r, err := measureSPA(ctx, env)
+	return append(rows, r...), err
+}
+
+// serveGo serves h on a loopback port until the returned stop is called.
+func serveGo(h http.Handler) (string, func(), error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	srv := &http.Server{Handler: h}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		srv.Serve(ln)
+	}()
+	return "http://" + ln.Addr().String(), func() {
+		srv.Close()
+		<-served
+	}, nil
+}
+
+// retarget rewrites the target note that measureFetches gives the proxied
+// side, for the targets of this section.
+func retarget(rows []Row, target string) []Row {
+	for i := range rows {
+		rows[i].Note = strings.ReplaceAll(rows[i].Note, "; target >= 0.80x", "")
+		if rows[i].Ratio != "" {
+			rows[i].Note += "; target >= " + target
+		}
+	}
+	return rows
+}
+
+func measureBuiltNuxt(ctx context.Context, env *Env) ([]Row, error) {
+	env.Log.Info("building the Nuxt fixture (nuxi build), or taking the cached build")
+	dir, err := testenv.CachedBuild("nuxt4", "nuxi", "build")
+	if err != nil {
+		return nil, err
+	}
+	s, err := vite.StartBuilt(ctx, dir, &vite.BuiltOptions{NoRestart: true, Logger: env.Log})
+	if err != nil {
+		return nil, err
+	}
+	defer s.Stop(context.WithoutCancel(ctx))
+	proxy := ssrproxy.New(s, &ssrproxy.Options{Logger: env.Log})
+	defer proxy.Close()
+	base, stop, err := serveGo(proxy)
+	if err != nil {
+		return nil, err
+	}
+	defer stop()
+	paths, err := crawl(ctx, base)
+	if err != nil {
+		return nil, err
+	}
+	env.Log.Info("built Nuxt page", "requests", len(paths))
+	rows, err := measureFetches(ctx, env, []side{
+		{name: "direct", base: s.Targets().HTTP.String()},
+		{name: "via ssrproxy", base: base},
+	}, paths)
+	for i := range rows {
+		rows[i].What = "built Nuxt " + rows[i].What
+	}
+	return retarget(rows, "0.95x"), err
+}
+
+// nginxStaticConf serves a dist the way a production nginx would: the
+// hashed assets with the same Cache-Control as vite.SPA, open_file_cache
+// and sendfile on.
+var nginxStaticConf = template.Must(template.New("nginx").Parse(`
+daemon off;
+worker_processes auto;
+pid {{.Dir}}/nginx.pid;
+error_log {{.Dir}}/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  include /etc/nginx/mime.types;
+  sendfile on;
+  open_file_cache max=1000;
+  client_body_temp_path {{.Dir}}/body;
+  proxy_temp_path {{.Dir}}/proxy;
+  fastcgi_temp_path {{.Dir}}/fastcgi;
+  uwsgi_temp_path {{.Dir}}/uwsgi;
+  scgi_temp_path {{.Dir}}/scgi;
+  server {
+    listen {{.Listen}};
+    root {{.Root}};
+    location /assets/ { add_header Cache-Control "public, max-age=31536000, immutable"; }
+    location / { try_files $uri /index.html; add_header Cache-Control "no-cache"; }
+  }
+}
+`))
+
+// startNginxStatic runs nginx serving the directory root.
+func startNginxStatic(ctx context.Context, env *Env, root string) (*nginx, error) {
+	bin, err := exec.LookPath("nginx")
+	if err != nil {
+		if bin, err = installNginx(ctx, env); err != nil {
+			return nil, err
+		}
+	}
+	dir := filepath.Join(env.Dir, "nginx-static")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	listen := ln.Addr().String()
+	ln.Close()
+	var conf bytes.Buffer
+	nginxStaticConf.Execute(&conf, map[string]string{"Dir": dir, "Listen": listen, "Root": root})
+	confPath := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(confPath, conf.Bytes(), 0o644); err != nil {
+		return nil, err
+	}
+	n := &nginx{base: "http://" + listen, done: make(chan struct{})}
+	n.cmd = exec.Command(bin, "-p", dir, "-c", confPath, "-e", filepath.Join(dir, "error.log"))
+	n.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	var out bytes.Buffer
+	n.cmd.Stdout, n.cmd.Stderr = &out, &out
+	if err := n.cmd.Start(); err != nil {
+		return nil, err
+	}
+	go func() {
+		n.cmd.Wait()
+		close(n.done)
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if res, err := http.Get(n.base + "/"); err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				return n, nil
+			}
+		}
+		select {
+		case <-n.done:
+			log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+			return nil, fmt.Errorf("nginx exited: %s %s", out.String(), log)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	n.stop()
+	return nil, errors.New("nginx did not answer within 10 s")
+}
+
+func measureSPA(ctx context.Context, env *Env) ([]Row, error) {
+	dir, err := testenv.CachedBuild("vite8-prod", "vite", "build", "--manifest")
+	if err != nil {
+		return nil, err
+	}
+	dist := filepath.Join(dir, "dist")
+	root, err := os.OpenRoot(dist)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	base, stop, err := serveGo(vite.NewSPA(root.FS(), nil))
+	if err != nil {
+		return nil, err
+	}
+	defer stop()
+	var paths []string
+	err = fs.WalkDir(root.FS(), "assets", func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			paths = append(paths, "/"+p)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	ngx, err := startNginxStatic(ctx, env, dist)
+	if err != nil {
+		env.Log.Warn("nginx not measured", "err", err)
+		return []Row{{What: "SPA assets via nginx", Value: "not measured", Note: err.Error()}}, nil
+	}
+	defer ngx.stop()
+	rows, err := measureFetches(ctx, env, []side{
+		{name: "nginx", base: ngx.base},
+		{name: "vite.SPA", base: base},
+	}, paths)
+	for i := range rows {
+		rows[i].What = "SPA hashed assets: " + strings.Replace(rows[i].What, "page load", "all", 1)
+		rows[i].Ratio = strings.Replace(rows[i].Ratio, " direct", " nginx", 1)
+	}
+	return retarget(rows, "0.9x nginx"), err
+}

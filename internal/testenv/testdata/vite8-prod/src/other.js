@@ -1,0 +1,3 @@
+import { format, logoURL } from './format.js'
+
+document.body.dataset.other = format(logoURL)
