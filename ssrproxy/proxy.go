@@ -6,6 +6,9 @@
 // A Go app mounts a Proxy as the catch-all behind its own routes; the browser
 // then only ever talks to the Go port and HMR still works, provided the dev
 // server tells its client to connect to that port (Vite's server.ws.clientPort).
+// What a client sends on Vite's sockets is bounded (Options.MaxViteMessage,
+// 1 MiB by default), so that anyone who can open a page cannot make the dev
+// server buffer hundreds of megabytes; what the dev server sends is not.
 // While the dev server is starting or restarting, page navigations get a small
 // page that reloads itself once the dev server answers, and everything else a
 // 503, so that Vite's reconnect logic sees a refused handshake and waits.
