@@ -135,8 +135,9 @@ type Options struct {
 // line cut at 10,000 characters), and the custom events a project's code
 // sends with import.meta.hot.send. The largest of vitehost's own, a page's
 // runtime error (vite.Options.ClientErrors: message, stack and page cut at
-// 4,000, 16,000 and 2,000 characters), is at most about 130 KB even when
-// every character needs a six-byte JSON escape. 1 MiB is eight times that,
+// 4,000, 16,000 and 2,000 characters) is 122,113 bytes when every
+// character of message and stack needs a six-byte JSON escape, 22 KB when
+// none does. 1 MiB is eight times the worst of it,
 // and keeps what anonymous clients can make Vite's ws library buffer (it
 // takes messages up to 100 MiB) to a megabyte a socket.
 const DefaultMaxViteMessage = 1 << 20
