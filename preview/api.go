@@ -41,7 +41,10 @@ import (
 //
 // The events endpoint is a stream of Server-Sent Events (curl -N, or
 // EventSource) of what happens to the session, each a JSON object with its
-// time in Unix milliseconds:
+// time in Unix milliseconds and its source: "page" when its text came from
+// a page (runtime-error: anyone who can open the preview can send one, with
+// any text; a client that feeds the stream to a model treats it as
+// untrusted input), "server" for the rest:
 //
 //	status         the status changed: {status, error}; "stopped" with a reason ends the stream
 //	update         an update's outcome: {updated, deleted, hmr}
@@ -56,8 +59,12 @@ import (
 // "error" (uncaught), "unhandledrejection", "module-load" or
 // "console.error", and the stack is mapped to the project's files where
 // Vite's source maps allow. A client that reconnects with Last-Event-ID
-// (EventSource does) gets what it missed, from a buffer of the last 1000
-// events; without it, a stream starts with the buffer's events.
+// (EventSource does) gets what it missed, in the order it happened, from
+// buffers of the last events of each class (events.go: status, update,
+// hmr and compile-error 500 events or 512 KiB; log 1000 or 1 MiB;
+// runtime-error 200 or 512 KiB), so that neither the pages nor the dev
+// server's output can push a status or an update out of it; without it, a
+// stream starts with the buffers' events.
 func (m *Manager) API() http.Handler {
 	p := m.opts.APIPrefix
 	mux := http.NewServeMux()

@@ -104,7 +104,13 @@ func (s *session) startRun(ctx context.Context, r *devRun) (err error) {
 		return devServerFailure(s.log, err)
 	}
 	r.server = server
-	r.proxy = ssrproxy.New(server, &ssrproxy.Options{Transport: s.env.transport, Logger: s.log, OnTraffic: s.touch})
+	r.proxy = ssrproxy.New(server, &ssrproxy.Options{
+		Transport: s.env.transport, Logger: s.log, OnTraffic: s.touch,
+		// Anyone with the preview URL reaches these sockets: Vite's get
+		// ssrproxy's default bound, the project's own the same.
+		MaxViteMessage: ssrproxy.DefaultMaxViteMessage,
+		MaxAppMessage:  ssrproxy.DefaultMaxViteMessage,
+	})
 	t := server.Targets()
 	s.state.Lock()
 	s.rec.HTTPURL, s.rec.HMRURL = urlString(t.HTTP), urlString(t.HMR)

@@ -123,6 +123,24 @@
 // otherwise) is restarted twice, then the session is StatusError with
 // ErrorCode CodeMemoryLimit. Each kill is a status event with its code.
 //
+// Preview hosts. Anyone with a preview URL reaches the session's dev
+// server, so the router bounds what such a visitor can do to it and to the
+// session's owner. A WebSocket message from a client (one frame, or a
+// fragmented message's frames together) over
+// ssrproxy.DefaultMaxViteMessage (1 MiB), on Vite's sockets and the
+// project's own, ends the socket with a 1009 close before any byte of it
+// reaches Vite; what Vite sends is not bounded. A page's runtime error
+// reports are limited per socket (30 at once, 3 a second after that), and
+// are events of their own class (events.go): they carry "source": "page"
+// in the stream, every other event "source": "server", and they are kept
+// in a buffer of their own, so that no flood of reports, nor of the dev
+// server's output, pushes a status or an update out of a client's replay.
+// A response to a request whose Origin is another host goes out without
+// any Access-Control-* header (cors.go): Vite's default CORS lets any
+// localhost origin read a dev server, and a project may allow every origin,
+// but no page of another preview (or site) reads a preview's pages and its
+// HMR token.
+//
 // Errors. An answer never shows a host path, an address or npm's raw
 // output: npm's failures are its error code and one-line reason (400
 // "bad_dependency" when the declared set cannot be resolved), a dev server

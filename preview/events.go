@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,11 +32,48 @@ const (
 	eventWarning      = "warning"       // something about the session's dependencies the client should know: {code, message}
 )
 
-// Bounds of a session's event log: the oldest events go first.
+// An event's class says where its text comes from, and which buffer keeps
+// it: each class has a buffer and bounds of its own, so that what one
+// class produces cannot push another's events out of the replay. Anyone
+// with the preview URL can make a page send runtime errors, and a dev
+// server can print without end; neither evicts a status or an update.
+type eventClass int
+
 const (
-	maxLogEvents = 1000
-	maxLogBytes  = 1 << 20
+	classServer eventClass = iota // status, update, hmr, compile-error: the service's and Vite's own findings
+	classLog                      // log: the dev server's output
+	classPage                     // runtime-error: what a page sent, text that anyone with the preview URL can write
+	numClasses
 )
+
+// classOf returns the class of an event type.
+func classOf(typ string) eventClass {
+	switch typ {
+	case eventLogLine:
+		return classLog
+	case eventRuntimeError:
+		return classPage
+	}
+	return classServer
+}
+
+// source is the value of an event's "source" field: "page" for text that
+// came from a page (and so from anyone who can open it), "server" for the
+// rest.
+func (c eventClass) source() string {
+	if c == classPage {
+		return "page"
+	}
+	return "server"
+}
+
+// classBounds are the bounds of each class's buffer: the oldest events of
+// a class go first.
+var classBounds = [numClasses]struct{ events, bytes int }{
+	classServer: {500, 512 << 10},
+	classLog:    {1000, 1 << 20},
+	classPage:   {200, 512 << 10},
+}
 
 // logEvent is one event of the log.
 type logEvent struct {
@@ -44,23 +82,32 @@ type logEvent struct {
 	data []byte // a JSON object
 }
 
-// eventLog is a session's events, oldest first. Its ids start at the time
-// the log was made, in microseconds, so that a client of an earlier life of
-// the session (on a node that is gone) holds an id that this log does not.
+// ring is the buffer of one class, oldest first.
+type ring struct {
+	events []logEvent
+	bytes  int
+}
+
+// eventLog is a session's events. Its ids start at the time the log was
+// made, in microseconds, so that a client of an earlier life of the session
+// (on a node that is gone) holds an id that this log does not; they
+// increase by one across all classes, so they order the events in time.
 type eventLog struct {
 	mu      sync.Mutex
-	events  []logEvent
-	bytes   int
+	rings   [numClasses]ring
+	first   uint64 // the first id of this log
 	next    uint64
 	changed chan struct{} // closed and replaced at each add
 }
 
 func newEventLog() *eventLog {
-	return &eventLog{next: uint64(time.Now().UnixMicro()), changed: make(chan struct{})}
+	now := uint64(time.Now().UnixMicro())
+	return &eventLog{first: now, next: now, changed: make(chan struct{})}
 }
 
 // add appends an event of type typ whose data is v, a struct or map
-// encoded as a JSON object, with the time (Unix milliseconds) added.
+// encoded as a JSON object, with the time (Unix milliseconds) and the
+// source of its text added.
 func (l *eventLog) add(typ string, v any) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
@@ -72,7 +119,8 @@ func (l *eventLog) add(typ string, v any) {
 	if len(data) < 2 || data[0] != '{' {
 		return
 	}
-	stamp := `{"time":` + strconv.FormatInt(time.Now().UnixMilli(), 10)
+	class := classOf(typ)
+	stamp := `{"time":` + strconv.FormatInt(time.Now().UnixMilli(), 10) + `,"source":"` + class.source() + `"`
 	if len(data) > 2 {
 		stamp += ","
 	}
@@ -80,36 +128,56 @@ func (l *eventLog) add(typ string, v any) {
 
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.events = append(l.events, logEvent{id: l.next, typ: typ, data: data})
+	r := &l.rings[class]
+	bound := classBounds[class]
+	r.events = append(r.events, logEvent{id: l.next, typ: typ, data: data})
 	l.next++
-	l.bytes += len(data)
+	r.bytes += len(data)
 	drop := 0
-	for len(l.events)-drop > maxLogEvents || l.bytes > maxLogBytes && drop < len(l.events)-1 {
-		l.bytes -= len(l.events[drop].data)
+	for len(r.events)-drop > bound.events || r.bytes > bound.bytes && drop < len(r.events)-1 {
+		r.bytes -= len(r.events[drop].data)
 		drop++
 	}
 	if drop > 0 {
-		l.events = append(l.events[:0:0], l.events[drop:]...)
+		r.events = append(r.events[:0:0], r.events[drop:]...)
 	}
 	close(l.changed)
 	l.changed = make(chan struct{})
 }
 
-// since returns the events after the one with id last (all that the log
-// holds when there is no last, or when last is not an id it could hold: the
-// client fell behind the buffer, or saw another life of the session), and
-// a channel that is closed at the next add.
+// since returns the events after the one with id last, in the order they
+// came (all that the log holds when there is no last, or when last is not
+// an id of this log: the client saw another life of the session), and a
+// channel that is closed at the next add.
 func (l *eventLog) since(last uint64, hasLast bool) ([]logEvent, <-chan struct{}) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	i := 0
-	if hasLast && len(l.events) > 0 {
-		first := l.events[0].id
-		if last+1 >= first && last < l.next {
-			i = int(last + 1 - first)
-		}
+	if !hasLast || last < l.first || last >= l.next {
+		last = l.first - 1
 	}
-	return l.events[i:], l.changed
+	var parts [numClasses][]logEvent
+	n := 0
+	for c := range parts {
+		evs := l.rings[c].events
+		i := sort.Search(len(evs), func(i int) bool { return evs[i].id > last })
+		parts[c] = evs[i:]
+		n += len(parts[c])
+	}
+	if n == 0 {
+		return nil, l.changed
+	}
+	out := make([]logEvent, 0, n)
+	for len(out) < n {
+		best := -1
+		for c, p := range parts {
+			if len(p) > 0 && (best < 0 || p[0].id < parts[best][0].id) {
+				best = c
+			}
+		}
+		out = append(out, parts[best][0])
+		parts[best] = parts[best][1:]
+	}
+	return out, l.changed
 }
 
 // statusEvent is the data of a status event.

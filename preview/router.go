@@ -35,6 +35,9 @@ func (m *Manager) Router(fallback http.Handler) http.Handler {
 			notFoundPage(w, id)
 			return
 		}
+		if crossOrigin(r) {
+			w = noCORS{w} // cors.go: no page of another origin reads a preview
+		}
 		for range maxAttempts {
 			loc, forwarded, err := m.reach(w, r, id, nil, true)
 			switch {

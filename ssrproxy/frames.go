@@ -11,8 +11,11 @@ func closeFrame(code uint16, reason string) []byte {
 	return append(b, reason...)
 }
 
-// opClose is the opcode of a close frame (RFC 6455, 5.5.1).
-const opClose = 0x8
+// The opcodes the trackers tell apart (RFC 6455, 5.2).
+const (
+	opContinuation = 0x0
+	opClose        = 0x8
+)
 
 // maxFrameHeader is the longest WebSocket frame header: 2 bytes, an 8-byte
 // extended length and a 4-byte mask.
@@ -20,38 +23,83 @@ const maxFrameHeader = 14
 
 // frameTracker follows the frames in a stream of WebSocket bytes, fed in
 // pieces of any size, to tell whether the stream is between two frames
-// (RFC 6455, 5.2). It reads the headers only; payloads are skipped.
+// (RFC 6455, 5.2), and, when max is set, whether a message went over it. It
+// reads the headers only; payloads are skipped.
 type frameTracker struct {
 	hdr    [maxFrameHeader]byte // the header being read
 	n      int                  // how many bytes of it have been fed
 	left   uint64               // payload bytes of the current frame still to come
 	closed bool                 // a close frame went by
+
+	// max bounds a message: a frame's payload, or the payloads of a
+	// fragmented message's frames together. Zero means no bound.
+	max    uint64
+	msg    uint64 // payload bytes of the unfinished fragmented message so far
+	tooBig bool   // a frame went over max
 }
 
-// feed advances the tracker over p.
-func (f *frameTracker) feed(p []byte) {
-	for len(p) > 0 {
+// feed advances the tracker over p and returns how many bytes of p may go
+// on: those up to the first byte of a header that is not whole yet (its
+// bytes are in hdr[:n] until it is) or of the first frame over max. Once a
+// frame went over max, nothing more may go on; the tracker still follows
+// the frames, so that a close frame after it is seen.
+func (f *frameTracker) feed(p []byte) int {
+	pass := 0
+	for i := 0; i < len(p); {
 		if f.left > 0 {
 			k := f.left
-			if uint64(len(p)) < k {
-				k = uint64(len(p))
+			if uint64(len(p)-i) < k {
+				k = uint64(len(p) - i)
 			}
 			f.left -= k
-			p = p[k:]
-			continue
+			i += int(k)
+		} else {
+			f.hdr[f.n] = p[i]
+			f.n++
+			i++
+			if f.n < 2 || f.n < frameHeaderLen(f.hdr[1]) {
+				continue
+			}
+			f.left = framePayloadLen(f.hdr[:f.n])
+			if f.hdr[0]&0x0f == opClose {
+				f.closed = true
+			}
+			f.n = 0
+			if !f.tooBig && !f.admit(f.hdr[0], f.left) {
+				f.tooBig = true
+			}
 		}
-		f.hdr[f.n] = p[0]
-		f.n++
-		p = p[1:]
-		if f.n < 2 || f.n < frameHeaderLen(f.hdr[1]) {
-			continue
+		if !f.tooBig {
+			pass = i
 		}
-		f.left = framePayloadLen(f.hdr[:f.n])
-		if f.hdr[0]&0x0f == opClose {
-			f.closed = true
-		}
-		f.n = 0
 	}
+	return pass
+}
+
+// admit reports whether a frame whose first header byte is b0 and whose
+// payload is n bytes keeps its message within max, and counts it.
+func (f *frameTracker) admit(b0 byte, n uint64) bool {
+	if f.max == 0 {
+		return true
+	}
+	op := b0 & 0x0f
+	if op >= opClose {
+		// A control frame is no part of the message around it (RFC 6455,
+		// 5.4); RFC 6455 allows it 125 bytes.
+		return n <= f.max
+	}
+	prior := uint64(0)
+	if op == opContinuation {
+		prior = f.msg
+	}
+	if n > f.max-prior {
+		return false
+	}
+	f.msg = prior + n
+	if b0&0x80 != 0 { // FIN: the message is whole
+		f.msg = 0
+	}
+	return true
 }
 
 // atBoundary reports whether everything fed so far ends with a whole frame.

@@ -5,7 +5,8 @@ package ssrproxy
 // 101 only after the dev server sent one, and a refusal is relayed with its
 // status. After the 101 the tunnel copies bytes both ways untouched, so
 // subprotocols, extensions, frames, pings and close codes pass through as the
-// two ends wrote them.
+// two ends wrote them; the one exception is a client message over the bound
+// (Options.MaxViteMessage, MaxAppMessage), which ends the tunnel instead.
 //
 // Why not httputil.ReverseProxy's own upgrade tunnel, which relays the same
 // bytes: Close must end every tunnel with a close frame to the client, and a
@@ -42,7 +43,8 @@ func (p *Proxy) serveUpgrade(w http.ResponseWriter, r *http.Request, t hotfile.T
 	upType := r.Header.Get("Upgrade")
 	ws := strings.EqualFold(upType, "websocket")
 	target := t.HTTP
-	if ws && t.HMR != nil && isViteSocket(r.Header) {
+	vite := ws && isViteSocket(r.Header)
+	if vite && t.HMR != nil {
 		target = t.HMR
 	}
 	if target == nil {
@@ -93,6 +95,10 @@ func (p *Proxy) serveUpgrade(w http.ResponseWriter, r *http.Request, t hotfile.T
 	}
 
 	tun := &tunnel{up: up, ws: ws, onTraffic: p.onTraffic}
+	tun.fromClientFrames.max = p.maxApp
+	if vite {
+		tun.fromClientFrames.max = p.maxVite
+	}
 	if !p.track(tun) {
 		up.Close()
 		p.fail(w, r, ErrClosed)
@@ -134,6 +140,9 @@ func (p *Proxy) serveUpgrade(w http.ResponseWriter, r *http.Request, t hotfile.T
 		return
 	}
 	tun.run()
+	if tun.tooBig.Load() {
+		p.log.Info("vitehost/ssrproxy: closed a WebSocket whose client sent a message over the bound", "url", r.URL.Path, "max", tun.fromClientFrames.max)
+	}
 }
 
 // handshakeRequest is the handshake to send to up.

@@ -6,6 +6,9 @@
 // A Go app mounts a Proxy as the catch-all behind its own routes; the browser
 // then only ever talks to the Go port and HMR still works, provided the dev
 // server tells its client to connect to that port (Vite's server.ws.clientPort).
+// What a client sends on Vite's sockets is bounded (Options.MaxViteMessage,
+// 1 MiB by default), so that anyone who can open a page cannot make the dev
+// server buffer hundreds of megabytes; what the dev server sends is not.
 // While the dev server is starting or restarting, page navigations get a small
 // page that reloads itself once the dev server answers, and everything else a
 // 503, so that Vite's reconnect logic sees a refused handshake and waits.
@@ -108,10 +111,36 @@ type Options struct {
 	// and must not block.
 	OnTraffic func()
 
+	// MaxViteMessage bounds what a client may send on a vite-hmr or
+	// vite-ping WebSocket: the payload of a message, in bytes, whether it
+	// comes as one frame or as fragments. A frame that goes over it is not
+	// relayed: the dev server's connection closes before any byte of it
+	// and the client gets a close with status 1009 (message too big). Zero
+	// means DefaultMaxViteMessage; a negative value means no bound. What
+	// the dev server sends is never bounded.
+	MaxViteMessage int64
+
+	// MaxAppMessage is the same bound for every other WebSocket (the app's
+	// own, relayed to the HTTP target). Zero means no bound.
+	MaxAppMessage int64
+
 	// Logger receives upstream errors (at Error level) and the requests
 	// answered with 503 (at Debug level). Nil means slog.Default().
 	Logger *slog.Logger
 }
+
+// DefaultMaxViteMessage is the default of Options.MaxViteMessage: 1 MiB.
+// Vite's client sends small JSON messages: a ping, vite:invalidate (a
+// module path and a reason), vite:forward-console (Vite 8.4+, a console
+// line cut at 10,000 characters), and the custom events a project's code
+// sends with import.meta.hot.send. The largest of vitehost's own, a page's
+// runtime error (vite.Options.ClientErrors: message, stack and page cut at
+// 4,000, 16,000 and 2,000 characters) is 122,113 bytes when every
+// character of message and stack needs a six-byte JSON escape, 22 KB when
+// none does. 1 MiB is eight times the worst of it,
+// and keeps what anonymous clients can make Vite's ws library buffer (it
+// takes messages up to 100 MiB) to a megabyte a socket.
+const DefaultMaxViteMessage = 1 << 20
 
 // Proxy is an http.Handler that relays requests to a dev server. Create it
 // with New; its methods may be called from any number of goroutines.
@@ -122,6 +151,8 @@ type Proxy struct {
 	modify       func(*http.Response) error
 	errorHandler func(http.ResponseWriter, *http.Request, error)
 	onTraffic    func()
+	maxVite      uint64 // Options.MaxViteMessage; 0 means no bound
+	maxApp       uint64 // Options.MaxAppMessage; 0 means no bound
 	log          *slog.Logger
 	errLog       *log.Logger // ReverseProxy's own messages, at Debug level
 
@@ -161,6 +192,12 @@ func New(src TargetSource, opts *Options) *Proxy {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	switch {
+	case o.MaxViteMessage == 0:
+		o.MaxViteMessage = DefaultMaxViteMessage
+	case o.MaxViteMessage < 0:
+		o.MaxViteMessage = 0
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &Proxy{
 		src:       src,
@@ -168,6 +205,8 @@ func New(src TargetSource, opts *Options) *Proxy {
 		transport: o.Transport,
 		modify:    refusals(o.ModifyResponse),
 		onTraffic: o.OnTraffic,
+		maxVite:   uint64(o.MaxViteMessage),
+		maxApp:    uint64(max(o.MaxAppMessage, 0)),
 		log:       o.Logger,
 		ctx:       ctx,
 		cancel:    cancel,

@@ -21,6 +21,11 @@ const (
 	// closeGoingAway is the close code Close sends: the endpoint is going
 	// away (RFC 6455, 7.4.1).
 	closeGoingAway = 1001
+
+	// closeTooBig is the close code for a client whose message went over
+	// the tunnel's bound: the message is too big to process (RFC 6455,
+	// 7.4.1).
+	closeTooBig = 1009
 )
 
 // tunnel joins a hijacked client connection and the upgraded connection to
@@ -39,6 +44,11 @@ type tunnel struct {
 	// clientClosed is set once a whole close frame came from the client:
 	// after that it sends nothing, and the tunnel need not wait for it.
 	clientClosed atomic.Bool
+
+	// tooBig is set when a client's message went over the bound of
+	// fromClientFrames: the dev server got nothing of it, and the client
+	// gets a 1009 close.
+	tooBig atomic.Bool
 
 	// Owned by the goroutine in run (toClient).
 	toClientFrames frameTracker
@@ -81,8 +91,11 @@ func (t *tunnel) run() {
 	t.toClient()
 
 	t.ending.Store(true)
-	if t.closing.Load() {
-		t.goingAway()
+	switch {
+	case t.closing.Load():
+		t.closeClient(closeGoingAway, "proxy closed")
+	case t.tooBig.Load():
+		t.closeClient(closeTooBig, "message too big")
 	}
 	// Send the client everything up to the end, then the end (FIN), and
 	// read its last bytes, the answer to a close frame, before closing: a
@@ -132,10 +145,19 @@ func (t *tunnel) toClient() {
 // ends or fails, then closes the upstream side, which ends toClient. Once
 // the upstream side is gone it keeps reading the client's answer until its
 // close frame is in or run's deadline passes.
+//
+// On a WebSocket the bytes go on a whole frame header at a time, and a
+// frame that makes its message go over the bound goes nowhere: the dev
+// server's connection is closed before any byte of it, which ends the
+// tunnel with a 1009 close to the client. A dev server buffers a message
+// until it is whole (Vite's ws library up to 100 MiB), so a bound here is
+// one on its memory.
 func (t *tunnel) toUpstream() {
 	defer t.up.Close()
 	buf := copyBuffers.Get()
 	defer copyBuffers.Put(buf)
+	f := &t.fromClientFrames
+	var held [maxFrameHeader]byte // the start of a header that is not whole yet
 	upOpen := true
 	for {
 		n, err := t.cr.Read(buf)
@@ -143,20 +165,32 @@ func (t *tunnel) toUpstream() {
 			if t.onTraffic != nil {
 				t.onTraffic()
 			}
+			out := buf[:n]
+			var prefix []byte
 			if t.ws {
-				f := &t.fromClientFrames
-				f.feed(buf[:n])
+				h := copy(held[:], f.hdr[:f.n])
+				k := f.feed(out)
 				if f.closed && f.atBoundary() {
 					t.clientClosed.Store(true)
 				}
-			}
-			if upOpen {
-				if _, werr := t.up.Write(buf[:n]); werr != nil {
-					if !t.ending.Load() && !t.closing.Load() {
-						return
-					}
+				prefix, out = held[:h], out[:k]
+				if k == 0 {
+					prefix = nil // still part of an unfinished header, or too big
+				}
+				if f.tooBig && upOpen {
+					// What came before the frame goes on; then the dev
+					// server's side ends, and with it toClient.
+					t.tooBig.Store(true)
+					t.write(prefix, out)
+					t.up.Close()
 					upOpen = false
 				}
+			}
+			if upOpen && !t.write(prefix, out) {
+				if !t.ending.Load() && !t.closing.Load() {
+					return
+				}
+				upOpen = false
 			}
 		}
 		if err != nil || t.ending.Load() && t.clientClosed.Load() {
@@ -165,11 +199,24 @@ func (t *tunnel) toUpstream() {
 	}
 }
 
-// goingAway sends the client a close frame with code 1001 when that is
-// allowed: between frames, and when no close frame went to it yet.
-func (t *tunnel) goingAway() {
+// write sends a and then b to the dev server and reports whether it could.
+func (t *tunnel) write(a, b []byte) bool {
+	for _, p := range [][]byte{a, b} {
+		if len(p) == 0 {
+			continue
+		}
+		if _, err := t.up.Write(p); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// closeClient sends the client a close frame with code and reason when that
+// is allowed: between frames, and when no close frame went to it yet.
+func (t *tunnel) closeClient(code uint16, reason string) {
 	if !t.ws || t.broken || !t.toClientFrames.atBoundary() || t.toClientFrames.closed {
 		return
 	}
-	t.client.Write(closeFrame(closeGoingAway, "proxy closed"))
+	t.client.Write(closeFrame(code, reason))
 }

@@ -196,7 +196,9 @@ type Options struct {
 	// (plain Vite) that reports the page's runtime errors over the HMR
 	// socket: uncaught errors, unhandled rejections, modules that fail to
 	// load and console.error calls. They reach OnEvent as EventClientError,
-	// their stacks mapped to the project's files.
+	// their stacks mapped to the project's files. Anyone who can open the
+	// HMR socket can send such reports, with any text: each socket may
+	// send 30 at once and 3 a second after that, the rest are dropped.
 	ClientErrors bool
 	// OnEvent receives what the dev server reports as it happens (plain
 	// Vite): the HMR messages and compile errors that no Batch caused, and

@@ -726,7 +726,7 @@ function attach(s) {
       if (payload) observe(payload)
       return send.apply(this, args)
     }
-    if (clientErrors) ws.on('vitehost:error', (data) => reportClientError(s, data))
+    if (clientErrors) ws.on('vitehost:error', (data, client) => reportClientError(s, data, client))
   }
   checkBatch()
 }
@@ -760,7 +760,7 @@ if (hot) {
     if (now - since > windowMs) { since = now; count = 0 }
     if (++count > limit) return
     try {
-      hot.send('vitehost:error', { kind, message: String(message).slice(0, 4000), stack: String(stack || '').slice(0, 16000), page: location.href })
+      hot.send('vitehost:error', { kind, message: String(message).slice(0, 4000), stack: String(stack || '').slice(0, 16000), page: location.href.slice(0, 2000) })
     } catch {}
   }
   addEventListener('error', (e) => {
@@ -811,19 +811,37 @@ function clientErrorsHooks() {
 }
 
 const clientKinds = new Set(['error', 'unhandledrejection', 'module-load', 'console.error'])
-// A page in a render loop reports without end: at most clientBurst reports
-// at once, clientRate a second after that, for all pages together.
-const clientBurst = 50
-const clientRate = 20
-const clientBucket = { tokens: clientBurst, at: Date.now() }
+// A page in a render loop reports without end, and anyone who can open the
+// page can send reports on a socket of their own: each socket may send
+// clientBurst reports at once and clientRate a second after that (what the
+// page's module itself sends at most: 30 in 10 s), so that one socket that
+// floods uses up its own budget and no other page's. Vite hands a listener
+// the same client object for every message of a socket (getSocketClient in
+// Vite 6-8's ws.ts); the buckets go with the sockets.
+const clientBurst = 30
+const clientRate = 3
+const clientBuckets = new WeakMap()
+const noClient = {} // the bucket of reports that come without a client
 
-async function reportClientError(s, data) {
-  if (!data || typeof data !== 'object') return
+// takeReport reports whether client may send one more report now.
+function takeReport(client) {
+  const key = client && typeof client === 'object' ? client : noClient
   const now = Date.now()
-  clientBucket.tokens = Math.min(clientBurst, clientBucket.tokens + ((now - clientBucket.at) * clientRate) / 1000)
-  clientBucket.at = now
-  if (clientBucket.tokens < 1) return
-  clientBucket.tokens--
+  let b = clientBuckets.get(key)
+  if (!b) {
+    b = { tokens: clientBurst, at: now }
+    clientBuckets.set(key, b)
+  }
+  b.tokens = Math.min(clientBurst, b.tokens + ((now - b.at) * clientRate) / 1000)
+  b.at = now
+  if (b.tokens < 1) return false
+  b.tokens--
+  return true
+}
+
+async function reportClientError(s, data, client) {
+  if (!data || typeof data !== 'object') return
+  if (!takeReport(client)) return
   let mapped = { stack: '', file: '', line: 0, column: 0 }
   try {
     mapped = await mapStack(s, clip(data.stack, 16000))
