@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -23,7 +22,7 @@ const (
 // preflight checks what can be checked before a process starts, so that the
 // common mistakes fail fast with a clear cause.
 func (s *Server) preflight() error {
-	if _, err := readPackageJSON(filepath.Join(s.dir, "package.json")); err != nil {
+	if _, err := readPackageJSON(s.dir); err != nil {
 		return err
 	}
 	if _, err := exec.LookPath(s.opts.Node); err != nil {
