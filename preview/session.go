@@ -293,7 +293,7 @@ func (s *session) start(ctx context.Context, deps Deps, files []pendingFile) err
 		return abandoned(err)
 	}
 	sandboxed := s.env.sandbox != nil
-	l := sessionLaunch(s.dir, modules, deps, sandboxed, s.env.allowConfig)
+	l := sessionLaunch(root, s.dir, modules, deps, sandboxed, s.env.allowConfig)
 	s.opts = &vite.Options{
 		Framework:    vite.Vite,
 		PublicURL:    s.previewURL,
@@ -316,7 +316,7 @@ func (s *session) start(ctx context.Context, deps Deps, files []pendingFile) err
 		// Every project is at one path in the sandbox: sessions with the
 		// same dependencies and config share the optimizer's output, which
 		// only the service's own session writes there (see prepare.go).
-		shared := sharedOptimized(modules, deps, l, s.dir)
+		shared := sharedOptimized(modules, deps, l, root)
 		if s.trusted {
 			s.shared = shared
 		}

@@ -1,8 +1,11 @@
 package preview
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
+
+	"github.com/vitehost/vitehost/internal/safefs"
 
 	"github.com/vitehost/vitehost/sandbox"
 	"github.com/vitehost/vitehost/vite"
@@ -41,23 +44,23 @@ type launch struct {
 	noConfig bool // load no config file of the project's
 }
 
-// sessionLaunch returns the launch settings of the project in dir, whose
-// dependencies (deps) are installed in modules. sandboxed: the dev server
-// sees the project at sandbox.ProjectDir and modules at
+// sessionLaunch returns the launch settings of the project in dir (open as
+// root), whose dependencies (deps) are installed in modules. sandboxed: the
+// dev server sees the project at sandbox.ProjectDir and modules at
 // sandbox.ModulesDir. allowConfig: the project's own config files run.
-func sessionLaunch(dir, modules string, deps Deps, sandboxed, allowConfig bool) launch {
-	root := dir
+func sessionLaunch(root *os.Root, dir, modules string, deps Deps, sandboxed, allowConfig bool) launch {
+	projectRoot := dir
 	allow := []string{dir, modules}
 	if sandboxed {
-		root = sandbox.ProjectDir
-		allow = []string{root, sandbox.ModulesDir}
+		projectRoot = sandbox.ProjectDir
+		allow = []string{projectRoot, sandbox.ModulesDir}
 	} else if real, err := filepath.EvalSymlinks(modules); err == nil && real != modules {
 		allow = append(allow, real)
 	}
 	cfg := map[string]any{
-		"root": root,
+		"root": projectRoot,
 		// Sessions share node_modules; the optimizer's output is per session.
-		"cacheDir":    filepath.Join(root, ".vite-cache"),
+		"cacheDir":    filepath.Join(projectRoot, ".vite-cache"),
 		"clearScreen": false,
 		"server": map[string]any{
 			"fs": map[string]any{"allow": allow},
@@ -66,7 +69,7 @@ func sessionLaunch(dir, modules string, deps Deps, sandboxed, allowConfig bool) 
 		},
 	}
 	l := launch{config: cfg, noConfig: !allowConfig}
-	if allowConfig && hasViteConfig(dir) {
+	if allowConfig && hasViteConfig(root) {
 		return l // the project's config names its plugins and aliases
 	}
 	for _, k := range knownPlugins {
@@ -81,11 +84,11 @@ func sessionLaunch(dir, modules string, deps Deps, sandboxed, allowConfig bool) 
 		l.plugins = append(l.plugins, p)
 	}
 	for _, name := range tsconfigNames {
-		data, err := os.ReadFile(filepath.Join(dir, name))
+		data, err := safefs.ReadFile(root, name, maxProjectConfig)
 		if err != nil {
 			continue
 		}
-		if aliases := tsconfigAliases(data, root); len(aliases) > 0 {
+		if aliases := tsconfigAliases(data, projectRoot); len(aliases) > 0 {
 			cfg["resolve"] = map[string]any{"alias": aliases}
 			break
 		}
@@ -93,24 +96,36 @@ func sessionLaunch(dir, modules string, deps Deps, sandboxed, allowConfig bool) 
 	return l
 }
 
-// hasViteConfig reports whether the project in dir has a Vite config file.
-func hasViteConfig(dir string) bool {
+// hasViteConfig reports whether the project in root has a Vite config file.
+func hasViteConfig(root *os.Root) bool {
 	for _, name := range viteConfigNames {
-		if _, err := os.Lstat(filepath.Join(dir, name)); err == nil {
+		if _, err := root.Lstat(name); err == nil {
 			return true
 		}
 	}
 	return false
 }
 
-// projectConfigFiles returns the root config files of the project in dir
-// that change Vite's dependency optimization (its key in optimized.go).
-func projectConfigFiles(dir string) map[string][]byte {
+// projectConfigFiles returns the root config files of the project in root
+// that change Vite's dependency optimization (its key in optimized.go). One
+// that is not a regular file, or too large, counts as its error: Vite
+// checks the key itself, and a copy that does not fit is redone.
+func projectConfigFiles(root *os.Root) map[string][]byte {
 	out := map[string][]byte{}
 	for _, name := range append(viteConfigNames, tsconfigNames...) {
-		if data, err := os.ReadFile(filepath.Join(dir, name)); err == nil {
+		data, err := safefs.ReadFile(root, name, maxProjectConfig)
+		var refused *safefs.Error
+		switch {
+		case err == nil:
 			out[name] = data
+		case errors.As(err, &refused):
+			out[name] = []byte(refused.Reason())
 		}
 	}
 	return out
 }
+
+// maxProjectConfig bounds the bytes of a project's config file that the
+// service reads (the files the client sends are bounded by
+// Limits.MaxFileBytes; the dev server may have replaced them since).
+const maxProjectConfig = 8 << 20
