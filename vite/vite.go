@@ -30,7 +30,7 @@
 // are then URLs of the scheme "unix" whose Path is the socket, and nothing
 // the dev server prints can point them anywhere else. The code in the
 // sandbox may replace any file of the project: this process reads the
-// project's package.json (at each start and restart) without following a
+// project's package.json (at each Start) without following a
 // symbolic link, without blocking on a FIFO, regular files only and at most
 // a few megabytes, and refuses anything else with ErrInvalidPackageJSON. [StartSpare] starts
 // such a runner before its project is known, with Vite imported and warmed
