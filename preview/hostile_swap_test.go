@@ -115,8 +115,11 @@ func TestHostileSwappedFiles(t *testing.T) {
 	testenv.Short(t)
 	testenv.LookPath(t, "bwrap")
 	redis := storetest.Redis(t)
-	nodes := startClusterWith(t, redis, preview.Options{IdleTimeout: 2 * time.Second}, "a", "b")
-	a, b := nodes[0], nodes[1]
+	// A keeps a spare runner, which the wakes take: a wake that fails must
+	// neither leave it running nor keep the pool from refilling.
+	a := startClusterWith(t, redis, preview.Options{IdleTimeout: 2 * time.Second, Spares: 1}, "a")[0]
+	b := startClusterWith(t, redis, preview.Options{IdleTimeout: 2 * time.Second}, "b")[0]
+	require.NoError(t, a.m.Prepare(context.Background())) // the template's optimized dependencies, which a spare needs
 
 	dir := t.TempDir()
 	marker := randomMarker("SWAPCANARY")
@@ -197,6 +200,7 @@ func TestHostileSwappedFiles(t *testing.T) {
 	for _, v := range victims {
 		a.awaitStatus(t, v.id, preview.StatusHibernated)
 	}
+	awaitSpare(t, a, "a spare waits for the first wake") // which takes it
 	for _, v := range victims {
 		a.fetch(t, ev, v.created.PreviewURL+"/")
 	}
@@ -217,6 +221,10 @@ func TestHostileSwappedFiles(t *testing.T) {
 	status, control := a.collect(t, ev, "POST", "", map[string]any{"files": []any{appTSX("control")}})
 	require.Equal(t, 200, status, "body: %s", control.Raw)
 	a.awaitStatus(t, control.SessionID, preview.StatusHibernated)
+
+	// The spare pool refills, and no runner of a failed wake is left: A
+	// runs its spare, and nothing else runs.
+	awaitSpare(t, a, "the spare pool did not refill, or a failed wake left a runner")
 
 	// The delete of the first two removes what the tenant left in their
 	// directories, the link to a host directory and the FIFO, and nothing
@@ -258,5 +266,22 @@ func TestHostileSwappedFiles(t *testing.T) {
 	if watchReads {
 		assert.Equal(t, canaryRead, atime(t, canary), "no process read the root-only host file")
 		assert.Equal(t, keptRead, atime(t, kept), "no process read the file in the linked host directory")
+	}
+}
+
+// awaitSpare waits until node n has a spare runner ready and no other
+// process runs (every session of the test sleeps or failed).
+func awaitSpare(t *testing.T, n *service, msg string) {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for {
+		metrics, procs := scrapeText(t, n.m.Metrics()), testenv.NodeProcesses()
+		if strings.Contains(metrics, "\nvitehost_preview_spare_runners 1\n") && len(procs) == 1 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %d node processes: %s", msg, len(procs), procs)
+		}
+		time.Sleep(pollEvery)
 	}
 }
