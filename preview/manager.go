@@ -341,8 +341,8 @@ func (m *Manager) runJanitor() {
 	}
 }
 
-// stepTimeout bounds what a node-wide loop (the janitor, the record check)
-// waits for one session: its store calls and its stop.
+// stepTimeout bounds how long the janitor waits for the expiry of one
+// session: its record's deletion and its stop.
 const stepTimeout = 30 * time.Second
 
 // expire drops the expired session s for the janitor: the wait is bounded

@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 
 	"github.com/vitehost/vitehost/internal/safefs"
-
 	"github.com/vitehost/vitehost/sandbox"
 	"github.com/vitehost/vitehost/vite"
 )
@@ -45,22 +44,22 @@ type launch struct {
 }
 
 // sessionLaunch returns the launch settings of the project in dir (open as
-// root), whose dependencies (deps) are installed in modules. sandboxed: the
+// files), whose dependencies (deps) are installed in modules. sandboxed: the
 // dev server sees the project at sandbox.ProjectDir and modules at
 // sandbox.ModulesDir. allowConfig: the project's own config files run.
-func sessionLaunch(root *os.Root, dir, modules string, deps Deps, sandboxed, allowConfig bool) launch {
-	projectRoot := dir
+func sessionLaunch(files *os.Root, dir, modules string, deps Deps, sandboxed, allowConfig bool) launch {
+	root := dir
 	allow := []string{dir, modules}
 	if sandboxed {
-		projectRoot = sandbox.ProjectDir
-		allow = []string{projectRoot, sandbox.ModulesDir}
+		root = sandbox.ProjectDir
+		allow = []string{root, sandbox.ModulesDir}
 	} else if real, err := filepath.EvalSymlinks(modules); err == nil && real != modules {
 		allow = append(allow, real)
 	}
 	cfg := map[string]any{
-		"root": projectRoot,
+		"root": root,
 		// Sessions share node_modules; the optimizer's output is per session.
-		"cacheDir":    filepath.Join(projectRoot, ".vite-cache"),
+		"cacheDir":    filepath.Join(root, ".vite-cache"),
 		"clearScreen": false,
 		"server": map[string]any{
 			"fs": map[string]any{"allow": allow},
@@ -69,7 +68,7 @@ func sessionLaunch(root *os.Root, dir, modules string, deps Deps, sandboxed, all
 		},
 	}
 	l := launch{config: cfg, noConfig: !allowConfig}
-	if allowConfig && hasViteConfig(root) {
+	if allowConfig && hasViteConfig(files) {
 		return l // the project's config names its plugins and aliases
 	}
 	for _, k := range knownPlugins {
@@ -84,11 +83,11 @@ func sessionLaunch(root *os.Root, dir, modules string, deps Deps, sandboxed, all
 		l.plugins = append(l.plugins, p)
 	}
 	for _, name := range tsconfigNames {
-		data, err := safefs.ReadFile(root, name, maxProjectConfig)
+		data, err := safefs.ReadFile(files, name, maxProjectConfig)
 		if err != nil {
 			continue
 		}
-		if aliases := tsconfigAliases(data, projectRoot); len(aliases) > 0 {
+		if aliases := tsconfigAliases(data, root); len(aliases) > 0 {
 			cfg["resolve"] = map[string]any{"alias": aliases}
 			break
 		}
