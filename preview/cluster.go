@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"path"
-	"strings"
 	"time"
+
+	"github.com/vitehost/vitehost/internal/safefs"
 )
 
 // This file is what a node of several does to stay one: it renews its
@@ -109,29 +109,39 @@ func (m *Manager) republish(ctx context.Context, s *session, rec Record) error {
 		return fmt.Errorf("%w: session %s was recreated by another node", ErrFenced, s.id)
 	}
 	s.setEpoch(epoch)
-	files := map[string][]byte{}
-	err = fs.WalkDir(s.root.FS(), ".", func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		name := path.Base(p)
-		switch {
-		case p == ".":
-			return nil
-		case d.IsDir() && reserved[name]:
-			return fs.SkipDir
-		case d.IsDir() || !d.Type().IsRegular() || reserved[name] || strings.HasPrefix(name, tmpPrefix) || strings.Contains(name, ".timestamp-"):
-			return nil
-		}
-		data, err := fs.ReadFile(s.root.FS(), p)
-		if err != nil {
-			return err
-		}
-		files[p] = data
-		return nil
-	})
+	files, err := m.sessionFiles(ctx, s)
 	if err != nil {
 		return fmt.Errorf("vitehost/preview: read session files: %w", err)
 	}
 	return m.store.SaveFiles(ctx, s.id, epoch, files, nil)
+}
+
+// sessionFiles returns the files of session s as they are on disk: those
+// its client wrote (what a takeover needs), and its package.json from its
+// dependency set. The dev server's code may have replaced any of them: they
+// are read as safefs reads, within the quotas of Limits, and one that is no
+// longer a regular file, or too large, is left out and said in the log. The
+// caller holds s's turn.
+func (m *Manager) sessionFiles(ctx context.Context, s *session) (map[string][]byte, error) {
+	lim := m.opts.Limits
+	files := make(map[string][]byte, len(s.usage.files)+1)
+	var total int64
+	for name := range s.usage.files {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		data, err := safefs.ReadFile(s.root, name, min(lim.MaxFileBytes, lim.MaxSessionBytes-total))
+		var refused *safefs.Error
+		switch {
+		case errors.As(err, &refused), errors.Is(err, fs.ErrNotExist):
+			s.log.Warn("vitehost/preview: a file of the session is left out of the store", "file", name, "err", err)
+			continue
+		case err != nil:
+			return nil, err
+		}
+		files[name] = data
+		total += int64(len(data))
+	}
+	files["package.json"] = s.deps.PackageJSON()
+	return files, nil
 }

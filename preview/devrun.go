@@ -101,6 +101,11 @@ func (s *session) startRun(ctx context.Context, r *devRun) (err error) {
 	}
 	server, err := vite.Start(r.ctx, s.dir, opts)
 	if err != nil {
+		if opts.Spare != nil {
+			// A Start that failed before it took the spare (its preflight:
+			// a package.json the tenant replaced) leaves it running.
+			s.env.spares.discard(opts.Spare)
+		}
 		return devServerFailure(s.log, err)
 	}
 	r.server = server

@@ -33,6 +33,15 @@
 // allowed hosts. Since every project has the same path, sessions with the
 // same dependencies and config get the same optimizer cache key: the first
 // one's optimized dependencies are copied to the next ones (optimized.go).
+// The code in the sandbox can replace any file of its project at any moment,
+// with a symbolic link to a host file, a FIFO, a directory or a huge file:
+// this process reads a session directory only through the session's
+// os.Root, without following links, regular files only, without blocking,
+// within a bound (internal/safefs), and a wake that finds package.json
+// replaced fails with a status that names it. The file sync to the store
+// reads the files the client wrote, no others; deleting a session removes
+// links, never what they point to; and the janitor waits for no one
+// session without a deadline.
 // The sandbox does not defend against kernel exploits; hostile multi-tenant
 // fleets should run their nodes in VMs as well. Options.NoSandbox turns it
 // off for trusted input: files that Node would run (vite.config.*, .npmrc,

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/vitehost/vitehost/internal/safefs"
 	"github.com/vitehost/vitehost/sandbox"
 	"github.com/vitehost/vitehost/vite"
 )
@@ -115,7 +116,13 @@ func devServerFailure(log *slog.Logger, err error) error {
 // and URLs left out.
 func devServerReason(err error) string {
 	var why string
+	var refused *safefs.Error
 	switch {
+	case errors.As(err, &refused):
+		// A file of the project that the host reads (package.json at each
+		// start) was replaced by something it does not read: named as the
+		// client knows it.
+		return "it could not be started: " + refused.Reason()
 	case errors.Is(err, sandbox.ErrMemoryLimit):
 		return "it reached the memory limit of its sandbox"
 	case errors.Is(err, sandbox.ErrPidsLimit):

@@ -309,15 +309,32 @@ func (m *Manager) runJanitor() {
 	}
 	t := time.NewTicker(max(every, 50*time.Millisecond))
 	defer t.Stop()
+	// The sessions whose expiry the janitor began, until they are gone:
+	// each is dropped in a goroutine of its own, so that a session that
+	// does not stop holds up neither the next round nor the others.
+	dropping := map[*session]bool{}
 	for {
 		select {
 		case <-m.ctx.Done():
 			return
 		case now := <-t.C:
-			for _, s := range m.all() {
+			all := m.all()
+			listed := make(map[*session]bool, len(all))
+			for _, s := range all {
+				listed[s] = true
+			}
+			for s := range dropping {
+				if !listed[s] {
+					delete(dropping, s)
+				}
+			}
+			for _, s := range all {
 				switch idle := m.opts.IdleTimeout; {
 				case s.expired(now):
-					m.drop(m.ctx, s, "expired")
+					if !dropping[s] {
+						dropping[s] = true
+						m.loops.Go(func() { m.expire(s) })
+					}
 				case idle > 0 && s.sleepy(now, idle):
 					s.spawn(func() { s.hibernate(idle) })
 				}
@@ -327,6 +344,21 @@ func (m *Manager) runJanitor() {
 			}
 		}
 	}
+}
+
+// stepTimeout bounds how long the janitor waits for the expiry of one
+// session: its record's deletion and its stop.
+const stepTimeout = 30 * time.Second
+
+// expire drops the expired session s for the janitor: the wait is bounded
+// by stepTimeout, then its stop goes on and Close waits for it.
+func (m *Manager) expire(s *session) {
+	ctx, cancel := context.WithTimeout(m.ctx, stepTimeout)
+	defer cancel()
+	if err := m.drop(ctx, s, "expired"); err != nil && m.ctx.Err() == nil {
+		s.log.Warn("vitehost/preview: the expired session is slow to stop", "err", err)
+	}
+	<-s.stopped
 }
 
 // all returns the sessions of this node.

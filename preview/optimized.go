@@ -50,10 +50,10 @@ func optimizedKey(deps Deps, config map[string]any, plugins any, projectConfig m
 }
 
 // sharedOptimized returns where the optimized dependencies of the project
-// in dir, with the launch settings l and the dependencies deps installed in
+// in root, with the launch settings l and the dependencies deps installed in
 // modules, are shared.
-func sharedOptimized(modules string, deps Deps, l launch, dir string) string {
-	return filepath.Join(filepath.Dir(modules), "optimized", optimizedKey(deps, l.config, l.plugins, projectConfigFiles(dir)))
+func sharedOptimized(modules string, deps Deps, l launch, root *os.Root) string {
+	return filepath.Join(filepath.Dir(modules), "optimized", optimizedKey(deps, l.config, l.plugins, projectConfigFiles(root)))
 }
 
 // seedOptimized copies the shared optimized dependencies in shared, if

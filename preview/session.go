@@ -345,7 +345,7 @@ func (s *session) launchOn(deps Deps, modules string) error {
 		return err
 	}
 	sandboxed := s.env.sandbox != nil
-	l := sessionLaunch(s.dir, modules, deps, sandboxed, s.env.allowConfig)
+	l := sessionLaunch(s.root, s.dir, modules, deps, sandboxed, s.env.allowConfig)
 	s.nodeModules = modules
 	s.opts = &vite.Options{
 		Framework:       vite.Vite,
@@ -371,7 +371,7 @@ func (s *session) launchOn(deps Deps, modules string) error {
 		// Every project is at one path in the sandbox: sessions with the
 		// same dependencies and config share the optimizer's output, which
 		// only the service's own session writes there (see prepare.go).
-		shared := sharedOptimized(modules, deps, l, s.dir)
+		shared := sharedOptimized(modules, deps, l, s.root)
 		if s.trusted {
 			s.shared = shared
 		}

@@ -216,10 +216,10 @@ func (p *spares) startIn(ctx context.Context, dir, modules string) (*vite.Spare,
 	if err := root.WriteFile("package.json", p.deps.PackageJSON(), 0o644); err != nil {
 		return nil, err
 	}
-	l := sessionLaunch(dir, modules, p.deps, true, p.env.allowConfig)
+	l := sessionLaunch(root, dir, modules, p.deps, true, p.env.allowConfig)
 	sb := *p.env.sandbox
 	sb.Modules, sb.Name = modules, "spare"
-	ok, err := seedOptimized(sharedOptimized(modules, p.deps, l, dir), filepath.Join(dir, ".vite-cache", "deps"), &sb)
+	ok, err := seedOptimized(sharedOptimized(modules, p.deps, l, root), filepath.Join(dir, ".vite-cache", "deps"), &sb)
 	if err != nil {
 		return nil, err
 	}

@@ -1,9 +1,11 @@
 package preview
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 
+	"github.com/vitehost/vitehost/internal/safefs"
 	"github.com/vitehost/vitehost/sandbox"
 	"github.com/vitehost/vitehost/vite"
 )
@@ -41,11 +43,11 @@ type launch struct {
 	noConfig bool // load no config file of the project's
 }
 
-// sessionLaunch returns the launch settings of the project in dir, whose
-// dependencies (deps) are installed in modules. sandboxed: the dev server
-// sees the project at sandbox.ProjectDir and modules at
+// sessionLaunch returns the launch settings of the project in dir (open as
+// files), whose dependencies (deps) are installed in modules. sandboxed: the
+// dev server sees the project at sandbox.ProjectDir and modules at
 // sandbox.ModulesDir. allowConfig: the project's own config files run.
-func sessionLaunch(dir, modules string, deps Deps, sandboxed, allowConfig bool) launch {
+func sessionLaunch(files *os.Root, dir, modules string, deps Deps, sandboxed, allowConfig bool) launch {
 	root := dir
 	allow := []string{dir, modules}
 	if sandboxed {
@@ -66,7 +68,7 @@ func sessionLaunch(dir, modules string, deps Deps, sandboxed, allowConfig bool) 
 		},
 	}
 	l := launch{config: cfg, noConfig: !allowConfig}
-	if allowConfig && hasViteConfig(dir) {
+	if allowConfig && hasViteConfig(files) {
 		return l // the project's config names its plugins and aliases
 	}
 	for _, k := range knownPlugins {
@@ -81,7 +83,7 @@ func sessionLaunch(dir, modules string, deps Deps, sandboxed, allowConfig bool) 
 		l.plugins = append(l.plugins, p)
 	}
 	for _, name := range tsconfigNames {
-		data, err := os.ReadFile(filepath.Join(dir, name))
+		data, err := safefs.ReadFile(files, name, maxProjectConfig)
 		if err != nil {
 			continue
 		}
@@ -93,24 +95,36 @@ func sessionLaunch(dir, modules string, deps Deps, sandboxed, allowConfig bool) 
 	return l
 }
 
-// hasViteConfig reports whether the project in dir has a Vite config file.
-func hasViteConfig(dir string) bool {
+// hasViteConfig reports whether the project in root has a Vite config file.
+func hasViteConfig(root *os.Root) bool {
 	for _, name := range viteConfigNames {
-		if _, err := os.Lstat(filepath.Join(dir, name)); err == nil {
+		if _, err := root.Lstat(name); err == nil {
 			return true
 		}
 	}
 	return false
 }
 
-// projectConfigFiles returns the root config files of the project in dir
-// that change Vite's dependency optimization (its key in optimized.go).
-func projectConfigFiles(dir string) map[string][]byte {
+// projectConfigFiles returns the root config files of the project in root
+// that change Vite's dependency optimization (its key in optimized.go). One
+// that is not a regular file, or too large, counts as its error: Vite
+// checks the key itself, and a copy that does not fit is redone.
+func projectConfigFiles(root *os.Root) map[string][]byte {
 	out := map[string][]byte{}
 	for _, name := range append(viteConfigNames, tsconfigNames...) {
-		if data, err := os.ReadFile(filepath.Join(dir, name)); err == nil {
+		data, err := safefs.ReadFile(root, name, maxProjectConfig)
+		var refused *safefs.Error
+		switch {
+		case err == nil:
 			out[name] = data
+		case errors.As(err, &refused):
+			out[name] = []byte(refused.Reason())
 		}
 	}
 	return out
 }
+
+// maxProjectConfig bounds the bytes of a project's config file that the
+// service reads (the files the client sends are bounded by
+// Limits.MaxFileBytes; the dev server may have replaced them since).
+const maxProjectConfig = 8 << 20

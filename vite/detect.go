@@ -5,10 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/vitehost/vitehost/internal/safefs"
 )
 
 // maxPackageJSON is the largest package.json Detect reads; real ones are a
@@ -37,10 +38,10 @@ func (p *packageJSON) dependsOn(name string) bool {
 // Detect tells which framework the project in dir uses: Nuxt when its
 // package.json declares a nuxt dependency, Astro when it declares astro,
 // else Vite. A missing package.json
-// gives an error wrapping ErrNoPackageJSON, one that is not JSON an error
-// wrapping ErrInvalidPackageJSON.
+// gives an error wrapping ErrNoPackageJSON, one that is not JSON, or not a
+// regular file, an error wrapping ErrInvalidPackageJSON.
 func Detect(dir string) (Framework, error) {
-	p, err := readPackageJSON(filepath.Join(dir, "package.json"))
+	p, err := readPackageJSON(dir)
 	if err != nil {
 		return Auto, err
 	}
@@ -57,23 +58,24 @@ func detect(p *packageJSON) Framework {
 	return Vite
 }
 
-// readPackageJSON reads and parses the package.json at path.
-func readPackageJSON(path string) (*packageJSON, error) {
-	f, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%w in %s", ErrNoPackageJSON, filepath.Dir(path))
-	}
-	if err != nil {
-		return nil, fmt.Errorf("vitehost/vite: %w", err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxPackageJSON+1))
-	if err != nil {
-		return nil, fmt.Errorf("vitehost/vite: read %s: %w", path, err)
+// readPackageJSON reads and parses the package.json in dir. Code in a
+// sandbox may have replaced it (the project is its to write, and this
+// process may be root): it is read as safefs reads, so that a symbolic
+// link to a host file is refused, not followed, and a FIFO does not block.
+func readPackageJSON(dir string) (*packageJSON, error) {
+	data, err := safefs.ReadFileIn(dir, "package.json", maxPackageJSON)
+	var refused *safefs.Error
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("%w in %s", ErrNoPackageJSON, dir)
+	case errors.As(err, &refused):
+		return nil, fmt.Errorf("%w in %s: %w", ErrInvalidPackageJSON, dir, err)
+	case err != nil:
+		return nil, fmt.Errorf("vitehost/vite: read package.json in %s: %w", dir, err)
 	}
 	p, err := parsePackageJSON(data)
 	if err != nil {
-		return nil, fmt.Errorf("%w %s: %w", ErrInvalidPackageJSON, path, err)
+		return nil, fmt.Errorf("%w in %s: %w", ErrInvalidPackageJSON, dir, err)
 	}
 	return p, nil
 }
@@ -126,7 +128,7 @@ func installedVersion(dir string, path ...string) string {
 		}
 		dir = p
 	}
-	p, err := readPackageJSON(filepath.Join(dir, "package.json"))
+	p, err := readPackageJSON(dir)
 	if err != nil {
 		return ""
 	}

@@ -38,17 +38,16 @@ func checkSandbox(dir string, o *Options) error {
 }
 
 // sandboxHasVite reports whether the sandbox's dependencies, or the
-// project's own node_modules, hold vite.
+// project's own node_modules, hold vite. The dependencies come first: they
+// are the host's, while the project is the sandbox's to write.
 func (s *Server) sandboxHasVite() bool {
-	if _, ok := findPackage(s.dir, "vite"); ok {
-		return true
-	}
 	if m := s.opts.Sandbox.Modules; m != "" {
 		if _, err := os.Stat(filepath.Join(m, "vite", "package.json")); err == nil {
 			return true
 		}
 	}
-	return false
+	_, ok := findPackage(s.dir, "vite")
+	return ok
 }
 
 // sandboxCommand prepares the runner to run in the sandbox, with the

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -25,7 +24,7 @@ const (
 // preflight checks what can be checked before a process starts, so that the
 // common mistakes fail fast with a clear cause.
 func (s *Server) preflight() error {
-	if _, err := readPackageJSON(filepath.Join(s.dir, "package.json")); err != nil {
+	if _, err := readPackageJSON(s.dir); err != nil {
 		return err
 	}
 	if _, err := exec.LookPath(s.opts.Node); err != nil {

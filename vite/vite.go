@@ -28,7 +28,11 @@
 // the runner's HTTP server, and its HMR WebSocket on its own server
 // ([Options.SocketDir] does the same without a sandbox). [Server.Targets]
 // are then URLs of the scheme "unix" whose Path is the socket, and nothing
-// the dev server prints can point them anywhere else. [StartSpare] starts
+// the dev server prints can point them anywhere else. The code in the
+// sandbox may replace any file of the project: this process reads the
+// project's package.json (at each Start) without following a
+// symbolic link, without blocking on a FIFO, regular files only and at most
+// a few megabytes, and refuses anything else with ErrInvalidPackageJSON. [StartSpare] starts
 // such a runner before its project is known, with Vite imported and warmed
 // up by one page load of a project of the caller's; Start with
 // [Options.Spare] runs the real project in it, in a fraction of the time.
