@@ -126,7 +126,7 @@ func awaitSpare(t *testing.T, m *Manager) *vite.Spare {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		if len(p.idle) > 0 {
-			sp = p.idle[0]
+			sp = p.idle[0].sp
 		}
 		return sp != nil
 	}, time.Minute, 20*time.Millisecond, "no spare runner")
