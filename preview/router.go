@@ -87,6 +87,7 @@ const (
 // here meanwhile (it was deleted, or another node claimed it).
 func (m *Manager) serveSession(w http.ResponseWriter, r *http.Request, s *session) error {
 	s.touch()
+	s.warm.note(r)
 	upgrade := r.Header.Get("Upgrade") != ""
 	if p := s.proxy.Load(); p != nil {
 		m.metrics.countProxied(upgrade)
