@@ -86,7 +86,7 @@ func (s *session) startRun(ctx context.Context, r *devRun) (err error) {
 	s.env.spares.begin()
 	defer s.env.spares.end()
 	if s.env.spares.fit(s.modules()) {
-		if sp := s.env.spares.take(); sp != nil {
+		if sp := s.env.spares.take(!s.trusted); sp != nil {
 			if err := s.moveInto(sp); err != nil {
 				s.log.Warn("vitehost/preview: start without the spare runner", "err", err)
 				s.env.spares.discard(sp)

@@ -117,9 +117,9 @@ func (p *spares) fit(modules string) bool {
 	return p.modules != "" && modules == p.modules
 }
 
-// take returns an idle spare, or nil, and counts the session that asked
-// for one in the demand the stock follows.
-func (p *spares) take() *vite.Spare {
+// take returns an idle spare, or nil. counted: the session that asks
+// counts in the demand the stock follows (the service's own does not).
+func (p *spares) take(counted bool) *vite.Spare {
 	var dead []*vite.Spare // runners that died while they waited
 	defer func() {
 		for _, sp := range dead {
@@ -128,7 +128,9 @@ func (p *spares) take() *vite.Spare {
 	}()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.demand.arrive(time.Now())
+	if counted {
+		p.demand.arrive(time.Now())
+	}
 	for len(p.idle) > 0 {
 		sp := p.idle[0].sp
 		p.idle = p.idle[1:]
