@@ -138,6 +138,13 @@ func awaitSpare(t *testing.T, m *Manager) *vite.Spare {
 // hosts (preview-{id}.localhost) Chromium resolves to loopback.
 func startBrowserManager(t *testing.T) *Manager {
 	t.Helper()
+	return startBrowserManagerWith(t, nil)
+}
+
+// startBrowserManagerWith is startBrowserManager with tune applied to its
+// options.
+func startBrowserManagerWith(t *testing.T, tune func(*Options)) *Manager {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	public := fmt.Sprintf("http://localhost:%d", ln.Addr().(*net.TCPAddr).Port)
@@ -151,6 +158,9 @@ func startBrowserManager(t *testing.T) *Manager {
 		Logger:      testenv.Logger(t),
 	}
 	opts.Sandbox.Env = []string{testenv.OwnerEnv()} // for the leak check
+	if tune != nil {
+		tune(opts)
+	}
 	m, err := New(opts)
 	require.NoError(t, err)
 	srv := &http.Server{Handler: m.Router(m.API())}
