@@ -944,6 +944,15 @@ function skipOptimizedDeps(config) {
   return { oxc: { jsxRefreshExclude: [new RegExp('^' + escaped + '/')] } }
 }
 
+// warmPlugin stands in, in a spare's warm-up, for the vitehost plugin of
+// the project's server (main): Vite's optimized-dependency cache is keyed by
+// the plugins' names, and a warm-up without it found the template's
+// optimized dependencies stale and optimized them again (a second of CPU,
+// and the optimizer's memory kept by the spare).
+function warmPlugin() {
+  return { name: 'vitehost', config: skipOptimizedDeps }
+}
+
 // maxWarmModules bounds the modules a warm-up loads.
 const maxWarmModules = 300
 
@@ -966,7 +975,7 @@ async function warm(vite, w) {
     } catch {}
   }
   const inline = vite.mergeConfig(w.config || {}, ours)
-  inline.plugins = await loadPlugins(w.plugins)
+  inline.plugins = [...(await loadPlugins(w.plugins)), warmPlugin()]
   const s = await vite.createServer(inline)
   const h = http.createServer(s.middlewares)
   try {
