@@ -5,10 +5,11 @@ import "time"
 // This file decides how many spare runners the Manager keeps: the demand
 // for them, within a memory budget.
 
-// spareCost is what one spare runner holds, its sandbox's processes
-// included: 180-200 MiB resident measured here (Node with Vite imported,
-// warmed up by a page load of the React template; the README's density
-// table).
+// spareCost is what one spare runner is counted for, its sandbox's
+// processes included: an idle spare (Node with Vite imported, warmed up by
+// a page load of the React template) held 125-156 MiB resident (70-99 MiB
+// PSS, /proc/<pid>/smaps_rollup) here, and a session in one 180 MiB after
+// its page load (the README's density table).
 const spareCost = 200 << 20
 
 // maxArrivals bounds the arrivals the demand remembers.

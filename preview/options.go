@@ -94,15 +94,16 @@ type Options struct {
 	// Spares, the Manager keeps as many more as sessions of the template's
 	// set started or woke within the time making one takes (a burst of
 	// ten at once asks for ten, one a second for two), at the peak of the
-	// last SpareIdle, while they fit in SpareMemory at about 200 MiB each
-	// (measured here); Spares that do not fit are not kept either. Spares
-	// are made one at a time in the background, while no session's dev
-	// server starts; a session that finds none starts a runner of its
-	// own. Zero means DefaultSpareMemory.
+	// last SpareIdle, while they fit in SpareMemory at 200 MiB each (an
+	// idle spare's sandbox held 125-180 MiB resident here); Spares that do
+	// not fit are not kept either. Spares are made one at a time in the
+	// background, while no session's dev server starts; a session that
+	// finds none starts a runner of its own. Zero or negative means
+	// DefaultSpareMemory.
 	SpareMemory int64
 	// SpareIdle is how far back the demand for spare runners looks, and
-	// how long a spare beyond it waits unused before it stops. Zero means
-	// DefaultSpareIdle.
+	// how long a spare beyond it waits unused before it stops. Zero or
+	// negative means DefaultSpareIdle.
 	SpareIdle time.Duration
 	// Limits bound requests and sessions; zero fields take defaults.
 	Limits Limits
