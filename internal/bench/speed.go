@@ -67,6 +67,8 @@ func runSpeed(ctx context.Context, env *Env) ([]Row, error) {
 		id, _, page, err := svc.createAndLoad(ctx, fmt.Sprintf("burst %d", i))
 		return id, page, err
 	})
+	// The sessions just made run, idle, until they hibernate (wakeIdle).
+	running := sessions(svc.baseDir)
 	s = Summarize(burstPages)
 	note := fmt.Sprintf("%d creates at once, every module through the router; failures: %d (there must be none); target p50 <= 1500 ms", burst, len(failures))
 	if len(failures) > 0 {
@@ -151,21 +153,12 @@ func runSpeed(ctx context.Context, env *Env) ([]Row, error) {
 		return rows, err
 	}
 
-	var idle []memory
-	took := settleMemory(ctx, func() int64 {
-		idle = sessions(svc.baseDir)
-		var total int64
-		for _, m := range idle {
-			total += m.rss
-		}
-		return total
-	})
-	per := medianMemory(idle)
+	per := medianMemory(running)
 	return append(rows,
 		Row{What: "idle node: this process and its spare runners", Value: node.mem.String(),
 			Note: fmt.Sprintf("%d spare runners waiting (Options.Spares is the floor; more follow demand within Options.SpareMemory)", node.spares)},
-		Row{What: "idle session after its page load: resident memory", Value: per.String(),
-			Note: fmt.Sprintf("median of %d running sessions, each its sandbox's process tree; read once memory settled (%s)", len(idle), took.Round(time.Second))}), nil
+		Row{What: "idle session right after its page load: resident memory", Value: per.String(),
+			Note: fmt.Sprintf("median of %d running sessions after the creates at once, each its sandbox's process tree, before V8 gives memory back (the density section reads it settled)", len(running))}), nil
 }
 
 // speedAtOnce runs f for 0..n-1 at once and returns what each returned:
