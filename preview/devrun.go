@@ -88,7 +88,7 @@ func (s *session) startRun(ctx context.Context, r *devRun) (err error) {
 	s.env.spares.begin()
 	defer s.env.spares.end()
 	if s.env.spares.fit(s.modules()) {
-		if sp := s.env.spares.take(); sp != nil {
+		if sp := s.env.spares.take(!s.trusted); sp != nil {
 			if err := s.moveInto(sp); err != nil {
 				s.log.Warn("vitehost/preview: start without the spare runner", "err", err)
 				s.env.spares.discard(sp)
@@ -125,6 +125,10 @@ func (s *session) startRun(ctx context.Context, r *devRun) (err error) {
 	listening := time.Now()
 	s.env.metrics.observeStart(listening.Sub(began))
 
+	// What the session's pages asked for before it hibernated loads at
+	// once, beside the page (warmlist.go).
+	w := newWarmer(r.ctx, s.env.client, t.HTTP)
+	w.visit(s.warm.list()...)
 	entries, err := loadPage(r.ctx, s.env.client, t.HTTP)
 	if err != nil {
 		s.log.Warn("vitehost/preview: the page is not served", "err", err)
@@ -133,7 +137,8 @@ func (s *session) startRun(ctx context.Context, r *devRun) (err error) {
 	r.wg.Go(func() {
 		defer close(r.warmed)
 		start := time.Now()
-		warmModules(r.ctx, s.env.client, t.HTTP, entries)
+		w.visit(entries...)
+		w.wait()
 		s.log.Debug("vitehost/preview: modules warmed", "took", time.Since(start).Round(time.Millisecond))
 		if s.shared != "" && r.ctx.Err() == nil {
 			if err := shareOptimized(filepath.Join(s.dir, ".vite-cache", "deps"), s.shared); err != nil {

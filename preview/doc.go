@@ -200,10 +200,14 @@
 // "is the server back?" probe (a vite-ping handshake) wakes the session,
 // opens only once the dev server serves, and the page reloads itself, with
 // HMR again. On a node of several, a hibernated session whose node is gone
-// wakes on the node that takes it over. The Manager keeps Options.Spares
-// sandboxed runners started ahead for the template's dependency set, with
-// Vite loaded and warmed up on the template: a session that starts or
-// wakes in one serves its first page load as fast as a reload.
+// wakes on the node that takes it over. The Manager keeps at least
+// Options.Spares sandboxed runners started ahead for the template's
+// dependency set, with Vite loaded and warmed up on the template, and more
+// when sessions of that set arrive faster than one is made, within
+// Options.SpareMemory: a session that starts or wakes in one serves its
+// first page load as fast as a reload. A wake also loads again, before the
+// browser asks, the module URLs that the session's pages requested before
+// it slept (kept in this node's memory, bounded).
 //
 // # Where a request's session is
 //

@@ -126,7 +126,7 @@ func awaitSpare(t *testing.T, m *Manager) *vite.Spare {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		if len(p.idle) > 0 {
-			sp = p.idle[0]
+			sp = p.idle[0].sp
 		}
 		return sp != nil
 	}, time.Minute, 20*time.Millisecond, "no spare runner")
@@ -137,6 +137,13 @@ func awaitSpare(t *testing.T, m *Manager) *vite.Spare {
 // themselves, behind a listener at http://localhost:<port>, whose preview
 // hosts (preview-{id}.localhost) Chromium resolves to loopback.
 func startBrowserManager(t *testing.T) *Manager {
+	t.Helper()
+	return startBrowserManagerWith(t, nil)
+}
+
+// startBrowserManagerWith is startBrowserManager with tune applied to its
+// options.
+func startBrowserManagerWith(t *testing.T, tune func(*Options)) *Manager {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -151,6 +158,9 @@ func startBrowserManager(t *testing.T) *Manager {
 		Logger:      testenv.Logger(t),
 	}
 	opts.Sandbox.Env = []string{testenv.OwnerEnv()} // for the leak check
+	if tune != nil {
+		tune(opts)
+	}
 	m, err := New(opts)
 	require.NoError(t, err)
 	srv := &http.Server{Handler: m.Router(m.API())}

@@ -134,7 +134,7 @@ func New(opts *Options) (*Manager, error) {
 	x.register(m)
 	m.removeLeftovers()
 	if sb != nil && o.Spares > 0 {
-		p, err := newSpares(o.Spares, m.env, o.BaseDir, log)
+		p, err := newSpares(&o, m.env, log)
 		if err != nil {
 			cancel()
 			sets.Close()

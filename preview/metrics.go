@@ -24,6 +24,7 @@ import (
 //	vitehost_preview_proxied_requests_total{kind}       requests to this node's dev servers
 //	vitehost_preview_websocket_tunnels                  open WebSocket tunnels to them
 //	vitehost_preview_spare_runners                      spare runners ready for a session (Options.Spares)
+//	vitehost_preview_spare_runner_takes_total{found}    starts and wakes of the template's set, by whether a spare was ready
 //
 // plus the Go runtime's and the process's collectors.
 
@@ -137,6 +138,7 @@ var (
 	tunnelsDesc  = prometheus.NewDesc(metricPrefix+"websocket_tunnels", "Open WebSocket tunnels to this node's dev servers (HMR sockets and the apps' own).", nil, nil)
 	installsDesc = prometheus.NewDesc(metricPrefix+"installs", "Dependency installs by state: running or queued.", []string{"state"}, nil)
 	sparesDesc   = prometheus.NewDesc(metricPrefix+"spare_runners", "Spare runners ready for a session of the template's dependency set to start or wake in.", nil, nil)
+	takesDesc    = prometheus.NewDesc(metricPrefix+"spare_runner_takes_total", "Starts and wakes of sessions of the template's dependency set, by whether they found a spare runner ready (found \"true\") or started one of their own.", []string{"found"}, nil)
 )
 
 // Describe sends the descriptions of the collected gauges.
@@ -145,6 +147,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- tunnelsDesc
 	ch <- installsDesc
 	ch <- sparesDesc
+	ch <- takesDesc
 }
 
 // Collect counts the Manager's sessions and tunnels and its install queue.
@@ -165,4 +168,8 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(installsDesc, prometheus.GaugeValue, float64(running), "running")
 	ch <- prometheus.MustNewConstMetric(installsDesc, prometheus.GaugeValue, float64(queued), "queued")
 	ch <- prometheus.MustNewConstMetric(sparesDesc, prometheus.GaugeValue, float64(c.m.env.spares.ready()))
+	if p := c.m.env.spares; p != nil {
+		ch <- prometheus.MustNewConstMetric(takesDesc, prometheus.CounterValue, float64(p.taken.Load()), "true")
+		ch <- prometheus.MustNewConstMetric(takesDesc, prometheus.CounterValue, float64(p.missed.Load()), "false")
+	}
 }

@@ -25,8 +25,14 @@ const (
 	// DefaultIdleTimeout is how long a session goes unused before its dev
 	// server hibernates.
 	DefaultIdleTimeout = 10 * time.Minute
-	// DefaultSpares is how many spare runners a Manager keeps.
+	// DefaultSpares is how many spare runners a Manager keeps at least.
 	DefaultSpares = 1
+	// DefaultSpareMemory is the memory budget of a Manager's spare
+	// runners: five of them (about 200 MiB each).
+	DefaultSpareMemory = 1 << 30
+	// DefaultSpareIdle is how long a spare runner beyond the demand waits
+	// unused before it stops, and how far back the demand looks.
+	DefaultSpareIdle = time.Minute
 	// DefaultLeaseTTL is how long a node of several counts as alive after
 	// it last renewed its lease in the Store; it renews every third of it.
 	DefaultLeaseTTL = 6 * time.Second
@@ -79,7 +85,8 @@ type Options struct {
 	// Zero means DefaultIdleTimeout; a negative value never hibernates.
 	IdleTimeout time.Duration
 	// Spares is how many sandboxed runners the Manager keeps started ahead
-	// for sessions of the template's dependency set (Prepare's), each a
+	// at least, more when sessions ask for them (SpareMemory), for
+	// sessions of the template's dependency set (Prepare's), each a
 	// Node process with Vite loaded and warmed up by one page load of the
 	// template (about 190 MiB measured here; a session that starts in one
 	// keeps about 60 MiB of that until V8 gives it back, more than one in
@@ -88,9 +95,24 @@ type Options struct {
 	// fast as a reload, several times faster than a fresh process does. A
 	// spare starts once a session of that set has shared its optimized
 	// dependencies, and again after each one a session took. Zero means
-	// DefaultSpares; a negative value none. Without the sandbox there are
-	// none.
+	// DefaultSpares; a negative value none, whatever the demand. Without
+	// the sandbox there are none.
 	Spares int
+	// SpareMemory is the memory budget of the spare runners: beyond
+	// Spares, the Manager keeps as many more as sessions of the template's
+	// set started or woke within the time making one takes (a burst of
+	// ten at once asks for ten, one a second for two), at the peak of the
+	// last SpareIdle, while they fit in SpareMemory at 200 MiB each (an
+	// idle spare's sandbox held 125-180 MiB resident here); Spares that do
+	// not fit are not kept either. Spares are made one at a time in the
+	// background, while no session's dev server starts; a session that
+	// finds none starts a runner of its own. Zero or negative means
+	// DefaultSpareMemory.
+	SpareMemory int64
+	// SpareIdle is how far back the demand for spare runners looks, and
+	// how long a spare beyond it waits unused before it stops. Zero or
+	// negative means DefaultSpareIdle.
+	SpareIdle time.Duration
 	// Limits bound requests and sessions; zero fields take defaults.
 	Limits Limits
 
@@ -256,6 +278,12 @@ func withDefaults(opts *Options) (Options, *url.URL, error) {
 	}
 	if o.Spares == 0 {
 		o.Spares = DefaultSpares
+	}
+	if o.SpareMemory <= 0 {
+		o.SpareMemory = DefaultSpareMemory
+	}
+	if o.SpareIdle <= 0 {
+		o.SpareIdle = DefaultSpareIdle
 	}
 	o.Limits = o.Limits.withDefaults()
 	// Both nil: the node's package store (deps.Options).

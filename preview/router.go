@@ -94,6 +94,7 @@ func (m *Manager) serveSession(w http.ResponseWriter, r *http.Request, s *sessio
 		return nil
 	}
 	s.touch()
+	s.warm.note(r)
 	upgrade := r.Header.Get("Upgrade") != ""
 	if p := s.proxy.Load(); p != nil {
 		m.metrics.countProxied(upgrade)

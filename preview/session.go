@@ -100,6 +100,10 @@ type session struct {
 	// after Options.IdleTimeout without one.
 	active atomic.Int64
 
+	// warm is what the session's pages asked its dev server for: a wake
+	// loads it again before they ask.
+	warm warmList
+
 	turn chan struct{}  // holds a token while an update, a hibernation, a wake or a record sync runs
 	bg   sync.WaitGroup // wakes and hibernations under way; teardown waits for them
 

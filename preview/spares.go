@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/vitehost/vitehost/vite"
 )
@@ -22,10 +24,15 @@ import (
 // a reload does, several times less than in a fresh process. The spares
 // run the template's dependency set, the one most sessions have; a session
 // of another set starts a runner of its own.
+//
+// The stock follows demand (see demand.go): it keeps Options.Spares, and
+// as many more as sessions of the template's set arrived within the time
+// it takes to make one, at the peak of the last Options.SpareIdle, within
+// Options.SpareMemory. A spare beyond that waits SpareIdle unused, then
+// stops.
 
 // spares is the Manager's stock of spare runners.
 type spares struct {
-	want    int
 	env     *sessionEnv
 	deps    Deps   // the template's dependency set
 	baseDir string // the spares' directories are spare-<random> in it
@@ -34,23 +41,34 @@ type spares struct {
 	kick chan struct{} // buffered: something changed, see whether a spare is missing
 
 	mu       sync.Mutex
-	starting int    // dev servers of sessions starting now: a spare's warm-up waits for them
-	modules  string // where deps is installed, once a spare runs on it
-	idle     []*vite.Spare
+	demand   demand       // the stock's bounds, and the sessions that asked for a spare
+	starting int          // dev servers of sessions starting now: a spare's warm-up waits for them
+	making   int          // spares being made now (0 or 1)
+	modules  string       // where deps is installed, once a spare runs on it
+	idle     []*idleSpare // oldest first
+	taken    atomic.Int64 // starts and wakes that found a spare
+	missed   atomic.Int64 // starts and wakes of the template's set that found none
 }
 
-func newSpares(want int, env *sessionEnv, baseDir string, log *slog.Logger) (*spares, error) {
+// idleSpare is a spare that waits for a session, since when.
+type idleSpare struct {
+	sp    *vite.Spare
+	since time.Time
+}
+
+func newSpares(o *Options, env *sessionEnv, log *slog.Logger) (*spares, error) {
 	deps, err := templateDeps()
 	if err != nil {
 		return nil, err
 	}
+	d := newDemand(o.Spares, o.SpareMemory, o.SpareIdle)
 	return &spares{
-		want:    want,
 		env:     env,
 		deps:    deps,
-		baseDir: baseDir,
-		log:     log.With("spares", want),
+		baseDir: o.BaseDir,
+		log:     log.With("spares", d.min, "max_spares", d.max),
 		kick:    make(chan struct{}, 1),
+		demand:  d,
 	}, nil
 }
 
@@ -99,8 +117,9 @@ func (p *spares) fit(modules string) bool {
 	return p.modules != "" && modules == p.modules
 }
 
-// take returns an idle spare, or nil.
-func (p *spares) take() *vite.Spare {
+// take returns an idle spare, or nil. counted: the session that asks
+// counts in the demand the stock follows (the service's own does not).
+func (p *spares) take(counted bool) *vite.Spare {
 	var dead []*vite.Spare // runners that died while they waited
 	defer func() {
 		for _, sp := range dead {
@@ -109,44 +128,78 @@ func (p *spares) take() *vite.Spare {
 	}()
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if counted {
+		p.demand.arrive(time.Now())
+	}
 	for len(p.idle) > 0 {
-		sp := p.idle[0]
+		sp := p.idle[0].sp
 		p.idle = p.idle[1:]
 		if sp.Alive() {
+			p.taken.Add(1)
 			return sp
 		}
 		dead = append(dead, sp)
 	}
+	p.missed.Add(1)
 	return nil
 }
 
-// run keeps want spares until ctx ends, making one at a time when kicked,
-// while no session's dev server starts: once a session of the template's
+// run keeps the stock until ctx ends, making one spare at a time when
+// kicked, while no session's dev server starts: once a session of the template's
 // set has started (and its page is loaded), and when the service's own
 // session has shared the template's optimized dependencies (Prepare). A spare
 // starts only once those are there, so that its warm-up never optimizes
 // the dependencies itself, which would leave it with the optimizer's
-// memory. A Manager whose sessions never start keeps none.
+// memory. A Manager whose sessions never start keeps none. Every tick, it
+// stops the spares that the demand no longer asks for.
 func (p *spares) run(ctx context.Context) {
 	defer p.closeAll()
+	tick := time.NewTicker(p.demand.tick())
+	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-p.kick:
+		case <-tick.C:
+			p.shrink(time.Now())
 		}
-		for p.missing() && ctx.Err() == nil {
+		for ctx.Err() == nil && p.beginMaking() {
+			began := time.Now()
 			sp, err := p.start(ctx)
+			p.mu.Lock()
+			p.making--
+			if err == nil {
+				p.demand.made(time.Since(began))
+				p.idle = append(p.idle, &idleSpare{sp: sp, since: time.Now()})
+			}
+			p.mu.Unlock()
 			if err != nil {
 				if ctx.Err() == nil && !errors.Is(err, errNotYet) {
 					p.log.Warn("vitehost/preview: start a spare runner", "err", err)
 				}
 				break // until the next kick
 			}
-			p.mu.Lock()
-			p.idle = append(p.idle, sp)
-			p.mu.Unlock()
 		}
+	}
+}
+
+// shrink stops the oldest spares beyond what the demand asks for at now
+// that waited longer than the demand's idle time.
+func (p *spares) shrink(now time.Time) {
+	var gone []*vite.Spare
+	p.mu.Lock()
+	want := p.demand.target(now)
+	for len(p.idle) > want && now.Sub(p.idle[0].since) >= p.demand.idle {
+		gone = append(gone, p.idle[0].sp)
+		p.idle = p.idle[1:]
+	}
+	p.mu.Unlock()
+	for _, sp := range gone {
+		p.discard(sp)
+	}
+	if len(gone) > 0 {
+		p.log.Debug("vitehost/preview: spare runners stopped, unused", "stopped", len(gone), "kept", want)
 	}
 }
 
@@ -160,12 +213,18 @@ func (p *spares) ready() int {
 	return len(p.idle)
 }
 
-// missing reports whether a spare should start now: fewer than want
-// wait, and no session's dev server is starting.
-func (p *spares) missing() bool {
+// beginMaking counts a spare as being made when one should start now:
+// fewer than the demand asks for wait or are being made, and no session's
+// dev server is starting. It reports whether it did; the caller then makes
+// one and takes making back down.
+func (p *spares) beginMaking() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return len(p.idle) < p.want && p.starting == 0
+	if len(p.idle)+p.making >= p.demand.target(time.Now()) || p.starting > 0 {
+		return false
+	}
+	p.making++
+	return true
 }
 
 // errNotYet: the template's dependencies or their optimized form are not
@@ -253,8 +312,8 @@ func (p *spares) closeAll() {
 	idle := p.idle
 	p.idle = nil
 	p.mu.Unlock()
-	for _, sp := range idle {
-		p.discard(sp)
+	for _, w := range idle {
+		p.discard(w.sp)
 	}
 }
 

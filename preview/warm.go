@@ -18,6 +18,11 @@ import (
 // maxWarmModules bounds the modules a warm-up fetches.
 const maxWarmModules = 300
 
+// maxWarmed bounds the modules one warmer loads: those of the page, and
+// those that the session's pages asked for before (warmlist.go), which
+// are mostly the same.
+const maxWarmed = 2 * maxWarmModules
+
 // warmParallel is how many requests a warm-up keeps in flight, about what a
 // browser opens to one host.
 const warmParallel = 6
@@ -50,53 +55,65 @@ func loadPage(ctx context.Context, client *http.Client, base *url.URL) ([]string
 	return entries, nil
 }
 
-// warmModules loads the entries and every module they import,
-// transitively, the way a browser would: Vite transforms each module once
-// and caches it, and it optimizes the dependencies on the first request.
-// The first visit then costs what a reload does, and edits to the modules
-// bring HMR updates even before a browser has opened the page.
-func warmModules(ctx context.Context, client *http.Client, base *url.URL, entries []string) {
-	var (
-		mu   sync.Mutex
-		seen = map[string]bool{}
-		wg   sync.WaitGroup
-		sem  = make(chan struct{}, warmParallel)
-	)
-	var visit func(p string)
-	visit = func(p string) {
-		mu.Lock()
-		if seen[p] || len(seen) >= maxWarmModules {
-			mu.Unlock()
-			return
+// warmer loads modules and every module they import, transitively, the
+// way a browser would: Vite transforms each module once and caches it, and
+// it optimizes the dependencies on the first request. The first visit then
+// costs what a reload does, and edits to the modules bring HMR updates even
+// before a browser has opened the page. It loads at most maxWarmed,
+// warmParallel at a time, each once, whichever visit names it first.
+type warmer struct {
+	ctx    context.Context
+	client *http.Client
+	base   *url.URL
+
+	mu   sync.Mutex
+	seen map[string]bool
+	wg   sync.WaitGroup
+	sem  chan struct{}
+}
+
+func newWarmer(ctx context.Context, client *http.Client, base *url.URL) *warmer {
+	return &warmer{ctx: ctx, client: client, base: base, seen: map[string]bool{}, sem: make(chan struct{}, warmParallel)}
+}
+
+// visit begins to load the modules at paths, and those they import; it
+// does not wait.
+func (w *warmer) visit(paths ...string) {
+	for _, p := range paths {
+		w.mu.Lock()
+		if w.seen[p] || len(w.seen) >= maxWarmed {
+			w.mu.Unlock()
+			continue
 		}
-		seen[p] = true
-		mu.Unlock()
-		wg.Go(func() {
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				return
-			}
-			body, status, err := fetch(ctx, client, base, p, "*/*")
-			<-sem
-			if err != nil || status != http.StatusOK || ctx.Err() != nil {
-				return
-			}
-			if strings.Contains(p, "/deps/") {
-				return // an optimized dependency: it imports only its own chunks
-			}
-			for _, spec := range imports.Specs(body) {
-				// Vite rewrites a module's imports to root-relative URLs.
-				if strings.HasPrefix(spec, "/") && !strings.HasPrefix(spec, "//") && !strings.ContainsAny(spec, " \t") {
-					visit(spec)
-				}
-			}
-		})
+		w.seen[p] = true
+		w.mu.Unlock()
+		w.wg.Go(func() { w.load(p) })
 	}
-	for _, p := range entries {
-		visit(p)
+}
+
+// wait returns once every module visited is loaded, or the context ended.
+func (w *warmer) wait() { w.wg.Wait() }
+
+func (w *warmer) load(p string) {
+	select {
+	case w.sem <- struct{}{}:
+	case <-w.ctx.Done():
+		return
 	}
-	wg.Wait()
+	body, status, err := fetch(w.ctx, w.client, w.base, p, "*/*")
+	<-w.sem
+	if err != nil || status != http.StatusOK || w.ctx.Err() != nil {
+		return
+	}
+	if strings.Contains(p, "/deps/") {
+		return // an optimized dependency: it imports only its own chunks
+	}
+	for _, spec := range imports.Specs(body) {
+		// Vite rewrites a module's imports to root-relative URLs.
+		if strings.HasPrefix(spec, "/") && !strings.HasPrefix(spec, "//") && !strings.ContainsAny(spec, " \t") {
+			w.visit(spec)
+		}
+	}
 }
 
 func fetch(ctx context.Context, client *http.Client, base *url.URL, path, accept string) (string, int, error) {

@@ -67,7 +67,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.dir, "dir", filepath.Join(os.TempDir(), "vitehost-previewserver"), "directory for sessions and the dependency cache")
 	fs.DurationVar(&c.ttl, "ttl", 24*time.Hour, "how long a session lives after its creation")
 	fs.DurationVar(&c.idle, "idle", preview.DefaultIdleTimeout, "how long a session goes unused before its dev server hibernates (negative: never); the next request wakes it")
-	fs.IntVar(&c.spares, "spares", preview.DefaultSpares, "sandboxed runners kept started ahead, warmed up on the template, for fast starts and wakes (negative: none)")
+	fs.IntVar(&c.spares, "spares", preview.DefaultSpares, "sandboxed runners kept started ahead at least, warmed up on the template, for fast starts and wakes; more follow demand within Options.SpareMemory (negative: none)")
 	fs.StringVar(&c.token, "token", "", "API bearer token (empty: no authentication)")
 	fs.StringVar(&c.redis, "redis", "", "Redis URL for the session store, redis://[:password@]host:port/db (empty: in memory)")
 	fs.StringVar(&c.nodeAddr, "node-addr", "", "with -redis: host:port where the other nodes reach this one (empty: a single node)")

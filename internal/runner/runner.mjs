@@ -974,6 +974,41 @@ function lookupMapping(mappings, line0, col0) {
   return best
 }
 
+// ---- optimized dependencies outside the refresh transform (issue 23)
+//
+// With Vite >= 8, @vitejs/plugin-react sets oxc.jsxRefreshInclude to every
+// .js/.ts file and excludes /node_modules/ only; Vite's oxc plugin then
+// transforms, with a source map, every module that the include matches,
+// even when it turns the refresh off for it. The optimized dependencies
+// sit in the project's own cacheDir (.vite-cache) when the project's
+// node_modules is shared or read-only: each dev server then transformed
+// react-dom's 1 MB chunk on its first page load, about 0.8 s of a fresh
+// runner's first page load here (and as much for every session that
+// starts in a spare, whose module graph is new). Excluding the cacheDir
+// from the refresh filter leaves those files as the optimizer wrote them,
+// as Vite does for its default cacheDir under node_modules.
+
+// skipOptimizedDeps is a config hook that adds the cacheDir to the refresh
+// filter's exclusions when a plugin set the filter: setting an exclusion
+// alone would make the filter match every other file.
+function skipOptimizedDeps(config) {
+  const oxc = config.oxc
+  if (!oxc || typeof oxc !== 'object' || !oxc.jsxRefreshInclude || !config.cacheDir) return
+  const dir = path.resolve(config.root ? path.resolve(projectDir, config.root) : projectDir, config.cacheDir)
+  if (dir.split(path.sep).includes('node_modules')) return
+  const escaped = dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+  return { oxc: { jsxRefreshExclude: [new RegExp('^' + escaped + '/')] } }
+}
+
+// warmPlugin stands in, in a spare's warm-up, for the vitehost plugin of
+// the project's server (main): Vite's optimized-dependency cache is keyed by
+// the plugins' names, and a warm-up without it found the template's
+// optimized dependencies stale and optimized them again (a second of CPU,
+// and the optimizer's memory kept by the spare).
+function warmPlugin() {
+  return { name: 'vitehost', config: skipOptimizedDeps }
+}
+
 // maxWarmModules bounds the modules a warm-up loads.
 const maxWarmModules = 300
 
@@ -996,7 +1031,7 @@ async function warm(vite, w) {
     } catch {}
   }
   const inline = vite.mergeConfig(w.config || {}, ours)
-  inline.plugins = await loadPlugins(w.plugins)
+  inline.plugins = [...(await loadPlugins(w.plugins)), warmPlugin()]
   const s = await vite.createServer(inline)
   const h = http.createServer(s.middlewares)
   try {
@@ -1145,6 +1180,7 @@ async function main() {
       },
     })
   }
+  vitehostPlugin.config = skipOptimizedDeps
   inline.plugins = [...(await loadPlugins(cfg.plugins)), vitehostPlugin]
   if (parseInt(version, 10) < 6) inline.plugins.push(...legacyHMRPlugins())
 
