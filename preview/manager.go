@@ -32,6 +32,7 @@ type Manager struct {
 	nodeAddr string // "" on a single node
 	metrics  *metrics
 	origins  origins // whose browser pages may call the API (origin.go)
+	ready    *readiness
 
 	// ctx ends when Close begins: the janitor's and the lease's store calls
 	// give up, and so do the starts of taken-over sessions.
@@ -125,6 +126,7 @@ func New(opts *Options) (*Manager, error) {
 		nodeAddr:     o.NodeAddr,
 		metrics:      x,
 		origins:      newOrigins(public, o.AllowedOrigins),
+		ready:        newReadiness(readyEvery),
 		ctx:          ctx,
 		cancel:       cancel,
 		fwdTransport: fwd,
