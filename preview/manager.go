@@ -33,6 +33,7 @@ type Manager struct {
 	metrics  *metrics
 	origins  origins // whose browser pages may call the API (origin.go)
 	ready    *readiness
+	budget   *byteBudget // request bodies in flight (Limits.MaxBytesInFlight)
 
 	// ctx ends when Close begins: the janitor's and the lease's store calls
 	// give up, and so do the starts of taken-over sessions.
@@ -127,6 +128,7 @@ func New(opts *Options) (*Manager, error) {
 		metrics:      x,
 		origins:      newOrigins(public, o.AllowedOrigins),
 		ready:        newReadiness(readyEvery),
+		budget:       newByteBudget(o.Limits.MaxBytesInFlight),
 		ctx:          ctx,
 		cancel:       cancel,
 		fwdTransport: fwd,

@@ -24,6 +24,7 @@ import (
 //	vitehost_preview_proxied_requests_total{kind}       requests to this node's dev servers
 //	vitehost_preview_websocket_tunnels                  open WebSocket tunnels to them
 //	vitehost_preview_spare_runners                      spare runners ready for a session (Options.Spares)
+//	vitehost_preview_request_bytes_in_flight            API request bodies held (Limits.MaxBytesInFlight)
 //
 // plus the Go runtime's and the process's collectors.
 
@@ -72,7 +73,10 @@ func newMetrics() *metrics {
 
 // register adds the gauges that read the Manager's state when scraped.
 func (x *metrics) register(m *Manager) {
-	x.reg.MustRegister(&stateCollector{m: m})
+	x.reg.MustRegister(&stateCollector{m: m}, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: metricPrefix + "request_bytes_in_flight",
+		Help: "Bytes of API request bodies held at once, of Limits.MaxBytesInFlight.",
+	}, func() float64 { return float64(m.budget.inUse()) }))
 }
 
 // Metrics returns the handler that serves the Manager's metrics in the

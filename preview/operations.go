@@ -2,6 +2,7 @@ package preview
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -34,15 +35,15 @@ func (p *newProject) declared() Deps {
 // id, the files, the dependencies (a vite spec that names an exact version
 // below the floor is refused here; a range is decided once npm resolved it,
 // before anything is installed) and the session quotas.
-func (m *Manager) checkCreate(req *CreateRequest) (*newProject, error) {
-	if req.SessionID != "" && !ValidID(req.SessionID) {
-		return nil, badID("sessionId", req.SessionID)
+func (m *Manager) checkCreate(sessionID string, sent []sentFile, packageJSON json.RawMessage) (*newProject, error) {
+	if sessionID != "" && !ValidID(sessionID) {
+		return nil, badID("sessionId", sessionID)
 	}
-	files, err := checkFiles(req.Files, nil, m.opts.Limits, m.opts.allowConfig())
+	files, err := checkSent(sent, nil, m.opts.Limits, m.opts.allowConfig())
 	if err != nil {
 		return nil, err
 	}
-	pkg := []byte(req.PackageJSON)
+	pkg := []byte(packageJSON)
 	if len(pkg) == 0 || string(pkg) == "null" {
 		pkg = files.packageJSON
 	}
@@ -72,8 +73,8 @@ func (m *Manager) checkCreate(req *CreateRequest) (*newProject, error) {
 // checkUpdate validates an update request before anything is written: its
 // files, and the dependency set of a package.json among them, which must
 // be the session's (see update).
-func (m *Manager) checkUpdate(req *UpdateRequest) (checkedFiles, Deps, error) {
-	files, err := checkFiles(req.Files, req.Delete, m.opts.Limits, m.opts.allowConfig())
+func (m *Manager) checkUpdate(sent []sentFile, deletes []string) (checkedFiles, Deps, error) {
+	files, err := checkSent(sent, deletes, m.opts.Limits, m.opts.allowConfig())
 	if err != nil || files.packageJSON == nil {
 		return files, nil, err
 	}
@@ -98,7 +99,7 @@ func (m *Manager) Create(ctx context.Context, req *CreateRequest) (*Info, error)
 		return nil, err
 	}
 	defer m.running.Done()
-	p, err := m.checkCreate(req)
+	p, err := m.checkCreate(req.SessionID, sentFiles(req.Files, m.opts.Limits), req.PackageJSON)
 	if err != nil {
 		return nil, err
 	}
@@ -203,7 +204,7 @@ func (m *Manager) Update(ctx context.Context, id string, req *UpdateRequest) (*U
 		return nil, err
 	}
 	defer m.running.Done()
-	files, declared, err := m.checkUpdate(req)
+	files, declared, err := m.checkUpdate(sentFiles(req.Files, m.opts.Limits), req.Delete)
 	if err != nil {
 		return nil, err
 	}

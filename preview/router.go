@@ -88,6 +88,13 @@ const (
 func (m *Manager) serveSession(w http.ResponseWriter, r *http.Request, s *session) error {
 	s.touch()
 	upgrade := r.Header.Get("Upgrade") != ""
+	if upgrade {
+		if max := m.opts.Limits.MaxSessionWebSockets; !s.holdSocket(max) {
+			tooManySockets(w, max)
+			return nil
+		}
+		defer s.dropSocket()
+	}
 	if p := s.proxy.Load(); p != nil {
 		m.metrics.countProxied(upgrade)
 		p.ServeHTTP(w, r)
