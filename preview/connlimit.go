@@ -66,6 +66,9 @@ func (l *connLimiter) admit(c net.Conn) (lc *limitedConn, victim net.Conn, ok bo
 // waits for a request (StateNew, StateIdle) and busy while it serves one
 // or carries a WebSocket (StateActive, StateHijacked).
 func (l *connLimiter) track(c net.Conn, state http.ConnState) {
+	if tc, ok := c.(interface{ NetConn() net.Conn }); ok {
+		c = tc.NetConn() // a *tls.Conn of ServeTLS
+	}
 	lc, ok := c.(*limitedConn)
 	if !ok {
 		return

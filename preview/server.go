@@ -120,9 +120,18 @@ func NewServer(h http.Handler, opts *ServerOptions) *Server {
 
 // Serve accepts connections on ln, at most ServerOptions.MaxConns at once
 // over every listener of s, and serves them until Shutdown or Close. Like
-// http.Server.Serve it always returns a non-nil error.
+// http.Server.Serve it always returns a non-nil error. For TLS, use
+// ServeTLS: a TLS listener passed here would hide the connections' TLS
+// state from the handlers.
 func (s *Server) Serve(ln net.Listener) error {
 	return s.HTTP.Serve(&limitListener{Listener: ln, lim: s.conns})
+}
+
+// ServeTLS is Serve over TLS with the certificate and key in the named
+// files (empty when HTTP.TLSConfig holds them), as
+// http.Server.ServeTLS, HTTP/2 included.
+func (s *Server) ServeTLS(ln net.Listener, certFile, keyFile string) error {
+	return s.HTTP.ServeTLS(&limitListener{Listener: ln, lim: s.conns}, certFile, keyFile)
 }
 
 // Shutdown stops s gracefully, as http.Server.Shutdown does.
