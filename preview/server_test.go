@@ -2,12 +2,22 @@ package preview
 
 import (
 	"bufio"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
+	"log"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -257,4 +267,69 @@ func TestFileLimit(t *testing.T) {
 	assert.Equal(t, soft, fmt.Sprint(n))
 	srv := NewServer(http.NotFoundHandler(), nil)
 	assert.Equal(t, min(uint64(DefaultMaxConns), n/2), uint64(srv.conns.max))
+}
+
+// TestServerTLSConnectionCap: over ServeTLS, the cap still tells idle
+// connections from busy ones (its hook sees *tls.Conn), and the handlers
+// see the connection's TLS state.
+func TestServerTLSConnectionCap(t *testing.T) {
+	m := newSandboxedManager(t, Options{})
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	writeSelfSigned(t, certFile, keyFile)
+	const max = 4
+	sawTLS := make(chan bool, 1)
+	api := http.NewServeMux()
+	api.Handle("GET /healthz", m.Healthz())
+	api.HandleFunc("GET /tls", func(w http.ResponseWriter, r *http.Request) { sawTLS <- r.TLS != nil })
+	srv := NewServer(m.Router(api), &ServerOptions{MaxConns: max, ReadHeaderTimeout: time.Hour, IdleTimeout: time.Hour})
+	srv.HTTP.ErrorLog = log.New(io.Discard, "", 0) // the handshakes of the connections closed at the cap
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	served := make(chan error, 1)
+	go func() { served <- srv.ServeTLS(ln, certFile, keyFile) }()
+	defer func() {
+		srv.Close()
+		assert.ErrorIs(t, <-served, http.ErrServerClosed)
+	}()
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}, Timeout: deadline}
+	defer client.CloseIdleConnections()
+	base := "https://" + ln.Addr().String()
+
+	for range 3 * max {
+		rawRequest(t, ln.Addr().String(), "") // silent: no TLS handshake even
+	}
+	res, err := client.Get(base + "/tls")
+	require.NoError(t, err)
+	res.Body.Close()
+	assert.True(t, <-sawTLS, "the handler sees the TLS state")
+	res, err = client.Get(base + "/healthz")
+	require.NoError(t, err)
+	res.Body.Close()
+	assert.Equal(t, 200, res.StatusCode)
+	srv.conns.mu.Lock()
+	open, evicted := srv.conns.open, srv.conns.evicted
+	srv.conns.mu.Unlock()
+	assert.LessOrEqual(t, open, max)
+	assert.GreaterOrEqual(t, evicted, 2*max, "silent connections gave way")
+}
+
+// writeSelfSigned writes a certificate for 127.0.0.1 and its key.
+func writeSelfSigned(t *testing.T, certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "127.0.0.1"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	require.NoError(t, err)
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600))
+	require.NoError(t, os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600))
 }
