@@ -1,12 +1,14 @@
 package preview_test
 
 import (
+	"bufio"
 	"context"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
 	"testing"
+	"time"
 
 	"github.com/gorilla/websocket"
 	"github.com/stretchr/testify/assert"
@@ -28,12 +30,15 @@ func TestSessionWebSocketCap(t *testing.T) {
 	const maxSockets = 3
 	svc := startService(t, preview.Options{Limits: preview.Limits{MaxSessionWebSockets: maxSockets}})
 
-	// The node behind a Server with room for the preview's sockets and
-	// two more connections.
+	// The node behind a Server with room for the preview's sockets, its
+	// event stream and two more connections, and timeouts far shorter
+	// than the test: the sockets and the stream outlive them.
+	const short = 300 * time.Millisecond
 	api := http.NewServeMux()
 	api.Handle("GET /healthz", svc.m.Healthz())
 	api.Handle("/", svc.m.API())
-	srv := preview.NewServer(svc.m.Router(api), &preview.ServerOptions{MaxConns: maxSockets + 2})
+	srv := preview.NewServer(svc.m.Router(api), &preview.ServerOptions{MaxConns: maxSockets + 3,
+		ReadHeaderTimeout: short, BodyTimeout: short, WriteTimeout: short, IdleTimeout: short})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	go srv.Serve(ln)
@@ -82,11 +87,37 @@ func TestSessionWebSocketCap(t *testing.T) {
 	res.Body.Close()
 	assert.Equal(t, 200, res.StatusCode)
 
-	// The open sockets get the next update's HMR message.
+	// The session's event stream, through the Server.
+	stream, err := (&http.Client{Transport: client.Transport}).Get("http://" + ln.Addr().String() + "/kontext/preview/" + created.SessionID + "/events")
+	require.NoError(t, err)
+	defer stream.Body.Close()
+	require.Equal(t, 200, stream.StatusCode)
+	updated := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stream.Body)
+		for sc.Scan() {
+			if sc.Text() == "event: update" {
+				close(updated)
+				return
+			}
+		}
+	}()
+
+	// Longer than every timeout of the Server: what they would cut, they
+	// have cut by now.
+	time.Sleep(4 * short)
+
+	// The open sockets get the next update's HMR message, and the stream
+	// its event.
 	status, upd := svc.api(t, "POST", "/"+created.SessionID+"/update", map[string]any{"files": []any{appTSX("sockets v2")}})
 	require.Equal(t, 200, status, "%s", upd.Raw)
 	for _, conn := range sockets {
 		readHMR(t, conn, func(m map[string]any) bool { return m["type"] == "update" })
+	}
+	select {
+	case <-updated:
+	case <-time.After(wait):
+		t.Fatal("no update event on the stream")
 	}
 
 	// A socket that closes frees its place.
