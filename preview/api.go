@@ -352,10 +352,6 @@ func lastEventID(r *http.Request) (uint64, bool) {
 	return id, err == nil
 }
 
-// bodyWait bounds how long a request waits for its share of
-// Limits.MaxBytesInFlight before it is answered 503.
-const bodyWait = 30 * time.Second
-
 // readBody reads the body within the size limit, once its bytes fit in the
 // node's budget (Limits.MaxBytesInFlight), and returns it with the release
 // of its share, to call when the request is done. It answers the error
@@ -377,9 +373,7 @@ func (m *Manager) readBody(w http.ResponseWriter, r *http.Request) ([]byte, func
 	if r.ContentLength >= 0 {
 		want = r.ContentLength
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), bodyWait)
-	held, err := m.budget.acquire(ctx, want)
-	cancel()
+	held, err := m.budget.acquire(r.Context(), want)
 	if err != nil {
 		if r.Context().Err() != nil {
 			return nil, nil, "canceled"

@@ -4,6 +4,7 @@ import (
 	"container/list"
 	"context"
 	"sync"
+	"time"
 )
 
 // This file bounds the request bodies a node holds at once. Each API
@@ -17,11 +18,16 @@ import (
 // three requests of the largest size at once, or many small ones.
 const DefaultMaxBytesInFlight = 128 << 20
 
+// bodyWait bounds how long a request waits for its share of
+// Limits.MaxBytesInFlight before it is answered 503.
+const bodyWait = 30 * time.Second
+
 // byteBudget is a semaphore of bytes that serves its waiters in order of
 // arrival, so that a large request is not passed over for ever by small
 // ones.
 type byteBudget struct {
-	max int64
+	max  int64
+	wait time.Duration // how long acquire waits at most
 
 	mu      sync.Mutex
 	used    int64
@@ -34,14 +40,17 @@ type budgetWaiter struct {
 	ready chan struct{} // closed when n is granted
 }
 
-func newByteBudget(max int64) *byteBudget { return &byteBudget{max: max} }
+func newByteBudget(max int64, wait time.Duration) *byteBudget {
+	return &byteBudget{max: max, wait: wait}
+}
 
 // acquire takes n bytes of the budget (at most all of it), waiting until
-// they are free or ctx ends. It returns the bytes it took, for release.
+// they are free, ctx ends or b.wait has passed (context.DeadlineExceeded).
+// It returns the bytes it took, for release.
 func (b *byteBudget) acquire(ctx context.Context, n int64) (int64, error) {
 	n = min(n, b.max)
 	b.mu.Lock()
-	if b.waiters.Len() == 0 && b.used+n <= b.max {
+	if n == 0 || b.waiters.Len() == 0 && b.used+n <= b.max {
 		b.take(n)
 		b.mu.Unlock()
 		return n, nil
@@ -49,6 +58,8 @@ func (b *byteBudget) acquire(ctx context.Context, n int64) (int64, error) {
 	w := &budgetWaiter{n: n, ready: make(chan struct{})}
 	elem := b.waiters.PushBack(w)
 	b.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, b.wait)
+	defer cancel()
 	select {
 	case <-w.ready:
 		return n, nil

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -134,7 +135,7 @@ func TestConcurrentLargeUpdates(t *testing.T) {
 // TestByteBudget checks the semaphore: order of arrival, a waiter that
 // leaves, and the bound.
 func TestByteBudget(t *testing.T) {
-	b := newByteBudget(10)
+	b := newByteBudget(10, time.Hour)
 	ctx := context.Background()
 	n, err := b.acquire(ctx, 6)
 	require.NoError(t, err)
@@ -168,4 +169,41 @@ func TestByteBudget(t *testing.T) {
 	b.release(n)
 	assert.Zero(t, b.used)
 	assert.EqualValues(t, 10, b.peak)
+}
+
+// TestBudgetFull: while other requests hold the whole budget, an update
+// that sent "Expect: 100-continue" is answered 503 with Retry-After before
+// it sends its body, and the metric shows the bytes held; once they are
+// given back, the same request goes through.
+func TestBudgetFull(t *testing.T) {
+	const budget = 1 << 20
+	m := newSandboxedManager(t, Options{Limits: Limits{MaxBytesInFlight: budget}})
+	m.budget.wait = 100 * time.Millisecond
+	_, addr := edgeServer(t, m, nil, nil)
+	held, err := m.budget.acquire(context.Background(), budget)
+	require.NoError(t, err)
+	assert.Contains(t, scrapeMetrics(t, m), "vitehost_preview_request_bytes_in_flight 1.048576e+06")
+
+	body := `{"files":[{"name":"src/a.ts","content":"export {}"}]}`
+	head := fmt.Sprintf("POST %s/abc123/update HTTP/1.1\r\nHost: localhost:8080\r\nContent-Type: application/json\r\nContent-Length: %d\r\n", DefaultAPIPrefix, len(body))
+	c := rawRequest(t, addr, head+"Expect: 100-continue\r\n\r\n")
+	res, answer := readResponse(t, c)
+	assert.Equal(t, http.StatusServiceUnavailable, res.StatusCode, "before a 100 Continue: %s", answer)
+	assert.Equal(t, "2", res.Header.Get("Retry-After"))
+	assert.Contains(t, answer, CodeUnavailable)
+
+	m.budget.release(held)
+	c = rawRequest(t, addr, head+"\r\n"+body)
+	res, answer = readResponse(t, c)
+	assert.Equal(t, http.StatusNotFound, res.StatusCode, "past the budget, to the session it names: %s", answer)
+	assert.Contains(t, scrapeMetrics(t, m), "vitehost_preview_request_bytes_in_flight 0")
+}
+
+// scrapeMetrics returns the text of m's metrics.
+func scrapeMetrics(t *testing.T, m *Manager) string {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	m.Metrics().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	require.Equal(t, 200, rec.Code)
+	return rec.Body.String()
 }

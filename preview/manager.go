@@ -128,7 +128,7 @@ func New(opts *Options) (*Manager, error) {
 		metrics:      x,
 		origins:      newOrigins(public, o.AllowedOrigins),
 		ready:        newReadiness(readyEvery),
-		budget:       newByteBudget(o.Limits.MaxBytesInFlight),
+		budget:       newByteBudget(o.Limits.MaxBytesInFlight, bodyWait),
 		ctx:          ctx,
 		cancel:       cancel,
 		fwdTransport: fwd,
