@@ -149,7 +149,13 @@ func boundRequests(h http.Handler, bodyTimeout, writeTimeout time.Duration) http
 		if r.Body != nil && r.Body != http.NoBody && rc.SetReadDeadline(time.Now().Add(bodyTimeout)) == nil {
 			r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc, timeout: bodyTimeout}
 		}
-		h.ServeHTTP(&progressWriter{ResponseWriter: w, rc: rc, timeout: writeTimeout}, r)
+		// The deadline is set again after the handler returns, before the
+		// server writes what it left in the buffer: a handler may have
+		// worked on for longer than the timeout after its last write.
+		pw := &progressWriter{ResponseWriter: w, rc: rc, timeout: writeTimeout}
+		pw.extend()
+		h.ServeHTTP(pw, r)
+		pw.extend()
 	})
 }
 
@@ -190,15 +196,24 @@ type progressWriter struct {
 	timeout time.Duration
 }
 
+// extend gives the next write the whole timeout. On a hijacked
+// connection it does nothing (the WebSocket tunnel owns its deadlines).
+func (w *progressWriter) extend() { w.rc.SetWriteDeadline(time.Now().Add(w.timeout)) }
+
+func (w *progressWriter) WriteHeader(code int) {
+	w.extend()
+	w.ResponseWriter.WriteHeader(code)
+}
+
 func (w *progressWriter) Write(p []byte) (int, error) {
-	w.rc.SetWriteDeadline(time.Now().Add(w.timeout))
+	w.extend()
 	return w.ResponseWriter.Write(p)
 }
 
 // FlushError flushes within the write timeout; http.ResponseController
 // calls it.
 func (w *progressWriter) FlushError() error {
-	w.rc.SetWriteDeadline(time.Now().Add(w.timeout))
+	w.extend()
 	return w.rc.Flush()
 }
 

@@ -247,6 +247,24 @@ func TestServerKeepsStreams(t *testing.T) {
 	assert.True(t, strings.HasSuffix(body, "tick 7\ndone\n"), "the whole stream: %q", body)
 }
 
+// TestServerFinalFlush: what a handler wrote into the response's buffer
+// and left there while it worked on for longer than WriteTimeout is still
+// sent when it returns: the write timeout bounds a write, not the time
+// since the last one.
+func TestServerFinalFlush(t *testing.T) {
+	m := newSandboxedManager(t, Options{})
+	const timeout = 200 * time.Millisecond
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "whole") // buffered, not sent yet
+		time.Sleep(2 * timeout)    // the write's deadline passes
+	})
+	_, addr := edgeServer(t, m, &ServerOptions{WriteTimeout: timeout}, handler)
+	c := rawRequest(t, addr, "GET /test/slow HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+	res, body := readResponse(t, c)
+	assert.Equal(t, 200, res.StatusCode)
+	assert.Equal(t, "whole", body)
+}
+
 // TestFileLimit: the process runs with its soft limit on files raised to
 // the hard one (Go does that at start, go.dev/issue/46279), and the
 // default cap stays within half of it.
