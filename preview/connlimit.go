@@ -2,6 +2,7 @@ package preview
 
 import (
 	"container/list"
+	"errors"
 	"net"
 	"net/http"
 	"sync"
@@ -105,6 +106,16 @@ func (c *limitedConn) Close() error {
 	}
 	l.mu.Unlock()
 	return c.Conn.Close()
+}
+
+// CloseWrite half-closes the connection when the one under it can: the
+// WebSocket tunnel sends its FIN before it waits for the client's last
+// bytes (ssrproxy's tunnel.go).
+func (c *limitedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errors.ErrUnsupported
 }
 
 // limitListener accepts connections within its connLimiter's cap.

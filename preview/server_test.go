@@ -355,3 +355,30 @@ func writeSelfSigned(t *testing.T, certFile, keyFile string) {
 	require.NoError(t, os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600))
 	require.NoError(t, os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600))
 }
+
+// TestLimitedConnCloseWrite: a counted connection half-closes like the
+// TCP connection under it, as the WebSocket tunnel needs.
+func TestLimitedConnCloseWrite(t *testing.T) {
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	ln := &limitListener{Listener: inner, lim: newConnLimiter(1)}
+	defer ln.Close()
+	client := rawRequest(t, inner.Addr().String(), "")
+	c, err := ln.Accept()
+	require.NoError(t, err)
+	defer c.Close()
+	cw, ok := c.(interface{ CloseWrite() error })
+	require.True(t, ok)
+	require.NoError(t, cw.CloseWrite())
+	client.SetReadDeadline(time.Now().Add(deadline))
+	n, err := client.Read(make([]byte, 1))
+	assert.Zero(t, n)
+	assert.ErrorIs(t, err, io.EOF, "the client sees the end")
+	_, err = io.WriteString(client, "x")
+	require.NoError(t, err)
+	c.SetReadDeadline(time.Now().Add(deadline))
+	b := make([]byte, 1)
+	_, err = io.ReadFull(c, b)
+	require.NoError(t, err, "and may still send")
+	assert.Equal(t, "x", string(b))
+}
