@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -97,9 +98,24 @@ func (m *Manager) endpoint(operation string, jsonBody bool, h apiHandler) http.H
 		}
 		if outcome == "" {
 			outcome = h(w, r)
+		} else {
+			dropBody(w, r)
 		}
 		m.metrics.countRequest(operation, outcome)
 	})
+}
+
+// dropBody ends the reading of the body of a request refused before its
+// body was read. net/http would otherwise read up to 256 KiB of it before
+// it sends the answer, and more after: a client without the token that
+// trickles a body one byte at a time would hold its connection and never
+// see its 401. A read deadline in the past makes the server give up the
+// body at once and close the connection after the answer. HTTP/2 streams
+// are left alone: a past deadline resets the stream, answer included.
+func dropBody(w http.ResponseWriter, r *http.Request) {
+	if r.ProtoMajor == 1 && r.Body != nil && r.Body != http.NoBody {
+		http.NewResponseController(w).SetReadDeadline(time.Now())
+	}
 }
 
 type infoResponse struct {
@@ -150,15 +166,17 @@ type createResponse struct {
 }
 
 func (m *Manager) handleCreate(w http.ResponseWriter, r *http.Request) string {
-	body, code := m.readBody(w, r)
+	body, release, code := m.readBody(w, r)
 	if code != "" {
 		return code
 	}
-	var req CreateRequest
+	defer release()
+	var req createBody
 	if err := decodeJSON(body, &req); err != nil {
 		return m.fail(w, r, err)
 	}
-	p, err := m.checkCreate(&req)
+	p, err := m.checkCreate(req.SessionID, sent(req.Files), req.PackageJSON)
+	req.Files = nil // p holds what is written
 	if err != nil {
 		return m.fail(w, r, err)
 	}
@@ -217,16 +235,18 @@ func (m *Manager) createOrUpdate(w http.ResponseWriter, r *http.Request, id stri
 }
 
 func (m *Manager) handleUpdate(w http.ResponseWriter, r *http.Request) string {
-	body, code := m.readBody(w, r)
+	body, release, code := m.readBody(w, r)
 	if code != "" {
 		return code
 	}
+	defer release()
 	id := r.PathValue("id")
-	var req UpdateRequest
+	var req updateBody
 	if err := decodeJSON(body, &req); err != nil {
 		return m.fail(w, r, err)
 	}
-	files, declared, err := m.checkUpdate(&req)
+	files, declared, err := m.checkUpdate(sent(req.Files), req.Delete, req.PackageJSON)
+	req.Files = nil // files holds what is written
 	if err != nil {
 		return m.fail(w, r, err)
 	}
@@ -353,23 +373,91 @@ func lastEventID(r *http.Request) (uint64, bool) {
 	return id, err == nil
 }
 
-// readBody reads the body within the size limit, answering 400 itself when
-// it cannot (and returning the error code).
-func (m *Manager) readBody(w http.ResponseWriter, r *http.Request) ([]byte, string) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, m.opts.Limits.bodyLimit()))
+// readBody reads the body within the size limit, once its bytes fit in the
+// node's budget (Limits.MaxBytesInFlight), and returns it with the release
+// of its share, to call when the request is done. It answers the error
+// itself when it cannot, and returns its code: 400 for a body too large,
+// 408 for a body that stopped coming (ServerOptions.BodyTimeout), 503 with
+// Retry-After when the budget stayed full for bodyWait. A client that
+// sends "Expect: 100-continue" (curl does for bodies over 1 MiB) gets the
+// 503 before it sends its body; another may see the connection close while
+// it sends, as net/http then closes it rather than read a body nobody
+// wants.
+func (m *Manager) readBody(w http.ResponseWriter, r *http.Request) ([]byte, func(), string) {
+	limit := m.opts.Limits.bodyLimit()
+	if r.ContentLength > limit {
+		dropBody(w, r)
+		return nil, nil, writeError(w, http.StatusBadRequest, CodeTooLarge, "request body larger than "+strconv.FormatInt(limit, 10)+" bytes")
+	}
+	// A body of unknown length may be as long as the limit.
+	want := limit
+	if r.ContentLength >= 0 {
+		want = r.ContentLength
+	}
+	held, err := m.budget.acquire(r.Context(), want)
 	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			return nil, writeError(w, http.StatusBadRequest, CodeTooLarge, "request body larger than "+strconv.FormatInt(tooLarge.Limit, 10)+" bytes")
-		}
 		if r.Context().Err() != nil {
-			return nil, "canceled"
+			return nil, nil, "canceled"
 		}
+		dropBody(w, r)
+		w.Header().Set("Retry-After", "2")
+		return nil, nil, writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "the service is receiving too many large requests; try again shortly")
+	}
+	body, err := readAll(http.MaxBytesReader(w, r.Body, limit), r.ContentLength)
+	if err == nil && held > int64(len(body)) {
+		// A body of unknown length gives back what it did not use.
+		m.budget.release(held - int64(len(body)))
+		held = int64(len(body))
+	}
+	release := func() { m.budget.release(held) }
+	var tooLarge *http.MaxBytesError
+	switch {
+	case err == nil:
+		return body, release, ""
+	case errors.As(err, &tooLarge):
+		release()
+		return nil, nil, writeError(w, http.StatusBadRequest, CodeTooLarge, "request body larger than "+strconv.FormatInt(tooLarge.Limit, 10)+" bytes")
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		// The server's body deadline (ServerOptions.BodyTimeout) passed;
+		// net/http canceled the request's context with it.
+		release()
+		return nil, nil, writeError(w, http.StatusRequestTimeout, CodeBodyTimeout, "the request body did not arrive in time")
+	case r.Context().Err() != nil:
+		release()
+		return nil, nil, "canceled"
+	default:
+		release()
 		// The cause names addresses: it is for the log.
 		m.log.Debug("vitehost/preview: reading a request body", "method", r.Method, "path", r.URL.Path, "err", err)
-		return nil, writeError(w, http.StatusBadRequest, CodeBadJSON, "the request body could not be read")
+		return nil, nil, writeError(w, http.StatusBadRequest, CodeBadJSON, "the request body could not be read")
 	}
-	return body, ""
+}
+
+// readAll reads r to its end into one buffer of the size the request
+// declared (io.ReadAll would grow it by copies).
+func readAll(r io.Reader, size int64) ([]byte, error) {
+	if size < 0 {
+		return io.ReadAll(r)
+	}
+	buf := make([]byte, size)
+	if _, err := io.ReadFull(r, buf); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	// Read on to the body's EOF: only then does net/http watch for the
+	// client going away (and cancel the request's context when it does),
+	// and lift the body's deadline (server.go).
+	var more [1]byte
+	switch _, err := io.ReadFull(r, more[:]); err {
+	case io.EOF:
+		return buf, nil
+	case nil:
+		return nil, errors.New("vitehost/preview: request body longer than its Content-Length")
+	default:
+		return nil, err
+	}
 }
 
 // fail answers err with the status and code the API gives it, and returns

@@ -157,9 +157,24 @@
 // name files relative to the project (node_modules/... for dependencies),
 // and anything else is a fixed text; the details go to Logger.
 //
+// Connections and memory. Serve Router and API with NewServer: it bounds
+// the time to send a request's headers and body, each write of a response
+// (event streams and WebSockets go on), the wait of a keep-alive
+// connection, and the connections held at once (MaxConns, below the
+// process's open-file limit, where a new connection takes the place of
+// the longest idle one so that /healthz answers through a flood). An API
+// request refused before its body is read (token, origin, media type) is
+// answered at once and its connection closed. Limits.MaxSessionWebSockets
+// bounds the WebSockets of one preview (429 before the upgrade), and
+// Limits.MaxBytesInFlight the request bodies a node holds at once (a
+// request waits for its share before its body is read, then gets 503 with
+// Retry-After); a body is read once and decoded in place, each file
+// straight to its bytes.
+//
 // Operations. Healthz and Readyz are the liveness and readiness probes
 // (Readyz checks the store and the template's dependencies; Prepare
-// installs them), and Metrics serves Prometheus metrics from a registry of
+// installs them; its checks run at most once every 3 s, whatever the
+// number of callers, as they start a sandbox), and Metrics serves Prometheus metrics from a registry of
 // the Manager's own: sessions by status, API answers by operation and code,
 // install and start durations, the latency from an update's write to
 // Vite's HMR message, proxied requests and open WebSocket tunnels

@@ -44,6 +44,7 @@ const (
 	CodeBadEncoding   = "bad_encoding"
 	CodeViteVersion   = "vite_version" // the vite version is below the floor (see doc.go)
 	CodeTooLarge      = "too_large"
+	CodeBodyTimeout   = "body_timeout" // 408: the request body stopped coming (ServerOptions.BodyTimeout)
 	CodeUnauthorized  = "unauthorized"
 	CodeForbidden     = "forbidden_origin"       // 403: a browser page of another origin
 	CodeMediaType     = "unsupported_media_type" // 415: a POST body that is not application/json

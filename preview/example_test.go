@@ -3,9 +3,11 @@ package preview_test
 import (
 	"context"
 	"log"
+	"net"
 	"net/http"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/vitehost/vitehost/preview"
 )
@@ -22,12 +24,37 @@ func Example() {
 	}
 	defer m.Close(context.Background()) // stops every session's Vite
 
-	srv := &http.Server{Addr: "127.0.0.1:8080", Handler: m.Router(m.API())}
+	// NewServer bounds what clients without the token can hold open.
+	srv := preview.NewServer(m.Router(m.API()), nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:8080")
+	if err != nil {
+		log.Fatal(err)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	go srv.ListenAndServe()
+	go srv.Serve(ln)
 	<-ctx.Done()
 	srv.Shutdown(context.Background())
+}
+
+// A Server with bounds of its own: shorter timeouts, a cap on
+// connections, and TLS.
+func ExampleNewServer() {
+	m, err := preview.New(&preview.Options{PublicURL: "https://jsbundler.example.com", Token: "change-me"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer m.Close(context.Background())
+	srv := preview.NewServer(m.Router(m.API()), &preview.ServerOptions{
+		ReadHeaderTimeout: 5 * time.Second,
+		IdleTimeout:       30 * time.Second,
+		MaxConns:          4096,
+	})
+	ln, err := net.Listen("tcp", ":443")
+	if err != nil {
+		log.Fatal(err)
+	}
+	log.Fatal(srv.ServeTLS(ln, "cert.pem", "key.pem"))
 }
 
 // Creating and updating a session from Go, without the HTTP API.

@@ -3,6 +3,7 @@ package preview
 import (
 	"context"
 	"errors"
+	"maps"
 	"net/http"
 	"sync"
 	"time"
@@ -61,27 +62,16 @@ func (m *Manager) Healthz() http.Handler {
 // starts a sandbox (unless Options.NoSandbox). "sandbox" also says when the
 // host offers no cgroups for the memory and process limits: the sessions
 // are then isolated but not limited, which does not make the node
-// unready. It needs no token: it says nothing about sessions.
+// unready. It needs no token: it says nothing about sessions. The checks
+// run at most once every readyEvery, one run at a time, whatever the
+// number of callers (readiness.go): an answer may be that old.
 func (m *Manager) Readyz() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		checks := m.readyChecks()
-		results := make(map[string]string, len(checks))
-		var mu sync.Mutex
-		var wg sync.WaitGroup
-		for _, c := range checks {
-			wg.Go(func() {
-				ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
-				defer cancel()
-				res := "ok"
-				if err := c.check(ctx); err != nil {
-					res = err.Error()
-				}
-				mu.Lock()
-				results[c.name] = res
-				mu.Unlock()
-			})
+		probe, err := m.ready.get(r.Context(), m.probeReadiness)
+		if err != nil {
+			return // the client went away
 		}
-		wg.Wait()
+		results := maps.Clone(probe.checks)
 		ready := !m.isClosed()
 		if !ready {
 			results["manager"] = "closing"
@@ -97,8 +87,31 @@ func (m *Manager) Readyz() http.Handler {
 			Ready   bool              `json:"ready"`
 			Checks  map[string]string `json:"checks"`
 			Sandbox string            `json:"sandbox"`
-		}{ready, results, m.sandboxInfo()})
+		}{ready, results, probe.sandbox})
 	})
+}
+
+// probeReadiness runs every readiness check, each within readyTimeout.
+func (m *Manager) probeReadiness(ctx context.Context) readyProbe {
+	checks := m.readyChecks()
+	results := make(map[string]string, len(checks))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, c := range checks {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(ctx, readyTimeout)
+			defer cancel()
+			res := "ok"
+			if err := c.check(ctx); err != nil {
+				res = err.Error()
+			}
+			mu.Lock()
+			results[c.name] = res
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	return readyProbe{checks: results, sandbox: m.sandboxInfo()}
 }
 
 func (m *Manager) isClosed() bool {

@@ -33,6 +33,8 @@ type Manager struct {
 	nodeAddr string // "" on a single node
 	metrics  *metrics
 	origins  origins // whose browser pages may call the API (origin.go)
+	ready    *readiness
+	budget   *byteBudget // request bodies in flight (Limits.MaxBytesInFlight)
 
 	// ctx ends when Close begins: the janitor's and the lease's store calls
 	// give up, and so do the starts of taken-over sessions.
@@ -122,6 +124,8 @@ func New(opts *Options) (*Manager, error) {
 		nodeAddr:     o.NodeAddr,
 		metrics:      x,
 		origins:      newOrigins(public, o.AllowedOrigins),
+		ready:        newReadiness(readyEvery),
+		budget:       newByteBudget(o.Limits.MaxBytesInFlight, bodyWait),
 		ctx:          ctx,
 		cancel:       cancel,
 		fwdTransport: fwd,

@@ -25,6 +25,7 @@ import (
 //	vitehost_preview_websocket_tunnels                  open WebSocket tunnels to them
 //	vitehost_preview_spare_runners                      spare runners ready for a session (Options.Spares)
 //	vitehost_preview_spare_runner_takes_total{found}    starts and wakes of the template's set, by whether a spare was ready
+//	vitehost_preview_request_bytes_in_flight            API request bodies held (Limits.MaxBytesInFlight)
 //
 // plus the Go runtime's and the process's collectors.
 
@@ -73,7 +74,10 @@ func newMetrics() *metrics {
 
 // register adds the gauges that read the Manager's state when scraped.
 func (x *metrics) register(m *Manager) {
-	x.reg.MustRegister(&stateCollector{m: m})
+	x.reg.MustRegister(&stateCollector{m: m}, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: metricPrefix + "request_bytes_in_flight",
+		Help: "Bytes of API request bodies held at once, of Limits.MaxBytesInFlight.",
+	}, func() float64 { return float64(m.budget.inUse()) }))
 }
 
 // Metrics returns the handler that serves the Manager's metrics in the

@@ -2,6 +2,7 @@ package preview
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -37,15 +38,15 @@ func (p *newProject) declared() Deps {
 // spec whose every release is below the floor is refused here, and the
 // version npm resolves a range to is checked again before anything is
 // installed) and the session quotas.
-func (m *Manager) checkCreate(req *CreateRequest) (*newProject, error) {
-	if req.SessionID != "" && !ValidID(req.SessionID) {
-		return nil, badID("sessionId", req.SessionID)
+func (m *Manager) checkCreate(sessionID string, sent []sentFile, packageJSON json.RawMessage) (*newProject, error) {
+	if sessionID != "" && !ValidID(sessionID) {
+		return nil, badID("sessionId", sessionID)
 	}
-	files, err := checkFiles(req.Files, nil, m.opts.Limits, m.opts.allowConfig())
+	files, err := checkSent(sent, nil, m.opts.Limits, m.opts.allowConfig())
 	if err != nil {
 		return nil, err
 	}
-	pkg := []byte(req.PackageJSON)
+	pkg := []byte(packageJSON)
 	if len(pkg) == 0 || string(pkg) == "null" {
 		pkg = files.packageJSON
 	}
@@ -74,15 +75,15 @@ func (m *Manager) checkCreate(req *CreateRequest) (*newProject, error) {
 }
 
 // checkUpdate validates an update request before anything is written: its
-// files, and the dependency set of its package.json (the packageJson
-// field's, or the one among its files), with the vite floor for a vite spec
-// that names an exact version.
-func (m *Manager) checkUpdate(req *UpdateRequest) (checkedFiles, Deps, error) {
-	files, err := checkFiles(req.Files, req.Delete, m.opts.Limits, m.opts.allowConfig())
+// files, and the dependency set of its package.json (packageJSON, the
+// request's packageJson field, or the one among its files), with the vite
+// floor for a vite spec that names an exact version.
+func (m *Manager) checkUpdate(sent []sentFile, deletes []string, packageJSON json.RawMessage) (checkedFiles, Deps, error) {
+	files, err := checkSent(sent, deletes, m.opts.Limits, m.opts.allowConfig())
 	if err != nil {
 		return files, nil, err
 	}
-	if pkg := []byte(req.PackageJSON); len(pkg) > 0 && string(pkg) != "null" {
+	if pkg := []byte(packageJSON); len(pkg) > 0 && string(pkg) != "null" {
 		files.packageJSON = pkg
 	}
 	if files.packageJSON == nil {
@@ -117,7 +118,7 @@ func (m *Manager) Create(ctx context.Context, req *CreateRequest) (*Info, error)
 		return nil, err
 	}
 	defer m.running.Done()
-	p, err := m.checkCreate(req)
+	p, err := m.checkCreate(req.SessionID, sentFiles(req.Files, m.opts.Limits), req.PackageJSON)
 	if err != nil {
 		return nil, err
 	}
@@ -228,7 +229,7 @@ func (m *Manager) Update(ctx context.Context, id string, req *UpdateRequest) (*U
 		return nil, err
 	}
 	defer m.running.Done()
-	files, declared, err := m.checkUpdate(req)
+	files, declared, err := m.checkUpdate(sentFiles(req.Files, m.opts.Limits), req.Delete, req.PackageJSON)
 	if err != nil {
 		return nil, err
 	}

@@ -1,7 +1,6 @@
 package preview
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -60,6 +59,21 @@ type Limits struct {
 	MaxSessionBytes int64 // bytes of the files one session holds; default 64 MiB
 	MaxSessionDirs  int   // directories one session's files make; default 500
 	MaxPathDepth    int   // components of a file name ("src/App.tsx" has 2); default 16
+
+	// MaxSessionWebSockets bounds the WebSockets open at once to one
+	// session's preview (HMR sockets, Vite's pings, the app's own), each a
+	// connection and a descriptor to its dev server; more are refused with
+	// 429 before the upgrade. Default 32.
+	MaxSessionWebSockets int
+	// MaxBytesInFlight bounds the bytes of the API request bodies this
+	// node holds at once (each request also holds its decoded files, at
+	// most as many bytes again). A request takes its share, its
+	// Content-Length or, without one, the most a body may be, before its
+	// body is read, and keeps it until it is answered; one that does not
+	// get it within 30 s is answered 503 with Retry-After, code
+	// "unavailable" (before its body is sent, when the client sent
+	// "Expect: 100-continue"). Default DefaultMaxBytesInFlight.
+	MaxBytesInFlight int64
 }
 
 func (l Limits) withDefaults() Limits {
@@ -90,6 +104,12 @@ func (l Limits) withDefaults() Limits {
 	if l.MaxPathDepth <= 0 {
 		l.MaxPathDepth = 16
 	}
+	if l.MaxBytesInFlight <= 0 {
+		l.MaxBytesInFlight = DefaultMaxBytesInFlight
+	}
+	if l.MaxSessionWebSockets <= 0 {
+		l.MaxSessionWebSockets = DefaultMaxSessionWebSockets
+	}
 	return l
 }
 
@@ -108,6 +128,34 @@ type checkedFiles struct {
 // checkFiles validates every file of a request before anything is written:
 // names, encodings and sizes. allowConfig keeps files that Node would run.
 func checkFiles(files []File, deletes []string, l Limits, allowConfig bool) (checkedFiles, error) {
+	return checkSent(sentFiles(files, l), deletes, l, allowConfig)
+}
+
+// sentFile is one file of a request with its content decoded: what
+// checkSent checks.
+type sentFile struct {
+	name    string
+	sentLen int    // bytes of the content as sent
+	data    []byte // the content decoded; nil when err is set or it was not decoded
+	err     error  // why the content could not be decoded
+}
+
+// sentFiles decodes the files of a request made in Go. A file whose
+// content is too large for any encoding to fit Limits.MaxFileBytes is
+// left undecoded: checkSent refuses it.
+func sentFiles(files []File, l Limits) []sentFile {
+	out := make([]sentFile, len(files))
+	for i, f := range files {
+		out[i] = sentFile{name: f.Name, sentLen: len(f.Content)}
+		if int64(len(f.Content))*3/4 <= l.MaxFileBytes {
+			out[i].data, out[i].err = f.decode()
+		}
+	}
+	return out
+}
+
+// checkSent is checkFiles over decoded files.
+func checkSent(files []sentFile, deletes []string, l Limits, allowConfig bool) (checkedFiles, error) {
 	var out checkedFiles
 	if n := len(files) + len(deletes); n > l.MaxFiles {
 		return out, invalid(CodeTooLarge, "%d files in one request: at most %d", n, l.MaxFiles)
@@ -115,7 +163,7 @@ func checkFiles(files []File, deletes []string, l Limits, allowConfig bool) (che
 	var total int64
 	seen := make(map[string]bool, len(files))
 	for _, f := range files {
-		name, err := cleanPath(f.Name, l.MaxPathLength)
+		name, err := cleanPath(f.name, l.MaxPathLength)
 		if err != nil {
 			return out, err
 		}
@@ -126,14 +174,14 @@ func checkFiles(files []File, deletes []string, l Limits, allowConfig bool) (che
 			return out, invalid(CodeBadPath, "file %q appears twice", name)
 		}
 		seen[name] = true
-		// Cheap bound before decoding: base64 never shrinks below 3/4.
-		if int64(len(f.Content))*3/4 > l.MaxFileBytes {
+		// base64 never shrinks below 3/4.
+		if int64(f.sentLen)*3/4 > l.MaxFileBytes {
 			return out, invalid(CodeTooLarge, "file %q is larger than %d bytes", name, l.MaxFileBytes)
 		}
-		data, err := f.decode()
-		if err != nil {
-			return out, err
+		if f.err != nil {
+			return out, f.err
 		}
+		data := f.data
 		if int64(len(data)) > l.MaxFileBytes {
 			return out, invalid(CodeTooLarge, "file %q is larger than %d bytes", name, l.MaxFileBytes)
 		}
@@ -161,14 +209,12 @@ func checkFiles(files []File, deletes []string, l Limits, allowConfig bool) (che
 	return out, nil
 }
 
-// decodeJSON decodes one JSON value from data into v with a clear error.
+// decodeJSON decodes the JSON value data holds into v with a clear error.
+// json.Unmarshal reads data where it lies (a Decoder would copy it into a
+// buffer of its own), and refuses anything after the value.
 func decodeJSON(data []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(v); err != nil {
+	if err := json.Unmarshal(data, v); err != nil {
 		return invalid(CodeBadJSON, "malformed JSON: %v", err)
-	}
-	if dec.More() {
-		return invalid(CodeBadJSON, "malformed JSON: more than one value")
 	}
 	return nil
 }

@@ -96,6 +96,13 @@ func (m *Manager) serveSession(w http.ResponseWriter, r *http.Request, s *sessio
 	s.touch()
 	s.warm.note(r)
 	upgrade := r.Header.Get("Upgrade") != ""
+	if upgrade {
+		if max := m.opts.Limits.MaxSessionWebSockets; !s.holdSocket(max) {
+			tooManySockets(w, max)
+			return nil
+		}
+		defer s.dropSocket()
+	}
 	if p := s.proxy.Load(); p != nil {
 		m.metrics.countProxied(upgrade)
 		p.ServeHTTP(w, r)

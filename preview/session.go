@@ -104,6 +104,10 @@ type session struct {
 	// loads it again before they ask.
 	warm warmList
 
+	// sockets counts the WebSockets open to the session's preview
+	// (sockets.go).
+	sockets atomic.Int32
+
 	turn chan struct{}  // holds a token while an update, a hibernation, a wake or a record sync runs
 	bg   sync.WaitGroup // wakes and hibernations under way; teardown waits for them
 

@@ -56,6 +56,8 @@ type config struct {
 	sandboxPids                     int
 	viteFloor                       string
 	insecureNoToken                 bool
+	server                          preview.ServerOptions
+	limits                          preview.Limits
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -89,6 +91,13 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.sandboxPids, "sandbox-pids", sandbox.DefaultPids, "processes and threads each session's sandbox may run at a time (-1: no limit)")
 	fs.StringVar(&c.viteFloor, "vite-floor", "", "oldest Vite a session may run, such as 6.4.3 or 7 (empty: 4.5.0; older lines with published file-read advisories then run with a warning)")
 	fs.BoolVar(&c.insecureNoToken, "insecure-no-token", false, "listen on an address other than loopback without -token: anyone who reaches it may create previews")
+	fs.DurationVar(&c.server.ReadHeaderTimeout, "read-header-timeout", preview.DefaultReadHeaderTimeout, "how long a client may take to send a request's headers")
+	fs.DurationVar(&c.server.BodyTimeout, "body-timeout", preview.DefaultBodyTimeout, "how long a client may take to send a request's body")
+	fs.DurationVar(&c.server.WriteTimeout, "write-timeout", preview.DefaultWriteTimeout, "how long each write of a response may wait for a client that does not read")
+	fs.DurationVar(&c.server.IdleTimeout, "conn-idle-timeout", preview.DefaultConnIdleTimeout, "how long a keep-alive connection may wait for its next request")
+	fs.IntVar(&c.server.MaxConns, "max-conns", 0, fmt.Sprintf("connections held at once, WebSockets included; a new one takes the place of the longest idle one (0: %d, or half the open-file limit when lower)", preview.DefaultMaxConns))
+	fs.IntVar(&c.limits.MaxSessionWebSockets, "max-session-websockets", preview.DefaultMaxSessionWebSockets, "WebSockets open at once to one preview; more are refused with 429")
+	fs.Int64Var(&c.limits.MaxBytesInFlight, "max-bytes-in-flight", preview.DefaultMaxBytesInFlight, "bytes of API request bodies held at once by this node; requests beyond wait, then get 503")
 	err := fs.Parse(args)
 	return c, err
 }
@@ -105,6 +114,11 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 		return fmt.Errorf("-node-addr needs -redis: the nodes share their sessions through it")
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
+	if soft, hard, err := raiseFileLimit(); err != nil {
+		log.Warn("previewserver: cannot raise the open-file limit", "soft", soft, "hard", hard, "err", err)
+	} else if soft != 0 {
+		log.Info("previewserver: open-file limit", "limit", soft)
+	}
 
 	store, closeStore, err := openStore(cfg.redis, log)
 	if err != nil {
@@ -128,6 +142,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 			Env:    cfg.sandboxEnv,
 			Limits: sandbox.Limits{Memory: cfg.sandboxMemory, Pids: cfg.sandboxPids},
 		},
+		Limits: cfg.limits,
 		Logger: log,
 	})
 	if err != nil {
@@ -158,13 +173,12 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	api.Handle("GET /readyz", m.Readyz())
 	api.Handle("GET /metrics", m.Metrics())
 	api.Handle("/", m.API())
-	srv := &http.Server{
-		Handler:           m.Router(api),
-		ReadHeaderTimeout: 10 * time.Second,
-		// Requests end when the server is told to stop: Shutdown would wait
-		// for the event streams, which go on until their client leaves.
-		BaseContext: func(net.Listener) context.Context { return ctx },
-	}
+	// The timeouts and the connection cap keep anonymous clients from
+	// holding the process's file descriptors (preview.NewServer).
+	srv := preview.NewServer(m.Router(api), &cfg.server)
+	// Requests end when the server is told to stop: Shutdown would wait
+	// for the event streams, which go on until their client leaves.
+	srv.HTTP.BaseContext = func(net.Listener) context.Context { return ctx }
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	log.Info("previewserver: listening", "addr", ln.Addr().String(), "api", cfg.public+preview.DefaultAPIPrefix,

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -377,4 +380,45 @@ func TestSandboxLimitFlags(t *testing.T) {
 	c, err := parseFlags(nil, io.Discard)
 	require.NoError(t, err)
 	assert.Equal(t, int64(preview.DefaultSessionMemory), c.sandboxMemory)
+}
+
+// TestServerBounds runs the example with short connection timeouts: an
+// idle keep-alive connection and a silent one are closed, and a POST
+// without the token that trickles its body gets its 401 at once (issue 19).
+func TestServerBounds(t *testing.T) {
+	srv := startServer(t, "-conn-idle-timeout", "300ms", "-read-header-timeout", "300ms", "-max-conns", "64")
+	addr := strings.TrimPrefix(strings.TrimSuffix(srv.api, "/kontext/preview"), "http://")
+	dial := func(req string) net.Conn {
+		c, err := net.Dial("tcp", addr)
+		require.NoError(t, err)
+		t.Cleanup(func() { c.Close() })
+		_, err = io.WriteString(c, req)
+		require.NoError(t, err)
+		c.SetReadDeadline(time.Now().Add(wait))
+		return c
+	}
+	closed := func(c net.Conn, what string) {
+		t.Helper()
+		_, err := io.Copy(io.Discard, c)
+		var ne net.Error
+		require.False(t, errors.As(err, &ne) && ne.Timeout(), "%s: still open", what)
+	}
+
+	silent := dial("")
+	idle := dial("GET /healthz HTTP/1.1\r\nHost: " + addr + "\r\n\r\n")
+	br := bufio.NewReader(idle)
+	res, err := http.ReadResponse(br, nil)
+	require.NoError(t, err)
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	assert.Equal(t, 200, res.StatusCode)
+	closed(silent, "a connection that sends nothing")
+	closed(idle, "an idle keep-alive connection")
+
+	trickle := dial("POST /kontext/preview HTTP/1.1\r\nHost: " + addr + "\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{")
+	res, err = http.ReadResponse(bufio.NewReader(trickle), nil)
+	require.NoError(t, err, "an answer before the body")
+	res.Body.Close()
+	assert.Equal(t, 401, res.StatusCode)
+	closed(trickle, "the refused POST")
 }
