@@ -29,6 +29,9 @@ type devRun struct {
 
 	server *vite.Server
 	proxy  *ssrproxy.Proxy
+	// slot is the directory of the spare runner the session's disk is
+	// mounted over (moveInto), removed when the run ends; "" for none.
+	slot string
 	warmed chan struct{} // closed when the warm-up is done, or was never begun
 
 	wg       sync.WaitGroup // the warm-up and the watch
@@ -87,7 +90,7 @@ func (s *session) startRun(ctx context.Context, r *devRun) (err error) {
 	defer s.env.spares.end()
 	if s.env.spares.fit(s.modules()) {
 		if sp := s.env.spares.take(); sp != nil {
-			if err := s.moveInto(sp); err != nil {
+			if err := s.moveInto(r, sp); err != nil {
 				s.log.Warn("vitehost/preview: start without the spare runner", "err", err)
 				s.env.spares.discard(sp)
 			} else {
@@ -162,11 +165,14 @@ func (s *session) watch(r *devRun) {
 			return
 		case <-limits.C:
 			err := r.server.LimitErr()
+			if err == nil && s.disk != nil {
+				err = s.disk.Full()
+			}
 			if err == nil {
 				continue
 			}
-			// Its memory or process limit: the session fails alone, and
-			// frees what it held.
+			// Its memory, process, disk or inode limit: the session fails
+			// alone, and frees what it held.
 			msg := "the session reached a limit of its sandbox: " + strings.TrimPrefix(err.Error(), "vitehost/sandbox: ")
 			s.log.Error("vitehost/preview: "+msg, "err", err)
 			s.setStatus(context.Background(), StatusError, msg)
@@ -219,6 +225,11 @@ func (s *session) stopRun(r *devRun) {
 				s.log.Warn("vitehost/preview: stop dev server", "err", err)
 			}
 			cancel()
+		}
+		if r.slot != "" {
+			if err := removeDir(r.slot); err != nil {
+				s.log.Warn("vitehost/preview: remove the spare's directory", "err", err)
+			}
 		}
 	})
 }

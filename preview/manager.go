@@ -161,8 +161,16 @@ func New(opts *Options) (*Manager, error) {
 func (m *Manager) removeLeftovers() {
 	entries, _ := os.ReadDir(m.opts.BaseDir)
 	for _, e := range entries {
-		if e.IsDir() && (strings.HasPrefix(e.Name(), "preview-") || strings.HasPrefix(e.Name(), "spare-")) {
-			os.RemoveAll(filepath.Join(m.opts.BaseDir, e.Name()))
+		if strings.HasPrefix(e.Name(), "preview-") || strings.HasPrefix(e.Name(), "spare-") || strings.HasPrefix(e.Name(), "disk-check-") {
+			// A session's disk (and its image beside it), a spare's
+			// shared mount: unmounted first, or RemoveAll would empty
+			// them and fail.
+			p := filepath.Join(m.opts.BaseDir, e.Name())
+			if err := sandbox.Unmount(p); err != nil {
+				m.log.Warn("vitehost/preview: unmount a leftover", "dir", p, "err", err)
+				continue
+			}
+			os.RemoveAll(p)
 		}
 	}
 }

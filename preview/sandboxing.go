@@ -1,12 +1,14 @@
 package preview
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/vitehost/vitehost/sandbox"
@@ -36,9 +38,34 @@ func checkSandbox(o *Options, log *slog.Logger) (*sandbox.Config, error) {
 			}
 		}
 	}
+	if disks(&o.Sandbox) {
+		if err := checkDisk(ctx, o.BaseDir); err != nil {
+			return nil, fmt.Errorf("vitehost/preview: every session's files live on a disk of bounded size, and none can be made here: %w "+
+				"(run as root, with e2fsprogs and loop devices; or set Options.Sandbox.Limits.Disk to -1: then nothing bounds what a session writes)", err)
+		}
+		lim := o.Sandbox.Limits
+		log.Info("vitehost/preview: sessions write to disks of their own",
+			"bytes", cmp.Or(lim.Disk, sandbox.DefaultDisk), "inodes", cmp.Or(lim.Inodes, sandbox.DefaultInodes))
+	} else {
+		log.Warn("vitehost/preview: nothing bounds what a session writes (Options.Sandbox.Limits.Disk is negative)")
+	}
+	if o.Sandbox.UIDs != nil && os.Geteuid() == 0 {
+		log.Info("vitehost/preview: each sandbox runs as a host user of its own", "uids", o.Sandbox.UIDs.String())
+	}
 	sb := o.Sandbox
 	return &sb, nil
 }
+
+// processUIDs is the range of host users of the sandboxes of every Manager
+// of this process that was given none: two Managers that took users from
+// two ranges of the same IDs would run sandboxes as one user.
+var processUIDs = sync.OnceValue(func() *sandbox.UIDs {
+	u, err := sandbox.NewUIDs(sandbox.DefaultUIDFirst, sandbox.DefaultUIDCount)
+	if err != nil {
+		panic(err) // the defaults are a valid range
+	}
+	return u
+})
 
 // reachable checks that every directory from the root to dir lets others
 // search it, creating dir when it is missing.

@@ -201,20 +201,27 @@ func Attach(src, dir string) error {
 }
 
 // Unmount detaches every mount at dir or below it (a Disk, what Share and
-// Attach mounted there). Nothing mounted there is not an error.
+// Attach mounted there), and returns nil only once none is left: a caller
+// that removes dir then removes nothing of a disk. Nothing mounted there is
+// not an error.
 func Unmount(dir string) error {
-	mi, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return err
-	}
-	points := mountsUnder(mi, filepath.Clean(dir))
-	var errs []error
-	for _, p := range points {
-		if err := unix.Unmount(p, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
-			errs = append(errs, fmt.Errorf("vitehost/sandbox: unmount %s: %w", p, err))
+	dir = filepath.Clean(dir)
+	for range 8 {
+		mi, err := os.ReadFile("/proc/self/mountinfo")
+		if err != nil {
+			return fmt.Errorf("vitehost/sandbox: unmount %s: %w", dir, err)
+		}
+		points := mountsUnder(mi, dir)
+		if len(points) == 0 {
+			return nil
+		}
+		for _, p := range points {
+			if err := unix.Unmount(p, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+				return fmt.Errorf("vitehost/sandbox: unmount %s: %w", p, err)
+			}
 		}
 	}
-	return errors.Join(errs...)
+	return fmt.Errorf("vitehost/sandbox: unmount %s: still mounted", dir)
 }
 
 // mountsUnder returns the mount points of mountinfo at dir or below it,

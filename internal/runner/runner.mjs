@@ -992,6 +992,10 @@ async function main() {
     line = await readConfigLine()
     if (line === null) return
     cfg = JSON.parse(line)
+    // The real project may have been mounted over the directory the
+    // warm-up ran in (a sandbox's disk): the working directory still
+    // holds the one below, where the project's code must not write.
+    process.chdir(projectDir)
   }
   handleInput(onInput)
   clientErrors = !!cfg.clientErrors
