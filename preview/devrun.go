@@ -31,7 +31,7 @@ type devRun struct {
 	proxy  *ssrproxy.Proxy
 	// slot is the directory of the spare runner the session's disk is
 	// mounted over (moveInto), removed when the run ends; "" for none.
-	slot string
+	slot   string
 	warmed chan struct{} // closed when the warm-up is done, or was never begun
 
 	wg       sync.WaitGroup // the warm-up and the watch
