@@ -2,6 +2,7 @@ package preview
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -102,6 +103,13 @@ func (s *session) startRun(ctx context.Context, r *devRun) (err error) {
 	}
 	server, err := vite.Start(r.ctx, s.dir, opts)
 	if err != nil {
+		if s.disk != nil {
+			// The project's code may have filled the disk while it
+			// loaded: the failure then says which limit it hit.
+			if full := s.disk.Full(); full != nil {
+				err = fmt.Errorf("%w: %w", full, err)
+			}
+		}
 		return devServerFailure(s.log, err)
 	}
 	r.server = server
@@ -199,6 +207,12 @@ func (s *session) serverGone(r *devRun) {
 	// paths; the log gets the whole error.
 	msg := "dev server stopped"
 	err := r.server.Err()
+	if s.disk != nil && err != nil {
+		// It may have failed for want of room that its own code took.
+		if full := s.disk.Full(); full != nil {
+			err = fmt.Errorf("%w: %w", full, err)
+		}
+	}
 	if err != nil {
 		msg += ": " + devServerReason(err)
 	}

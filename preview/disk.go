@@ -22,25 +22,33 @@ const diskSuffix = ".disk"
 // disks reports whether sessions sandboxed by sb get disks of their own.
 func disks(sb *sandbox.Config) bool { return sb != nil && sb.Limits.Disk >= 0 }
 
-// mountDisk makes the disk of the session directory dir (existing, empty)
-// and mounts it there.
-func mountDisk(ctx context.Context, sb *sandbox.Config, dir string) (*sandbox.Disk, error) {
-	return sandbox.NewDisk(ctx, dir, dir+diskSuffix, sb.Limits)
-}
+// diskTemplate is the name, in BaseDir, of the template image of the
+// sessions' disks (sandbox.Disks).
+const diskTemplate = "disk-template"
 
-// checkDisk makes and removes a small disk in baseDir: whether disks can be
-// made here only trying tells (root, mkfs.ext4, a loop device, mount).
-func checkDisk(ctx context.Context, baseDir string) error {
+// newDisks formats the template of the sessions' disks in baseDir, and
+// checks that a disk mounts: whether it does only trying tells (root,
+// mkfs.ext4, a loop device, mount).
+func newDisks(ctx context.Context, baseDir string, lim sandbox.Limits) (*sandbox.Disks, error) {
+	template := filepath.Join(baseDir, diskTemplate)
+	os.Remove(template) // an earlier process's
+	ds, err := sandbox.NewDisks(ctx, template, lim)
+	if err != nil {
+		return nil, err
+	}
 	dir, err := os.MkdirTemp(baseDir, "disk-check-")
-	if err != nil {
-		return err
+	if err == nil {
+		var d *sandbox.Disk
+		if d, err = ds.Mount(ctx, dir, dir+diskSuffix); err == nil {
+			err = d.Close()
+		}
+		os.Remove(dir)
 	}
-	defer os.Remove(dir)
-	d, err := sandbox.NewDisk(ctx, dir, filepath.Join(baseDir, filepath.Base(dir)+diskSuffix), sandbox.Limits{Disk: 4 << 20, Inodes: 64})
 	if err != nil {
-		return err
+		ds.Close()
+		return nil, err
 	}
-	return d.Close()
+	return ds, nil
 }
 
 // removeDir removes the session or spare directory dir, and what is
@@ -54,4 +62,12 @@ func removeDir(dir string) error {
 		return err
 	}
 	return os.RemoveAll(dir)
+}
+
+// closeDisks removes the disks' template, once no session is left to use
+// it.
+func (e *sessionEnv) closeDisks() {
+	if e.disks != nil {
+		e.disks.Close()
+	}
 }

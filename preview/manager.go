@@ -77,9 +77,12 @@ func New(opts *Options) (*Manager, error) {
 	if o.NodeAddr != "" {
 		log = log.With("node", o.NodeID)
 	}
-	var sb *sandbox.Config
+	var (
+		sb    *sandbox.Config
+		disks *sandbox.Disks
+	)
 	if !o.NoSandbox {
-		if sb, err = checkSandbox(&o, log); err != nil {
+		if sb, disks, err = checkSandbox(&o, log); err != nil {
 			unlock()
 			return nil, err
 		}
@@ -115,6 +118,7 @@ func New(opts *Options) (*Manager, error) {
 			hmrWait:      o.HMRWait,
 			allowConfig:  o.allowConfig(),
 			sandbox:      sb,
+			disks:        disks,
 			metrics:      x,
 		},
 		store:        o.Store,
@@ -142,6 +146,7 @@ func New(opts *Options) (*Manager, error) {
 		if err != nil {
 			cancel()
 			stopDeps()
+			m.env.closeDisks()
 			unlock()
 			return nil, err
 		}
@@ -411,6 +416,7 @@ func (m *Manager) close(all []*session, forwarders []*ssrproxy.Proxy) {
 	}
 	m.deps.wg.Wait()
 	m.fwdTransport.CloseIdleConnections()
+	m.env.closeDisks()
 	m.unlock()
 	m.closeErr = first
 }

@@ -45,6 +45,8 @@ type sessionEnv struct {
 	// sandbox is the template of every session's sandbox; nil runs the dev
 	// servers unsandboxed (Options.NoSandbox).
 	sandbox *sandbox.Config
+	// disks makes each sandboxed session's disk; nil for none (disk.go).
+	disks   *sandbox.Disks
 	metrics *metrics
 	// spares are runners started ahead for the template's dependency set;
 	// nil for none.
@@ -274,8 +276,8 @@ func (s *session) start(ctx context.Context, deps Deps, files []pendingFile) err
 	if err := os.Mkdir(s.dir, 0o755); err != nil {
 		return fmt.Errorf("vitehost/preview: session directory: %w", err)
 	}
-	if disks(s.env.sandbox) {
-		d, err := mountDisk(ctx, s.env.sandbox, s.dir)
+	if s.env.disks != nil {
+		d, err := s.env.disks.Mount(ctx, s.dir, s.dir+diskSuffix)
 		if err != nil {
 			return err
 		}

@@ -207,7 +207,7 @@ func (p *spares) startIn(ctx context.Context, dir, modules string) (*vite.Spare,
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return nil, err
 	}
-	if disks(p.env.sandbox) {
+	if p.env.disks != nil {
 		// The session that takes the spare mounts its disk over dir
 		// (moveInto); its runner sees it there.
 		if err := sandbox.Share(dir); err != nil {

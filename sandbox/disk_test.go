@@ -28,7 +28,10 @@ func newDisk(t *testing.T, lim sandbox.Limits) (*sandbox.Config, *sandbox.Disk) 
 	testenv.LookPath(t, "mkfs.ext4")
 	c := config(t)
 	c.Limits = lim
-	d, err := sandbox.NewDisk(context.Background(), c.Project, filepath.Join(filepath.Dir(c.Project), "disk.img"), lim)
+	ds, err := sandbox.NewDisks(context.Background(), filepath.Join(t.TempDir(), "template"), lim)
+	require.NoError(t, err)
+	t.Cleanup(func() { assert.NoError(t, ds.Close()) })
+	d, err := ds.Mount(context.Background(), c.Project, filepath.Join(filepath.Dir(c.Project), "disk.img"))
 	require.NoError(t, err)
 	t.Cleanup(func() { assert.NoError(t, d.Close()) })
 	return c, d

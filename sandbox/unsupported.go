@@ -41,10 +41,21 @@ func CgroupSupport() (Cgroups, error) {
 // Linux, the only system where sandboxes run.
 type Disk struct{ dir string }
 
-// NewDisk fails with ErrNoDisk: disks are Linux's.
-func NewDisk(ctx context.Context, dir, image string, lim Limits) (*Disk, error) {
+// Disks makes Disks; see disk.go for Linux.
+type Disks struct{}
+
+// NewDisks fails with ErrNoDisk: disks are Linux's.
+func NewDisks(ctx context.Context, template string, lim Limits) (*Disks, error) {
 	return nil, fmt.Errorf("%w on %s", ErrNoDisk, runtime.GOOS)
 }
+
+// Mount fails with ErrNoDisk: disks are Linux's.
+func (ds *Disks) Mount(ctx context.Context, dir, image string) (*Disk, error) {
+	return nil, fmt.Errorf("%w on %s", ErrNoDisk, runtime.GOOS)
+}
+
+// Close does nothing: no disk is made on this system.
+func (ds *Disks) Close() error { return nil }
 
 // Dir returns the directory the disk is mounted at.
 func (d *Disk) Dir() string { return d.dir }
