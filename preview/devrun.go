@@ -181,7 +181,7 @@ func (s *session) watch(r *devRun) {
 			}
 			// Its memory, process, disk or inode limit: the session fails
 			// alone, and frees what it held.
-			msg := "the session reached a limit of its sandbox: " + strings.TrimPrefix(err.Error(), "vitehost/sandbox: ")
+			msg := "the session reached a limit of its sandbox: " + strings.TrimPrefix(strings.TrimPrefix(err.Error(), "vitehost/sandbox: "), "vitehost/vite: ")
 			s.log.Error("vitehost/preview: "+msg, "err", err)
 			s.setStatus(context.Background(), StatusError, msg)
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

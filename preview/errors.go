@@ -123,6 +123,8 @@ func devServerReason(err error) string {
 		return "it reached the disk limit of its sandbox"
 	case errors.Is(err, sandbox.ErrInodeLimit):
 		return "it reached the inode limit of its sandbox"
+	case errors.Is(err, vite.ErrWatcherLimit):
+		return "it got no file watcher: it reached the inotify limit of its user"
 	case errors.Is(err, vite.ErrStartTimeout):
 		why = "it was not ready in time"
 	case errors.Is(err, vite.ErrStartFailed), errors.Is(err, vite.ErrExited):
