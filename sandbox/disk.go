@@ -136,6 +136,10 @@ func (ds *Disks) Mount(ctx context.Context, dir, image string) (*Disk, error) {
 	if err != nil {
 		return nil, fmt.Errorf("vitehost/sandbox: mount disk at %s: %w", dir, err)
 	}
+	// The project is the disk's root: mkfs's lost+found (root's, for a
+	// file system check that never runs on a disk this short-lived) has no
+	// place in it.
+	os.Remove(filepath.Join(dir, "lost+found"))
 	ok = true
 	return &Disk{dir: dir, image: image}, nil
 }

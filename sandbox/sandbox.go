@@ -18,6 +18,10 @@
 // (cgroup v2 where its controllers are available, else v1), and the size of
 // each file written through RLIMIT_FSIZE. [CgroupSupport] says what the host
 // offers; without cgroups the sandbox still isolates, but does not limit.
+// What the sandbox writes in all is bounded when its project is a [Disk]
+// ([Disks] makes them): a file system of its own of fixed size and inode
+// count. With [UIDs], each sandbox runs as a host user of its own, and so
+// has the kernel's per-user budgets, such as inotify's, to itself.
 //
 // The sandbox never runs as the host's root: a service that runs as root
 // starts bwrap as an unprivileged user ([Config.UID]), so that the files

@@ -25,6 +25,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -50,6 +51,8 @@ type config struct {
 	spares                          int
 	noSandbox                       bool
 	sandboxEnv                      []string
+	sandboxDisk, sandboxInodes      int64
+	sandboxUIDs                     *sandbox.UIDs
 	insecureNoToken                 bool
 }
 
@@ -74,6 +77,19 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		}
 		c.sandboxEnv = append(c.sandboxEnv, kv)
 		return nil
+	})
+	fs.Int64Var(&c.sandboxDisk, "sandbox-disk", sandbox.DefaultDisk, "bytes of each session's disk, which holds its files and caches: what the API and the session's code write together (-1: no disk, nothing bounds what a session writes)")
+	fs.Int64Var(&c.sandboxInodes, "sandbox-inodes", sandbox.DefaultInodes, "files and directories each session's disk holds")
+	fs.Func("sandbox-uids", fmt.Sprintf("FIRST-LAST: the host user IDs the sandboxes run as, one each at a time, so that none shares the kernel's per-user budgets such as inotify (default %d-%d)", sandbox.DefaultUIDFirst, sandbox.DefaultUIDFirst+sandbox.DefaultUIDCount-1), func(v string) error {
+		a, b, ok := strings.Cut(v, "-")
+		first, err1 := strconv.Atoi(a)
+		last, err2 := strconv.Atoi(b)
+		if !ok || err1 != nil || err2 != nil || last < first {
+			return fmt.Errorf("%q is not FIRST-LAST", v)
+		}
+		u, err := sandbox.NewUIDs(first, last-first+1)
+		c.sandboxUIDs = u
+		return err
 	})
 	fs.BoolVar(&c.insecureNoToken, "insecure-no-token", false, "listen on an address other than loopback without -token: anyone who reaches it may create previews")
 	err := fs.Parse(args)
@@ -110,8 +126,12 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 		NodeID:      cfg.nodeID,
 		NodeAddr:    cfg.nodeAddr,
 		NoSandbox:   cfg.noSandbox,
-		Sandbox:     sandbox.Config{Env: cfg.sandboxEnv},
-		Logger:      log,
+		Sandbox: sandbox.Config{
+			Env:    cfg.sandboxEnv,
+			UIDs:   cfg.sandboxUIDs,
+			Limits: sandbox.Limits{Disk: cfg.sandboxDisk, Inodes: cfg.sandboxInodes},
+		},
+		Logger: log,
 	})
 	if err != nil {
 		return err
