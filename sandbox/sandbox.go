@@ -221,7 +221,7 @@ type Config struct {
 	Limits Limits
 	// UID and GID are the host user and group that bwrap, and so the
 	// sandbox, run as when this process runs as root; 0 means DefaultUID and
-	// DefaultGID, and a user of its own is better. A sandbox never runs as
+	// DefaultGID, and a user of its own (UIDs) is better. A sandbox never runs as
 	// the host's root: its files would belong to root (a set-user-ID
 	// program in the project would be one of root's), and the kernel trusts
 	// root's user ID where no namespace reaches (the sysctl files of /proc).
