@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -478,6 +479,11 @@ func (m *Manager) fail(w http.ResponseWriter, r *http.Request, err error) string
 		return CodeQuota
 	case errors.Is(err, ErrNotFound):
 		return writeError(w, http.StatusNotFound, CodeNotFound, "unknown or expired session")
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		// The session's disk is full (disk.go): what the tenant's code
+		// wrote and what the API writes share it.
+		return writeError(w, http.StatusInsufficientStorage, CodeDiskLimit,
+			"the session's disk is full: its files, caches and what its code wrote reached the disk or inode limit of its sandbox")
 	case errors.Is(err, ErrConflict):
 		return writeError(w, http.StatusConflict, CodeConflict, clientText(err))
 	case errors.Is(err, ErrLimit):

@@ -1,6 +1,7 @@
 package preview
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 
@@ -47,6 +48,12 @@ func (s *session) limitMessage(err error) (code, msg string) {
 	var lim sandbox.Limits
 	if s.opts != nil && s.opts.Sandbox != nil {
 		lim = s.opts.Sandbox.Limits
+	}
+	switch {
+	case errors.Is(err, sandbox.ErrDiskLimit):
+		return CodeDiskLimit, fmt.Sprintf("the session reached its disk limit (%s of files and caches)", byteSize(cmp.Or(lim.Disk, sandbox.DefaultDisk)))
+	case errors.Is(err, sandbox.ErrInodeLimit):
+		return CodeDiskLimit, fmt.Sprintf("the session reached its disk's inode limit (%d files and directories)", cmp.Or(lim.Inodes, sandbox.DefaultInodes))
 	}
 	if errors.Is(err, sandbox.ErrPidsLimit) {
 		n := lim.Pids

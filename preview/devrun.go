@@ -31,6 +31,9 @@ type devRun struct {
 
 	server *vite.Server
 	proxy  *ssrproxy.Proxy
+	// slot is the directory of the spare runner the session's disk is
+	// mounted over (moveInto), removed when the run ends; "" for none.
+	slot   string
 	warmed chan struct{} // closed when the warm-up is done, or was never begun
 
 	wg       sync.WaitGroup // the warm-up and the watch
@@ -89,7 +92,7 @@ func (s *session) startRun(ctx context.Context, r *devRun) (err error) {
 	defer s.env.spares.end()
 	if s.env.spares.fit(s.modules()) {
 		if sp := s.env.spares.take(!s.trusted); sp != nil {
-			if err := s.moveInto(sp); err != nil {
+			if err := s.moveInto(r, sp); err != nil {
 				s.log.Warn("vitehost/preview: start without the spare runner", "err", err)
 				s.env.spares.discard(sp)
 			} else {
@@ -105,6 +108,13 @@ func (s *session) startRun(ctx context.Context, r *devRun) (err error) {
 			// A Start that failed before it took the spare (its preflight:
 			// a package.json the tenant replaced) leaves it running.
 			s.env.spares.discard(opts.Spare)
+		}
+		if s.disk != nil {
+			// The project's code may have filled the disk while it
+			// loaded: the failure then says which limit it hit.
+			if full := s.disk.Full(); full != nil {
+				err = fmt.Errorf("%w: %w", full, err)
+			}
 		}
 		return devServerFailure(s.log, err)
 	}
@@ -183,6 +193,9 @@ func (s *session) watch(r *devRun) {
 			return
 		case <-limits.C:
 			err := r.server.LimitErr()
+			if err == nil && s.disk != nil {
+				err = s.disk.Full()
+			}
 			pid := r.server.PID()
 			if err == nil || pid == 0 || pid != limitPID {
 				// A kill of the dev server itself is a crash, which the
@@ -237,6 +250,12 @@ func (s *session) serverGone(r *devRun) {
 	// paths; the log gets the whole error.
 	msg, code := "dev server stopped", ""
 	err := r.server.Err()
+	if s.disk != nil && err != nil {
+		// It may have failed for want of room that its own code took.
+		if full := s.disk.Full(); full != nil {
+			err = fmt.Errorf("%w: %w", full, err)
+		}
+	}
 	if err != nil {
 		msg += ": " + devServerReason(err)
 	}
@@ -267,6 +286,11 @@ func (s *session) stopRun(r *devRun) {
 				s.log.Warn("vitehost/preview: stop dev server", "err", err)
 			}
 			cancel()
+		}
+		if r.slot != "" {
+			if err := removeDir(r.slot); err != nil {
+				s.log.Warn("vitehost/preview: remove the spare's directory", "err", err)
+			}
 		}
 	})
 }

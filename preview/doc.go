@@ -26,7 +26,13 @@
 // process binds), an unprivileged user, a clean environment, and a file
 // system of the system directories, the project at /project and its
 // dependency install read-only at /node_modules; memory and processes are
-// limited through cgroups where the host has them. The project therefore
+// limited through cgroups where the host has them. Each sandbox runs as a
+// host user of its own (Options.Sandbox.UIDs), so that no session shares the
+// kernel's per-user budgets (inotify) with another, and each session's files
+// live on a disk of its own, of bounded bytes and inodes, mounted at its
+// directory (disk.go): what the API and the session's code write share it,
+// and a session that fills it, or gets no file watcher, fails alone with a
+// status that names the limit. The project therefore
 // runs as written, its vite.config, PostCSS, Tailwind and svelte configs and
 // .env files included: they reach nothing of the host. The service forces
 // only the root, the sockets, the HMR client's public address and the

@@ -52,6 +52,7 @@ const (
 	CodeConflict      = "conflict"
 	CodeQuota         = "quota_exceeded" // 413; the answer's error.limit names the quota
 	CodeSessionLimit  = "session_limit"
+	CodeDiskLimit     = "disk_limit" // 507: the session's disk is full (Options.Sandbox.Limits.Disk, Inodes)
 	CodeDevServer     = "dev_server_failed"
 	CodeMemoryLimit   = "memory_limit"  // a session's errorCode: its dev server was killed at its memory limit
 	CodeProcessLimit  = "process_limit" // a session's errorCode: its dev server reached its process limit
@@ -128,6 +129,12 @@ func devServerReason(err error) string {
 		return "it reached the memory limit of its sandbox"
 	case errors.Is(err, sandbox.ErrPidsLimit):
 		return "it reached the process limit of its sandbox"
+	case errors.Is(err, sandbox.ErrDiskLimit):
+		return "it reached the disk limit of its sandbox"
+	case errors.Is(err, sandbox.ErrInodeLimit):
+		return "it reached the inode limit of its sandbox"
+	case errors.Is(err, vite.ErrWatcherLimit):
+		return "it got no file watcher: it reached the inotify limit of its user"
 	case errors.Is(err, vite.ErrStartTimeout):
 		why = "it was not ready in time"
 	case errors.Is(err, vite.ErrStartFailed), errors.Is(err, vite.ErrExited):

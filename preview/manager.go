@@ -79,9 +79,12 @@ func New(opts *Options) (*Manager, error) {
 	if o.NodeAddr != "" {
 		log = log.With("node", o.NodeID)
 	}
-	var sb *sandbox.Config
+	var (
+		sb    *sandbox.Config
+		disks *sandbox.Disks
+	)
 	if !o.NoSandbox {
-		if sb, err = checkSandbox(&o, log); err != nil {
+		if sb, disks, err = checkSandbox(&o, log); err != nil {
 			unlock()
 			return nil, err
 		}
@@ -114,6 +117,7 @@ func New(opts *Options) (*Manager, error) {
 			hmrWait:      o.HMRWait,
 			allowConfig:  o.allowConfig(),
 			sandbox:      sb,
+			disks:        disks,
 			metrics:      x,
 		},
 		store:        o.Store,
@@ -142,6 +146,7 @@ func New(opts *Options) (*Manager, error) {
 		if err != nil {
 			cancel()
 			sets.Close()
+			m.env.closeDisks()
 			unlock()
 			return nil, err
 		}
@@ -161,8 +166,16 @@ func New(opts *Options) (*Manager, error) {
 func (m *Manager) removeLeftovers() {
 	entries, _ := os.ReadDir(m.opts.BaseDir)
 	for _, e := range entries {
-		if e.IsDir() && (strings.HasPrefix(e.Name(), "preview-") || strings.HasPrefix(e.Name(), "spare-")) {
-			os.RemoveAll(filepath.Join(m.opts.BaseDir, e.Name()))
+		if strings.HasPrefix(e.Name(), "preview-") || strings.HasPrefix(e.Name(), "spare-") || strings.HasPrefix(e.Name(), "disk-check-") {
+			// A session's disk (and its image beside it), a spare's
+			// shared mount: unmounted first, or RemoveAll would empty
+			// them and fail.
+			p := filepath.Join(m.opts.BaseDir, e.Name())
+			if err := sandbox.Unmount(p); err != nil {
+				m.log.Warn("vitehost/preview: unmount a leftover", "dir", p, "err", err)
+				continue
+			}
+			os.RemoveAll(p)
 		}
 	}
 }
@@ -444,6 +457,7 @@ func (m *Manager) close(all []*session, forwarders []*ssrproxy.Proxy) {
 	}
 	m.deps.Close()
 	m.fwdTransport.CloseIdleConnections()
+	m.env.closeDisks()
 	m.unlock()
 	m.closeErr = first
 }

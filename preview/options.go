@@ -171,9 +171,17 @@ type Options struct {
 
 	// Sandbox configures the bubblewrap sandbox each session's dev server
 	// runs in (see package sandbox): its Limits, the Env added to its clean
-	// environment, the host UID and GID it runs as when the service is
-	// root, the Bwrap binary. Project, Modules and Name are set for each
-	// session. The zero value means the defaults of package sandbox. In the
+	// environment, the host users it runs as when the service is root, the
+	// Bwrap binary. Project, Modules and Name are set for each session. The
+	// zero value means the defaults of package sandbox, but for the users:
+	// when UIDs is nil and UID zero, each sandbox runs as a host user of
+	// its own out of sandbox.DefaultUIDFirst and the DefaultUIDCount IDs
+	// after it, one range for every Manager of the process, so that no
+	// session shares the kernel's per-user budgets (inotify) with another.
+	// Each session's files live on a disk of its own (sandbox.NewDisk) of
+	// Limits.Disk bytes and Limits.Inodes files, which the API's writes and
+	// the tenant's code fill together; Limits.Disk -1 leaves them on
+	// BaseDir's file system, unbounded. In the
 	// sandbox a session's project runs as written: its vite.config.*,
 	// PostCSS, Tailwind and svelte configs and .env files are used, since
 	// they reach nothing of the host. Limits.Memory 0 means
@@ -337,6 +345,9 @@ func withDefaults(opts *Options) (Options, *url.URL, error) {
 	o.Sandbox.Env = slices.Clone(o.Sandbox.Env)
 	if o.Sandbox.Logger == nil {
 		o.Sandbox.Logger = o.Logger
+	}
+	if o.Sandbox.UIDs == nil && o.Sandbox.UID == 0 {
+		o.Sandbox.UIDs = processUIDs()
 	}
 	origins := make([]string, 0, len(o.AllowedOrigins))
 	for _, raw := range o.AllowedOrigins {

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"os"
 	"path"
+	"syscall"
 
 	"github.com/vitehost/vitehost/sandbox"
 )
@@ -27,8 +28,28 @@ func sandboxOwner(sb *sandbox.Config) owner {
 	return owner{uid: cmp.Or(sb.UID, sandbox.DefaultUID), gid: cmp.Or(sb.GID, sandbox.DefaultGID), set: true}
 }
 
-// owner returns the owner of s's files.
-func (s *session) owner() owner { return sandboxOwner(s.env.sandbox) }
+// owner returns the owner of s's files. With a range of users
+// (sandbox.Config.UIDs) each start of the sandbox runs as another user and
+// gives it the project: the files written meanwhile go to the user who
+// holds the project directory now, so that the running dev server may
+// rewrite them (a client that sends a generated file such as TanStack
+// Router's routeTree.gen.ts, which the plugin then writes again).
+func (s *session) owner() owner {
+	o := sandboxOwner(s.env.sandbox)
+	if !o.set || s.env.sandbox.UIDs == nil || s.root == nil {
+		return o
+	}
+	// The directory itself is the host's mount point: the tenant cannot
+	// swap it, only what is in it.
+	fi, err := s.root.Stat(".")
+	if err != nil {
+		return o
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != 0 {
+		return owner{uid: int(st.Uid), gid: int(st.Gid), set: true}
+	}
+	return o // not yet given to a sandbox: the start gives it all
+}
 
 // give hands name in root to o, without following a link (the tenant's
 // code may have put one there).

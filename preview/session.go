@@ -46,6 +46,8 @@ type sessionEnv struct {
 	// sandbox is the template of every session's sandbox; nil runs the dev
 	// servers unsandboxed (Options.NoSandbox).
 	sandbox *sandbox.Config
+	// disks makes each sandboxed session's disk; nil for none (disk.go).
+	disks   *sandbox.Disks
 	metrics *metrics
 	// spares are runners started ahead for the template's dependency set;
 	// nil for none.
@@ -80,6 +82,7 @@ type session struct {
 	startErr error         // why run failed; set before ready is closed
 
 	// set by run
+	disk   *sandbox.Disk // where the files are, mounted at dir; nil without (disk.go)
 	root   *os.Root
 	opts   *vite.Options // how the dev server starts, at each wake too
 	shared string        // where the optimized dependencies are shared (a trusted session's); "" for nowhere
@@ -294,11 +297,18 @@ func (s *session) start(ctx context.Context, deps Deps, files []pendingFile) err
 	if err := s.setStatus(ctx, StatusInstalling, ""); err != nil {
 		return err
 	}
-	if err := os.RemoveAll(s.dir); err != nil {
+	if err := removeDir(s.dir); err != nil {
 		return err
 	}
 	if err := os.Mkdir(s.dir, 0o755); err != nil {
 		return fmt.Errorf("vitehost/preview: session directory: %w", err)
+	}
+	if s.env.disks != nil {
+		d, err := s.env.disks.Mount(ctx, s.dir, s.dir+diskSuffix)
+		if err != nil {
+			return err
+		}
+		s.disk = d
 	}
 	root, err := os.OpenRoot(s.dir)
 	if err != nil {
@@ -437,7 +447,7 @@ func (s *session) teardown() {
 	if s.root != nil {
 		s.root.Close()
 	}
-	if err := os.RemoveAll(s.dir); err != nil {
+	if err := removeDir(s.dir); err != nil {
 		s.log.Warn("vitehost/preview: remove session directory", "err", err)
 	}
 }

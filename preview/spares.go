@@ -11,8 +11,10 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
+	"github.com/vitehost/vitehost/sandbox"
 	"github.com/vitehost/vitehost/vite"
 )
 
@@ -251,7 +253,7 @@ func (p *spares) start(ctx context.Context) (*vite.Spare, error) {
 	dir := filepath.Join(p.baseDir, "spare-"+hex.EncodeToString(rnd[:]))
 	sp, err := p.startIn(ctx, dir, modules)
 	if err != nil {
-		os.RemoveAll(dir)
+		removeDir(dir)
 	}
 	return sp, err
 }
@@ -263,6 +265,13 @@ func (p *spares) startIn(ctx context.Context, dir, modules string) (*vite.Spare,
 	}
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return nil, err
+	}
+	if p.env.disks != nil {
+		// The session that takes the spare mounts its disk over dir
+		// (moveInto); its runner sees it there.
+		if err := sandbox.Share(dir); err != nil {
+			return nil, err
+		}
 	}
 	root, err := os.OpenRoot(dir)
 	if err != nil {
@@ -302,7 +311,7 @@ func (p *spares) discard(sp *vite.Spare) {
 	if err := sp.Close(); err != nil {
 		p.log.Warn("vitehost/preview: stop a spare runner", "err", err)
 	}
-	if err := os.RemoveAll(sp.Dir()); err != nil {
+	if err := removeDir(sp.Dir()); err != nil {
 		p.log.Warn("vitehost/preview: remove a spare's directory", "err", err)
 	}
 }
@@ -317,12 +326,35 @@ func (p *spares) closeAll() {
 	}
 }
 
-// moveInto gives what the session directory holds to the directory of the
-// spare sp, and then the session directory's name: sp's sandbox holds its
-// directory, whatever its name, and now runs the session's project. What
-// sp warmed up on goes. On failure the session directory is as it was.
-func (s *session) moveInto(sp *vite.Spare) error {
+// moveInto gives the session's files to the spare sp, whose sandbox holds
+// its directory (the slot), and to the user that sandbox runs as. A
+// session on a disk of its own mounts it over the slot, which stays until
+// the run ends (r.slot); without, what the session directory holds moves
+// into the slot, which then takes the session directory's name. What sp
+// warmed up on goes. On failure the session directory is as it was.
+func (s *session) moveInto(r *devRun, sp *vite.Spare) error {
 	slot := sp.Dir()
+	info, err := os.Stat(slot)
+	if err != nil {
+		return err
+	}
+	st, _ := info.Sys().(*syscall.Stat_t)
+	chown := func(dir string) error {
+		if os.Geteuid() != 0 || st == nil {
+			return nil
+		}
+		return sandbox.Chown(dir, int(st.Uid), int(st.Gid))
+	}
+	if s.disk != nil {
+		if err := chown(s.dir); err != nil {
+			return err
+		}
+		if err := sandbox.Attach(s.dir, slot); err != nil {
+			return err
+		}
+		r.slot = slot
+		return nil
+	}
 	old, err := os.ReadDir(slot)
 	if err != nil {
 		return err
@@ -348,6 +380,9 @@ func (s *session) moveInto(sp *vite.Spare) error {
 			return back(err)
 		}
 		moved++
+	}
+	if err := chown(slot); err != nil {
+		return back(err)
 	}
 	root, err := os.OpenRoot(slot) // the directory, whatever its name
 	if err != nil {

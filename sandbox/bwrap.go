@@ -229,17 +229,6 @@ func (c *Config) Command(ctx context.Context, argv []string, files ...*os.File) 
 		// (https://github.com/golang/go/issues/27505).
 		Pdeathsig: syscall.SIGKILL,
 	}
-	uid, gid := os.Getuid(), os.Getgid()
-	if os.Geteuid() == 0 {
-		uid, gid = cmp.Or(c.UID, DefaultUID), cmp.Or(c.GID, DefaultGID)
-		attr.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}
-		if c.Project != "" {
-			if err := os.Chown(c.Project, uid, gid); err != nil {
-				return nil, fmt.Errorf("vitehost/sandbox: give the project to the sandbox's user: %w", err)
-			}
-		}
-	}
-
 	sc := &Cmd{log: log}
 	ok := false
 	defer func() {
@@ -247,6 +236,27 @@ func (c *Config) Command(ctx context.Context, argv []string, files ...*os.File) 
 			sc.Close()
 		}
 	}()
+	uid, gid := os.Getuid(), os.Getgid()
+	if os.Geteuid() == 0 {
+		uid, gid = cmp.Or(c.UID, DefaultUID), cmp.Or(c.GID, DefaultGID)
+		if c.UIDs != nil {
+			if uid, err = c.UIDs.take(); err != nil {
+				return nil, err
+			}
+			gid = uid
+			sc.uids, sc.uid = c.UIDs, uid
+		}
+		attr.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}
+		if c.Project != "" {
+			chown := os.Chown
+			if c.UIDs != nil {
+				chown = Chown
+			}
+			if err := chown(c.Project, uid, gid); err != nil {
+				return nil, fmt.Errorf("vitehost/sandbox: give the project to the sandbox's user: %w", err)
+			}
+		}
+	}
 	// Descriptors 3... are the caller's files, then the content of the
 	// generated /etc and of c.Files, then bwrap's info pipe.
 	var data []dataFile

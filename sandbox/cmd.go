@@ -43,6 +43,8 @@ type Cmd struct {
 	parentFiles []*os.File // this process's copies of the files only bwrap reads
 	info        *os.File   // read end of bwrap's --info-fd
 	infoW       *os.File
+	uids        *UIDs // where uid goes back at Close; nil when it was not taken from a range
+	uid         int
 
 	closeOnce sync.Once
 	closeErr  error
@@ -90,6 +92,11 @@ func (c *Cmd) close() error {
 			break
 		}
 		time.Sleep(closePoll)
+	}
+	if c.uids != nil && err == nil {
+		// No process of the user is left: its budgets are free for the
+		// next sandbox. (One still alive keeps the ID out of the range.)
+		c.uids.put(c.uid)
 	}
 	if c.cg != nil {
 		last := c.cg.limitErr()

@@ -18,6 +18,10 @@
 // (cgroup v2 where its controllers are available, else v1), and the size of
 // each file written through RLIMIT_FSIZE. [CgroupSupport] says what the host
 // offers; without cgroups the sandbox still isolates, but does not limit.
+// What the sandbox writes in all is bounded when its project is a [Disk]
+// ([Disks] makes them): a file system of its own of fixed size and inode
+// count. With [UIDs], each sandbox runs as a host user of its own, and so
+// has the kernel's per-user budgets, such as inotify's, to itself.
 //
 // The sandbox never runs as the host's root: a service that runs as root
 // starts bwrap as an unprivileged user ([Config.UID]), so that the files
@@ -84,6 +88,8 @@ const (
 	DefaultPids     = 1024      // processes and threads
 	DefaultFileSize = 256 << 20 // bytes
 	DefaultTmp      = 64 << 20  // bytes
+	DefaultDisk     = 1 << 30   // bytes
+	DefaultInodes   = 1 << 16   // files and directories
 )
 
 // Errors that callers may check with errors.Is.
@@ -101,6 +107,18 @@ var (
 	// ErrPidsLimit: the sandbox tried to run more than Limits.Pids processes
 	// and threads, and the kernel refused; returned by Cmd.LimitErr.
 	ErrPidsLimit = errors.New("vitehost/sandbox: process limit reached")
+	// ErrDiskLimit: the sandbox's Disk is full (Limits.Disk); returned by
+	// Disk.Full.
+	ErrDiskLimit = errors.New("vitehost/sandbox: disk limit reached")
+	// ErrInodeLimit: the sandbox's Disk has no inode left for another
+	// file or directory (Limits.Inodes); returned by Disk.Full.
+	ErrInodeLimit = errors.New("vitehost/sandbox: inode limit reached")
+	// ErrNoDisk: a Disk cannot be made here (not root, no mkfs.ext4, no
+	// loop device); returned by NewDisk, wrapped with the details.
+	ErrNoDisk = errors.New("vitehost/sandbox: no disk for the sandbox")
+	// ErrNoUID: every user ID of a UIDs range runs a sandbox; returned by
+	// Command.
+	ErrNoUID = errors.New("vitehost/sandbox: no free user ID in the range")
 )
 
 // Mount is a host path (a file or a directory) mounted read-only at Dst
@@ -142,6 +160,14 @@ type Limits struct {
 	// DefaultTmp, a negative value the kernel's default for a tmpfs (half of
 	// the memory).
 	Tmp int64
+	// Disk is the size, in bytes, of a Disk that NewDisk makes: the most
+	// that the sandbox writes into it, its project's files and caches
+	// together. 0 means DefaultDisk, a negative value no Disk (the caller
+	// decides; Command mounts the project as it is given).
+	Disk int64
+	// Inodes is the least number of files and directories a Disk holds
+	// (mkfs rounds it up to whole block groups). 0 means DefaultInodes.
+	Inodes int64
 }
 
 // withDefaults returns l with the zero values replaced by the defaults.
@@ -157,6 +183,12 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.Tmp == 0 {
 		l.Tmp = DefaultTmp
+	}
+	if l.Disk == 0 {
+		l.Disk = DefaultDisk
+	}
+	if l.Inodes == 0 {
+		l.Inodes = DefaultInodes
 	}
 	return l
 }
@@ -189,7 +221,7 @@ type Config struct {
 	Limits Limits
 	// UID and GID are the host user and group that bwrap, and so the
 	// sandbox, run as when this process runs as root; 0 means DefaultUID and
-	// DefaultGID, and a user of its own is better. A sandbox never runs as
+	// DefaultGID, and a user of its own (UIDs) is better. A sandbox never runs as
 	// the host's root: its files would belong to root (a set-user-ID
 	// program in the project would be one of root's), and the kernel trusts
 	// root's user ID where no namespace reaches (the sysctl files of /proc).
@@ -199,6 +231,13 @@ type Config struct {
 	// When this process is not root, the sandbox runs as its user, and UID
 	// and GID are ignored.
 	UID, GID int
+	// UIDs, when not nil and this process is root, gives the sandbox a host
+	// user of its own, whose ID is also its group's: Command takes a free
+	// one of the range, Cmd.Close returns it once no process of the
+	// sandbox runs, and UID and GID are ignored. Command then gives Project
+	// and everything in it to that user, since a sandbox before it on the
+	// same project ran as another.
+	UIDs *UIDs
 	// Name labels the sandbox's cgroup (vitehost-<Name>-<random>), so that
 	// an operator can tell whose it is; "" means no label.
 	Name string

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the end-to-end tests drive: program -> package.
-declare -A want=([chromium]=chromium [redis-server]=redis-server [bwrap]=bubblewrap)
+declare -A want=([chromium]=chromium [redis-server]=redis-server [bwrap]=bubblewrap [mkfs.ext4]=e2fsprogs [python3]=python3)
 missing=()
 for prog in "${!want[@]}"; do
   command -v "$prog" >/dev/null 2>&1 || missing+=("${want[$prog]}")

@@ -19,6 +19,10 @@ const (
 	// EventClientError: a page reported a runtime error
 	// (Options.ClientErrors).
 	EventClientError EventType = "client-error"
+	// EventWatcherError: the kernel refused the dev server a file watcher
+	// (the inotify instances or watches of its user are used up), so that
+	// edits on disk reach no page; LimitErr then wraps ErrWatcherLimit.
+	EventWatcherError EventType = "watcher-error"
 )
 
 // Event is something the dev server reports as it happens (see
@@ -34,6 +38,16 @@ type Event struct {
 	Error *CompileError
 	// Client is the page's runtime error (EventClientError).
 	Client *ClientError
+	// Watcher is why the dev server has no file watcher
+	// (EventWatcherError): "EMFILE" (inotify instances) or "ENOSPC"
+	// (inotify watches), and the message.
+	Watcher *WatcherError
+}
+
+// WatcherError is the kernel's refusal of a file watcher.
+type WatcherError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
 }
 
 // ClientError is a runtime error that a page reported.
@@ -63,6 +77,7 @@ type runnerEvent struct {
 	FullReload bool          `json:"fullReload"`
 	ReloadPath string        `json:"reloadPath"`
 	Error      *CompileError `json:"error"`
+	Code       string        `json:"code"` // watcher-error
 	ClientError
 }
 
@@ -96,6 +111,11 @@ func (e *runnerEvent) event() (Event, error) {
 		c.File = clip(c.File, maxPath)
 		c.Line, c.Column = max(c.Line, 0), max(c.Column, 0)
 		return Event{Type: EventClientError, Client: &c}, nil
+	case EventWatcherError:
+		if e.Code != "EMFILE" && e.Code != "ENOSPC" {
+			return Event{}, fmt.Errorf("watcher error of code %.32q", e.Code)
+		}
+		return Event{Type: EventWatcherError, Watcher: &WatcherError{Code: e.Code, Message: clip(e.Message, maxErrorText)}}, nil
 	}
 	return Event{}, fmt.Errorf("event of type %.32q", e.Type)
 }

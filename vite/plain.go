@@ -216,6 +216,10 @@ func (s *Server) awaitVite(ctx context.Context, c *child) (*state, error) {
 				}, nil
 			case msgError:
 				return nil, messageError(m)
+			case msgEvent:
+				// Before ready, only the watcher's refusal matters: the
+				// watcher starts before the server listens.
+				s.noteWatcher(m.event)
 			}
 		case <-c.exited:
 			return nil, exitError(c)

@@ -28,8 +28,9 @@ type Spare struct {
 // opts can start (the warm-up's), and returns once it has loaded that
 // project's page and every module it imports and waits for its real
 // project. The runner holds dir itself, not its name: the caller may then
-// replace what dir holds and rename it, and Start the real project there
-// with Options.Spare. ctx bounds the warm-up only.
+// replace what dir holds and rename it, or mount the real project over dir
+// (sandbox.Share before, sandbox.Attach then), and Start the real project
+// there with Options.Spare. ctx bounds the warm-up only.
 func StartSpare(ctx context.Context, dir string, opts *Options) (*Spare, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
@@ -134,7 +135,8 @@ func (sp *Spare) Close() error {
 }
 
 // checkSpare validates Options.Spare for Start in dir, which must be the
-// spare's project directory, whatever its name now.
+// spare's project directory, whatever its name now, or a directory mounted
+// over the spare's (sandbox.Attach), which its runner then sees.
 func checkSpare(dir string, o *Options) error {
 	sp := o.Spare
 	if o.Sandbox == nil || o.SocketDir != "" {
@@ -144,7 +146,7 @@ func checkSpare(dir string, o *Options) error {
 	if err != nil {
 		return fmt.Errorf("%w: Spare: %v", ErrInvalidOptions, err)
 	}
-	if !os.SameFile(info, sp.info) {
+	if over, err := os.Stat(sp.s.dir); !os.SameFile(info, sp.info) && (err != nil || !os.SameFile(info, over)) {
 		return fmt.Errorf("%w: the spare runs on %s, not on %s", ErrInvalidOptions, sp.s.dir, dir)
 	}
 	return nil

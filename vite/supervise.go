@@ -201,6 +201,7 @@ func (s *Server) onEvent(m message) {
 		s.onBatchMessage(m)
 		return
 	case msgEvent:
+		s.noteWatcher(m.event)
 		if s.opts.OnEvent != nil {
 			s.opts.OnEvent(m.event)
 		}
@@ -218,6 +219,14 @@ func (s *Server) onEvent(m message) {
 	s.cur.Store(&st)
 	s.log.Info("vitehost/vite: dev server restarted itself with a new HMR token")
 	s.notify(st.targets)
+}
+
+// noteWatcher keeps the first refusal of a file watcher that e reports,
+// for LimitErr.
+func (s *Server) noteWatcher(e Event) {
+	if e.Watcher != nil {
+		s.watcher.CompareAndSwap(nil, e.Watcher)
+	}
 }
 
 // restart starts the dev server again after a crash, waiting *delay before

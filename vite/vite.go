@@ -133,6 +133,10 @@ var (
 	// ErrNotRunning: the dev server is down or restarting (or stopped
 	// during the call), so a Batch got no outcome.
 	ErrNotRunning = errors.New("vitehost/vite: dev server not running")
+	// ErrWatcherLimit: the kernel refused the dev server a file watcher
+	// (inotify instances or watches of its user used up); returned by
+	// LimitErr.
+	ErrWatcherLimit = errors.New("vitehost/vite: watcher limit reached: no file watcher")
 )
 
 // Plugin is a Vite plugin that the runner imports from the project by module
@@ -331,6 +335,9 @@ type Server struct {
 
 	cur     atomic.Pointer[state]
 	version atomic.Pointer[string]
+	// watcher is why the dev server has no file watcher, once the runner
+	// said so (EventWatcherError); nil while it has one.
+	watcher atomic.Pointer[WatcherError]
 
 	mu   sync.Mutex
 	subs map[chan hotfile.Targets]struct{}
@@ -491,15 +498,26 @@ func (s *Server) Token() string {
 	return ""
 }
 
-// LimitErr says which limits of its sandbox (Options.Sandbox) the running
-// dev server has hit: nil, or an error wrapping sandbox.ErrMemoryLimit or
-// sandbox.ErrPidsLimit. A dev server at its process limit may keep
-// serving while every new process or thread it tries fails; the caller
-// decides whether that is a failure. It is nil without a sandbox or
-// cgroups, and while the dev server is down.
+// LimitErr says which limits the running dev server has hit: nil, or an
+// error wrapping sandbox.ErrMemoryLimit or sandbox.ErrPidsLimit (limits of
+// its sandbox, Options.Sandbox), or ErrWatcherLimit (the kernel refused it
+// a file watcher, whether sandboxed or not). A dev server at its process
+// limit may keep serving while every new process or thread it tries
+// fails, and one without a watcher serves while edits on disk reach no
+// page; the caller decides whether that is a failure. The sandbox's limits
+// are nil without a sandbox or cgroups, and while the dev server is down.
 func (s *Server) LimitErr() error {
 	if st := s.cur.Load(); st != nil && st.child != nil {
-		return st.child.limitErr()
+		if err := st.child.limitErr(); err != nil {
+			return err
+		}
+	}
+	if w := s.watcher.Load(); w != nil {
+		what := "the inotify instances of its user are used up"
+		if w.Code == "ENOSPC" {
+			what = "the inotify watches of its user are used up"
+		}
+		return fmt.Errorf("%w (%s: %s)", ErrWatcherLimit, w.Code, what)
 	}
 	return nil
 }

@@ -55,6 +55,8 @@ type config struct {
 	sandboxMemory                   int64
 	sandboxPids                     int
 	viteFloor                       string
+	sandboxDisk, sandboxInodes      int64
+	sandboxUIDs                     *sandbox.UIDs
 	insecureNoToken                 bool
 	server                          preview.ServerOptions
 	limits                          preview.Limits
@@ -90,6 +92,19 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	})
 	fs.IntVar(&c.sandboxPids, "sandbox-pids", sandbox.DefaultPids, "processes and threads each session's sandbox may run at a time (-1: no limit)")
 	fs.StringVar(&c.viteFloor, "vite-floor", "", "oldest Vite a session may run, such as 6.4.3 or 7 (empty: 4.5.0; older lines with published file-read advisories then run with a warning)")
+	fs.Int64Var(&c.sandboxDisk, "sandbox-disk", sandbox.DefaultDisk, "bytes of each session's disk, which holds its files and caches: what the API and the session's code write together (-1: no disk, nothing bounds what a session writes)")
+	fs.Int64Var(&c.sandboxInodes, "sandbox-inodes", sandbox.DefaultInodes, "files and directories each session's disk holds")
+	fs.Func("sandbox-uids", fmt.Sprintf("FIRST-LAST: the host user IDs the sandboxes run as, one each at a time, so that none shares the kernel's per-user budgets such as inotify (default %d-%d)", sandbox.DefaultUIDFirst, sandbox.DefaultUIDFirst+sandbox.DefaultUIDCount-1), func(v string) error {
+		a, b, ok := strings.Cut(v, "-")
+		first, err1 := strconv.Atoi(a)
+		last, err2 := strconv.Atoi(b)
+		if !ok || err1 != nil || err2 != nil || last < first {
+			return fmt.Errorf("%q is not FIRST-LAST", v)
+		}
+		u, err := sandbox.NewUIDs(first, last-first+1)
+		c.sandboxUIDs = u
+		return err
+	})
 	fs.BoolVar(&c.insecureNoToken, "insecure-no-token", false, "listen on an address other than loopback without -token: anyone who reaches it may create previews")
 	fs.DurationVar(&c.server.ReadHeaderTimeout, "read-header-timeout", preview.DefaultReadHeaderTimeout, "how long a client may take to send a request's headers")
 	fs.DurationVar(&c.server.BodyTimeout, "body-timeout", preview.DefaultBodyTimeout, "how long a client may take to send a request's body")
@@ -139,8 +154,12 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 		NoSandbox:   cfg.noSandbox,
 		ViteFloor:   cfg.viteFloor,
 		Sandbox: sandbox.Config{
-			Env:    cfg.sandboxEnv,
-			Limits: sandbox.Limits{Memory: cfg.sandboxMemory, Pids: cfg.sandboxPids},
+			Env:  cfg.sandboxEnv,
+			UIDs: cfg.sandboxUIDs,
+			Limits: sandbox.Limits{
+				Memory: cfg.sandboxMemory, Pids: cfg.sandboxPids,
+				Disk: cfg.sandboxDisk, Inodes: cfg.sandboxInodes,
+			},
 		},
 		Limits: cfg.limits,
 		Logger: log,

@@ -712,6 +712,7 @@ function attach(s) {
       if (typeof file === 'string' && dropWatcherEvent(kind, file)) return false
       return emit.call(this, event, ...args)
     }
+    w.on('error', watcherError)
   }
   const ws = s.ws
   if (ws && !ws[originalSend]) {
@@ -729,6 +730,36 @@ function attach(s) {
     if (clientErrors) ws.on('vitehost:error', (data, client) => reportClientError(s, data, client))
   }
   checkBatch()
+}
+
+// watcherError reports a file watcher that the kernel refused: inotify
+// instances (EMFILE) or watches (ENOSPC) of the user are used up. Without a
+// watcher, edits on disk reach no page, silently; the Go side fails the
+// session instead. Other errors of the watcher are chokidar's to log. The
+// first report is enough.
+let watcherReported = false
+function watcherError(err) {
+  const code = err && err.code
+  if ((code !== 'EMFILE' && code !== 'ENOSPC') || watcherReported) return
+  watcherReported = true
+  say({ vitehost: 'event', event: { type: 'watcher-error', code, message: String(err.message || err).slice(0, 300) } })
+}
+
+// watchWatcherErrors finds the watcher's errors in what Vite logs: Vite
+// makes its watcher, which starts watching at once, before any hook but
+// configResolved sees the server, so that the errors of the first watches
+// reach only Vite's own listener, which logs "file watcher error: ..."
+// (Vite 5 to 8, server/index.ts). attach's listener gets the later ones.
+const wrappedLogger = Symbol('vitehost.wrappedLogger')
+function watchWatcherErrors(logger) {
+  if (!logger || typeof logger.error !== 'function' || logger[wrappedLogger]) return
+  const error = logger.error
+  logger[wrappedLogger] = true
+  logger.error = function (msg, ...rest) {
+    const m = /file watcher error: (EMFILE|ENOSPC)\b/.exec(String(msg).replace(/\x1b\[[0-9;]*m/g, ''))
+    if (m) watcherError({ code: m[1], message: String(msg) })
+    return error.call(this, msg, ...rest)
+  }
 }
 
 // ---- runtime errors of the pages: a module the runner adds to each page
@@ -1083,6 +1114,10 @@ async function main() {
     line = await readConfigLine()
     if (line === null) return
     cfg = JSON.parse(line)
+    // The real project may have been mounted over the directory the
+    // warm-up ran in (a sandbox's disk): the working directory still
+    // holds the one below, where the project's code must not write.
+    process.chdir(projectDir)
   }
   handleInput(onInput)
   clientErrors = !!cfg.clientErrors
@@ -1121,6 +1156,7 @@ async function main() {
         wrapped[wrappedHotUpdateEnvironments] = true
         config.server.hotUpdateEnvironments = wrapped
       }
+      watchWatcherErrors(config.logger)
     },
     hotUpdate: {
       // First, so that a plugin that throws in its own hook cannot keep
