@@ -60,6 +60,13 @@ type nginx struct {
 // startNginx runs Debian's nginx in front of the dev server, installing it
 // with apt-get when it is missing and this process is root.
 func startNginx(ctx context.Context, env *Env, httpURL, hmrURL *url.URL) (*nginx, error) {
+	return runNginx(ctx, env, "nginx", nginxConf, map[string]string{"HTTP": httpURL.Host, "HMR": hmrURL.Host})
+}
+
+// runNginx runs nginx with the configuration conf renders from data plus Dir
+// (its working directory env.Dir/name) and Listen (a free loopback address),
+// and returns once it answers GET / with 200.
+func runNginx(ctx context.Context, env *Env, name string, conf *template.Template, data map[string]string) (*nginx, error) {
 	bin, err := exec.LookPath("nginx")
 	if err != nil {
 		bin, err = installNginx(ctx, env)
@@ -67,7 +74,7 @@ func startNginx(ctx context.Context, env *Env, httpURL, hmrURL *url.URL) (*nginx
 			return nil, err
 		}
 	}
-	dir := filepath.Join(env.Dir, "nginx")
+	dir := filepath.Join(env.Dir, name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -77,10 +84,16 @@ func startNginx(ctx context.Context, env *Env, httpURL, hmrURL *url.URL) (*nginx
 	}
 	listen := ln.Addr().String()
 	ln.Close()
-	var conf bytes.Buffer
-	nginxConf.Execute(&conf, map[string]string{"Dir": dir, "HTTP": httpURL.Host, "HMR": hmrURL.Host, "Listen": listen})
+	vars := map[string]string{"Dir": dir, "Listen": listen}
+	for k, v := range data {
+		vars[k] = v
+	}
+	var text bytes.Buffer
+	if err := conf.Execute(&text, vars); err != nil {
+		return nil, err
+	}
 	confPath := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(confPath, conf.Bytes(), 0o644); err != nil {
+	if err := os.WriteFile(confPath, text.Bytes(), 0o644); err != nil {
 		return nil, err
 	}
 	n := &nginx{base: "http://" + listen, done: make(chan struct{})}

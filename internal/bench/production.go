@@ -1,20 +1,14 @@
 package bench
 
 import (
-	"bytes"
 	"context"
-	"errors"
-	"fmt"
 	"io/fs"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"text/template"
-	"time"
 
 	"github.com/vitehost/vitehost/internal/testenv"
 	"github.com/vitehost/vitehost/ssrproxy"
@@ -129,57 +123,7 @@ http {
 
 // startNginxStatic runs nginx serving the directory root.
 func startNginxStatic(ctx context.Context, env *Env, root string) (*nginx, error) {
-	bin, err := exec.LookPath("nginx")
-	if err != nil {
-		if bin, err = installNginx(ctx, env); err != nil {
-			return nil, err
-		}
-	}
-	dir := filepath.Join(env.Dir, "nginx-static")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	listen := ln.Addr().String()
-	ln.Close()
-	var conf bytes.Buffer
-	nginxStaticConf.Execute(&conf, map[string]string{"Dir": dir, "Listen": listen, "Root": root})
-	confPath := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(confPath, conf.Bytes(), 0o644); err != nil {
-		return nil, err
-	}
-	n := &nginx{base: "http://" + listen, done: make(chan struct{})}
-	n.cmd = exec.Command(bin, "-p", dir, "-c", confPath, "-e", filepath.Join(dir, "error.log"))
-	n.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	var out bytes.Buffer
-	n.cmd.Stdout, n.cmd.Stderr = &out, &out
-	if err := n.cmd.Start(); err != nil {
-		return nil, err
-	}
-	go func() {
-		n.cmd.Wait()
-		close(n.done)
-	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if res, err := http.Get(n.base + "/"); err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return n, nil
-			}
-		}
-		select {
-		case <-n.done:
-			log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
-			return nil, fmt.Errorf("nginx exited: %s %s", out.String(), log)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	n.stop()
-	return nil, errors.New("nginx did not answer within 10 s")
+	return runNginx(ctx, env, "nginx-static", nginxStaticConf, map[string]string{"Root": root})
 }
 
 func measureSPA(ctx context.Context, env *Env) ([]Row, error) {
