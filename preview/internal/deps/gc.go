@@ -62,6 +62,13 @@ func (c *Cache) evict() {
 	if total <= c.maxBytes {
 		return
 	}
+	c.evictOldest(sets, total, func(s cachedSet) (int64, bool) { return s.size, c.remove(s.key) })
+}
+
+// evictOldest removes the sets that no lease holds, least recently used
+// first, while total, the cache's bytes, is over the bound; free removes a
+// set and returns the bytes that freed and whether it removed it.
+func (c *Cache) evictOldest(sets []cachedSet, total int64, free func(cachedSet) (int64, bool)) {
 	slices.SortFunc(sets, func(a, b cachedSet) int { return a.used.Compare(b.used) })
 	for _, s := range sets {
 		if total <= c.maxBytes || c.ctx.Err() != nil {
@@ -70,9 +77,9 @@ func (c *Cache) evict() {
 		if time.Since(s.used) < evictGrace {
 			continue
 		}
-		if c.remove(s.key) {
-			total -= s.size
-			c.log.Info("vitehost/preview: removed an unused dependency set", "key", s.key, "bytes", s.size,
+		if freed, ok := free(s); ok {
+			total -= freed
+			c.log.Info("vitehost/preview: removed an unused dependency set", "key", s.key, "bytes", freed,
 				"unusedFor", time.Since(s.used).Round(time.Second), "cacheBytes", total)
 		}
 	}
@@ -164,6 +171,13 @@ func (c *Cache) remove(key string) bool {
 
 // diskUsage returns the bytes the files under dir take on disk.
 func diskUsage(dir string) int64 {
+	return walkUsage(dir, func(fs.DirEntry, *syscall.Stat_t) bool { return true })
+}
+
+// walkUsage returns the bytes on disk of the files under dir that count
+// accepts, skipping what cannot be read; where a file system has no
+// syscall.Stat_t, every file counts with its size.
+func walkUsage(dir string, count func(d fs.DirEntry, st *syscall.Stat_t) bool) int64 {
 	var n int64
 	filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -173,10 +187,11 @@ func diskUsage(dir string) int64 {
 		if err != nil {
 			return nil
 		}
-		if st, ok := info.Sys().(*syscall.Stat_t); ok {
-			n += st.Blocks * 512
-		} else {
+		st, ok := info.Sys().(*syscall.Stat_t)
+		if !ok {
 			n += info.Size()
+		} else if count(d, st) {
+			n += st.Blocks * 512
 		}
 		return nil
 	})

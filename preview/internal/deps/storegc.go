@@ -5,9 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"syscall"
-	"time"
 
 	"github.com/vitehost/vitehost/internal/flock"
 )
@@ -37,55 +35,22 @@ type inode struct{ dev, ino uint64 }
 // inode counted once.
 func uniqueUsage(dir string) int64 {
 	seen := map[inode]bool{}
-	var n int64
-	filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return nil
-		}
-		info, err := d.Info()
-		if err != nil {
-			return nil
-		}
-		st, ok := info.Sys().(*syscall.Stat_t)
-		if !ok {
-			n += info.Size()
-			return nil
-		}
+	return walkUsage(dir, func(_ fs.DirEntry, st *syscall.Stat_t) bool {
 		if st.Nlink > 1 {
 			k := inode{uint64(st.Dev), uint64(st.Ino)}
 			if seen[k] {
-				return nil
+				return false
 			}
 			seen[k] = true
 		}
-		n += st.Blocks * 512
-		return nil
+		return true
 	})
-	return n
 }
 
 // ownUsage returns the bytes of the files under dir that have no other
 // link: what removing dir frees.
 func ownUsage(dir string) int64 {
-	var n int64
-	filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return nil
-		}
-		info, err := d.Info()
-		if err != nil {
-			return nil
-		}
-		if st, ok := info.Sys().(*syscall.Stat_t); ok {
-			if st.Nlink <= 1 || d.IsDir() {
-				n += st.Blocks * 512
-			}
-			return nil
-		}
-		n += info.Size()
-		return nil
-	})
-	return n
+	return walkUsage(dir, func(d fs.DirEntry, st *syscall.Stat_t) bool { return st.Nlink <= 1 || d.IsDir() })
 }
 
 // evictStore is evict for a cache with the package store; c.evicting is
@@ -97,25 +62,13 @@ func (c *Cache) evictStore() {
 	}
 	total -= c.pruneStore()
 	sets, _ := c.sets()
-	slices.SortFunc(sets, func(a, b cachedSet) int { return a.used.Compare(b.used) })
-	for _, s := range sets {
-		if total <= c.maxBytes || c.ctx.Err() != nil {
-			break
-		}
-		if time.Since(s.used) < evictGrace {
-			continue
-		}
+	c.evictOldest(sets, total, func(s cachedSet) (int64, bool) {
 		own := ownUsage(filepath.Join(c.dir, s.key))
-		if c.remove(s.key) {
-			total -= own
-			total -= c.pruneStore()
-			c.log.Info("vitehost/preview: removed an unused dependency set", "key", s.key,
-				"unusedFor", time.Since(s.used).Round(time.Second), "cacheBytes", total)
+		if !c.remove(s.key) {
+			return 0, false
 		}
-	}
-	if total > c.maxBytes {
-		c.log.Warn("vitehost/preview: the dependency cache is over its bound: every set is in use", "bytes", total, "bound", c.maxBytes)
-	}
+		return own + c.pruneStore(), true
+	})
 }
 
 // pruneStore removes the store's content files that no installed set
