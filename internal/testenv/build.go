@@ -12,8 +12,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-
-	"github.com/vitehost/vitehost/internal/flock"
 )
 
 // builds holds the production builds this test binary has asked for: one
@@ -72,35 +70,9 @@ func CachedBuild(fixture, name string, args ...string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	cache = filepath.Join(cache, "builds")
-	final := filepath.Join(cache, fixture+"-"+key)
-	dir := filepath.Join(final, fixture)
-	if _, err := os.Stat(dir); err == nil {
-		return dir, nil
-	}
-	if err := os.MkdirAll(cache, 0o755); err != nil {
-		return "", err
-	}
-	unlock, err := flock.Lock(final + ".lock")
-	if err != nil {
-		return "", err
-	}
-	defer unlock()
-	if _, err := os.Stat(dir); err == nil {
-		return dir, nil // another process built it while we waited
-	}
-	stage, err := os.MkdirTemp(cache, fixture+"-stage-")
-	if err != nil {
-		return "", err
-	}
-	defer os.RemoveAll(stage)
-	if err := buildFixture(fixture, filepath.Join(stage, fixture), name, args); err != nil {
-		return "", err
-	}
-	if err := os.Rename(stage, final); err != nil {
-		return "", err
-	}
-	return dir, nil
+	return cachedOnce(filepath.Join(cache, "builds"), fixture, key, fixture, func(stage string) error {
+		return buildFixture(fixture, filepath.Join(stage, fixture), name, args)
+	})
 }
 
 // buildKey hashes the fixture's files (node_modules and build outputs

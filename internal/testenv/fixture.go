@@ -13,8 +13,6 @@ import (
 	"runtime"
 	"syscall"
 	"testing"
-
-	"github.com/vitehost/vitehost/internal/flock"
 )
 
 // FixturesDir is the directory that holds the npm fixtures, each a directory
@@ -102,46 +100,24 @@ func InstallDir(src string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	final := filepath.Join(cache, name+"-"+key)
-	modules := filepath.Join(final, "node_modules")
-	if _, err := os.Stat(modules); err == nil {
-		return modules, nil
-	}
-	if err := os.MkdirAll(cache, 0o755); err != nil {
-		return "", err
-	}
-	unlock, err := flock.Lock(filepath.Join(cache, name+"-"+key+".lock"))
-	if err != nil {
-		return "", err
-	}
-	defer unlock()
-	if _, err := os.Stat(modules); err == nil {
-		return modules, nil // another process installed it while we waited
-	}
-	stage, err := os.MkdirTemp(cache, name+"-stage-")
-	if err != nil {
-		return "", err
-	}
-	defer os.RemoveAll(stage)
-	for _, f := range []string{"package.json", "package-lock.json"} {
-		if err := copyFile(filepath.Join(src, f), filepath.Join(stage, f), 0o644); err != nil {
-			return "", err
+	return cachedOnce(cache, name, key, "node_modules", func(stage string) error {
+		for _, f := range []string{"package.json", "package-lock.json"} {
+			if err := copyFile(filepath.Join(src, f), filepath.Join(stage, f), 0o644); err != nil {
+				return err
+			}
 		}
-	}
-	// npm install follows the lockfile. Not npm ci: npm 11 leaves the other
-	// platforms' optional packages (@rollup/rollup-android-arm-eabi, ...) out
-	// of the lockfiles it writes and then refuses them in npm ci
-	// (https://github.com/npm/cli/issues/4828). Scripts of dependencies never
-	// run.
-	cmd := exec.Command("npm", "install", "--ignore-scripts", "--no-audit", "--no-fund", "--prefer-offline")
-	cmd.Dir = stage
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("npm ci in %s: %v\n%s", stage, err, tail(out, 2000))
-	}
-	if err := os.Rename(stage, final); err != nil {
-		return "", err
-	}
-	return modules, nil
+		// npm install follows the lockfile. Not npm ci: npm 11 leaves the other
+		// platforms' optional packages (@rollup/rollup-android-arm-eabi, ...) out
+		// of the lockfiles it writes and then refuses them in npm ci
+		// (https://github.com/npm/cli/issues/4828). Scripts of dependencies never
+		// run.
+		cmd := exec.Command("npm", "install", "--ignore-scripts", "--no-audit", "--no-fund", "--prefer-offline")
+		cmd.Dir = stage
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("npm ci in %s: %v\n%s", stage, err, tail(out, 2000))
+		}
+		return nil
+	})
 }
 
 func lockKey(dir string) (string, error) {
