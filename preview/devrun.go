@@ -121,10 +121,10 @@ func (s *session) startRun(ctx context.Context, r *devRun) (err error) {
 	r.server = server
 	r.proxy = ssrproxy.New(server, &ssrproxy.Options{
 		Transport: s.env.transport, Logger: s.log, OnTraffic: s.touch,
-		// Anyone with the preview URL reaches these sockets: Vite's get
-		// ssrproxy's default bound, the project's own the same.
-		MaxViteMessage: ssrproxy.DefaultMaxViteMessage,
-		MaxAppMessage:  ssrproxy.DefaultMaxViteMessage,
+		// Anyone with the preview URL reaches these sockets: Vite's and
+		// the project's own get the same bound (Limits.MaxWebSocketMessage).
+		MaxViteMessage: s.env.maxMessage,
+		MaxAppMessage:  s.env.maxMessage,
 	})
 	t := server.Targets()
 	s.state.Lock()

@@ -141,10 +141,10 @@
 // Preview hosts. Anyone with a preview URL reaches the session's dev
 // server, so the router bounds what such a visitor can do to it and to the
 // session's owner. A WebSocket message from a client (one frame, or a
-// fragmented message's frames together) over
-// ssrproxy.DefaultMaxViteMessage (1 MiB), on Vite's sockets and the
-// project's own, ends the socket with a 1009 close before any byte of it
-// reaches Vite; what Vite sends is not bounded. A page's runtime error
+// fragmented message's frames together) over Limits.MaxWebSocketMessage
+// (default ssrproxy.DefaultMaxViteMessage, 1 MiB), on Vite's sockets and
+// the project's own, ends the socket with a 1009 close before any byte of
+// it reaches Vite; what Vite sends is not bounded. A page's runtime error
 // reports are limited per socket (30 at once, 3 a second after that), and
 // are events of their own class (events.go): they carry "source": "page"
 // in the stream, every other event "source": "server", and they are kept

@@ -116,6 +116,7 @@ func New(opts *Options) (*Manager, error) {
 			startTimeout: o.StartTimeout,
 			hmrWait:      o.HMRWait,
 			allowConfig:  o.allowConfig(),
+			maxMessage:   o.Limits.MaxWebSocketMessage,
 			sandbox:      sb,
 			disks:        disks,
 			metrics:      x,

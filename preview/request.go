@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+
+	"github.com/vitehost/vitehost/ssrproxy"
 )
 
 // CreateRequest is the body of POST {prefix}.
@@ -74,6 +76,13 @@ type Limits struct {
 	// "unavailable" (before its body is sent, when the client sent
 	// "Expect: 100-continue"). Default DefaultMaxBytesInFlight.
 	MaxBytesInFlight int64
+	// MaxWebSocketMessage bounds a WebSocket message a client sends to a
+	// session's preview (one frame, or a fragmented message's frames
+	// together), on Vite's sockets and the project's own: one over it
+	// closes the socket with 1009 before any byte of it reaches the dev
+	// server. What the dev server sends is not bounded. Default
+	// ssrproxy.DefaultMaxViteMessage (1 MiB).
+	MaxWebSocketMessage int64
 }
 
 func (l Limits) withDefaults() Limits {
@@ -109,6 +118,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxSessionWebSockets <= 0 {
 		l.MaxSessionWebSockets = DefaultMaxSessionWebSockets
+	}
+	if l.MaxWebSocketMessage <= 0 {
+		l.MaxWebSocketMessage = ssrproxy.DefaultMaxViteMessage
 	}
 	return l
 }

@@ -43,6 +43,9 @@ type sessionEnv struct {
 	startTimeout time.Duration
 	hmrWait      time.Duration
 	allowConfig  bool
+	// maxMessage bounds the WebSocket messages clients send to a preview
+	// (Limits.MaxWebSocketMessage).
+	maxMessage int64
 	// sandbox is the template of every session's sandbox; nil runs the dev
 	// servers unsandboxed (Options.NoSandbox).
 	sandbox *sandbox.Config

@@ -25,6 +25,7 @@ import (
 	"github.com/vitehost/vitehost/internal/testenv"
 	"github.com/vitehost/vitehost/preview"
 	"github.com/vitehost/vitehost/preview/storetest"
+	"github.com/vitehost/vitehost/ssrproxy"
 )
 
 func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
@@ -380,6 +381,17 @@ func TestSandboxLimitFlags(t *testing.T) {
 	c, err := parseFlags(nil, io.Discard)
 	require.NoError(t, err)
 	assert.Equal(t, int64(preview.DefaultSessionMemory), c.sandboxMemory)
+}
+
+// TestWebSocketMessageFlag reads -max-websocket-message into the
+// service's Limits, and leaves ssrproxy's default without it.
+func TestWebSocketMessageFlag(t *testing.T) {
+	c, err := parseFlags([]string{"-max-websocket-message", "65536"}, io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, int64(65536), c.limits.MaxWebSocketMessage)
+	c, err = parseFlags(nil, io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, int64(ssrproxy.DefaultMaxViteMessage), c.limits.MaxWebSocketMessage)
 }
 
 // TestServerBounds runs the example with short connection timeouts: an
