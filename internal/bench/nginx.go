@@ -16,10 +16,11 @@ import (
 	"time"
 )
 
-// nginxConf puts nginx in front of Vite the way a user would for HMR: HTTP
-// with upstream keep-alive and no buffering, WebSocket upgrades, and the
-// vite-hmr and vite-ping subprotocols routed to the HMR listener.
-var nginxConf = template.Must(template.New("nginx").Parse(`
+// nginxMain is what every configuration of the bench's nginx holds: it
+// runs in the foreground, with its pid, log and temporary files in
+// {{.Dir}}; the template "http" (nginxConfig) adds the directives of the
+// http block that one use needs.
+const nginxMain = `
 daemon off;
 worker_processes auto;
 pid {{.Dir}}/nginx.pid;
@@ -32,6 +33,21 @@ http {
   fastcgi_temp_path {{.Dir}}/fastcgi;
   uwsgi_temp_path {{.Dir}}/uwsgi;
   scgi_temp_path {{.Dir}}/scgi;
+{{template "http" .}}
+}
+`
+
+// nginxConfig returns nginxMain with http as the rest of its http block.
+func nginxConfig(http string) *template.Template {
+	t := template.Must(template.New("nginx").Parse(nginxMain))
+	template.Must(t.New("http").Parse(http))
+	return t
+}
+
+// nginxConf puts nginx in front of Vite the way a user would for HMR: HTTP
+// with upstream keep-alive and no buffering, WebSocket upgrades, and the
+// vite-hmr and vite-ping subprotocols routed to the HMR listener.
+var nginxConf = nginxConfig(`
   map $http_upgrade $connection_upgrade { default upgrade; '' ''; }
   map $http_sec_websocket_protocol $backend { default vite; vite-hmr vitehmr; vite-ping vitehmr; }
   upstream vite { server {{.HTTP}}; keepalive 64; }
@@ -48,8 +64,7 @@ http {
       proxy_read_timeout 1h;
     }
   }
-}
-`))
+`)
 
 type nginx struct {
 	base string

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"text/template"
 
 	"github.com/vitehost/vitehost/internal/testenv"
 	"github.com/vitehost/vitehost/ssrproxy"
@@ -96,30 +95,17 @@ func measureBuiltNuxt(ctx context.Context, env *Env) ([]Row, error) {
 // nginxStaticConf serves a dist the way a production nginx would: the
 // hashed assets with the same Cache-Control as vite.SPA, open_file_cache
 // and sendfile on.
-var nginxStaticConf = template.Must(template.New("nginx").Parse(`
-daemon off;
-worker_processes auto;
-pid {{.Dir}}/nginx.pid;
-error_log {{.Dir}}/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
+var nginxStaticConf = nginxConfig(`
   include /etc/nginx/mime.types;
   sendfile on;
   open_file_cache max=1000;
-  client_body_temp_path {{.Dir}}/body;
-  proxy_temp_path {{.Dir}}/proxy;
-  fastcgi_temp_path {{.Dir}}/fastcgi;
-  uwsgi_temp_path {{.Dir}}/uwsgi;
-  scgi_temp_path {{.Dir}}/scgi;
   server {
     listen {{.Listen}};
     root {{.Root}};
     location /assets/ { add_header Cache-Control "public, max-age=31536000, immutable"; }
     location / { try_files $uri /index.html; add_header Cache-Control "no-cache"; }
   }
-}
-`))
+`)
 
 // startNginxStatic runs nginx serving the directory root.
 func startNginxStatic(ctx context.Context, env *Env, root string) (*nginx, error) {
