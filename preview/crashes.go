@@ -1,11 +1,12 @@
 package preview
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/vitehost/vitehost/sandbox"
+	"github.com/vitehost/vitehost/vite"
 )
 
 // This file is what a session says when its dev server crashes: at its
@@ -50,10 +51,10 @@ func (s *session) limitMessage(err error) (code, msg string) {
 		lim = s.opts.Sandbox.Limits
 	}
 	switch {
-	case errors.Is(err, sandbox.ErrDiskLimit):
-		return CodeDiskLimit, fmt.Sprintf("the session reached its disk limit (%s of files and caches)", byteSize(cmp.Or(lim.Disk, sandbox.DefaultDisk)))
-	case errors.Is(err, sandbox.ErrInodeLimit):
-		return CodeDiskLimit, fmt.Sprintf("the session reached its disk's inode limit (%d files and directories)", cmp.Or(lim.Inodes, sandbox.DefaultInodes))
+	case errors.Is(err, sandbox.ErrDiskLimit), errors.Is(err, sandbox.ErrInodeLimit):
+		return CodeDiskLimit, "the session reached a limit of its sandbox: " + limitText(err)
+	case errors.Is(err, vite.ErrWatcherLimit):
+		return CodeWatcherLimit, "the session reached a limit of its sandbox: " + limitText(err)
 	}
 	if errors.Is(err, sandbox.ErrPidsLimit) {
 		n := lim.Pids
@@ -78,4 +79,11 @@ func byteSize(n int64) string {
 		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
 	}
 	return fmt.Sprintf("%d MiB", n>>20)
+}
+
+// limitText is a limit's error as the client reads it: without the
+// packages' prefixes (and so without host paths, which these errors do
+// not carry).
+func limitText(err error) string {
+	return strings.TrimPrefix(strings.TrimPrefix(err.Error(), "vitehost/sandbox: "), "vitehost/vite: ")
 }

@@ -56,6 +56,7 @@ const (
 	CodeDevServer     = "dev_server_failed"
 	CodeMemoryLimit   = "memory_limit"  // a session's errorCode: its dev server was killed at its memory limit
 	CodeProcessLimit  = "process_limit" // a session's errorCode: its dev server reached its process limit
+	CodeWatcherLimit  = "watcher_limit" // a session's errorCode: its dev server got no file watcher (the inotify budget of its user)
 	CodeUnavailable   = "unavailable"
 	CodeInternal      = "internal"
 )

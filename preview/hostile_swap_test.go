@@ -117,7 +117,7 @@ func TestHostileSwappedFiles(t *testing.T) {
 	redis := storetest.Redis(t)
 	// A keeps a spare runner, which the wakes take: a wake that fails must
 	// neither leave it running nor keep the pool from refilling.
-	a := startClusterWith(t, redis, preview.Options{IdleTimeout: 2 * time.Second, Spares: 1}, "a")[0]
+	a := startClusterWith(t, redis, preview.Options{IdleTimeout: 2 * time.Second, Spares: 1, SpareMemory: 200 << 20}, "a")[0]
 	b := startClusterWith(t, redis, preview.Options{IdleTimeout: 2 * time.Second}, "b")[0]
 	require.NoError(t, a.m.Prepare(context.Background())) // the template's optimized dependencies, which a spare needs
 

@@ -194,6 +194,13 @@ func TestServerConnectionCap(t *testing.T) {
 	for _, c := range silent[:2*max] {
 		awaitClosed(t, c, "a silent connection beyond the cap")
 	}
+	// The silent ones that kept their place go, so that the busy ones
+	// below take every place without evicting one another (one whose
+	// request the server has not read yet counts as idle).
+	for _, c := range silent[2*max:] {
+		c.Close()
+	}
+	require.Eventually(t, func() bool { open, _, _ := counts(); return open == 0 }, deadline, 10*time.Millisecond)
 
 	// Every place busy: a new connection is refused.
 	started.Add(max)
@@ -213,9 +220,31 @@ func TestServerConnectionCap(t *testing.T) {
 	_, _, refused = counts()
 	assert.Equal(t, 1, refused)
 
-	// The busy ones end: /healthz answers again.
+	// The busy ones end: /healthz answers again, once the server has seen
+	// their handlers return (a connection is busy until then).
 	close(release)
+	require.Eventually(t, func() bool { return answersHealthz(addr) }, deadline, 10*time.Millisecond)
 	healthz(t, addr)
+}
+
+// answersHealthz reports whether GET /healthz on a new connection to addr
+// gets its 200.
+func answersHealthz(addr string) bool {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(deadline))
+	if _, err := io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"); err != nil {
+		return false
+	}
+	res, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return false
+	}
+	res.Body.Close()
+	return res.StatusCode == 200
 }
 
 // TestServerKeepsStreams: a response that keeps writing outlives
