@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 // memory is what a set of processes holds, from /proc/<pid>/smaps_rollup:
@@ -125,11 +126,12 @@ func sandboxes(dir string) []sandbox {
 			continue
 		}
 		sb := sandbox{project: project}
-		// A session that takes a spare gives the spare's directory its own
-		// name: a spare's that still exists is one nobody took.
+		// A session that takes a spare either gives the spare's directory
+		// its own name or, on a disk of its own, mounts that disk over it:
+		// a spare's directory that still exists on its parent's device is
+		// one nobody took.
 		if strings.HasPrefix(filepath.Base(project), "spare-") {
-			_, err := os.Stat(project)
-			sb.spare = err == nil
+			sb.spare = sameDevice(project, filepath.Dir(project))
 		}
 		for _, p := range t.tree(pid) {
 			sb.mem = sb.mem.add(processMemory(p))
@@ -208,4 +210,14 @@ func medianMemory(ms []memory) memory {
 	s := append([]memory(nil), ms...)
 	sort.Slice(s, func(i, j int) bool { return s[i].rss < s[j].rss })
 	return s[len(s)/2]
+}
+
+// sameDevice reports whether a and b both exist on one device (a is no
+// mount point below b).
+func sameDevice(a, b string) bool {
+	var sa, sb syscall.Stat_t
+	if syscall.Stat(a, &sa) != nil || syscall.Stat(b, &sb) != nil {
+		return false
+	}
+	return sa.Dev == sb.Dev
 }
