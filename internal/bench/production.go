@@ -117,7 +117,13 @@ func measureSPA(ctx context.Context, env *Env) ([]Row, error) {
 	if err != nil {
 		return nil, err
 	}
-	dist := filepath.Join(dir, "dist")
+	// nginx's workers run as www-data, which may not enter the build
+	// cache (under root's home): Go and nginx serve one copy of the dist
+	// in the bench's own directory.
+	dist := filepath.Join(env.Dir, "spa-dist")
+	if err := os.CopyFS(dist, os.DirFS(filepath.Join(dir, "dist"))); err != nil {
+		return nil, err
+	}
 	root, err := os.OpenRoot(dist)
 	if err != nil {
 		return nil, err
