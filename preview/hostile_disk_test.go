@@ -58,23 +58,7 @@ func TestHostileDisk(t *testing.T) {
 		Sandbox: sandbox.Config{Limits: sandbox.Limits{Disk: attackDisk, Inodes: attackInodes}},
 		Limits:  preview.Limits{MaxRequestBytes: 48 << 20, MaxSessionBytes: 48 << 20},
 	})
-	status, other := h.svc.api(t, "POST", "", map[string]any{"files": []any{appTSX("bystander 0")}})
-	require.Equal(t, 200, status, "body: %s", other.Raw)
-	hmr := h.svc.recordHMR(t, &evidence{}, other)
-	version := 0
-	stillServes := func(t *testing.T, when string) {
-		t.Helper()
-		version++
-		hmr.drain()
-		title := fmt.Sprintf("bystander %d", version)
-		status, upd := h.svc.api(t, "POST", "/"+other.SessionID+"/update", map[string]any{"files": []any{appTSX(title)}})
-		require.Equal(t, 200, status, "%s: the other session takes an update: %s", when, upd.Raw)
-		assert.True(t, upd.HMRTriggered, "%s: %s", when, upd.Raw)
-		hmr.next(t, func(m map[string]any) bool { return m["type"] == "update" })
-		status, app := h.svc.get(t, other.PreviewURL+"/src/App.tsx")
-		assert.Equal(t, 200, status, when)
-		assert.Contains(t, app, title, "%s: the other session serves its new module", when)
-	}
+	stillServes := bystander(t, h.svc, &evidence{})
 
 	tests := []struct {
 		name, body string

@@ -33,25 +33,7 @@ for (let i = 0; i < 4096; i++) hog.push(Buffer.alloc(1 << 20, 1))
 func TestHostileLimits(t *testing.T) {
 	h := startHostile(t)
 	ev := &evidence{}
-	status, other := h.svc.collect(t, ev, "POST", "", map[string]any{"files": []any{appTSX("bystander 0")}})
-	require.Equal(t, 200, status, "body: %s", other.Raw)
-	hmr := h.svc.recordHMR(t, ev, other)
-	version := 0
-	stillServes := func(t *testing.T, when string) {
-		t.Helper()
-		version++
-		hmr.drain()
-		title := fmt.Sprintf("bystander %d", version)
-		status, upd := h.svc.api(t, "POST", "/"+other.SessionID+"/update", map[string]any{"files": []any{appTSX(title)}})
-		require.Equal(t, 200, status, "%s: the other session takes an update: %s", when, upd.Raw)
-		assert.True(t, upd.HMRTriggered, "%s: %s", when, upd.Raw)
-		hmr.next(t, func(m map[string]any) bool { return m["type"] == "update" })
-		status, app := h.svc.get(t, other.PreviewURL+"/src/App.tsx")
-		assert.Equal(t, 200, status, when)
-		assert.Contains(t, app, title, "%s: the other session serves its new module", when)
-		status, _ = h.svc.get(t, other.PreviewURL+"/")
-		assert.Equal(t, 200, status, "%s: the other session serves its page", when)
-	}
+	stillServes := bystander(t, h.svc, ev)
 	stillServes(t, "before")
 
 	tests := []struct {
@@ -144,4 +126,30 @@ func (e *apiError) message() string {
 		return ""
 	}
 	return e.Code + ": " + e.Message
+}
+
+// bystander creates a session beside a hostile one and returns a check
+// that it still serves: it takes an update, the update reaches its page's
+// socket, and the new module and the page are served.
+func bystander(t *testing.T, svc *service, ev *evidence) func(t *testing.T, when string) {
+	t.Helper()
+	status, other := svc.collect(t, ev, "POST", "", map[string]any{"files": []any{appTSX("bystander 0")}})
+	require.Equal(t, 200, status, "body: %s", other.Raw)
+	hmr := svc.recordHMR(t, ev, other)
+	version := 0
+	return func(t *testing.T, when string) {
+		t.Helper()
+		version++
+		hmr.drain()
+		title := fmt.Sprintf("bystander %d", version)
+		status, upd := svc.api(t, "POST", "/"+other.SessionID+"/update", map[string]any{"files": []any{appTSX(title)}})
+		require.Equal(t, 200, status, "%s: the other session takes an update: %s", when, upd.Raw)
+		assert.True(t, upd.HMRTriggered, "%s: %s", when, upd.Raw)
+		hmr.next(t, func(m map[string]any) bool { return m["type"] == "update" })
+		status, app := svc.get(t, other.PreviewURL+"/src/App.tsx")
+		assert.Equal(t, 200, status, when)
+		assert.Contains(t, app, title, "%s: the other session serves its new module", when)
+		status, _ = svc.get(t, other.PreviewURL+"/")
+		assert.Equal(t, 200, status, "%s: the other session serves its page", when)
+	}
 }
