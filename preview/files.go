@@ -9,6 +9,8 @@ import (
 	"os"
 	"path"
 	"strings"
+	"sync"
+	"syscall"
 	"unicode"
 	"unicode/utf8"
 )
@@ -168,7 +170,8 @@ func stageFiles(root *os.Root, files []pendingFile, own owner) (*stagedFiles, er
 	return st, nil
 }
 
-func stageFile(root *os.Root, name string, data []byte, own owner) (string, error) {
+func stageFile(root *os.Root, name string, data []byte, own owner) (tmp string, err error) {
+	defer func() { err = blockedPath(name, err) }()
 	if dir := path.Dir(name); dir != "." {
 		if err := root.MkdirAll(dir, 0o755); err != nil {
 			return "", err
@@ -179,7 +182,7 @@ func stageFile(root *os.Root, name string, data []byte, own owner) (string, erro
 	}
 	var rnd [8]byte
 	rand.Read(rnd[:])
-	tmp := path.Join(path.Dir(name), tmpPrefix+hex.EncodeToString(rnd[:]))
+	tmp = path.Join(path.Dir(name), tmpPrefix+hex.EncodeToString(rnd[:]))
 	f, err := root.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 	if err != nil {
 		return "", err
@@ -203,7 +206,7 @@ func stageFile(root *os.Root, name string, data []byte, own owner) (string, erro
 func (st *stagedFiles) commit(root *os.Root) error {
 	for ; st.done < len(st.tmp); st.done++ {
 		if err := root.Rename(st.tmp[st.done], st.names[st.done]); err != nil {
-			return err
+			return blockedPath(st.names[st.done], err)
 		}
 	}
 	return nil
@@ -233,10 +236,59 @@ func removeFiles(root *os.Root, names []string) ([]string, error) {
 			}
 		case errors.Is(err, fs.ErrNotExist):
 		default:
-			return removed, err
+			return removed, blockedPath(n, err)
 		}
 	}
 	return removed, nil
+}
+
+// escapes is os.Root's error for a path that would leave the root (an
+// absolute path, or a symbolic link out of it). os keeps the sentinel
+// unexported, so it is taken once from a lexical check that touches no file.
+var escapes = sync.OnceValue(func() error {
+	r, err := os.OpenRoot("/")
+	if err != nil {
+		return nil
+	}
+	defer r.Close()
+	_, err = r.Lstat("/")
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return nil
+})
+
+// blockedPath turns an error that the project's own files caused on the way
+// to name into a bad_path request error: code in the sandbox may have made a
+// component of the path a symbolic link out of the project, a file where a
+// directory should be, or the reverse. Such a request cannot succeed until
+// the client writes other names or deletes the blocking file, so it is the
+// client's (400), not the service's (500). Other errors pass unchanged: a
+// full disk stays ENOSPC for the caller to answer 507.
+func blockedPath(name string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var pe *fs.PathError
+	var le *os.LinkError
+	if !errors.As(err, &pe) && !errors.As(err, &le) {
+		return err
+	}
+	var why string
+	switch {
+	case escapes() != nil && errors.Is(err, escapes()):
+		why = "a component is a symbolic link out of the project"
+	case errors.Is(err, syscall.ELOOP):
+		why = "a component is a symbolic link"
+	case errors.Is(err, syscall.ENOTDIR):
+		why = "a component is a file, not a directory"
+	case errors.Is(err, syscall.EISDIR), errors.Is(err, syscall.ENOTEMPTY), errors.Is(err, syscall.EEXIST):
+		why = "the name is a directory"
+	default:
+		return err
+	}
+	return invalid(CodeBadPath, "file name %q cannot be written: %s in the project as it is now (%v)", name, why, err)
 }
 
 // pendingFile is a validated file, decoded and ready to write.
