@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"sync"
 	"time"
 
 	"github.com/vitehost/vitehost/internal/safefs"
@@ -59,15 +60,27 @@ func (m *Manager) runLease() {
 // not answer in time): the session stops here. A missing record of a live
 // session means the store lost it (a Redis restart without persistence):
 // this node claims the session again and writes its files from its own
-// state. Only the janitor calls it (runLease asks the janitor), so that no
-// two checks of one session overlap.
+// state. It checks janitorWorkers sessions at once. Only the janitor
+// calls it (runLease asks the janitor), so that no two checks of one
+// session overlap.
 func (m *Manager) syncRecords() {
 	ctx, cancel := context.WithTimeout(m.ctx, janitorEvery)
 	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	slots := make(chan struct{}, janitorWorkers)
 	for _, s := range m.all() {
-		if err := m.syncRecord(ctx, s); errors.Is(err, ErrUnavailable) || ctx.Err() != nil {
-			return // the store is down: next round
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return // the store is down, or slow: next round
 		}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			if err := m.syncRecord(ctx, s); errors.Is(err, ErrUnavailable) {
+				cancel() // the store is down: the others give up too
+			}
+		})
 	}
 }
 

@@ -64,13 +64,15 @@ type sessionEnv struct {
 // A session is started once (run) and stopped once (stop); in between, its
 // dev server may hibernate and wake any number of times (hibernate.go).
 // Until ready is closed, only run touches the fields under "set by run";
-// afterwards they are read-only until stop, which waits for ready first.
+// afterwards they are read-only until stop, which waits for ready first,
+// but for root, which a wake into a spare runner replaces (moveInto)
+// before its run serves: updates wait for the run to serve, and no move
+// begins while the session wakes.
 //
-// No mutex of a session is held across I/O, and no hibernation, wake or
-// record check waits for another. Its dev server moves through states
-// that the state mutex guards (cur, moving, users), each change a short
-// step under it, the slow work (a process stop or start, a store call)
-// done outside it:
+// No mutex of a session is held across I/O. Its dev server moves through
+// states that the state mutex guards (cur, moving, users), each change a
+// short step under it, the slow work (a process stop or start, a store
+// call) done outside it:
 //
 //	serving      cur is up
 //	hibernating  cur is nil, moving is the hibernation's (hibernate)
@@ -78,12 +80,15 @@ type sessionEnv struct {
 //	waking       cur is not up yet: its up channel closes when it serves
 //
 // and a record check that writes the session into a store that lost it
-// (republish) is a move too. A request that finds the session moving
-// waits for the move's channel with its own context, then goes on: one
-// that needs the dev server wakes it, and the wake starts once the
-// hibernation before it is done. Updates take turns among themselves
-// (turn), so that the store and the disk take them in one order; while
-// one runs (users) the session neither hibernates nor moves.
+// (republish) is a move too. A status request never waits. A request
+// that needs the dev server while the session moves waits for that move's
+// outcome (the dev server gone and the status stored, or the record
+// written) on its channel, with its own context, then goes on: it wakes
+// the session, and the wake starts once the hibernation before it is
+// done. Updates take turns among themselves (turn), so that the store and
+// the disk take them in one order: only another update of the session
+// waits for an update; while one runs (users) the session neither
+// hibernates nor moves.
 type session struct {
 	id         string
 	dir        string
