@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"sync"
 	"time"
 
 	"github.com/vitehost/vitehost/internal/safefs"
@@ -34,7 +35,10 @@ func (m *Manager) runLease() {
 		now := time.Now()
 		if !last.IsZero() && now.Sub(last) > m.opts.LeaseTTL {
 			m.log.Warn("vitehost/preview: the node's lease ran out; checking its sessions", "gap", now.Sub(last).Round(time.Millisecond))
-			m.syncRecords()
+			select { // the janitor checks them at once
+			case m.syncNow <- struct{}{}:
+			default: // it will: it was asked already
+			}
 		}
 		last = now
 	}
@@ -56,38 +60,51 @@ func (m *Manager) runLease() {
 // not answer in time): the session stops here. A missing record of a live
 // session means the store lost it (a Redis restart without persistence):
 // this node claims the session again and writes its files from its own
-// state.
+// state. It checks janitorWorkers sessions at once. Only the janitor
+// calls it (runLease asks the janitor), so that no two checks of one
+// session overlap.
 func (m *Manager) syncRecords() {
 	ctx, cancel := context.WithTimeout(m.ctx, janitorEvery)
 	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	slots := make(chan struct{}, janitorWorkers)
 	for _, s := range m.all() {
-		if err := m.syncRecord(ctx, s); errors.Is(err, ErrUnavailable) || ctx.Err() != nil {
-			return // the store is down: next round
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return // the store is down, or slow: next round
 		}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			if err := m.syncRecord(ctx, s); errors.Is(err, ErrUnavailable) {
+				cancel() // the store is down: the others give up too
+			}
+		})
 	}
 }
 
+// syncRecord checks the record of session s. It reads the session's
+// record under s.state and calls the store with none held; rewriting the
+// record into a store that lost it is a move of the session (republish).
 func (m *Manager) syncRecord(ctx context.Context, s *session) error {
 	if !s.isReady() || s.startErr != nil {
 		return nil // starting: next round
 	}
-	select {
-	case s.turn <- struct{}{}: // no update runs meanwhile
-	default:
-		return nil // updating: next round
-	}
-	defer s.endTurn()
 	local := s.record()
-	rec, err := m.store.Get(ctx, s.id)
+	gctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	rec, err := m.store.Get(gctx, s.id)
+	cancel()
 	switch {
 	case err == nil && rec.Epoch != local.Epoch:
 		m.remove(ctx, s, fmt.Sprintf("taken over by node %s (epoch %d)", rec.Owner, rec.Epoch))
 		return nil
 	case err == nil && (rec.Status != local.Status || rec.HTTPURL != local.HTTPURL):
-		err = m.store.Put(ctx, local)
+		pctx, cancel := context.WithTimeout(ctx, storeTimeout)
+		err = m.store.Put(pctx, s.record()) // as it is now: a status may have changed since
+		cancel()
 	case errors.Is(err, ErrNotFound) && !s.expired(time.Now()):
-		s.log.Warn("vitehost/preview: the store lost the session's record; writing it again")
-		err = m.republish(ctx, s, local)
+		err = m.republish(ctx, s, local.Epoch)
 	case errors.Is(err, ErrNotFound):
 		err = nil
 	}
@@ -99,9 +116,29 @@ func (m *Manager) syncRecord(ctx context.Context, s *session) error {
 }
 
 // republish claims session s again in a store that lost it and writes its
-// files, as they are on disk. The caller holds s's turn.
-func (m *Manager) republish(ctx context.Context, s *session, rec Record) error {
-	epoch, ok, err := m.store.Claim(ctx, 0, rec)
+// files, as they are on disk. It is a move of the session: it begins only
+// when the session serves or sleeps and no update holds it, and while it
+// runs updates and wakes wait for it (servingTurn, wake), so that the
+// files it reads are the ones the store gets, with the epoch the session
+// writes with afterwards. It does nothing (next round) when the session is
+// busy, or its epoch is no longer lost, the one the store was found
+// without.
+func (m *Manager) republish(ctx context.Context, s *session, lost int64) error {
+	s.state.Lock()
+	var moved chan struct{}
+	if s.rec.Epoch == lost {
+		moved = s.beginMoveLocked()
+	}
+	rec := s.rec
+	s.state.Unlock()
+	if moved == nil {
+		return nil
+	}
+	defer s.endMove(moved)
+	s.log.Warn("vitehost/preview: the store lost the session's record; writing it again")
+	cctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	epoch, ok, err := m.store.Claim(cctx, 0, rec)
+	cancel()
 	if err != nil {
 		return err
 	}
@@ -113,7 +150,9 @@ func (m *Manager) republish(ctx context.Context, s *session, rec Record) error {
 	if err != nil {
 		return fmt.Errorf("vitehost/preview: read session files: %w", err)
 	}
-	return m.store.SaveFiles(ctx, s.id, epoch, files, nil)
+	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	return m.store.SaveFiles(sctx, s.id, epoch, files, nil)
 }
 
 // sessionFiles returns the files of session s as they are on disk: those
@@ -121,7 +160,7 @@ func (m *Manager) republish(ctx context.Context, s *session, rec Record) error {
 // dependency set. The dev server's code may have replaced any of them: they
 // are read as safefs reads, within the quotas of Limits, and one that is no
 // longer a regular file, or too large, is left out and said in the log. The
-// caller holds s's turn.
+// caller moves s (republish): no update changes them meanwhile.
 func (m *Manager) sessionFiles(ctx context.Context, s *session) (map[string][]byte, error) {
 	lim := m.opts.Limits
 	files := make(map[string][]byte, len(s.usage.files)+1)
@@ -142,6 +181,6 @@ func (m *Manager) sessionFiles(ctx context.Context, s *session) (map[string][]by
 		files[name] = data
 		total += int64(len(data))
 	}
-	files["package.json"] = s.deps.PackageJSON()
+	files["package.json"] = s.depSet().PackageJSON()
 	return files, nil
 }

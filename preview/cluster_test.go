@@ -360,3 +360,71 @@ func TestClusterQuotaAcrossTakeover(t *testing.T) {
 		})
 	}
 }
+
+// gatedGets is a MemoryStore whose reads of one session's record hang,
+// once armed, until open is closed (held is closed when the first does).
+type gatedGets struct {
+	preview.MemoryStore
+	held chan struct{}
+	open chan struct{}
+
+	mu    sync.Mutex
+	armed string
+	first bool
+}
+
+func (g *gatedGets) arm(id string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.armed = id
+}
+
+func (g *gatedGets) Get(ctx context.Context, id string) (preview.Record, error) {
+	g.mu.Lock()
+	gate := id == g.armed
+	if gate && !g.first {
+		g.first = true
+		close(g.held)
+	}
+	g.mu.Unlock()
+	if gate {
+		<-g.open
+	}
+	return g.MemoryStore.Get(ctx, id)
+}
+
+// TestClusterRecordCheckHeldAtTheStore: the node's check of a session's
+// record (the janitor's) holds nothing of the session while the store
+// answers: with that read hanging, the session takes an update and answers
+// its status.
+func TestClusterRecordCheckHeldAtTheStore(t *testing.T) {
+	testenv.Short(t)
+	testenv.LookPath(t, "node")
+	testenv.LookPath(t, "npm")
+	t.Cleanup(func() { assert.Empty(t, testenv.NodeProcesses(), "no node process outlives the node") })
+	store := &gatedGets{held: make(chan struct{}), open: make(chan struct{})}
+	a := startNode(t, preview.Options{PublicURL: clusterPublic, NodeID: "a", Store: store}, true)
+	defer close(store.open) // before the node closes (the cleanup)
+
+	status, created := a.api(t, "POST", "", map[string]any{"files": []any{appTSX("checked")}})
+	require.Equal(t, 200, status, "body: %s", created.Raw)
+	id := created.SessionID
+	store.arm(id)
+	select {
+	case <-store.held:
+	case <-time.After(wait):
+		t.Fatal("the node never checked the session's record")
+	}
+
+	status, st := a.api(t, "GET", "/"+id, nil)
+	require.Equal(t, 200, status, "body: %s", st.Raw)
+	assert.Equal(t, string(preview.StatusActive), st.Status)
+	conn := a.hmrSocket(t, created)
+	status, upd := a.api(t, "POST", "/"+id+"/update", map[string]any{"files": []any{appTSX("updated while checked")}})
+	require.Equal(t, 200, status, "body: %s", upd.Raw)
+	assert.True(t, upd.HMRTriggered, "body: %s", upd.Raw)
+	readHMR(t, conn, func(m map[string]any) bool { return m["type"] == "update" })
+	got, err := fileOf(a, id, "src/App.tsx")
+	require.NoError(t, err)
+	assert.Contains(t, got, "updated while checked")
+}

@@ -57,27 +57,29 @@ func (s *session) spawn(f func()) bool {
 // hibernate stops the dev server of the session when it is still idle
 // for idle: the proxy first (the browsers' HMR sockets close, and their
 // Vite clients start asking whether the server is back, which wakes it),
-// then the process; the files stay. It does nothing when an update, a wake
-// or a record sync holds the session's turn: the session is in use.
+// then the process; the files stay. It does nothing when the session is in
+// use: an update holds its dev server, it wakes, or it moves already.
+//
+// The hibernation is a move (see session): the state changes at once,
+// under s.state, and the process stop and the status write come after,
+// with no lock held. A request meanwhile wakes the session, and the wake
+// waits for the move to end (the dev server gone, the status stored).
 func (s *session) hibernate(idle time.Duration) {
-	select {
-	case s.turn <- struct{}{}:
-	default:
-		return
-	}
 	s.state.Lock()
 	r := s.cur
-	ok := !s.closing && s.isReady() && r != nil && r.isUp() && s.rec.Status == StatusActive && s.idleFor(time.Now()) >= idle
-	if ok {
-		// From here on a request wakes the session; the wake waits for the
-		// turn, which this holds until the dev server is gone.
+	var moved chan struct{}
+	if s.isReady() && r != nil && r.isUp() && s.rec.Status == StatusActive && s.idleFor(time.Now()) >= idle {
+		moved = s.beginMoveLocked()
+	}
+	if moved != nil {
+		// From here on a request wakes the session; the wake waits for
+		// this move, which ends once the dev server is gone.
 		s.cur = nil
 		s.proxy.Store(nil)
 		s.rec.HTTPURL, s.rec.HMRURL = "", ""
 	}
 	s.state.Unlock()
-	if !ok {
-		s.endTurn()
+	if moved == nil {
 		return
 	}
 	began := time.Now()
@@ -86,7 +88,7 @@ func (s *session) hibernate(idle time.Duration) {
 	if err := s.setStatus(s.ctx, StatusHibernated, ""); err != nil {
 		s.log.Warn("vitehost/preview: store the hibernated status", "err", err) // fenced: the janitor's record check stops it
 	}
-	s.endTurn() // a wake may start: the dev server is gone
+	s.endMove(moved) // a wake may start: the dev server is gone
 	r.wg.Wait()
 	s.log.Info("vitehost/preview: session hibernated", "idle", unused.Round(time.Millisecond), "stop", time.Since(began).Round(time.Millisecond))
 }
@@ -128,8 +130,10 @@ func (s *session) serving(ctx context.Context, why string) (*devRun, error) {
 }
 
 // servingTurn waits for the session's dev server to serve, waking it, and
-// takes the session's turn while that run serves, so that no hibernation
-// comes between. The caller ends the turn.
+// for the updates before this one; it returns the serving run, which
+// neither hibernates nor moves until the caller ends the turn (endTurn).
+// A move under way (a record being written again) is waited for with
+// ctx, as a wake is.
 func (s *session) servingTurn(ctx context.Context, why string) (*devRun, error) {
 	for {
 		r, err := s.serving(ctx, why)
@@ -139,16 +143,32 @@ func (s *session) servingTurn(ctx context.Context, why string) (*devRun, error) 
 		if err := s.takeTurn(ctx); err != nil {
 			return nil, err
 		}
-		if s.current() == r {
+		s.state.Lock()
+		moving, ok := s.moving, s.cur == r
+		if ok && moving == nil {
+			s.users++
+		}
+		s.state.Unlock()
+		if ok && moving == nil {
 			return r, nil
 		}
-		s.endTurn()
+		<-s.turn
+		if moving != nil {
+			select {
+			case <-moving:
+			case <-s.stopped:
+				return nil, errStopped
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
 	}
 }
 
 // wakeLocked begins a wake of the hibernated session: a new run whose
-// start goes on in the background, owned by the session. It returns nil
-// when the session stops. The caller holds s.state.
+// start goes on in the background, owned by the session, once the move
+// under way (the hibernation before it) has ended. It returns nil when the
+// session stops. The caller holds s.state.
 func (s *session) wakeLocked(why string) *devRun {
 	if s.closing {
 		return nil
@@ -156,24 +176,32 @@ func (s *session) wakeLocked(why string) *devRun {
 	s.log.Info("vitehost/preview: waking the session", "for", why)
 	r := newDevRun(s.ctx)
 	s.cur = r
+	after := s.moving
 	s.bg.Add(1)
 	go func() {
 		defer s.bg.Done()
-		s.wake(r)
+		s.wake(r, after)
 	}()
 	return r
 }
 
-// wake starts run r once the hibernation that came before it is done. A
-// wake that fails leaves the session failed (StatusError), as a dev server
-// that stopped for good does: requests then say so instead of starting it
-// again and again.
-func (s *session) wake(r *devRun) {
+// wake starts run r once the move before it (after, nil for none: the
+// hibernation, or a rewrite of the record) has ended. A wake that fails
+// leaves the session failed (StatusError), as a dev server that stopped
+// for good does: requests then say so instead of starting it again and
+// again.
+func (s *session) wake(r *devRun, after chan struct{}) {
 	began := time.Now()
-	err := s.takeTurn(r.ctx)
+	var err error
+	if after != nil {
+		select {
+		case <-after:
+		case <-r.ctx.Done():
+			err = r.ctx.Err()
+		}
+	}
 	if err == nil {
 		err = s.startRun(r.ctx, r)
-		s.endTurn()
 	}
 	if err == nil {
 		s.log.Info("vitehost/preview: session woke", "took", time.Since(began).Round(time.Millisecond))

@@ -2,9 +2,12 @@ package preview_test
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -122,4 +125,163 @@ func TestHibernatedSessionTakenOver(t *testing.T) {
 		return err == nil && status == 200 && strings.Contains(app, "asleep on A")
 	}, wait, pollEvery, "B serves the session, woken from the files in the store")
 	assert.Equal(t, 1, b.m.NumSessions())
+}
+
+// gatedHibernation is a MemoryStore that holds the first hibernated status
+// any session stores until open is closed, as a store that hangs would
+// (held is closed when it does); it keeps the statuses the held session
+// stored, in order, and counts the writes that came without a deadline.
+type gatedHibernation struct {
+	preview.MemoryStore
+	held chan struct{}
+	open chan struct{}
+
+	mu             sync.Mutex
+	gated          string // the session held, once one is
+	statuses       []preview.Status
+	withoutTimeout int
+}
+
+func (g *gatedHibernation) Put(ctx context.Context, r preview.Record) error {
+	g.mu.Lock()
+	if _, ok := ctx.Deadline(); !ok {
+		g.withoutTimeout++
+	}
+	gate := g.gated == "" && r.Status == preview.StatusHibernated
+	if gate {
+		g.gated = r.ID
+	}
+	if r.ID == g.gated {
+		g.statuses = append(g.statuses, r.Status)
+	}
+	g.mu.Unlock()
+	if gate {
+		close(g.held)
+		<-g.open
+	}
+	return g.MemoryStore.Put(ctx, r)
+}
+
+func (g *gatedHibernation) state() (gated string, statuses []preview.Status, withoutTimeout int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.gated, slices.Clone(g.statuses), g.withoutTimeout
+}
+
+// TestHibernationHeldAtTheStore: a hibernation whose status write hangs at
+// the store holds up neither a status request of its session nor another
+// session's update; an update of the hibernating session waits for the
+// hibernation to end, then wakes the session and applies as for a running
+// one; and the store got every status with a deadline.
+func TestHibernationHeldAtTheStore(t *testing.T) {
+	store := &gatedHibernation{held: make(chan struct{}), open: make(chan struct{})}
+	waking := make(chan struct{})
+	log := slog.New(&onMessage{Handler: testenv.Logger(t).Handler(), msg: "vitehost/preview: waking the session", seen: waking, once: new(sync.Once)})
+	svc := startService(t, preview.Options{IdleTimeout: time.Second, Store: store, Logger: log})
+	opened := false
+	openGate := func() {
+		if !opened {
+			opened = true
+			close(store.open)
+		}
+	}
+	defer openGate() // before the service closes (the cleanup)
+
+	ids := map[string]string{}
+	previews := map[string]string{}
+	for _, text := range []string{"one", "two"} {
+		status, created := svc.api(t, "POST", "", map[string]any{"files": []any{appTSX(text)}})
+		require.Equal(t, 200, status, "body: %s", created.Raw)
+		ids[created.SessionID] = text
+		previews[created.SessionID] = created.PreviewURL
+	}
+	select {
+	case <-store.held:
+	case <-time.After(wait):
+		t.Fatal("no session hibernated")
+	}
+	held, _, _ := store.state()
+	var other string
+	for id := range ids {
+		if id != held {
+			other = id
+		}
+	}
+	require.NotEmpty(t, other)
+
+	// The status of the held session answers: it says what the session
+	// itself knows.
+	status, st := svc.api(t, "GET", "/"+held, nil)
+	require.Equal(t, 200, status, "body: %s", st.Raw)
+	assert.Equal(t, string(preview.StatusHibernated), st.Status)
+
+	// The other session takes an update (waking it, should it sleep too).
+	status, upd := svc.api(t, "POST", "/"+other+"/update", map[string]any{"files": []any{appTSX("two, updated")}})
+	require.Equal(t, 200, status, "body: %s", upd.Raw)
+	_, app := svc.get(t, previews[other]+"/src/App.tsx")
+	assert.Contains(t, app, "two, updated")
+
+	// An update of the held session waits for its hibernation to end.
+	type answer struct {
+		status int
+		resp   apiResponse
+	}
+	done := make(chan answer, 1)
+	go func() {
+		status, resp := svc.api(t, "POST", "/"+held+"/update", map[string]any{"files": []any{appTSX("one, updated")}})
+		done <- answer{status, resp}
+	}()
+	select { // the update reached the session, which it wakes
+	case <-waking:
+	case <-time.After(wait):
+		t.Fatal("the update did not wake the held session")
+	}
+	_, statuses, _ := store.state()
+	require.Equal(t, preview.StatusHibernated, statuses[len(statuses)-1], "nothing is stored after the held status: %v", statuses)
+	select {
+	case a := <-done:
+		t.Fatalf("the update answered while the hibernation was held: %d %s", a.status, a.resp.Raw)
+	default:
+	}
+	openGate()
+	a := <-done
+	require.Equal(t, 200, a.status, "body: %s", a.resp.Raw)
+	assert.True(t, a.resp.HMRTriggered, "body: %s", a.resp.Raw)
+	_, app = svc.get(t, previews[held]+"/src/App.tsx")
+	assert.Contains(t, app, "one, updated")
+
+	_, statuses, withoutTimeout := store.state()
+	i := slices.Index(statuses, preview.StatusHibernated)
+	require.GreaterOrEqual(t, i, 0)
+	assert.Equal(t, []preview.Status{preview.StatusHibernated, preview.StatusStarting, preview.StatusActive}, statuses[i:min(i+3, len(statuses))],
+		"the wake's statuses come after the hibernation's: %v", statuses)
+	assert.Zero(t, withoutTimeout, "status writes without a deadline")
+}
+
+// onMessage is a log handler that closes seen, once, when a record with
+// the message msg is logged.
+type onMessage struct {
+	slog.Handler
+	msg  string
+	seen chan struct{}
+	once *sync.Once
+}
+
+func (h *onMessage) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == h.msg {
+		h.once.Do(func() { close(h.seen) })
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h *onMessage) WithAttrs(attrs []slog.Attr) slog.Handler {
+	c := *h
+	c.Handler = h.Handler.WithAttrs(attrs)
+	return &c
+}
+
+func (h *onMessage) WithGroup(name string) slog.Handler {
+	c := *h
+	c.Handler = h.Handler.WithGroup(name)
+	return &c
 }

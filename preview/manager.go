@@ -54,6 +54,13 @@ type Manager struct {
 	running sync.WaitGroup // API operations and background starts under way
 	loops   sync.WaitGroup // the janitor and the lease
 
+	// syncNow asks the janitor to check the records at once (runLease,
+	// after a gap in the lease).
+	syncNow chan struct{}
+	// janitorSlots bounds the janitor's work on sessions (expiries,
+	// hibernations) to janitorWorkers at once: a token per one under way.
+	janitorSlots chan struct{}
+
 	closeOnce sync.Once
 	closeDone chan struct{}
 	closeErr  error // set before closeDone is closed
@@ -139,6 +146,8 @@ func New(opts *Options) (*Manager, error) {
 		forwarders:   make(map[string]*ssrproxy.Proxy),
 		alive:        make(map[string]time.Time),
 		closeDone:    make(chan struct{}),
+		syncNow:      make(chan struct{}, 1),
+		janitorSlots: make(chan struct{}, janitorWorkers),
 	}
 	x.register(m)
 	m.removeLeftovers()
@@ -301,7 +310,10 @@ func (m *Manager) remove(ctx context.Context, s *session, why string) error {
 // effort: they expire anyway), so that no node starts it again, then its
 // process and directory.
 func (m *Manager) drop(ctx context.Context, s *session, why string) error {
-	if err := m.store.Delete(ctx, s.id, s.epoch()); err != nil && !errors.Is(err, ErrFenced) {
+	dctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	err := m.store.Delete(dctx, s.id, s.epoch())
+	cancel()
+	if err != nil && !errors.Is(err, ErrFenced) {
 		s.log.Warn("vitehost/preview: delete record", "err", err)
 	}
 	return m.remove(ctx, s, why)
@@ -320,6 +332,11 @@ func (m *Manager) NumSessions() int {
 // (syncRecords).
 const janitorEvery = 5 * time.Second
 
+// janitorWorkers is how many sessions the janitor expires or hibernates
+// at once: a stop is a process's stop and a store call, and a round may
+// find many sessions idle or expired together.
+const janitorWorkers = 8
+
 func (m *Manager) runJanitor() {
 	every := min(m.opts.TTL/4, janitorEvery)
 	if idle := m.opts.IdleTimeout; idle > 0 {
@@ -328,13 +345,17 @@ func (m *Manager) runJanitor() {
 	t := time.NewTicker(max(every, 50*time.Millisecond))
 	defer t.Stop()
 	// The sessions whose expiry the janitor began, until they are gone:
-	// each is dropped in a goroutine of its own, so that a session that
-	// does not stop holds up neither the next round nor the others.
+	// each is dropped in a goroutine of its own, which waits for one of
+	// the janitor's slots, so that a session that does not stop holds up
+	// neither the next round nor the others, and at most janitorWorkers
+	// stop at once.
 	dropping := map[*session]bool{}
 	for {
 		select {
 		case <-m.ctx.Done():
 			return
+		case <-m.syncNow:
+			m.syncRecords()
 		case now := <-t.C:
 			all := m.all()
 			listed := make(map[*session]bool, len(all))
@@ -354,7 +375,7 @@ func (m *Manager) runJanitor() {
 						m.loops.Go(func() { m.expire(s) })
 					}
 				case idle > 0 && s.sleepy(now, idle):
-					s.spawn(func() { s.hibernate(idle) })
+					m.hibernate(s, idle)
 				}
 			}
 			if m.clustered() {
@@ -364,16 +385,40 @@ func (m *Manager) runJanitor() {
 	}
 }
 
+// hibernate lets session s hibernate in the background when one of the
+// janitor's slots is free; otherwise a later round tries again.
+func (m *Manager) hibernate(s *session, idle time.Duration) {
+	select {
+	case m.janitorSlots <- struct{}{}:
+	default:
+		return
+	}
+	if !s.spawn(func() {
+		defer func() { <-m.janitorSlots }()
+		s.hibernate(idle)
+	}) {
+		<-m.janitorSlots
+	}
+}
+
 // stepTimeout bounds how long the janitor waits for the expiry of one
 // session: its record's deletion and its stop.
 const stepTimeout = 30 * time.Second
 
-// expire drops the expired session s for the janitor: the wait is bounded
-// by stepTimeout, then its stop goes on and Close waits for it.
+// expire drops the expired session s for the janitor, in one of its slots:
+// the wait is bounded by stepTimeout, then the slot is free, its stop goes
+// on and Close waits for it.
 func (m *Manager) expire(s *session) {
+	select {
+	case m.janitorSlots <- struct{}{}:
+	case <-m.ctx.Done():
+		return // Close stops it
+	}
 	ctx, cancel := context.WithTimeout(m.ctx, stepTimeout)
-	defer cancel()
-	if err := m.drop(ctx, s, "expired"); err != nil && m.ctx.Err() == nil {
+	err := m.drop(ctx, s, "expired")
+	cancel()
+	<-m.janitorSlots
+	if err != nil && m.ctx.Err() == nil {
 		s.log.Warn("vitehost/preview: the expired session is slow to stop", "err", err)
 	}
 	<-s.stopped
@@ -440,7 +485,10 @@ func (m *Manager) close(all []*session, forwarders []*ssrproxy.Proxy) {
 	for _, s := range all {
 		wg.Go(func() {
 			if !m.clustered() {
-				if err := m.store.Delete(ctx, s.id, s.epoch()); err != nil && !errors.Is(err, ErrFenced) {
+				dctx, cancel := context.WithTimeout(ctx, storeTimeout)
+				err := m.store.Delete(dctx, s.id, s.epoch())
+				cancel()
+				if err != nil && !errors.Is(err, ErrFenced) {
 					note(fmt.Errorf("vitehost/preview: delete the record of %s: %w", s.id, err))
 				}
 			}

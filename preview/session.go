@@ -65,10 +65,30 @@ type sessionEnv struct {
 // dev server may hibernate and wake any number of times (hibernate.go).
 // Until ready is closed, only run touches the fields under "set by run";
 // afterwards they are read-only until stop, which waits for ready first,
-// but for root, which a wake into a spare runner replaces while it holds
-// the turn. No mutex of a session is held across I/O: updates,
-// hibernations and wakes take turns through the turn channel, waiting with
-// their own contexts.
+// but for root, which a wake into a spare runner replaces (moveInto)
+// before its run serves: updates wait for the run to serve, and no move
+// begins while the session wakes.
+//
+// No mutex of a session is held across I/O. Its dev server moves through
+// states that the state mutex guards (cur, moving, users), each change a
+// short step under it, the slow work (a process stop or start, a store
+// call) done outside it:
+//
+//	serving      cur is up
+//	hibernating  cur is nil, moving is the hibernation's (hibernate)
+//	hibernated   cur is nil, moving is nil
+//	waking       cur is not up yet: its up channel closes when it serves
+//
+// and a record check that writes the session into a store that lost it
+// (republish) is a move too. A status request never waits. A request
+// that needs the dev server while the session moves waits for that move's
+// outcome (the dev server gone and the status stored, or the record
+// written) on its channel, with its own context, then goes on: it wakes
+// the session, and the wake starts once the hibernation before it is
+// done. Updates take turns among themselves (turn), so that the store and
+// the disk take them in one order: only another update of the session
+// waits for an update; while one runs (users) the session neither
+// hibernates nor moves.
 type session struct {
 	id         string
 	dir        string
@@ -114,7 +134,7 @@ type session struct {
 	// (sockets.go).
 	sockets atomic.Int32
 
-	turn chan struct{}  // holds a token while an update, a hibernation, a wake or a record sync runs
+	turn chan struct{}  // holds a token while an update runs: updates go one at a time (servingTurn)
 	bg   sync.WaitGroup // wakes and hibernations under way; teardown waits for them
 
 	// trusted marks the service's own session (Prepare's), which runs no
@@ -125,12 +145,18 @@ type session struct {
 	stopOnce sync.Once
 	stopped  chan struct{}
 
-	// state guards rec, cur and closing: status requests never wait for
-	// an update.
-	state   sync.Mutex
-	rec     Record
-	cur     *devRun // the dev server's current run; nil while it hibernates
-	closing bool    // stop began: nothing wakes or hibernates any more
+	// state guards rec, cur, moving, users and closing: status requests
+	// never wait for an update, a hibernation or a wake.
+	state sync.Mutex
+	rec   Record
+	cur   *devRun // the dev server's current run; nil while it hibernates
+	// moving is closed when the move under way ends (a hibernation, a
+	// rewrite of the record); nil when none is.
+	moving chan struct{}
+	// users counts the updates that hold the serving run (servingTurn):
+	// no move begins while one does.
+	users   int
+	closing bool // stop began: nothing wakes or hibernates any more
 
 	// deps is the session's dependency set (under state: updates read it
 	// before they take the turn), set by run, then changed by dependency
@@ -232,7 +258,48 @@ func (s *session) takeTurn(ctx context.Context) error {
 	}
 }
 
-func (s *session) endTurn() { <-s.turn }
+// endTurn ends the turn of an update that servingTurn gave: the session
+// may hibernate or move again, and the next update go.
+func (s *session) endTurn() {
+	s.state.Lock()
+	s.users--
+	s.state.Unlock()
+	<-s.turn
+}
+
+// beginMoveLocked begins a move of the session (a hibernation, a rewrite of
+// its record) when none is under way, no update holds the dev server and
+// none wakes it: it returns the channel to close when the move ends
+// (endMove), or nil. The caller holds s.state.
+func (s *session) beginMoveLocked() chan struct{} {
+	if s.closing || s.moving != nil || s.users > 0 || (s.cur != nil && !s.cur.isUp()) {
+		return nil
+	}
+	s.moving = make(chan struct{})
+	return s.moving
+}
+
+// endMove ends the move that beginMoveLocked began: who waits for it goes on.
+func (s *session) endMove(moved chan struct{}) {
+	s.state.Lock()
+	if s.moving == moved {
+		s.moving = nil
+	}
+	s.state.Unlock()
+	close(moved)
+}
+
+// storeTimeout bounds each call to the store that a session's own
+// transitions make (its status, its record checks): a store that does not
+// answer holds nothing up for longer.
+const storeTimeout = 10 * time.Second
+
+// storeCtx is ctx for one store call: bounded by storeTimeout, and not
+// cancelled with ctx (a write begun is finished or timed out, not left
+// half said).
+func storeCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
+}
 
 // setStatus records a new status locally and in the store. The store's
 // ErrFenced means another node owns the session now: the caller stops it.
@@ -250,7 +317,9 @@ func (s *session) setStatusCode(ctx context.Context, st Status, code, errMsg str
 	if s.trusted {
 		return nil
 	}
-	err := s.env.store.Put(context.WithoutCancel(ctx), rec)
+	sctx, cancel := storeCtx(ctx)
+	defer cancel()
+	err := s.env.store.Put(sctx, rec)
 	if err != nil && !errors.Is(err, ErrFenced) {
 		s.log.Warn("vitehost/preview: store record", "err", err)
 		return nil // the record catches up at the next janitor round
