@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -293,4 +294,53 @@ func TestSPAMemoryBound(t *testing.T) {
 	w := serveSPA(t, h, "GET", "/assets/b-1.js", map[string]string{"Accept-Encoding": "gzip"})
 	assert.Equal(t, "GZIPB", w.Body.String())
 	assert.Equal(t, "gzip", w.Header().Get("Content-Encoding"))
+}
+
+// TestHashedFiles: a Nuxt build's hashed files are answered from memory,
+// every other request goes to the next handler (the proxy to Node).
+func TestHashedFiles(t *testing.T) {
+	dir := t.TempDir()
+	for name, data := range map[string]string{
+		".output/server/index.mjs":                "",
+		".output/public/_nuxt/app-abc.js":         "APP",
+		".output/public/_nuxt/app-abc.js.br":      "BR",
+		".output/public/_nuxt/builds/latest.json": `{"id":"x"}`,
+		".output/public/favicon.ico":              "ICO",
+	} {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		require.NoError(t, os.MkdirAll(filepath.Dir(p), 0o755))
+		require.NoError(t, os.WriteFile(p, []byte(data), 0o644))
+	}
+	b, err := builtServerOf(dir, Nuxt)
+	require.NoError(t, err)
+	s := &Server{dir: dir, built: b, log: slog.New(slog.DiscardHandler)}
+	next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("NEXT")) })
+	h := s.HashedFiles(next)
+
+	w := serveSPA(t, h, "GET", "/_nuxt/app-abc.js", nil)
+	assert.Equal(t, "APP", w.Body.String())
+	assert.Equal(t, cacheImmutable, w.Header().Get("Cache-Control"))
+	assert.Equal(t, "text/javascript; charset=utf-8", w.Header().Get("Content-Type"))
+	w = serveSPA(t, h, "GET", "/_nuxt/app-abc.js", map[string]string{"Accept-Encoding": "br"})
+	assert.Equal(t, "BR", w.Body.String())
+	assert.Equal(t, "br", w.Header().Get("Content-Encoding"))
+	w = serveSPA(t, h, "HEAD", "/_nuxt/app-abc.js", nil)
+	assert.Equal(t, "3", w.Header().Get("Content-Length"))
+	assert.Empty(t, w.Body.String())
+	for _, req := range [][2]string{
+		{"GET", "/"},
+		{"GET", "/favicon.ico"},
+		{"GET", "/_nuxt/builds/latest.json"},
+		{"GET", "/_nuxt/missing.js"},
+		{"GET", "/_nuxt/../_nuxt/app-abc.js"},
+		{"GET", "/_nuxt//app-abc.js"},
+		{"POST", "/_nuxt/app-abc.js"},
+	} {
+		w := serveSPA(t, h, req[0], req[1], nil)
+		assert.Equal(t, "NEXT", w.Body.String(), "%v", req)
+	}
+
+	dev := &Server{dir: dir, log: slog.New(slog.DiscardHandler)}
+	w = serveSPA(t, dev.HashedFiles(next), "GET", "/_nuxt/app-abc.js", nil)
+	assert.Equal(t, "NEXT", w.Body.String(), "a dev server serves its own files")
 }

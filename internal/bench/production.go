@@ -17,8 +17,9 @@ import (
 func init() { Register("production", 15, runProduction) }
 
 // runProduction measures the production side: a built Nuxt app's page load
-// (the page and the assets it names) through the Go port (ssrproxy in front
-// of vite.StartBuilt) against its server directly, and the hashed assets of
+// (the page and the assets it names) through the Go port (the server's
+// hashed files answered by Go, Server.HashedFiles, everything else through
+// ssrproxy to vite.StartBuilt's server) against its server directly, and the hashed assets of
 // a Vite build served by vite.SPA against nginx serving the same dist.
 func runProduction(ctx context.Context, env *Env) ([]Row, error) {
 	rows, err := measureBuiltNuxt(ctx, env)
@@ -72,7 +73,7 @@ func measureBuiltNuxt(ctx context.Context, env *Env) ([]Row, error) {
 	defer s.Stop(context.WithoutCancel(ctx))
 	proxy := ssrproxy.New(s, &ssrproxy.Options{Logger: env.Log})
 	defer proxy.Close()
-	base, stop, err := serveGo(proxy)
+	base, stop, err := serveGo(s.HashedFiles(proxy))
 	if err != nil {
 		return nil, err
 	}
@@ -84,7 +85,7 @@ func measureBuiltNuxt(ctx context.Context, env *Env) ([]Row, error) {
 	env.Log.Info("built Nuxt page", "requests", len(paths))
 	rows, err := measureFetches(ctx, env, []side{
 		{name: "direct", base: s.Targets().HTTP.String()},
-		{name: "via ssrproxy", base: base},
+		{name: "via the Go port", base: base},
 	}, paths)
 	for i := range rows {
 		rows[i].What = "built Nuxt " + rows[i].What
