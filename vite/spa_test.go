@@ -344,3 +344,20 @@ func TestHashedFiles(t *testing.T) {
 	w = serveSPA(t, dev.HashedFiles(next), "GET", "/_nuxt/app-abc.js", nil)
 	assert.Equal(t, "NEXT", w.Body.String(), "a dev server serves its own files")
 }
+
+// TestSPAMemorySiblingTooBig: a file whose sibling is over the size held in
+// memory stays on the disk with it, so that the sibling is still served.
+func TestSPAMemorySiblingTooBig(t *testing.T) {
+	dist := t.TempDir()
+	require.NoError(t, os.MkdirAll(filepath.Join(dist, "assets"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(dist, "assets", "e-1.js"), []byte("small"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dist, "assets", "e-1.js.gz"), bytes.Repeat([]byte("z"), maxMemoryFile+1), 0o644))
+	root, err := os.OpenRoot(dist)
+	require.NoError(t, err)
+	defer root.Close()
+	h := NewSPA(root.FS(), nil)
+	assert.NotContains(t, h.cached, "assets/e-1.js")
+	w := serveSPA(t, h, "GET", "/assets/e-1.js", map[string]string{"Accept-Encoding": "gzip"})
+	assert.Equal(t, "gzip", w.Header().Get("Content-Encoding"))
+	assert.Equal(t, maxMemoryFile+1, w.Body.Len())
+}

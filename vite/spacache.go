@@ -53,7 +53,7 @@ func readAssets(fsys fs.FS, dir string, max int64) map[string]*cachedFile {
 		if err != nil || !d.Type().IsRegular() || hidden(p) {
 			return nil // an unreadable directory is skipped, not the rest
 		}
-		if info, err := d.Info(); err == nil && info.Size() <= maxMemoryFile {
+		if info, err := d.Info(); err == nil {
 			infos[p] = info
 			names = append(names, p)
 		}
@@ -84,12 +84,14 @@ func readAssets(fsys fs.FS, dir string, max int64) map[string]*cachedFile {
 			}
 		}
 		var size int64
+		fits := true
 		for _, n := range group {
+			fits = fits && infos[n].Size() <= maxMemoryFile
 			if _, ok := bodies[n]; !ok {
 				size += infos[n].Size()
 			}
 		}
-		if size > max {
+		if !fits || size > max {
 			continue
 		}
 		ok := true
