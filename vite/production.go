@@ -90,6 +90,10 @@ type builtServer struct {
 	env func(host string, port int, socket string) []string
 	// sockets says whether the server can listen on a Unix socket.
 	sockets bool
+	// client is the directory of the client build, which the server serves
+	// at /, and hashed the directory in it of the files whose names change
+	// with their content (HashedFiles), except those under unhashed.
+	client, hashed, unhashed string
 }
 
 // DetectBuild tells which framework's server build the project in dir
@@ -133,7 +137,12 @@ func builtServerOf(dir string, fw Framework) (*builtServer, error) {
 		// Nitro's node-server preset reads NITRO_* before HOST and PORT,
 		// and listens on NITRO_UNIX_SOCKET when it is set.
 		b = &builtServer{
-			args: []string{".output/server/index.mjs"},
+			args:   []string{".output/server/index.mjs"},
+			client: ".output/public",
+			hashed: "_nuxt", // app.buildAssetsDir
+			// The app manifest's builds/latest.json changes with each build:
+			// Nuxt serves it with a max-age of 1 s.
+			unhashed: "_nuxt/builds/",
 			env: func(host string, port int, socket string) []string {
 				if socket != "" {
 					return []string{"NITRO_UNIX_SOCKET=" + socket}
@@ -152,6 +161,8 @@ func builtServerOf(dir string, fw Framework) (*builtServer, error) {
 		// Go app reaches the server, so the headers are the proxy's.
 		b = &builtServer{
 			args:     []string{"build/index.js"},
+			client:   "build/client",
+			hashed:   "_app/immutable", // kit.appDir
 			defaults: []string{"PROTOCOL_HEADER=x-forwarded-proto", "HOST_HEADER=x-forwarded-host"},
 			env: func(host string, port int, socket string) []string {
 				if socket != "" {
@@ -162,13 +173,13 @@ func builtServerOf(dir string, fw Framework) (*builtServer, error) {
 			sockets: true,
 		}
 	case Astro:
-		b = &builtServer{args: []string{"dist/server/entry.mjs"}, env: hostPort}
+		b = &builtServer{args: []string{"dist/server/entry.mjs"}, env: hostPort, client: "dist/client", hashed: "_astro"} // build.assets
 	case ReactRouter:
 		serve, ok := findPackage(dir, "@react-router/serve")
 		if !ok {
 			return nil, fmt.Errorf("%w: @react-router/serve is not installed in %s (npm install @react-router/serve)", ErrNotInstalled, dir)
 		}
-		b = &builtServer{args: []string{filepath.Join(serve, "bin.js"), "build/server/index.js"}, env: hostPort}
+		b = &builtServer{args: []string{filepath.Join(serve, "bin.js"), "build/server/index.js"}, env: hostPort, client: "build/client", hashed: "assets"}
 	default:
 		return nil, fmt.Errorf("%w: StartBuilt does not know the framework %q", ErrInvalidOptions, fw)
 	}
@@ -236,6 +247,55 @@ func StartBuilt(ctx context.Context, dir string, opts *BuiltOptions) (*Server, e
 	s.log.Info("vitehost/vite: built server ready", "url", st.targets.HTTP.String())
 	go s.supervise(c)
 	return s, nil
+}
+
+// HashedFiles returns an http.Handler that answers the GET and HEAD requests
+// for the hashed files of a built server's client build (Nuxt's /_nuxt/,
+// SvelteKit's /_app/immutable/, Astro's /_astro/, React Router's /assets/)
+// itself, from memory, as SPA answers for its AssetsDir, and passes every
+// other request to next, the ssrproxy.Proxy of s: the Node server then
+// renders pages and no longer serves the files a page load fetches most,
+// nor does the proxy relay them. The files are read when HashedFiles is
+// called, up to DefaultSPAMemory; a file added later, a file over 2 MiB,
+// and every file of an app that moves them (a base URL, Nuxt's
+// app.buildAssetsDir, ...) go to next, whose server serves them as before.
+// For a dev server it returns next.
+func (s *Server) HashedFiles(next http.Handler) http.Handler {
+	if s.built == nil || s.built.client == "" {
+		return next
+	}
+	root, err := os.OpenRoot(filepath.Join(s.dir, filepath.FromSlash(s.built.client)))
+	if err != nil {
+		s.log.Debug("vitehost/vite: no client build to serve", "err", err)
+		return next
+	}
+	defer root.Close() // readAssets has read the files it holds
+	cached := readAssets(root.FS(), s.built.hashed, DefaultSPAMemory)
+	for name := range cached {
+		if s.built.unhashed != "" && strings.HasPrefix(name, s.built.unhashed) {
+			delete(cached, name)
+		}
+	}
+	return &hashedFiles{cached: cached, next: next}
+}
+
+// hashedFiles is the handler of Server.HashedFiles.
+type hashedFiles struct {
+	cached map[string]*cachedFile
+	next   http.Handler
+}
+
+func (h *hashedFiles) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		// Only the exact, clean names of the files read are served: any
+		// other spelling is the Node server's to answer.
+		name := strings.TrimPrefix(r.URL.Path, "/")
+		if c := h.cached[name]; c != nil {
+			c.serve(w, r, name)
+			return
+		}
+	}
+	h.next.ServeHTTP(w, r)
 }
 
 // builtDefaults copies opts into the Options of a Server, fills in the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"mime"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -113,6 +114,7 @@ func TestStartBuilt(t *testing.T) {
 			for _, l := range listeningPorts(t, s.PID()) {
 				assert.True(t, strings.HasPrefix(l, "127.0.0.1:"), "the server listens on loopback only: %s", l)
 			}
+			checkHashedFiles(t, s, body, tc.fw != vite.Astro)
 			assert.NoDirExists(t, filepath.Join(dir, ".vitehost"), "no hot file in production")
 
 			// A crash: the server is restarted and answers again.
@@ -136,6 +138,55 @@ func TestStartBuilt(t *testing.T) {
 			assert.Empty(t, pids, "Stop ends the whole group")
 		})
 	}
+}
+
+// hashedFileRE finds the hashed files a page names, at / or relative to it
+// (SvelteKit's "./_app/immutable/...").
+var hashedFileRE = regexp.MustCompile(`"\.?(/(?:_nuxt|_app/immutable|_astro|assets)/[^"?#]+)"`)
+
+// checkHashedFiles fetches the hashed files that page names from the built
+// server and through s.HashedFiles: the same bytes and type, served by Go
+// (the next handler answers 418) with the immutable Cache-Control. The page
+// must name one when some is true (the Astro fixture's page has no client
+// code).
+func checkHashedFiles(t *testing.T, s *vite.Server, page string, some bool) {
+	t.Helper()
+	srv := httptest.NewServer(s.HashedFiles(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusTeapot)
+	})))
+	defer srv.Close()
+	matches := hashedFileRE.FindAllStringSubmatch(page, -1)
+	if some {
+		require.NotEmpty(t, matches, "the page names hashed files: %s", page)
+	}
+	for _, m := range matches {
+		res, err := http.Get(s.Targets().HTTP.String() + m[1])
+		require.NoError(t, err)
+		want, err := io.ReadAll(res.Body)
+		res.Body.Close()
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, res.StatusCode, m[1])
+		res2, err := http.Get(srv.URL + m[1])
+		require.NoError(t, err)
+		got, err := io.ReadAll(res2.Body)
+		res2.Body.Close()
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, res2.StatusCode, "%s served by Go", m[1])
+		assert.Equal(t, want, got, m[1])
+		assert.Equal(t, mediaType(res.Header.Get("Content-Type")), mediaType(res2.Header.Get("Content-Type")), m[1])
+		assert.Equal(t, "public, max-age=31536000, immutable", res2.Header.Get("Cache-Control"), m[1])
+	}
+}
+
+// mediaType returns the media type of a Content-Type, with Express's
+// application/javascript as text/javascript, which RFC 9239 made the one
+// name of JavaScript.
+func mediaType(ct string) string {
+	mt, _, _ := mime.ParseMediaType(ct)
+	if mt == "application/javascript" {
+		return "text/javascript"
+	}
+	return mt
 }
 
 // TestStartBuiltSocket runs SvelteKit's and Nuxt's built servers on a Unix

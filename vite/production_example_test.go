@@ -98,6 +98,6 @@ func ExampleStartBuilt() {
 	defer proxy.Close()
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/hello", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "hello") })
-	mux.Handle("/", proxy)
+	mux.Handle("/", srv.HashedFiles(proxy)) // the build's hashed files from memory, pages from Node
 	log.Fatal(http.ListenAndServe("127.0.0.1:8000", mux))
 }

@@ -17,7 +17,15 @@ import (
 const (
 	DefaultSPAIndex  = "index.html"
 	DefaultAssetsDir = "assets"
+	// DefaultSPAMemory is how many bytes of hashed files (and their
+	// precompressed siblings) an SPA holds in memory: a built front end's
+	// assets are a few megabytes.
+	DefaultSPAMemory = 64 << 20
 )
+
+// maxMemoryFile is the size over which a hashed file is not held in memory
+// but read from the disk at each request, where sendfile pays off.
+const maxMemoryFile = 2 << 20
 
 // Cache-Control values of the SPA handler: hashed files never change under
 // their name; anything else is checked with the server on each use.
@@ -37,6 +45,11 @@ type SPAOptions struct {
 	// build.assetsDir), served with a year-long immutable Cache-Control;
 	// "" means DefaultAssetsDir.
 	AssetsDir string
+	// MaxMemory bounds the bytes of the files under AssetsDir that NewSPA
+	// reads into memory, each with its precompressed siblings; 0 means
+	// DefaultSPAMemory, a negative value means none. Files beyond the bound
+	// or over 2 MiB are read from fsys at each request.
+	MaxMemory int64
 }
 
 // SPA is an http.Handler that serves a built single-page app (Vite's dist
@@ -51,10 +64,19 @@ type SPAOptions struct {
 // segment that starts with a dot (.vite/manifest.json; .well-known is
 // served), and answers GET and HEAD only, conditional requests and ranges
 // included (http.ServeContent).
+//
+// NewSPA reads the files under AssetsDir into memory (up to
+// SPAOptions.MaxMemory) and serves them from there, without a system call
+// per request: a hashed name stands for one content forever. A file added
+// under AssetsDir later (a new build into the same dist) is served from
+// fsys; a file removed or rewritten in place keeps being served as NewSPA
+// read it, until a new SPA is made. Everything else (the index page
+// first) is read from fsys at each request.
 type SPA struct {
 	fsys   fs.FS
 	index  string
 	assets string
+	cached map[string]*cachedFile // files under assets, read by NewSPA
 }
 
 // NewSPA returns the SPA handler of the build in fsys. For a directory on
@@ -72,7 +94,12 @@ func NewSPA(fsys fs.FS, opts *SPAOptions) *SPA {
 	if o.AssetsDir == "" {
 		o.AssetsDir = DefaultAssetsDir
 	}
-	return &SPA{fsys: fsys, index: strings.Trim(o.Index, "/"), assets: strings.Trim(o.AssetsDir, "/") + "/"}
+	if o.MaxMemory == 0 {
+		o.MaxMemory = DefaultSPAMemory
+	}
+	h := &SPA{fsys: fsys, index: strings.Trim(o.Index, "/"), assets: strings.Trim(o.AssetsDir, "/") + "/"}
+	h.cached = readAssets(fsys, strings.TrimSuffix(h.assets, "/"), o.MaxMemory)
+	return h
 }
 
 // ServeHTTP serves one request.
@@ -108,6 +135,10 @@ func (h *SPA) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // serveFile serves the regular file name, or its precompressed sibling, and
 // reports whether there was one.
 func (h *SPA) serveFile(w http.ResponseWriter, r *http.Request, name string) bool {
+	if c := h.cached[name]; c != nil {
+		c.serve(w, r, name)
+		return true
+	}
 	f, st, ok := h.open(name)
 	if !ok {
 		return false

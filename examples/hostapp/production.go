@@ -48,7 +48,8 @@ func runProd(ctx context.Context, cfg config, log *slog.Logger, ready chan<- str
 		}()
 		proxy = ssrproxy.New(built, &ssrproxy.Options{Logger: log})
 		defer proxy.Close()
-		mux.Handle("/", proxy)
+		// The build's hashed files from Go's memory, pages from Node.
+		mux.Handle("/", built.HashedFiles(proxy))
 		log.Info("hostapp: serving the server build", "framework", fw)
 	} else {
 		dist := filepath.Join(cfg.dir, "dist")

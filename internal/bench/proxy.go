@@ -281,7 +281,7 @@ func measureFetches(ctx context.Context, env *Env, ways []side, paths []string) 
 			rows = append(rows, row)
 		}
 		env.Log.Info("fetches measured", "conns", conns, "direct", rate(sides[0]), "proxied", rate(sides[1]))
-		if len(sides) > 2 {
+		if len(sides) > 2 && sides[2].name == "via nginx" {
 			rows[len(rows)-2].Ratio += ", " + Ratio(rate(sides[1]), rate(sides[2])) + " nginx"
 		}
 	}

@@ -24,11 +24,19 @@ import (
 func main() {
 	only := flag.String("only", "", "comma-separated sections to run (default: all): "+strings.Join(bench.Sections(), ","))
 	quick := flag.Bool("quick", false, "fewer iterations (a smoke run)")
+	serveSPA := flag.String("serve-spa", "", "internal: serve this dist with vite.SPA in this process (bench.StartSPAProcess)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	if *serveSPA != "" {
+		if err := bench.ServeSPA(ctx, *serveSPA, os.Stdout); err != nil {
+			log.Error("bench: serve-spa", "err", err)
+			os.Exit(1)
+		}
+		return
+	}
 
 	dir, err := os.MkdirTemp("", "vitehost-bench-")
 	if err != nil {
