@@ -290,11 +290,12 @@ func (f *forwarder) copyResponse(w http.ResponseWriter, r *http.Request, res *ht
 	mediaType, _, _ := mime.ParseMediaType(res.Header.Get("Content-Type"))
 	streams := res.ContentLength == -1 || mediaType == "text/event-stream"
 	rc := http.NewResponseController(w)
-	buf := make([]byte, 32<<10)
+	buf := copyBuffers.Get().(*[]byte)
+	defer copyBuffers.Put(buf)
 	for {
-		n, rerr := res.Body.Read(buf)
+		n, rerr := res.Body.Read(*buf)
 		if n > 0 {
-			if _, err := w.Write(buf[:n]); err != nil {
+			if _, err := w.Write((*buf)[:n]); err != nil {
 				return // the client went away, or close cut it
 			}
 			if streams {
@@ -319,6 +320,10 @@ func (f *forwarder) copyResponse(w http.ResponseWriter, r *http.Request, res *ht
 	}
 }
 
+// copyBuffers are the buffers of copyResponse: a page load forwarded to
+// another node is dozens of responses.
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
 // tunnel completes a WebSocket handshake that the node accepted: it hands
 // the 101 to the client on the connection it takes over, and copies bytes
 // both ways until either side closes or ctx ends (the client went away,
@@ -339,6 +344,7 @@ func (f *forwarder) tunnel(ctx context.Context, w http.ResponseWriter, r *http.R
 		return
 	}
 	defer conn.Close()
+	conn.SetDeadline(time.Time{}) // the server's timeouts were meant for one request
 	stop := context.AfterFunc(ctx, func() {
 		conn.Close()
 		back.Close()
