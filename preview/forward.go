@@ -224,7 +224,7 @@ func (f *forwarder) outbound(ctx context.Context, r *http.Request, addr string, 
 	out.URL.Scheme, out.URL.Host = "http", addr
 	out.Close = false
 	switch {
-	case body != nil && len(body) > 0:
+	case len(body) > 0:
 		out.Body = io.NopCloser(bytes.NewReader(body))
 		out.ContentLength = int64(len(body))
 		out.TransferEncoding = nil

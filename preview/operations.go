@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/vitehost/vitehost/preview/internal/request"
 )
 
 // This file holds the operations on a session, one path each for the API's
@@ -40,7 +42,7 @@ func (p *newProject) declared() Deps {
 // spec whose every release is below the floor is refused here, and the
 // version npm resolves a range to is checked again before anything is
 // installed) and the session quotas.
-func (m *Manager) checkCreate(sessionID string, sent []sentFile, packageJSON json.RawMessage) (*newProject, error) {
+func (m *Manager) checkCreate(sessionID string, sent []request.Sent, packageJSON json.RawMessage) (*newProject, error) {
 	if sessionID != "" && !ValidID(sessionID) {
 		return nil, badID("sessionId", sessionID)
 	}
@@ -80,7 +82,7 @@ func (m *Manager) checkCreate(sessionID string, sent []sentFile, packageJSON jso
 // files, and the dependency set of its package.json (packageJSON, the
 // request's packageJson field, or the one among its files), with the vite
 // floor for a vite spec that names an exact version.
-func (m *Manager) checkUpdate(sent []sentFile, deletes []string, packageJSON json.RawMessage) (checkedFiles, Deps, error) {
+func (m *Manager) checkUpdate(sent []request.Sent, deletes []string, packageJSON json.RawMessage) (checkedFiles, Deps, error) {
 	files, err := checkSent(sent, deletes, m.opts.Limits, m.opts.allowConfig())
 	if err != nil {
 		return files, nil, err

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/vitehost/vitehost/preview/internal/request"
 )
 
 // This file is where a request learns where its session lives, and the one
@@ -303,10 +305,10 @@ func (m *Manager) restoreFiles(stored map[string][]byte) (Deps, []pendingFile, e
 		if name == "package.json" {
 			continue
 		}
-		if _, err := cleanPath(name, m.opts.Limits.MaxPathLength); err != nil {
+		if _, err := request.CleanPath(name, m.opts.Limits.MaxPathLength); err != nil {
 			return nil, nil, fmt.Errorf("stored file: %w", err)
 		}
-		if !m.opts.allowConfig() && isExecuted(name) {
+		if !m.opts.allowConfig() && request.IsExecuted(name) {
 			continue
 		}
 		files = append(files, pendingFile{name: name, data: data})
