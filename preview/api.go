@@ -39,7 +39,10 @@ import (
 // prefix. On a node of several (Options.NodeAddr), update, status, delete,
 // events and a create that names a session go to the node that runs the
 // session, as Router's requests do; a create without a session id runs on
-// this node.
+// this node. A session whose node is gone is taken over by the node that
+// gets a request for it, status included: the status request starts its
+// dev server there (see Manager.Status); only a delete removes such a
+// session without starting it.
 //
 // The events endpoint is a stream of Server-Sent Events (curl -N, or
 // EventSource) of what happens to the session, each a JSON object with its
@@ -181,18 +184,12 @@ func (m *Manager) handleCreate(w http.ResponseWriter, r *http.Request) string {
 	if err != nil {
 		return m.fail(w, r, err)
 	}
-	var info *Info
-	if req.SessionID == "" {
-		// A new session runs on the node that got the request.
-		info, err = m.create(r.Context(), NewID(), p)
-	} else {
-		info, err = m.createOrUpdate(w, r, req.SessionID, body, p)
-	}
+	info, err := m.createSession(r.Context(), req.SessionID, p, m.forwardTo(w, r, body))
 	switch {
+	case errors.Is(err, errForwarded):
+		return "forwarded"
 	case err != nil:
 		return m.fail(w, r, err)
-	case info == nil:
-		return "forwarded"
 	}
 	res := createResponse{
 		Success: true, SessionID: info.SessionID, PreviewURL: info.PreviewURL,
@@ -204,35 +201,6 @@ func (m *Manager) handleCreate(w http.ResponseWriter, r *http.Request) string {
 	}
 	writeJSON(w, http.StatusOK, res)
 	return "ok"
-}
-
-// createOrUpdate serves a create that names its session: a live session
-// is updated (on its node), an unknown one is created here. A nil Info
-// without an error means another node answered.
-func (m *Manager) createOrUpdate(w http.ResponseWriter, r *http.Request, id string, body []byte, p *newProject) (*Info, error) {
-	for range maxAttempts {
-		loc, forwarded, err := m.reach(w, r, id, body, true)
-		switch {
-		case errors.Is(err, ErrNotFound):
-			info, err := m.create(r.Context(), id, p)
-			if errors.Is(err, errTaken) {
-				continue // another request created it meanwhile: update that
-			}
-			return info, err
-		case err != nil || forwarded:
-			return nil, err
-		}
-		res, err := m.update(r.Context(), loc.s, p.sent, nil, p.declared(), false)
-		if retry(err) {
-			continue // reach finds the new owner
-		} else if err != nil {
-			return nil, err
-		}
-		info := m.info(loc.s.record())
-		info.Update = res
-		return info, nil
-	}
-	return nil, errMoving(id)
 }
 
 func (m *Manager) handleUpdate(w http.ResponseWriter, r *http.Request) string {
@@ -251,36 +219,27 @@ func (m *Manager) handleUpdate(w http.ResponseWriter, r *http.Request) string {
 	if err != nil {
 		return m.fail(w, r, err)
 	}
-	for range maxAttempts {
-		loc, forwarded, err := m.reach(w, r, id, body, true)
-		if forwarded {
-			return "forwarded"
-		}
-		if err != nil {
-			return m.fail(w, r, err)
-		}
-		res, err := m.update(r.Context(), loc.s, files, req.Delete, declared, true)
-		if retry(err) {
-			continue // reach finds the new owner and hands the update to it
-		}
-		if err != nil {
-			return m.fail(w, r, err)
-		}
-		writeJSON(w, http.StatusOK, updateResponse{Success: true, updateFields: newUpdateFields(res)})
-		return "ok"
-	}
-	return m.fail(w, r, errMoving(id))
-}
-
-func (m *Manager) handleStatus(w http.ResponseWriter, r *http.Request) string {
-	loc, forwarded, err := m.reach(w, r, r.PathValue("id"), []byte{}, true)
+	res, err := m.updateSession(r.Context(), id, files, req.Delete, declared, m.forwardTo(w, r, body))
 	switch {
-	case forwarded:
+	case errors.Is(err, errForwarded):
 		return "forwarded"
 	case err != nil:
 		return m.fail(w, r, err)
 	}
-	info := m.status(loc)
+	writeJSON(w, http.StatusOK, updateResponse{Success: true, updateFields: newUpdateFields(res)})
+	return "ok"
+}
+
+// handleStatus answers the status of a session; one whose node is gone is
+// taken over and starts here (see Status).
+func (m *Manager) handleStatus(w http.ResponseWriter, r *http.Request) string {
+	info, err := m.sessionStatus(r.Context(), r.PathValue("id"), m.forwardTo(w, r, []byte{}))
+	switch {
+	case errors.Is(err, errForwarded):
+		return "forwarded"
+	case err != nil:
+		return m.fail(w, r, err)
+	}
 	writeJSON(w, http.StatusOK, infoResponse{
 		Success: true, SessionID: info.SessionID, PreviewURL: info.PreviewURL,
 		Status: info.Status, ExpiresAt: info.ExpiresAt.UnixMilli(), Error: info.Error, ErrorCode: info.ErrorCode,
@@ -289,42 +248,42 @@ func (m *Manager) handleStatus(w http.ResponseWriter, r *http.Request) string {
 }
 
 func (m *Manager) handleDelete(w http.ResponseWriter, r *http.Request) string {
-	id := r.PathValue("id")
-	for range maxAttempts {
-		loc, forwarded, err := m.reach(w, r, id, []byte{}, false)
-		if forwarded {
-			return "forwarded"
-		}
-		if err == nil {
-			err = m.delete(r.Context(), loc)
-		}
-		if retry(err) {
-			continue // reach finds the new owner
-		}
-		if err != nil {
-			return m.fail(w, r, err)
-		}
-		writeJSON(w, http.StatusOK, map[string]bool{"success": true})
-		return "ok"
+	err := m.deleteSession(r.Context(), r.PathValue("id"), m.forwardTo(w, r, []byte{}))
+	switch {
+	case errors.Is(err, errForwarded):
+		return "forwarded"
+	case err != nil:
+		return m.fail(w, r, err)
 	}
-	return m.fail(w, r, errMoving(id))
+	writeJSON(w, http.StatusOK, map[string]bool{"success": true})
+	return "ok"
 }
 
 // keepAlive is how often an idle event stream gets a comment line, so that
 // proxies and load balancers in between do not close it.
 const keepAlive = 15 * time.Second
 
-// handleEvents streams the session's events (see API) until the client
-// goes, the session stops on this node, or the Manager closes.
+// handleEvents streams the session's events, where the session runs.
 func (m *Manager) handleEvents(w http.ResponseWriter, r *http.Request) string {
-	loc, forwarded, err := m.reach(w, r, r.PathValue("id"), []byte{}, true)
+	outcome, err := visit(r.Context(), m, r.PathValue("id"), adoptOrphan, func(loc location) (string, error) {
+		if loc.remote {
+			return "", m.relay(w, r, loc, []byte{})
+		}
+		return m.streamEvents(w, r, loc.s), nil
+	})
 	switch {
-	case forwarded:
+	case errors.Is(err, errForwarded):
 		return "forwarded"
 	case err != nil:
 		return m.fail(w, r, err)
 	}
-	s := loc.s
+	return outcome
+}
+
+// streamEvents streams the events of session s of this node (see API)
+// until the client goes, s stops here, or the Manager closes, and returns
+// the outcome.
+func (m *Manager) streamEvents(w http.ResponseWriter, r *http.Request, s *session) string {
 	last, hasLast := lastEventID(r)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")

@@ -1,6 +1,10 @@
 package preview
 
-import "encoding/json"
+import (
+	"encoding/json"
+
+	"github.com/vitehost/vitehost/preview/internal/request"
+)
 
 // This file is the shape in which the API decodes its request bodies. A
 // file's content goes from the body, where it lies as a JSON string, to
@@ -23,26 +27,26 @@ type updateBody struct {
 }
 
 // wireFile is a File decoded as it is read.
-type wireFile struct{ sentFile }
+type wireFile struct{ request.Sent }
 
 // UnmarshalJSON decodes a File and then its content, keeping the decoded
 // bytes only. A content that cannot be decoded is not an error of the
-// JSON: checkSent reports it, in its turn.
+// JSON: request.Check reports it, in its turn.
 func (f *wireFile) UnmarshalJSON(raw []byte) error {
 	var v File
 	if err := json.Unmarshal(raw, &v); err != nil {
 		return err
 	}
-	f.name, f.sentLen = v.Name, len(v.Content)
-	f.data, f.err = v.decode()
+	f.Name, f.SentLen = v.Name, len(v.Content)
+	f.Data, f.Err = request.Decode(v.Name, v.Content, v.Encoding)
 	return nil
 }
 
 // sent returns the decoded files of a request body.
-func sent(files []wireFile) []sentFile {
-	out := make([]sentFile, len(files))
+func sent(files []wireFile) []request.Sent {
+	out := make([]request.Sent, len(files))
 	for i := range files {
-		out[i] = files[i].sentFile
+		out[i] = files[i].Sent
 	}
 	return out
 }

@@ -213,8 +213,8 @@
 // proxy, no update; status requests do not count) hibernates: its dev
 // server stops and no process of it stays, its directory and the
 // optimizer's cache in it do, and its status is StatusHibernated. The next
-// request wakes it, inside the one resolution path: resolve returns the
-// session in whatever state, and the request waits for its dev server (a
+// request wakes it, inside the one path every request takes: locate returns
+// the session in whatever state, and the request waits for its dev server (a
 // page 5 s at most, then the "starting" page; a module or a WebSocket
 // handshake 30 s). An update wakes it and answers as for a running
 // session. A tab left open sees its HMR socket close; its Vite client's
@@ -232,14 +232,18 @@
 //
 // # Where a request's session is
 //
-// Every request learns where its session lives in one place, resolve (in
-// resolve.go): here (a session of this node, in whatever state), on another
-// node (its address), or nowhere. The sessions a node runs are found without
-// a store call, so a Redis outage does not stop them (the calls that need
-// Redis answer 503, code "unavailable", and change nothing). A request for a
-// session that another node runs (preview pages and modules, the HMR
-// WebSocket, API update, status and delete) is forwarded to that node,
-// marked with ForwardedHeader so that it is never forwarded twice.
+// Every request learns where its session lives in one place, locate (in
+// resolve.go), which only reads: here (a session of this node, in whatever
+// state), on another node (its address), or nowhere. The sessions a node
+// runs are found without a store call, so a Redis outage does not stop them
+// (the calls that need Redis answer 503, code "unavailable", and change
+// nothing). A request for a session that another node runs (preview pages
+// and modules, the HMR WebSocket, API update, status and delete) is
+// forwarded to that node, marked with ForwardedHeader so that it is never
+// forwarded twice. A request for a session whose node is gone adopts it
+// (adopt: this node claims it and starts its dev server), a delete
+// excepted; a session that moves during a request is located once more,
+// and one that moves again is answered 503.
 //
 // # Liveness and fencing
 //

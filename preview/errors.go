@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/vitehost/vitehost/internal/safefs"
+	"github.com/vitehost/vitehost/preview/internal/request"
 	"github.com/vitehost/vitehost/sandbox"
 	"github.com/vitehost/vitehost/vite"
 )
@@ -16,13 +17,14 @@ import (
 // ErrLimit 429, ErrDevServer 502, ErrUnavailable, ErrRemote, ErrFenced and
 // ErrClosed 503.
 var (
-	ErrInvalid  = errors.New("vitehost/preview: invalid request")
+	// ErrInvalid is wrapped by every *RequestError.
+	ErrInvalid  = request.ErrInvalid
 	ErrNotFound = errors.New("vitehost/preview: session not found")
 	// ErrConflict is a create that names a live session but declares
 	// another dependency set, or that races another create of the same id.
 	ErrConflict = errors.New("vitehost/preview: conflict with the session's state")
 	// ErrQuota is wrapped by every *QuotaError.
-	ErrQuota       = errors.New("vitehost/preview: session quota exceeded")
+	ErrQuota       = request.ErrQuota
 	ErrLimit       = errors.New("vitehost/preview: session limit reached")
 	ErrDevServer   = errors.New("vitehost/preview: dev server failed")
 	ErrUnavailable = errors.New("vitehost/preview: session store unavailable")
@@ -37,20 +39,20 @@ var (
 
 // Error codes of the API's {success: false, error: {code, message}} answers.
 const (
-	CodeBadJSON       = "bad_json"
-	CodeBadPath       = "bad_path"
-	CodeBadID         = "bad_id"
-	CodeBadDependency = "bad_dependency"
-	CodeBadEncoding   = "bad_encoding"
-	CodeViteVersion   = "vite_version" // the vite version is below the floor (see doc.go)
-	CodeTooLarge      = "too_large"
+	CodeBadJSON       = request.CodeBadJSON
+	CodeBadPath       = request.CodeBadPath
+	CodeBadID         = request.CodeBadID
+	CodeBadDependency = request.CodeBadDependency
+	CodeBadEncoding   = request.CodeBadEncoding
+	CodeViteVersion   = request.CodeViteVersion // the vite version is below the floor (see doc.go)
+	CodeTooLarge      = request.CodeTooLarge
 	CodeBodyTimeout   = "body_timeout" // 408: the request body stopped coming (ServerOptions.BodyTimeout)
 	CodeUnauthorized  = "unauthorized"
 	CodeForbidden     = "forbidden_origin"       // 403: a browser page of another origin
 	CodeMediaType     = "unsupported_media_type" // 415: a POST body that is not application/json
 	CodeNotFound      = "not_found"
 	CodeConflict      = "conflict"
-	CodeQuota         = "quota_exceeded" // 413; the answer's error.limit names the quota
+	CodeQuota         = request.CodeQuota // 413; the answer's error.limit names the quota
 	CodeSessionLimit  = "session_limit"
 	CodeDiskLimit     = "disk_limit" // 507: the session's disk is full (Options.Sandbox.Limits.Disk, Inodes)
 	CodeDevServer     = "dev_server_failed"
@@ -62,49 +64,15 @@ const (
 )
 
 // RequestError is an invalid request: Code says which rule it broke (one of
-// the Code constants) and the message what was wrong. It wraps ErrInvalid.
-type RequestError struct {
-	Code string
-	Msg  string
-}
-
-func (e *RequestError) Error() string { return "vitehost/preview: " + e.Msg }
-
-// Unwrap returns ErrInvalid.
-func (e *RequestError) Unwrap() error { return ErrInvalid }
-
-func invalid(code, format string, args ...any) error {
-	return &RequestError{Code: code, Msg: fmt.Sprintf(format, args...)}
-}
+// the Code constants) and Msg what was wrong. It wraps ErrInvalid.
+type RequestError = request.Error
 
 // QuotaError is a request that would take its session past one of the
-// quotas of Limits, which hold over the session's whole life. It wraps
-// ErrQuota.
-type QuotaError struct {
-	// Limit names the quota: "files", "bytes", "directories" or "depth".
-	Limit string
-	// Max is the quota, and Value what the session would have (for
-	// "depth": the components of Path).
-	Max, Value int64
-	// Path is the file name that broke the "depth" quota.
-	Path string
-}
-
-// Error names the quota, the value and the limit.
-func (e *QuotaError) Error() string {
-	switch e.Limit {
-	case "depth":
-		return fmt.Sprintf("vitehost/preview: file name %.80q has %d path components: at most %d (Limits.MaxPathDepth)", e.Path, e.Value, e.Max)
-	case "bytes":
-		return fmt.Sprintf("vitehost/preview: the session's files would add up to %d bytes: at most %d over its life (Limits.MaxSessionBytes)", e.Value, e.Max)
-	case "directories":
-		return fmt.Sprintf("vitehost/preview: the session would have %d directories: at most %d over its life (Limits.MaxSessionDirs)", e.Value, e.Max)
-	}
-	return fmt.Sprintf("vitehost/preview: the session would have %d files: at most %d over its life (Limits.MaxSessionFiles)", e.Value, e.Max)
-}
-
-// Unwrap returns ErrQuota.
-func (e *QuotaError) Unwrap() error { return ErrQuota }
+// quotas of Limits, which hold over the session's whole life: Limit names
+// the quota ("files", "bytes", "directories" or "depth"), Max is the quota
+// and Value what the session would have (for "depth", the components of
+// Path). It wraps ErrQuota.
+type QuotaError = request.QuotaError
 
 // devServerFailure is the error a client gets when its session's dev server
 // failed to start: ErrDevServer with devServerReason. The whole error, with

@@ -2,21 +2,19 @@ package preview
 
 import (
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"io/fs"
 	"os"
 	"path"
-	"strings"
 	"sync"
 	"syscall"
-	"unicode"
-	"unicode/utf8"
+
+	"github.com/vitehost/vitehost/preview/internal/request"
 )
 
-// This file is where a session's files are checked and written: every path
-// a client sends goes through cleanPath, and every write goes through an
+// This file is where a session's files are written: every path a client
+// sends went through request.CleanPath, and every write goes through an
 // os.Root opened on the session directory, so that neither "..", an absolute
 // path nor a symbolic link can reach outside it.
 
@@ -32,105 +30,9 @@ type File struct {
 }
 
 // tmpPrefix names the temporary files of atomic writes; the session's Vite
-// config tells the watcher to ignore them.
-const tmpPrefix = ".vitehost-tmp-"
-
-// reserved are path components a client may not write: the shared
-// dependency install is linked in as node_modules, and Vite's cache is the
-// service's.
-var reserved = map[string]bool{
-	"node_modules": true,
-	".vite-cache":  true,
-	".git":         true,
-}
-
-// executed are files that Node would load and run on the host if they were
-// in the project: config files of Vite, its CSS pipeline and the package
-// managers. They are dropped unless the operator opts in
-// (Options.NoSandbox without AllowConfigFiles); the service builds the Vite
-// config itself.
-var executedPrefixes = []string{
-	"vite.config.", "vitest.config.", "postcss.config.", "tailwind.config.",
-	"svelte.config.", "babel.config.", "nuxt.config.", "astro.config.",
-	".postcssrc", ".babelrc", ".npmrc", ".yarnrc", ".pnpmfile.", "bunfig.toml",
-}
-
-// isExecuted reports whether the root-level file name is one Node would run.
-func isExecuted(name string) bool {
-	if strings.Contains(name, "/") {
-		return false // config files are looked up at the root only
-	}
-	for _, p := range executedPrefixes {
-		if strings.HasPrefix(name, p) {
-			return true
-		}
-	}
-	return false
-}
-
-// cleanPath checks a client-sent path and returns it unchanged when it is a
-// plain relative path inside the project: forward slashes, no empty, "." or
-// ".." component, no NUL or other control character, no backslash or colon
-// (Windows drive letters and separators), no reserved component, at most
-// maxLen bytes, and each component at most 255 bytes.
-func cleanPath(name string, maxLen int) (string, error) {
-	switch {
-	case name == "":
-		return "", invalid(CodeBadPath, "empty file name")
-	case len(name) > maxLen:
-		return "", invalid(CodeBadPath, "file name longer than %d bytes: %.40q...", maxLen, name)
-	case !utf8.ValidString(name):
-		return "", invalid(CodeBadPath, "file name is not UTF-8: %q", name)
-	case strings.HasPrefix(name, "/"):
-		return "", invalid(CodeBadPath, "absolute path %q: names are relative to the project root", name)
-	}
-	for _, r := range name {
-		if r == 0 || r == '\\' || r == ':' || unicode.IsControl(r) {
-			return "", invalid(CodeBadPath, "file name %q contains %q", name, r)
-		}
-	}
-	for _, c := range strings.Split(name, "/") {
-		switch {
-		case c == "" || c == ".":
-			return "", invalid(CodeBadPath, "file name %q has an empty or \".\" component", name)
-		case c == "..":
-			return "", invalid(CodeBadPath, "file name %q leaves the project directory", name)
-		case len(c) > 255:
-			return "", invalid(CodeBadPath, "file name %q has a component longer than 255 bytes", name)
-		case reserved[c]:
-			return "", invalid(CodeBadPath, "file name %q: %s is managed by the service", name, c)
-		case strings.HasPrefix(c, tmpPrefix):
-			return "", invalid(CodeBadPath, "file name %q: the prefix %s is reserved", name, tmpPrefix)
-		}
-	}
-	if path.Clean(name) != name {
-		return "", invalid(CodeBadPath, "file name %q is not in clean form", name)
-	}
-	return name, nil
-}
-
-// decode returns the bytes of f's content.
-func (f File) decode() ([]byte, error) {
-	switch strings.ToLower(f.Encoding) {
-	case "", "utf-8", "utf8", "text":
-		return []byte(f.Content), nil
-	case "base64":
-		b, err := base64.StdEncoding.DecodeString(f.Content)
-		if err != nil {
-			// Some clients send URL-safe or unpadded base64.
-			if b2, err2 := base64.RawStdEncoding.DecodeString(strings.TrimRight(f.Content, "=")); err2 == nil {
-				return b2, nil
-			}
-			if b2, err2 := base64.RawURLEncoding.DecodeString(strings.TrimRight(f.Content, "=")); err2 == nil {
-				return b2, nil
-			}
-			return nil, invalid(CodeBadEncoding, "file %q: content is not valid base64: %v", f.Name, err)
-		}
-		return b, nil
-	default:
-		return nil, invalid(CodeBadEncoding, "file %q: unknown encoding %q (use \"base64\" or none)", f.Name, f.Encoding)
-	}
-}
+// config tells the watcher to ignore them, and no client file may have it
+// (request.CleanPath).
+const tmpPrefix = request.TmpPrefix
 
 // writeFiles writes each file into root atomically: the content goes to a
 // temporary file in the same directory that then replaces the name, so that
@@ -288,7 +190,7 @@ func blockedPath(name string, err error) error {
 	default:
 		return err
 	}
-	return invalid(CodeBadPath, "file name %q cannot be written: %s in the project as it is now (%v)", name, why, err)
+	return request.Invalid(CodeBadPath, "file name %q cannot be written: %s in the project as it is now (%v)", name, why, err)
 }
 
 // pendingFile is a validated file, decoded and ready to write.

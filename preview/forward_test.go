@@ -1,6 +1,7 @@
 package preview_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"io"
@@ -224,4 +225,132 @@ func TestStoreUnavailable(t *testing.T) {
 	assert.Equal(t, 503, rec.Code)
 	assert.Contains(t, rec.Body.String(), "session store")
 	assert.Empty(t, testenv.Processes())
+}
+
+// TestForwardFailures checks what becomes of a request whose session's node
+// cannot serve it: a node that is gone (nothing listens, or it answers as a
+// closing node does), a node that hangs until its lease runs out, is
+// counted dead and its session is handled here (a delete removes the
+// record); a node that hangs while its lease lives is 503 "unavailable";
+// a node that breaks the connection is 502.
+func TestForwardFailures(t *testing.T) {
+	closing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Vitehost-Closed", "1") // a Manager that is closing
+		http.Error(w, "the service is shutting down", http.StatusServiceUnavailable)
+	}))
+	defer closing.Close()
+	hung := make(chan struct{})
+	silent := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-hung:
+		case <-r.Context().Done():
+		}
+	}))
+	defer silent.Close()
+	defer close(hung)
+	breaking := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, _, err := http.NewResponseController(w).Hijack()
+		if err == nil {
+			c.Close()
+		}
+	}))
+	defer breaking.Close()
+
+	for _, tt := range []struct {
+		name, addr string
+		lease      time.Duration // of the node that owns the session
+		status     int
+		code       string // of an API error
+		removed    bool   // the delete removed the record
+	}{
+		{name: "nothing listens", addr: deadAddr(t), lease: time.Hour, status: 200, removed: true},
+		{name: "closing", addr: closing.Listener.Addr().String(), lease: time.Hour, status: 200, removed: true},
+		{name: "hangs until its lease ends", addr: silent.Listener.Addr().String(), lease: time.Second, status: 200, removed: true},
+		{name: "hangs with a live lease", addr: silent.Listener.Addr().String(), lease: time.Hour, status: 503, code: "unavailable"},
+		{name: "breaks the connection", addr: breaking.Listener.Addr().String(), lease: time.Hour, status: 502},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			store := &preview.MemoryStore{}
+			m, err := preview.New(&preview.Options{
+				PublicURL: "http://localhost:8080", BaseDir: testenv.TempDir(t), Store: store, Token: "s3cret",
+				NodeID: "b", NodeAddr: "127.0.0.1:9", Logger: quietLogger(),
+				InstallCommand: []string{"false"},
+				ForwardTimeout: 100 * time.Millisecond, LeaseTTL: 3 * time.Second, // awaits a lease end 3 s at most
+			})
+			require.NoError(t, err)
+			defer m.Close(context.Background())
+			ctx := context.Background()
+			id := preview.NewID()
+			putRecord(t, store, preview.Record{ID: id, Owner: "a", OwnerAddr: tt.addr, ExpiresAt: time.Now().Add(time.Hour)})
+			require.NoError(t, store.RenewLease(ctx, "a", tt.lease))
+
+			rec := serve(m.API(), "DELETE", "localhost:8080", "/kontext/preview/"+id, "")
+			assert.Equal(t, tt.status, rec.Code, "body: %s", rec.Body)
+			if tt.code != "" {
+				assert.Contains(t, rec.Body.String(), `"code":"`+tt.code+`"`)
+			}
+			if tt.status == 502 {
+				assert.Contains(t, rec.Body.String(), "the session's node failed")
+				assert.NotContains(t, rec.Body.String(), tt.addr, "the node's address is for the log")
+			}
+			_, err = store.Get(ctx, id)
+			if tt.removed {
+				assert.ErrorIs(t, err, preview.ErrNotFound, "the record of the dead node's session is gone")
+			} else {
+				assert.NoError(t, err, "the record stays")
+			}
+			assert.Equal(t, 0, m.NumSessions())
+		})
+	}
+}
+
+// TestForwardWebSocket opens a WebSocket to a preview through the node that
+// does not run it: the other node's 101 reaches the client, bytes go both
+// ways through the tunnel, and the node's Close ends the tunnel.
+func TestForwardWebSocket(t *testing.T) {
+	got := make(chan http.Header, 1)
+	owner := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Header.Clone()
+		c, rw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Protocol: vite-hmr\r\n\r\n")
+		io.Copy(c, rw) // echo
+	}))
+	defer owner.Close()
+
+	store := &preview.MemoryStore{}
+	m := clusterManager(t, store, "b")
+	id := preview.NewID()
+	putRecord(t, store, preview.Record{ID: id, Status: preview.StatusActive, Owner: "a", OwnerAddr: owner.Listener.Addr().String(), ExpiresAt: time.Now().Add(time.Hour)})
+	require.NoError(t, store.RenewLease(context.Background(), "a", time.Hour))
+	node := httptest.NewServer(m.Router(nil))
+	defer node.Close()
+
+	c, err := net.Dial("tcp", node.Listener.Addr().String())
+	require.NoError(t, err)
+	defer c.Close()
+	io.WriteString(c, "GET /hmr?token=t HTTP/1.1\r\nHost: preview-"+id+".localhost:8080\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: vite-hmr\r\n\r\n")
+	br := bufio.NewReader(c)
+	res, err := http.ReadResponse(br, nil)
+	require.NoError(t, err)
+	assert.Equal(t, 101, res.StatusCode)
+	assert.Equal(t, "vite-hmr", res.Header.Get("Sec-WebSocket-Protocol"))
+	h := <-got
+	assert.Equal(t, "b", h.Get(preview.ForwardedHeader))
+	assert.Equal(t, "websocket", h.Get("Upgrade"))
+
+	io.WriteString(c, "through the tunnel\n")
+	line, err := br.ReadString('\n')
+	require.NoError(t, err)
+	assert.Equal(t, "through the tunnel\n", line)
+
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	require.NoError(t, m.Close(ctx), "Close ends the tunnel and waits for it")
+	_, err = br.ReadString('\n')
+	assert.ErrorIs(t, err, io.EOF, "the client's side of the tunnel is closed")
 }

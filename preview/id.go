@@ -3,6 +3,8 @@ package preview
 import (
 	"crypto/rand"
 	"encoding/base32"
+
+	"github.com/vitehost/vitehost/preview/internal/request"
 )
 
 // IDLength is the length of the ids NewID makes: 128 random bits in
@@ -50,9 +52,9 @@ const idRule = "a session id is 1 to 55 characters of lowercase a-z, 0-9 and inn
 // badID is the error of a session id that ValidID refuses.
 func badID(what, id string) error {
 	if ValidID(lower(id)) {
-		return invalid(CodeBadID, "%s %q has upper case: host names are case-insensitive, so ids are lowercase (use %q)", what, id, lower(id))
+		return request.Invalid(CodeBadID, "%s %q has upper case: host names are case-insensitive, so ids are lowercase (use %q)", what, id, lower(id))
 	}
-	return invalid(CodeBadID, "%s %.70q is not a valid id: %s", what, id, idRule)
+	return request.Invalid(CodeBadID, "%s %.70q is not a valid id: %s", what, id, idRule)
 }
 
 // lower lowercases ASCII letters only: an id is ASCII or invalid.

@@ -41,15 +41,14 @@ type Manager struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	// fwdTransport carries requests forwarded to other nodes.
-	fwdTransport *http.Transport
+	// forwardNodes sends requests to the nodes that run their sessions.
+	forwardNodes *forwarder
 
-	mu         sync.Mutex
-	sessions   map[string]*session
-	claims     map[string]*claimCall      // takeovers under way, by session id
-	forwarders map[string]*ssrproxy.Proxy // one per other node's address
-	alive      map[string]time.Time       // other nodes' leases known alive, until
-	closed     bool
+	mu       sync.Mutex
+	sessions map[string]*session
+	claims   map[string]*claimCall // takeovers under way, by session id
+	alive    map[string]time.Time  // other nodes' leases known alive, until
+	closed   bool
 
 	running sync.WaitGroup // API operations and background starts under way
 	loops   sync.WaitGroup // the janitor and the lease
@@ -140,10 +139,9 @@ func New(opts *Options) (*Manager, error) {
 		budget:       newByteBudget(o.Limits.MaxBytesInFlight, bodyWait),
 		ctx:          ctx,
 		cancel:       cancel,
-		fwdTransport: fwd,
+		forwardNodes: newForwarder(fwd, o.NodeID, log),
 		sessions:     make(map[string]*session),
 		claims:       make(map[string]*claimCall),
-		forwarders:   make(map[string]*ssrproxy.Proxy),
 		alive:        make(map[string]time.Time),
 		closeDone:    make(chan struct{}),
 		syncNow:      make(chan struct{}, 1),
@@ -447,12 +445,8 @@ func (m *Manager) Close(ctx context.Context) error {
 	m.closeOnce.Do(func() {
 		m.mu.Lock()
 		m.closed = true
-		forwarders := make([]*ssrproxy.Proxy, 0, len(m.forwarders))
-		for _, p := range m.forwarders {
-			forwarders = append(forwarders, p)
-		}
 		m.mu.Unlock()
-		go m.close(m.all(), forwarders)
+		go m.close(m.all())
 	})
 	select {
 	case <-m.closeDone:
@@ -464,7 +458,7 @@ func (m *Manager) Close(ctx context.Context) error {
 
 // close does Close's work in the background, so that a Close bounded by
 // its context never leaves it half done.
-func (m *Manager) close(all []*session, forwarders []*ssrproxy.Proxy) {
+func (m *Manager) close(all []*session) {
 	defer close(m.closeDone)
 	var (
 		mu    sync.Mutex
@@ -495,9 +489,7 @@ func (m *Manager) close(all []*session, forwarders []*ssrproxy.Proxy) {
 			note(m.remove(ctx, s, "manager closed"))
 		})
 	}
-	for _, p := range forwarders {
-		wg.Go(p.Close)
-	}
+	wg.Go(m.forwardNodes.close)
 	wg.Wait()
 	m.running.Wait()
 	// Sessions that a request registered while Close began.
@@ -505,7 +497,6 @@ func (m *Manager) close(all []*session, forwarders []*ssrproxy.Proxy) {
 		note(m.remove(ctx, s, "manager closed"))
 	}
 	m.deps.Close()
-	m.fwdTransport.CloseIdleConnections()
 	m.env.closeDisks()
 	m.unlock()
 	m.closeErr = first

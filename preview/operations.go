@@ -6,11 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/vitehost/vitehost/preview/internal/request"
 )
 
-// This file holds what the API does to a session once it knows where the
-// session is (see resolve.go): the Manager's methods for Go callers, and
-// the steps they share with the HTTP handlers.
+// This file holds the operations on a session, one path each for the API's
+// handlers and the Manager's methods: each is a visit (resolve.go) whose
+// act runs the operation on a session of this node, and hands a session of
+// another node to elsewhere: the API forwards the request there
+// (Manager.forwardTo), a Go caller gets ErrRemote (remoteError).
 
 // newProject is a validated create request: the session's dependency set
 // and all of its files.
@@ -38,7 +42,7 @@ func (p *newProject) declared() Deps {
 // spec whose every release is below the floor is refused here, and the
 // version npm resolves a range to is checked again before anything is
 // installed) and the session quotas.
-func (m *Manager) checkCreate(sessionID string, sent []sentFile, packageJSON json.RawMessage) (*newProject, error) {
+func (m *Manager) checkCreate(sessionID string, sent []request.Sent, packageJSON json.RawMessage) (*newProject, error) {
 	if sessionID != "" && !ValidID(sessionID) {
 		return nil, badID("sessionId", sessionID)
 	}
@@ -78,7 +82,7 @@ func (m *Manager) checkCreate(sessionID string, sent []sentFile, packageJSON jso
 // files, and the dependency set of its package.json (packageJSON, the
 // request's packageJson field, or the one among its files), with the vite
 // floor for a vite spec that names an exact version.
-func (m *Manager) checkUpdate(sent []sentFile, deletes []string, packageJSON json.RawMessage) (checkedFiles, Deps, error) {
+func (m *Manager) checkUpdate(sent []request.Sent, deletes []string, packageJSON json.RawMessage) (checkedFiles, Deps, error) {
 	files, err := checkSent(sent, deletes, m.opts.Limits, m.opts.allowConfig())
 	if err != nil {
 		return files, nil, err
@@ -122,34 +126,44 @@ func (m *Manager) Create(ctx context.Context, req *CreateRequest) (*Info, error)
 	if err != nil {
 		return nil, err
 	}
-	if req.SessionID == "" {
+	return m.createSession(ctx, req.SessionID, p, remoteError)
+}
+
+// createSession makes a session of project p on this node; with the id of
+// a session it updates that session where it is instead, and makes it
+// here when it does not exist.
+func (m *Manager) createSession(ctx context.Context, id string, p *newProject, elsewhere func(location) error) (*Info, error) {
+	if id == "" {
+		// A new session runs on the node that got the request.
 		return m.create(ctx, NewID(), p)
 	}
-	for range maxAttempts {
-		loc, err := m.resolve(ctx, req.SessionID, true, "")
-		switch {
-		case errors.Is(err, ErrNotFound):
-			info, err := m.create(ctx, req.SessionID, p)
-			if errors.Is(err, errTaken) {
-				continue // another request created it meanwhile: update that
-			}
-			return info, err
-		case err != nil:
-			return nil, err
-		case loc.remote:
-			return nil, remoteError(loc.rec)
+	info, err := m.updateNamed(ctx, id, p, elsewhere)
+	if !errors.Is(err, errUnknown) {
+		return info, err
+	}
+	info, err = m.create(ctx, id, p)
+	if errors.Is(err, errTaken) {
+		// Another request created it meanwhile: update that one.
+		return m.updateNamed(ctx, id, p, elsewhere)
+	}
+	return info, err
+}
+
+// updateNamed is the update that a create naming a live session makes: it
+// keeps the session's dependency set (ErrConflict for another).
+func (m *Manager) updateNamed(ctx context.Context, id string, p *newProject, elsewhere func(location) error) (*Info, error) {
+	return visit(ctx, m, id, adoptOrphan, func(loc location) (*Info, error) {
+		if loc.remote {
+			return nil, elsewhere(loc)
 		}
 		res, err := m.update(ctx, loc.s, p.sent, nil, p.declared(), false)
-		if retry(err) {
-			continue
-		} else if err != nil {
+		if err != nil {
 			return nil, err
 		}
 		info := m.info(loc.s.record())
 		info.Update = res
 		return info, nil
-	}
-	return nil, errMoving(req.SessionID)
+	})
 }
 
 // errTaken is a create whose id another request took meanwhile (on this
@@ -233,21 +247,17 @@ func (m *Manager) Update(ctx context.Context, id string, req *UpdateRequest) (*U
 	if err != nil {
 		return nil, err
 	}
-	for range maxAttempts {
-		loc, err := m.resolve(ctx, id, true, "")
-		switch {
-		case err != nil:
-			return nil, err
-		case loc.remote:
-			return nil, remoteError(loc.rec)
+	return m.updateSession(ctx, id, files, req.Delete, declared, remoteError)
+}
+
+// updateSession applies an update to session id where it is.
+func (m *Manager) updateSession(ctx context.Context, id string, files checkedFiles, deletes []string, declared Deps, elsewhere func(location) error) (*UpdateResult, error) {
+	return visit(ctx, m, id, adoptOrphan, func(loc location) (*UpdateResult, error) {
+		if loc.remote {
+			return nil, elsewhere(loc)
 		}
-		res, err := m.update(ctx, loc.s, files, req.Delete, declared, true)
-		if retry(err) {
-			continue // resolve finds the new owner
-		}
-		return res, err
-	}
-	return nil, errMoving(id)
+		return m.update(ctx, loc.s, files, deletes, declared, true)
+	})
 }
 
 // update applies an update to session s of this node. declared is the
@@ -256,7 +266,7 @@ func (m *Manager) Update(ctx context.Context, id string, req *UpdateRequest) (*U
 // dev server restarts on it when change allows it (an update), and is
 // ErrConflict otherwise (a create that names a live session). When the
 // store refuses the update (ErrFenced), another node owns the session now:
-// s stops here at once, and the caller resolves the session again.
+// s stops here at once, and visit locates the session again.
 func (m *Manager) update(ctx context.Context, s *session, files checkedFiles, deletes []string, declared Deps, change bool) (*UpdateResult, error) {
 	s.touch()
 	res, err := s.update(ctx, files, deletes, declared, change, m.opts.Limits)
@@ -267,17 +277,27 @@ func (m *Manager) update(ctx context.Context, s *session, files checkedFiles, de
 }
 
 // Status returns session id's info, from the Store when another node runs
-// it.
+// it. A session whose node is gone is taken over by this node, and its dev
+// server starts (as a request to its preview does), so that the status is
+// that of a session that a node runs rather than that of a record nobody
+// serves.
 func (m *Manager) Status(ctx context.Context, id string) (*Info, error) {
 	if err := m.begin(); err != nil {
 		return nil, err
 	}
 	defer m.running.Done()
-	loc, err := m.resolve(ctx, id, true, "")
-	if err != nil {
-		return nil, err
-	}
-	return m.status(loc), nil
+	return m.sessionStatus(ctx, id, nil)
+}
+
+// sessionStatus returns session id's info where it is: see Status. A nil
+// elsewhere answers a session of another node from its record.
+func (m *Manager) sessionStatus(ctx context.Context, id string, elsewhere func(location) error) (*Info, error) {
+	return visit(ctx, m, id, adoptOrphan, func(loc location) (*Info, error) {
+		if loc.remote && elsewhere != nil {
+			return nil, elsewhere(loc)
+		}
+		return m.status(loc), nil
+	})
 }
 
 func (m *Manager) status(loc location) *Info {
@@ -296,19 +316,18 @@ func (m *Manager) Delete(ctx context.Context, id string) error {
 		return err
 	}
 	defer m.running.Done()
-	for range maxAttempts {
-		loc, err := m.resolve(ctx, id, false, "")
-		switch {
-		case err != nil:
-			return err
-		case loc.remote:
-			return remoteError(loc.rec)
+	return m.deleteSession(ctx, id, remoteError)
+}
+
+// deleteSession removes session id where it is: a session whose node is
+// gone is removed from the store without being started.
+func (m *Manager) deleteSession(ctx context.Context, id string, elsewhere func(location) error) error {
+	return visitDo(ctx, m, id, orphanAsRecord, func(loc location) error {
+		if loc.remote {
+			return elsewhere(loc)
 		}
-		if err := m.delete(ctx, loc); !retry(err) {
-			return err
-		}
-	}
-	return errMoving(id)
+		return m.delete(ctx, loc)
+	})
 }
 
 // delete removes the session at loc: one of this node, or the record of

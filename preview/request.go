@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/vitehost/vitehost/ssrproxy"
+
+	"github.com/vitehost/vitehost/preview/internal/request"
 )
 
 // CreateRequest is the body of POST {prefix}.
@@ -137,86 +139,39 @@ type checkedFiles struct {
 	packageJSON []byte
 }
 
-// checkFiles validates every file of a request before anything is written:
-// names, encodings and sizes. allowConfig keeps files that Node would run.
-func checkFiles(files []File, deletes []string, l Limits, allowConfig bool) (checkedFiles, error) {
-	return checkSent(sentFiles(files, l), deletes, l, allowConfig)
-}
-
-// sentFile is one file of a request with its content decoded: what
-// checkSent checks.
-type sentFile struct {
-	name    string
-	sentLen int    // bytes of the content as sent
-	data    []byte // the content decoded; nil when err is set or it was not decoded
-	err     error  // why the content could not be decoded
+// requestLimits are the bounds of l that hold for one request's files.
+func (l Limits) requestLimits() request.Limits {
+	return request.Limits{
+		MaxFiles: l.MaxFiles, MaxFileBytes: l.MaxFileBytes, MaxRequestBytes: l.MaxRequestBytes,
+		MaxPathLength: l.MaxPathLength, MaxPathDepth: l.MaxPathDepth,
+	}
 }
 
 // sentFiles decodes the files of a request made in Go. A file whose
 // content is too large for any encoding to fit Limits.MaxFileBytes is
 // left undecoded: checkSent refuses it.
-func sentFiles(files []File, l Limits) []sentFile {
-	out := make([]sentFile, len(files))
+func sentFiles(files []File, l Limits) []request.Sent {
+	out := make([]request.Sent, len(files))
 	for i, f := range files {
-		out[i] = sentFile{name: f.Name, sentLen: len(f.Content)}
+		out[i] = request.Sent{Name: f.Name, SentLen: len(f.Content)}
 		if int64(len(f.Content))*3/4 <= l.MaxFileBytes {
-			out[i].data, out[i].err = f.decode()
+			out[i].Data, out[i].Err = request.Decode(f.Name, f.Content, f.Encoding)
 		}
 	}
 	return out
 }
 
-// checkSent is checkFiles over decoded files.
-func checkSent(files []sentFile, deletes []string, l Limits, allowConfig bool) (checkedFiles, error) {
-	var out checkedFiles
-	if n := len(files) + len(deletes); n > l.MaxFiles {
-		return out, invalid(CodeTooLarge, "%d files in one request: at most %d", n, l.MaxFiles)
+// checkSent validates every file of a request before anything is written
+// (request.Check): names, encodings and sizes. allowConfig keeps files
+// that Node would run.
+func checkSent(files []request.Sent, deletes []string, l Limits, allowConfig bool) (checkedFiles, error) {
+	c, err := request.Check(files, deletes, l.requestLimits(), allowConfig)
+	if err != nil {
+		return checkedFiles{}, err
 	}
-	var total int64
-	seen := make(map[string]bool, len(files))
-	for _, f := range files {
-		name, err := cleanPath(f.name, l.MaxPathLength)
-		if err != nil {
-			return out, err
-		}
-		if depth := strings.Count(name, "/") + 1; depth > l.MaxPathDepth {
-			return out, &QuotaError{Limit: "depth", Max: int64(l.MaxPathDepth), Value: int64(depth), Path: name}
-		}
-		if seen[name] {
-			return out, invalid(CodeBadPath, "file %q appears twice", name)
-		}
-		seen[name] = true
-		// base64 never shrinks below 3/4.
-		if int64(f.sentLen)*3/4 > l.MaxFileBytes {
-			return out, invalid(CodeTooLarge, "file %q is larger than %d bytes", name, l.MaxFileBytes)
-		}
-		if f.err != nil {
-			return out, f.err
-		}
-		data := f.data
-		if int64(len(data)) > l.MaxFileBytes {
-			return out, invalid(CodeTooLarge, "file %q is larger than %d bytes", name, l.MaxFileBytes)
-		}
-		if total += int64(len(data)); total > l.MaxRequestBytes {
-			return out, invalid(CodeTooLarge, "the files add up to more than %d bytes", l.MaxRequestBytes)
-		}
-		switch {
-		case name == "package.json":
-			out.packageJSON = data
-		case name == "package-lock.json" || !allowConfig && isExecuted(name):
-			out.ignored = append(out.ignored, name)
-		default:
-			out.write = append(out.write, pendingFile{name: name, data: data})
-		}
-	}
-	for _, d := range deletes {
-		name, err := cleanPath(d, l.MaxPathLength)
-		if err != nil {
-			return out, err
-		}
-		if name == "package.json" {
-			return out, invalid(CodeBadPath, "package.json cannot be deleted")
-		}
+	out := checkedFiles{ignored: c.Ignored, packageJSON: c.PackageJSON, write: make([]pendingFile, len(c.Write))}
+	for i, f := range c.Write {
+		out.write[i] = pendingFile{name: f.Name, data: f.Data}
 	}
 	return out, nil
 }
@@ -226,7 +181,7 @@ func checkSent(files []sentFile, deletes []string, l Limits, allowConfig bool) (
 // buffer of its own), and refuses anything after the value.
 func decodeJSON(data []byte, v any) error {
 	if err := json.Unmarshal(data, v); err != nil {
-		return invalid(CodeBadJSON, "malformed JSON: %v", err)
+		return request.Invalid(CodeBadJSON, "malformed JSON: %v", err)
 	}
 	return nil
 }

@@ -7,14 +7,18 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/vitehost/vitehost/preview/internal/request"
 )
 
-// This file is where a request learns where its session lives: resolve is
-// called once per request, by the API's handlers and the preview router
-// (through reach, in forward.go), and by the Manager's methods. A takeover
-// of a session whose node is gone happens inside it, once.
+// This file is where a request learns where its session lives, and the one
+// path every operation takes to act on it: visit locates the session
+// (locate, which only reads), adopts it when its node is gone and the
+// operation asks for that (adopt, the write), acts, and locates it once
+// more when the session moved meanwhile. The API's handlers, the preview
+// router and the Manager's methods all go through it.
 
-// location is where a session is, as resolve found it.
+// location is where a session is, as locate found it.
 type location struct {
 	// s is the session when it runs on this node, in whatever state
 	// (installing, starting, active, failed).
@@ -22,79 +26,131 @@ type location struct {
 	// rec is the stored record when s is nil.
 	rec Record
 	// remote: another node runs the session, at rec.OwnerAddr, and its
-	// lease is alive. Otherwise a nil s means that no live node runs it
-	// (resolve without adopt).
+	// lease is alive.
 	remote bool
 }
 
-// maxAttempts bounds the rounds of resolve, forward and takeover for one
-// request: a session that changes node more often than that is answered 503.
-const maxAttempts = 4
+// orphan reports whether loc is a record that no live node runs: its node
+// is gone, or is this node's earlier life.
+func (loc location) orphan() bool { return loc.s == nil && !loc.remote }
 
-// errLost is takeover's answer when another node claimed the session first:
-// resolve reads the record again and goes to the winner.
+// errLost is adopt's answer when another node claimed the session first.
 var errLost = errors.New("vitehost/preview: another node took the session over")
 
+// errUnknown is the ErrNotFound of a session that does not exist: locate
+// knows no session of its id, a forwarded request reached a node that does
+// not run it, or its files could not be restored. A create that names its
+// session makes it then, and nothing else does.
+var errUnknown = fmt.Errorf("%w: unknown or expired", ErrNotFound)
+
 func errMoving(id string) error {
-	return fmt.Errorf("%w: session %s changed node %d times during the request", ErrRemote, id, maxAttempts)
+	return fmt.Errorf("%w: session %s moved again during the request", ErrRemote, id)
 }
 
-func remoteError(rec Record) error {
-	return fmt.Errorf("%w: session %s runs on node %s at %s", ErrRemote, rec.ID, rec.Owner, rec.OwnerAddr)
+// remoteError is what a Go caller gets for a session that another node
+// runs: the API forwards such requests, a Manager method does not.
+func remoteError(loc location) error {
+	return fmt.Errorf("%w: session %s runs on node %s at %s", ErrRemote, loc.rec.ID, loc.rec.Owner, loc.rec.OwnerAddr)
 }
 
-// resolve says where session id is. A session of this node is found
-// without a store call. On a node of several, the store says which node
-// owns it; the owner counts as alive while its lease is (gone names a node
-// that just failed to answer, which counts as dead). A session whose owner
-// is dead, or is this node's earlier life, is taken over here when adopt is
-// set (its start goes on in the background) and returned as a record
-// otherwise. Unknown and expired sessions are ErrNotFound. resolve expires
-// and stops nothing.
-func (m *Manager) resolve(ctx context.Context, id string, adopt bool, gone string) (location, error) {
+// moved reports whether err says that the session was not where it was
+// located: another node claimed it (ErrFenced, errLost), it stopped here
+// meanwhile (errStopped), or its node did not answer a forward
+// (errOwnerGone).
+func moved(err error) bool {
+	return retry(err) || errors.Is(err, errLost) || errors.Is(err, errOwnerGone)
+}
+
+// orphans says what visit does with a session whose node is gone.
+type orphans bool
+
+const (
+	// orphanAsRecord hands act the session's record: a delete removes it
+	// without starting anything.
+	orphanAsRecord orphans = false
+	// adoptOrphan makes this node take the session over and start its dev
+	// server (adopt) before act: what a request that uses the session
+	// needs, and what a status request does so that the status it answers
+	// is that of a session some node runs.
+	adoptOrphan orphans = true
+)
+
+// visit runs act on session id where it is: a session of this node
+// (loc.s), one of another live node (loc.remote), or, with orphanAsRecord,
+// the record of one whose node is gone. When act finds that the session
+// moved (moved(err)), visit locates it again and acts once more, counting
+// the node that did not answer as dead; a session that moves twice during
+// one request is ErrRemote, which the API answers 503 with Retry-After.
+// Errors of locate and adopt are returned as they are.
+func visit[T any](ctx context.Context, m *Manager, id string, o orphans, act func(location) (T, error)) (T, error) {
+	var zero T
+	gone := ""
+	for range 2 {
+		loc, err := m.locate(ctx, id, gone)
+		if err == nil && o == adoptOrphan && loc.orphan() {
+			loc.s, err = m.adopt(ctx, loc.rec)
+		}
+		var res T
+		if err == nil {
+			res, err = act(loc)
+		}
+		if !moved(err) {
+			return res, err
+		}
+		if errors.Is(err, errOwnerGone) {
+			gone = loc.rec.Owner
+		}
+	}
+	return zero, errMoving(id)
+}
+
+// visitDo is visit for an act without a result.
+func visitDo(ctx context.Context, m *Manager, id string, o orphans, act func(location) error) error {
+	_, err := visit(ctx, m, id, o, func(loc location) (struct{}, error) { return struct{}{}, act(loc) })
+	return err
+}
+
+// locate says where session id is, and only reads: it expires, stops and
+// starts nothing. A session of this node is found without a store call. On
+// a node of several, the store says which node owns it; the owner counts
+// as alive while its lease is (gone names a node that just failed to
+// answer, which counts as dead). A session whose owner is dead, or is this
+// node's earlier life, is returned as its record (loc.orphan()). Unknown
+// and expired sessions are errUnknown.
+func (m *Manager) locate(ctx context.Context, id string, gone string) (location, error) {
 	if !ValidID(id) {
 		return location{}, badID("session id", id)
 	}
-	for range maxAttempts {
-		m.mu.Lock()
-		s, closed := m.sessions[id], m.closed
-		m.mu.Unlock()
-		switch {
-		case s != nil && !s.expired(time.Now()):
-			return location{s: s}, nil
-		case s != nil:
-			return location{}, fmt.Errorf("%w: %s expired", ErrNotFound, id)
-		case closed:
-			return location{}, ErrClosed
-		case !m.clustered():
-			return location{}, fmt.Errorf("%w: %s", ErrNotFound, id)
-		}
-		rec, err := m.store.Get(ctx, id)
-		if err != nil {
-			return location{}, err
-		}
-		if rec.Owner != m.nodeID && rec.Owner != gone {
-			alive, err := m.leaseAlive(ctx, rec.Owner)
-			if err != nil {
-				return location{}, err
-			}
-			if alive {
-				return location{rec: rec, remote: true}, nil
-			}
-		}
-		if !adopt {
-			return location{rec: rec}, nil
-		}
-		s, err = m.takeover(ctx, rec)
-		if errors.Is(err, errLost) {
-			continue // read the record again: the winner runs it
-		}
-		if err != nil {
-			return location{}, err
-		}
+	m.mu.Lock()
+	s, closed := m.sessions[id], m.closed
+	m.mu.Unlock()
+	switch {
+	case s != nil && !s.expired(time.Now()):
 		return location{s: s}, nil
+	case s != nil:
+		return location{}, fmt.Errorf("%w: %s expired", errUnknown, id)
+	case closed:
+		return location{}, ErrClosed
+	case !m.clustered():
+		return location{}, fmt.Errorf("%w: %s", errUnknown, id)
 	}
-	return location{}, errMoving(id)
+	rec, err := m.store.Get(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return location{}, fmt.Errorf("%w: %w", errUnknown, err)
+	}
+	if err != nil {
+		return location{}, err
+	}
+	if rec.Owner != m.nodeID && rec.Owner != gone {
+		alive, err := m.leaseAlive(ctx, rec.Owner)
+		if err != nil {
+			return location{}, err
+		}
+		if alive {
+			return location{rec: rec, remote: true}, nil
+		}
+	}
+	return location{rec: rec}, nil
 }
 
 // leaseAlive reports whether node's lease is alive. A live lease is
@@ -118,7 +174,7 @@ func (m *Manager) leaseAlive(ctx context.Context, node string) (bool, error) {
 	return alive, err
 }
 
-// claimCall is a takeover under way on this node: the requests for the same
+// claimCall is an adoption under way on this node: the requests for the same
 // session that arrive meanwhile wait for its outcome instead of claiming
 // again.
 type claimCall struct {
@@ -127,11 +183,12 @@ type claimCall struct {
 	err  error
 }
 
-// takeover makes this node the owner of the session of rec, whose node is
-// gone, and starts it from the files in the store. It returns the session
-// once it is registered here (its start goes on in the background), or
-// errLost when another node claimed it first.
-func (m *Manager) takeover(ctx context.Context, rec Record) (*session, error) {
+// adopt is the write that a request makes when it finds a session whose
+// node is gone: it makes this node the owner of the session of rec (a
+// claim in the store), loads its files, and starts its dev server. It
+// returns the session once it is registered here (its start goes on in
+// the background), or errLost when another node claimed it first.
+func (m *Manager) adopt(ctx context.Context, rec Record) (*session, error) {
 	id := rec.ID
 	m.mu.Lock()
 	switch {
@@ -211,10 +268,10 @@ func (m *Manager) claim(ctx context.Context, rec Record) (*session, Deps, []pend
 	if derr := m.store.Delete(context.WithoutCancel(ctx), id, epoch); derr != nil {
 		s.log.Warn("vitehost/preview: delete record", "err", derr)
 	}
-	return nil, nil, nil, fmt.Errorf("%w: session %s could not be restored: %v", ErrNotFound, id, err)
+	return nil, nil, nil, fmt.Errorf("%w: session %s could not be restored: %v", errUnknown, id, err)
 }
 
-// startTakenOver starts a session that takeover registered, through the
+// startTakenOver starts a session that adopt registered, through the
 // path a create takes, and removes it when the start fails.
 func (m *Manager) startTakenOver(s *session, deps Deps, files []pendingFile) {
 	defer m.running.Done()
@@ -248,10 +305,10 @@ func (m *Manager) restoreFiles(stored map[string][]byte) (Deps, []pendingFile, e
 		if name == "package.json" {
 			continue
 		}
-		if _, err := cleanPath(name, m.opts.Limits.MaxPathLength); err != nil {
+		if _, err := request.CleanPath(name, m.opts.Limits.MaxPathLength); err != nil {
 			return nil, nil, fmt.Errorf("stored file: %w", err)
 		}
-		if !m.opts.allowConfig() && isExecuted(name) {
+		if !m.opts.allowConfig() && request.IsExecuted(name) {
 			continue
 		}
 		files = append(files, pendingFile{name: name, data: data})

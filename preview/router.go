@@ -38,21 +38,17 @@ func (m *Manager) Router(fallback http.Handler) http.Handler {
 		if crossOrigin(r) {
 			w = noCORS{w} // cors.go: no page of another origin reads a preview
 		}
-		for range maxAttempts {
-			loc, forwarded, err := m.reach(w, r, id, nil, true)
-			switch {
-			case forwarded:
-				return
-			case err != nil:
-				m.routerError(w, r, id, err)
-				return
+		// A session that stopped here meanwhile (errStopped) is located
+		// again by visit.
+		err := visitDo(r.Context(), m, id, adoptOrphan, func(loc location) error {
+			if loc.remote {
+				return m.relay(w, r, loc, nil)
 			}
-			if err := m.serveSession(w, r, loc.s); !errors.Is(err, errStopped) {
-				return
-			}
-			// It stopped here meanwhile: resolve finds where it is now.
+			return m.serveSession(w, r, loc.s)
+		})
+		if err != nil && !errors.Is(err, errForwarded) {
+			m.routerError(w, r, id, err)
 		}
-		m.routerError(w, r, id, errMoving(id))
 	})
 }
 

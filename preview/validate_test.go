@@ -2,135 +2,12 @@ package preview
 
 import (
 	"encoding/base64"
-	"encoding/json"
-	"errors"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
-
-func TestCleanPath(t *testing.T) {
-	ok := []string{
-		"src/App.tsx", "index.html", "public/logo.png", "src/components/ui/button.tsx",
-		".env", "src/.hidden", "a b/c d.ts", "src/ünïcode.ts", "tsconfig.json",
-	}
-	for _, p := range ok {
-		got, err := cleanPath(p, 512)
-		require.NoError(t, err, p)
-		assert.Equal(t, p, got)
-	}
-	bad := []struct{ in, why string }{
-		{"", "empty"},
-		{"../x", "leaves"},
-		{"a/../../x", "leaves"},
-		{"src/../../etc/passwd", "leaves"},
-		{"/etc/passwd", "absolute"},
-		{"C:\\Windows\\x", "contains"},
-		{"C:/x", "contains"},
-		{"src\\App.tsx", "contains"},
-		{"a\x00b", "contains"},
-		{"a\nb", "contains"},
-		{"src//App.tsx", "empty"},
-		{"./src/App.tsx", "empty"},
-		{"src/", "empty"},
-		{"node_modules/react/index.js", "managed"},
-		{"src/node_modules/x.js", "managed"},
-		{".vite-cache/deps/react.js", "managed"},
-		{".git/config", "managed"},
-		{".vitehost-tmp-abc", "reserved"},
-		{strings.Repeat("a", 513), "longer than"},
-		{strings.Repeat("a", 256) + "/x", "longer than 255"},
-		{"\xff\xfe", "UTF-8"},
-	}
-	for _, tt := range bad {
-		_, err := cleanPath(tt.in, 512)
-		require.Error(t, err, "%q", tt.in)
-		var re *RequestError
-		require.ErrorAs(t, err, &re)
-		assert.Equal(t, CodeBadPath, re.Code)
-		assert.Contains(t, err.Error(), tt.why, "%q", tt.in)
-	}
-}
-
-func FuzzCleanPath(f *testing.F) {
-	for _, s := range []string{"src/App.tsx", "../x", "a/./b", "/abs", "a\x00", "C:x", "node_modules/x", "a//b", "..", "."} {
-		f.Add(s)
-	}
-	root := "/srv/preview-x"
-	f.Fuzz(func(t *testing.T, name string) {
-		got, err := cleanPath(name, 512)
-		if err != nil {
-			if !errors.Is(err, ErrInvalid) {
-				t.Fatalf("error %v does not wrap ErrInvalid", err)
-			}
-			return
-		}
-		full := filepath.Join(root, got)
-		if !strings.HasPrefix(full, root+"/") {
-			t.Fatalf("%q escapes the root: %q", name, full)
-		}
-		for _, c := range strings.Split(got, "/") {
-			if c == ".." || c == "." || c == "" || reserved[c] {
-				t.Fatalf("%q accepted with component %q", name, c)
-			}
-		}
-		if strings.ContainsAny(got, "\x00\\:") {
-			t.Fatalf("%q accepted", name)
-		}
-	})
-}
-
-func TestStripJSONC(t *testing.T) {
-	in := `{
-	  // a comment with "quotes"
-	  "compilerOptions": { /* block */
-	    "baseUrl": ".", "url": "http://x//y", "s": "a /* not */ b",
-	    "paths": { "@/*": ["./src/*",], },
-	  },
-	}`
-	var v map[string]any
-	require.NoError(t, json.Unmarshal(stripJSONC([]byte(in)), &v))
-	co := v["compilerOptions"].(map[string]any)
-	assert.Equal(t, "http://x//y", co["url"])
-	assert.Equal(t, "a /* not */ b", co["s"])
-}
-
-func FuzzStripJSONC(f *testing.F) {
-	f.Add([]byte(`{"a": [1, 2,], // x
-	}`))
-	f.Add([]byte(`"\"/*"`))
-	f.Add([]byte(`/* unterminated`))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		out := stripJSONC(data)
-		// Plain JSON without commas before closers is unchanged in meaning.
-		var a, b any
-		if json.Unmarshal(data, &a) == nil {
-			if err := json.Unmarshal(out, &b); err != nil {
-				t.Fatalf("valid JSON %q became invalid %q: %v", data, out, err)
-			}
-		}
-	})
-}
-
-func TestTsconfigAliases(t *testing.T) {
-	root := "/srv/p"
-	got := tsconfigAliases([]byte(`{
-		// shadcn
-		"compilerOptions": {"baseUrl": ".", "paths": {
-			"@/*": ["./src/*"], "@components/*": ["src/components/*"], "~lib": ["./src/lib/index.ts"],
-			"evil/*": ["../../etc/*"], "abs/*": ["/etc/*"], "mid/*/x": ["src/*/x"]
-		}}
-	}`), root)
-	assert.Equal(t, []alias{
-		{Find: "@components", Replacement: "/srv/p/src/components"},
-		{Find: "~lib", Replacement: "/srv/p/src/lib/index.ts"},
-		{Find: "@", Replacement: "/srv/p/src"},
-	}, got)
-	assert.Empty(t, tsconfigAliases([]byte(`not json`), root))
-}
 
 func TestIDs(t *testing.T) {
 	seen := map[string]bool{}
@@ -145,6 +22,12 @@ func TestIDs(t *testing.T) {
 	for _, bad := range []string{"", strings.Repeat("A", 26), strings.Repeat("a", 25) + "-", "../" + strings.Repeat("a", 23), strings.Repeat("a", 56)} {
 		assert.False(t, ValidID(bad), bad)
 	}
+}
+
+// checkFiles checks files as the Manager's methods do: decoded, then
+// checked.
+func checkFiles(files []File, deletes []string, l Limits, allowConfig bool) (checkedFiles, error) {
+	return checkSent(sentFiles(files, l), deletes, l, allowConfig)
 }
 
 func TestCheckFiles(t *testing.T) {

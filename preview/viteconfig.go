@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 
 	"github.com/vitehost/vitehost/internal/safefs"
+	"github.com/vitehost/vitehost/preview/internal/tsconfig"
 	"github.com/vitehost/vitehost/sandbox"
 	"github.com/vitehost/vitehost/vite"
 )
@@ -82,12 +83,12 @@ func sessionLaunch(files *os.Root, dir, modules string, deps Deps, sandboxed, al
 		}
 		l.plugins = append(l.plugins, p)
 	}
-	for _, name := range tsconfigNames {
+	for _, name := range tsconfig.Names {
 		data, err := safefs.ReadFile(files, name, maxProjectConfig)
 		if err != nil {
 			continue
 		}
-		if aliases := tsconfigAliases(data, root); len(aliases) > 0 {
+		if aliases := tsconfig.Aliases(data, root); len(aliases) > 0 {
 			cfg["resolve"] = map[string]any{"alias": aliases}
 			break
 		}
@@ -111,7 +112,7 @@ func hasViteConfig(root *os.Root) bool {
 // checks the key itself, and a copy that does not fit is redone.
 func projectConfigFiles(root *os.Root) map[string][]byte {
 	out := map[string][]byte{}
-	for _, name := range append(viteConfigNames, tsconfigNames...) {
+	for _, name := range append(viteConfigNames, tsconfig.Names...) {
 		data, err := safefs.ReadFile(root, name, maxProjectConfig)
 		var refused *safefs.Error
 		switch {

@@ -1,4 +1,6 @@
-package preview
+// Package tsconfig reads the import aliases of a project's tsconfig
+// (compilerOptions.paths), for the Vite config the service writes.
+package tsconfig
 
 import (
 	"encoding/json"
@@ -7,23 +9,23 @@ import (
 	"strings"
 )
 
-// alias is one import alias for Vite's resolve.alias: an import that is
+// Alias is one import alias for Vite's resolve.alias: an import that is
 // Find, or starts with Find + "/", resolves under Replacement.
-type alias struct {
+type Alias struct {
 	Find        string `json:"find"`
 	Replacement string `json:"replacement"`
 }
 
-// tsconfigNames are read in order; the first with compilerOptions.paths
+// Names are read in order; the first with compilerOptions.paths
 // wins. create-vite's React template keeps its paths in tsconfig.app.json,
 // referenced from tsconfig.json; shadcn-style apps put "@/*" in both.
-var tsconfigNames = []string{"tsconfig.json", "tsconfig.app.json", "jsconfig.json"}
+var Names = []string{"tsconfig.json", "tsconfig.app.json", "jsconfig.json"}
 
-// tsconfigAliases turns the compilerOptions.paths of a tsconfig (JSON with
+// Aliases turns the compilerOptions.paths of a tsconfig (JSON with
 // comments and trailing commas, as TypeScript allows) into Vite aliases with
 // absolute replacements under root. Entries that point outside root are
 // dropped.
-func tsconfigAliases(data []byte, root string) []alias {
+func Aliases(data []byte, root string) []Alias {
 	var cfg struct {
 		CompilerOptions struct {
 			BaseURL string              `json:"baseUrl"`
@@ -34,7 +36,7 @@ func tsconfigAliases(data []byte, root string) []alias {
 		return nil
 	}
 	base := filepath.Join(root, filepath.FromSlash(cfg.CompilerOptions.BaseURL))
-	var out []alias
+	var out []Alias
 	for pattern, targets := range cfg.CompilerOptions.Paths {
 		if len(targets) == 0 || pattern == "" || pattern == "*" {
 			continue
@@ -48,7 +50,7 @@ func tsconfigAliases(data []byte, root string) []alias {
 		if repl != root && !strings.HasPrefix(repl, root+string(filepath.Separator)) {
 			continue
 		}
-		out = append(out, alias{Find: find, Replacement: repl})
+		out = append(out, Alias{Find: find, Replacement: repl})
 	}
 	// Longer finds first, so that "@/components" wins over "@".
 	sort.Slice(out, func(i, j int) bool {
