@@ -61,6 +61,11 @@ func loadPage(ctx context.Context, client *http.Client, base *url.URL) ([]string
 // costs what a reload does, and edits to the modules bring HMR updates even
 // before a browser has opened the page. It loads at most maxWarmed,
 // warmParallel at a time, each once, whichever visit names it first.
+//
+// It is the one crawler of a session's dev server. A spare runner's
+// warm-up (internal/runner/lib/warm.mjs) is another process's: it runs
+// before the spare has a session, on a throwaway Vite server on the
+// sandbox's own loopback, which this process cannot reach.
 type warmer struct {
 	ctx    context.Context
 	client *http.Client

@@ -12,9 +12,13 @@ import (
 	"github.com/vitehost/vitehost/sandbox"
 )
 
-// sandboxRunner is where the runner script is inside a sandbox: a file of
-// its own, whose content this process gives (no host path is mounted).
-const sandboxRunner = "/opt/vitehost/runner.mjs"
+// sandboxRunnerDir is where the runner's files are inside a sandbox: files
+// of their own, whose content this process gives (no host path is
+// mounted); sandboxRunner is the script among them.
+const (
+	sandboxRunnerDir = "/opt/vitehost"
+	sandboxRunner    = sandboxRunnerDir + "/runner.mjs"
+)
 
 // checkSandbox validates Options.Sandbox against the project dir and puts
 // the paths the runner gets into the sandbox's terms.
@@ -54,7 +58,10 @@ func (s *Server) sandboxHasVite() bool {
 // listening sockets files as its descriptors 3 and 4.
 func (s *Server) sandboxCommand(ctx context.Context, files []*os.File) (*sandbox.Cmd, error) {
 	cfg := *s.opts.Sandbox
-	cfg.Files = append(append([]sandbox.File(nil), cfg.Files...), sandbox.File{Path: sandboxRunner, Data: runner.Script})
+	cfg.Files = append([]sandbox.File(nil), cfg.Files...)
+	for _, f := range runner.Files() {
+		cfg.Files = append(cfg.Files, sandbox.File{Path: path.Join(sandboxRunnerDir, f.Name), Data: f.Data})
+	}
 	// NODE_ENV first, so that the operator's Env may replace it.
 	env := append([]string{"NODE_ENV=development"}, cfg.Env...)
 	cfg.Env = append(env, s.opts.Env...)

@@ -15,8 +15,10 @@
 
 import fs from 'node:fs'
 import http from 'node:http'
-import path from 'node:path'
 import process from 'node:process'
+// The runner's module of the HMR socket's options, beside this layer in the
+// runner's directory (runner.go installs them together).
+import { hmrSubpath } from '../lib/hmr.mjs'
 
 const cfg = JSON.parse(process.env.VITEHOST_NUXT || '{}')
 const client = cfg.client || {}
@@ -72,16 +74,6 @@ function closeHMR() {
   hmrServer.closeAllConnections?.()
   hmrServer.close()
   hmrServer = null
-}
-
-// hmrSubpath returns the "path" option that makes the socket's path equal
-// want: Vite joins the option to the base (/_nuxt/) for the listener and for
-// the client alike.
-function hmrSubpath(base, want) {
-  if (!want) return undefined
-  let rel = path.posix.relative(base || '/', want)
-  if (want.endsWith('/') && rel !== '' && !rel.endsWith('/')) rel += '/'
-  return rel || undefined
 }
 
 function addAllowedHosts(server) {
