@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vitehost/vitehost/preview/internal/launch"
 	"github.com/vitehost/vitehost/sandbox"
 	"github.com/vitehost/vitehost/ssrproxy"
 	"github.com/vitehost/vitehost/vite"
@@ -151,7 +152,7 @@ func (s *session) startRun(ctx context.Context, r *devRun) (err error) {
 		w.wait()
 		s.log.Debug("vitehost/preview: modules warmed", "took", time.Since(start).Round(time.Millisecond))
 		if s.shared != "" && r.ctx.Err() == nil {
-			if err := shareOptimized(filepath.Join(s.dir, ".vite-cache", "deps"), s.shared); err != nil {
+			if err := launch.ShareOptimized(filepath.Join(s.dir, ".vite-cache", "deps"), s.shared); err != nil {
 				s.log.Warn("vitehost/preview: share the optimized dependencies", "err", err)
 			}
 			s.env.spares.refill() // a spare may start now

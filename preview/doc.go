@@ -38,7 +38,8 @@
 // only the root, the sockets, the HMR client's public address and the
 // allowed hosts. Since every project has the same path, sessions with the
 // same dependencies and config get the same optimizer cache key: the first
-// one's optimized dependencies are copied to the next ones (optimized.go).
+// one's optimized dependencies are copied to the next ones
+// (internal/launch/optimized.go).
 // The code in the sandbox can replace any file of its project at any moment,
 // with a symbolic link to a host file, a FIFO, a directory or a huge file:
 // this process reads a session directory only through the session's

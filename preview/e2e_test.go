@@ -24,6 +24,7 @@ import (
 
 	"github.com/vitehost/vitehost/internal/testenv"
 	"github.com/vitehost/vitehost/preview"
+	"github.com/vitehost/vitehost/preview/internal/launch"
 )
 
 const (
@@ -395,7 +396,7 @@ func TestPreviewDependencyCache(t *testing.T) {
 	pkg := map[string]any{"dependencies": map[string]string{"react": "^19.2.0", "react-dom": "^19.2.0", "clsx": "^2.1.0"},
 		"devDependencies": map[string]string{"vite": "^8.0.0", "@vitejs/plugin-react": "^6.0.0"}}
 	uses := map[string]any{"name": "src/App.tsx", "content": "import clsx from 'clsx'\nexport default function App() { return <h1 className={clsx('a', 'b')}>with clsx</h1> }\n"}
-	status, other := svc.api(t, "POST", "", map[string]any{"files": []any{uses, tmplFile(t, "index.html"), tmplFile(t, "src/main.tsx"), tmplFile(t, "src/index.css")}, "packageJson": pkg})
+	status, other := svc.api(t, "POST", "", map[string]any{"files": []any{uses, tmplFile("index.html"), tmplFile("src/main.tsx"), tmplFile("src/index.css")}, "packageJson": pkg})
 	require.Equal(t, 200, status, "body: %s", other.Raw)
 	assert.Equal(t, 2, installs(), "another set installs separately")
 	status, page := svc.get(t, other.PreviewURL+"/")
@@ -407,10 +408,16 @@ func TestPreviewDependencyCache(t *testing.T) {
 	assert.Equal(t, 2, installs(), "the first set is still cached")
 }
 
-func tmplFile(t *testing.T, name string) map[string]any {
-	b, err := os.ReadFile(filepath.Join("template", name))
-	require.NoError(t, err)
-	return map[string]any{"name": name, "content": string(b)}
+// tmplFile returns the template's file name as a file of a request; it
+// panics when the template has no such file (a mistake of the test's).
+func tmplFile(name string) map[string]any {
+	files, err := launch.TemplateFiles()
+	for _, f := range files {
+		if f.Name == name {
+			return file(name, string(f.Data))
+		}
+	}
+	panic(fmt.Sprintf("the template has no file %s (%v)", name, err))
 }
 
 // TestOptimizedDepsShared prepares the template (which optimizes its

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -68,9 +69,11 @@ func TestHibernatedTabComesBack(t *testing.T) {
 
 	// The template's page with an icon of its own: the browser would ask
 	// for /favicon.ico at a moment of its choosing, which wakes the session.
-	index, err := templateFS.ReadFile("template/index.html")
+	tmpl, err := readTemplate()
 	require.NoError(t, err)
-	html := File{Name: "index.html", Content: strings.Replace(string(index), "<head>", `<head><link rel="icon" href="data:,">`, 1)}
+	i := slices.IndexFunc(tmpl, func(f pendingFile) bool { return f.name == "index.html" })
+	require.GreaterOrEqual(t, i, 0, "the template's index.html")
+	html := File{Name: "index.html", Content: strings.Replace(string(tmpl[i].data), "<head>", `<head><link rel="icon" href="data:,">`, 1)}
 	require.NoError(t, m.Prepare(ctx), "the template's optimized dependencies, which a spare needs")
 	info, err := m.Create(ctx, &CreateRequest{Files: []File{html, app("v1")}})
 	require.NoError(t, err)

@@ -357,8 +357,9 @@ export default function () {}
 // TestHostilePoisonedOptimizer is a tenant that tampers with what Vite's
 // dependency optimizer wrote into its own session, hoping that the service
 // hands that output to the next session with the same dependency set (the
-// shared optimized dependencies of optimized.go): the other tenant's page
-// would run the first tenant's code. The next session gets nothing of it.
+// shared optimized dependencies of internal/launch/optimized.go): the
+// other tenant's page would run the first tenant's code. The next session
+// gets nothing of it.
 func TestHostilePoisonedOptimizer(t *testing.T) {
 	// A cache of its own, so that the hostile session is the first of its
 	// dependency set; the sandbox's user must reach it (t.TempDir's parent

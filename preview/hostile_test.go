@@ -187,10 +187,7 @@ func (a attempt) project(app map[string]any, with bool) []any {
 	}
 	if a.pkg != nil {
 		for _, name := range []string{"index.html", "src/main.tsx", "src/index.css"} {
-			b, err := os.ReadFile(filepath.Join("template", name))
-			if err == nil {
-				add(file(name, string(b)))
-			}
+			add(tmplFile(name))
 		}
 	}
 	return files

@@ -35,10 +35,10 @@ func (m *Manager) Prepare(ctx context.Context) error {
 // prepareOptimized runs the template once in a sandbox of the service's
 // own, with no tenant's code, so that its optimized dependencies can be
 // shared with the sessions that have the same dependencies and config
-// (optimized.go). A tenant's session never shares what its optimizer wrote:
-// the tenant's code runs in the same sandbox (a CSS plugin, its
-// vite.config) and could have changed it, and the next tenant would run
-// that code in its browser.
+// (internal/launch/optimized.go). A tenant's session never shares what
+// its optimizer wrote: the tenant's code runs in the same sandbox (a CSS
+// plugin, its vite.config) and could have changed it, and the next tenant
+// would run that code in its browser.
 func (m *Manager) prepareOptimized(ctx context.Context, deps Deps) error {
 	files, err := readTemplate()
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/vitehost/vitehost/preview/internal/deps"
+	"github.com/vitehost/vitehost/preview/internal/launch"
 	"github.com/vitehost/vitehost/sandbox"
 	"github.com/vitehost/vitehost/ssrproxy"
 	"github.com/vitehost/vitehost/vite"
@@ -435,15 +436,16 @@ func (s *session) launchOn(deps Deps, modules string) error {
 		return err
 	}
 	sandboxed := s.env.sandbox != nil
-	l := sessionLaunch(s.root, s.dir, modules, deps, sandboxed, s.env.allowConfig)
+	l := launch.For(launch.Project{Files: s.root, Dir: s.dir, Modules: modules, Deps: deps,
+		Sandboxed: sandboxed, AllowConfig: s.env.allowConfig, TempPrefix: tmpPrefix})
 	s.nodeModules = modules
 	s.opts = &vite.Options{
 		Framework:       vite.Vite,
 		PublicURL:       s.previewURL,
 		HMRPath:         HMRPath,
-		NoConfigFile:    l.noConfig,
-		Config:          l.config,
-		Plugins:         l.plugins,
+		NoConfigFile:    l.NoConfigFile,
+		Config:          l.Config,
+		Plugins:         l.Plugins,
 		ClientErrors:    true,
 		OnEvent:         s.onViteEvent,
 		OnCrash:         s.onCrash,
@@ -461,11 +463,11 @@ func (s *session) launchOn(deps Deps, modules string) error {
 		// Every project is at one path in the sandbox: sessions with the
 		// same dependencies and config share the optimizer's output, which
 		// only the service's own session writes there (see prepare.go).
-		shared := sharedOptimized(modules, deps, l, s.root)
+		shared := l.Optimized
 		if s.trusted {
 			s.shared = shared
 		}
-		if _, err := seedOptimized(shared, optimized, &sb); err != nil {
+		if _, err := launch.SeedOptimized(shared, optimized, &sb); err != nil {
 			s.log.Warn("vitehost/preview: copy the shared optimized dependencies", "err", err)
 		}
 		return nil

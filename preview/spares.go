@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vitehost/vitehost/preview/internal/launch"
 	"github.com/vitehost/vitehost/sandbox"
 	"github.com/vitehost/vitehost/vite"
 )
@@ -284,10 +285,11 @@ func (p *spares) startIn(ctx context.Context, dir, modules string) (*vite.Spare,
 	if err := root.WriteFile("package.json", p.deps.PackageJSON(), 0o644); err != nil {
 		return nil, err
 	}
-	l := sessionLaunch(root, dir, modules, p.deps, true, p.env.allowConfig)
+	l := launch.For(launch.Project{Files: root, Dir: dir, Modules: modules, Deps: p.deps,
+		Sandboxed: true, AllowConfig: p.env.allowConfig, TempPrefix: tmpPrefix})
 	sb := *p.env.sandbox
 	sb.Modules, sb.Name = modules, "spare"
-	ok, err := seedOptimized(sharedOptimized(modules, p.deps, l, root), filepath.Join(dir, ".vite-cache", "deps"), &sb)
+	ok, err := launch.SeedOptimized(l.Optimized, filepath.Join(dir, ".vite-cache", "deps"), &sb)
 	if err != nil {
 		return nil, err
 	}
@@ -296,9 +298,9 @@ func (p *spares) startIn(ctx context.Context, dir, modules string) (*vite.Spare,
 	}
 	return vite.StartSpare(ctx, dir, &vite.Options{
 		Framework:    vite.Vite,
-		NoConfigFile: l.noConfig,
-		Config:       l.config,
-		Plugins:      l.plugins,
+		NoConfigFile: l.NoConfigFile,
+		Config:       l.Config,
+		Plugins:      l.Plugins,
 		Node:         p.env.node,
 		Logger:       p.log,
 		StartTimeout: p.env.startTimeout,

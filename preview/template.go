@@ -1,36 +1,19 @@
 package preview
 
 import (
-	"embed"
-	"io/fs"
-	"maps"
 	"slices"
 	"strings"
-	"sync"
+
+	"github.com/vitehost/vitehost/preview/internal/launch"
 )
 
-//go:embed all:template
-var templateFS embed.FS
+// This file is the edge between the Manager and the template of
+// internal/launch, the project a create without a package.json starts
+// from: its dependency set, and its files as files to write.
 
 // templateDeps returns the dependency set of the template, the one a
-// create without a package.json gets: a copy of what the embedded
-// package.json, parsed once, declares.
-func templateDeps() (Deps, error) {
-	deps, err := parsedTemplateDeps()
-	return maps.Clone(deps), err
-}
-
-var parsedTemplateDeps = sync.OnceValues(func() (Deps, error) {
-	pkg, err := templateFS.ReadFile("template/package.json")
-	if err != nil {
-		return nil, err
-	}
-	deps, err := ParsePackageJSON(pkg)
-	if err != nil {
-		return nil, err
-	}
-	return deps.WithDefaults(), nil
-})
+// create without a package.json gets.
+func templateDeps() (Deps, error) { return launch.TemplateDeps() }
 
 // projectFiles returns the files of a new project: the template's (other
 // than package.json) when useTemplate is set, replaced by and joined with
@@ -59,18 +42,13 @@ func projectFiles(useTemplate bool, client []pendingFile) ([]pendingFile, error)
 
 // readTemplate returns the template's files other than package.json.
 func readTemplate() ([]pendingFile, error) {
-	var out []pendingFile
-	err := fs.WalkDir(templateFS, "template", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		rel := strings.TrimPrefix(p, "template/")
-		if rel == "package.json" {
-			return nil
-		}
-		data, err := templateFS.ReadFile(p)
-		out = append(out, pendingFile{name: rel, data: data})
-		return err
-	})
-	return out, err
+	files, err := launch.TemplateFiles()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]pendingFile, len(files))
+	for i, f := range files {
+		out[i] = pendingFile{name: f.Name, data: f.Data}
+	}
+	return out, nil
 }

@@ -20,8 +20,8 @@ import (
 
 func init() { Register("deps", 35, runDeps) }
 
-// The template's dependency set, as preview/template/package.json declares
-// it.
+// The template's dependency set, as
+// preview/internal/launch/template/package.json declares it.
 var templateDeps = map[string]string{"react": "^19.2.0", "react-dom": "^19.2.0"}
 var templateDevDeps = map[string]string{"@vitejs/plugin-react": "^6.0.0", "vite": "^8.0.0"}
 

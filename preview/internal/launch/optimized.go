@@ -1,4 +1,4 @@
-package preview
+package launch
 
 import (
 	"cmp"
@@ -13,6 +13,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/vitehost/vitehost/preview/internal/deps"
 	"github.com/vitehost/vitehost/sandbox"
 )
 
@@ -26,12 +27,13 @@ import (
 // once are copied into each new session's cache, and Vite uses them instead
 // of optimizing again. Vite checks the hash itself, so a copy that does not
 // fit is merely discarded and redone. Only a run of the service's own makes
-// the shared copy (Prepare, with the template, for its dependency set): a
-// tenant's session runs the tenant's code beside its optimizer, which could
-// change the output that the next tenant's browser would run (tried, in
-// TestHostilePoisonedOptimizer). A shared writable cacheDir
-// was declined upstream (https://github.com/vitejs/vite/issues/9115): every
-// session gets its own copy.
+// the shared copy (preview's Prepare, with the template, for its dependency
+// set): a tenant's session runs the tenant's code beside its optimizer,
+// which could change the output that the next tenant's browser would run
+// (tried, in preview's TestHostilePoisonedOptimizer). A shared writable
+// cacheDir was declined upstream
+// (https://github.com/vitejs/vite/issues/9115): every session gets its own
+// copy.
 
 // optimizedMetadata is the optimizer's index file in its deps directory.
 const optimizedMetadata = "_metadata.json"
@@ -39,9 +41,9 @@ const optimizedMetadata = "_metadata.json"
 // optimizedKey names the shared optimized dependencies of a session: its
 // dependency set, the config the service gives Vite, and the project's own
 // config files (which may add plugins, aliases or optimizeDeps entries).
-func optimizedKey(deps Deps, config map[string]any, plugins any, projectConfig map[string][]byte) string {
+func optimizedKey(set deps.Set, config map[string]any, plugins any, projectConfig map[string][]byte) string {
 	h := sha256.New()
-	h.Write([]byte(deps.Key()))
+	h.Write([]byte(set.Key()))
 	enc := json.NewEncoder(h)
 	enc.Encode(config)
 	enc.Encode(plugins)
@@ -50,17 +52,17 @@ func optimizedKey(deps Deps, config map[string]any, plugins any, projectConfig m
 }
 
 // sharedOptimized returns where the optimized dependencies of the project
-// in root, with the launch settings l and the dependencies deps installed in
+// in root, with the settings s and the dependency set installed in
 // modules, are shared.
-func sharedOptimized(modules string, deps Deps, l launch, root *os.Root) string {
-	return filepath.Join(filepath.Dir(modules), "optimized", optimizedKey(deps, l.config, l.plugins, projectConfigFiles(root)))
+func sharedOptimized(modules string, set deps.Set, s Settings, root *os.Root) string {
+	return filepath.Join(filepath.Dir(modules), "optimized", optimizedKey(set, s.Config, s.Plugins, projectConfigFiles(root)))
 }
 
-// seedOptimized copies the shared optimized dependencies in shared, if
+// SeedOptimized copies the shared optimized dependencies in shared, if
 // there are any, to dst (a project's cacheDir/deps, which must not exist),
 // owned by the sandbox sb's user, who must rewrite them when the project's
 // dependencies turn out to differ.
-func seedOptimized(shared, dst string, sb *sandbox.Config) (bool, error) {
+func SeedOptimized(shared, dst string, sb *sandbox.Config) (bool, error) {
 	if _, err := os.Stat(filepath.Join(shared, optimizedMetadata)); err != nil {
 		return false, nil
 	}
@@ -83,11 +85,11 @@ func seedOptimized(shared, dst string, sb *sandbox.Config) (bool, error) {
 	})
 }
 
-// shareOptimized copies a session's optimized dependencies (src, its
+// ShareOptimized copies a session's optimized dependencies (src, its
 // cacheDir/deps) to shared, unless shared holds some already or src is not
 // complete. The copy is staged beside shared and renamed into place, so
 // that a seed never reads half of it; of concurrent copies one wins.
-func shareOptimized(src, shared string) error {
+func ShareOptimized(src, shared string) error {
 	if _, err := os.Stat(filepath.Join(shared, optimizedMetadata)); err == nil {
 		return nil
 	}
