@@ -202,14 +202,13 @@ func StartBuilt(ctx context.Context, dir string, opts *BuiltOptions) (*Server, e
 		return nil, &StartError{Dir: abs, Framework: fw, Err: err}
 	}
 	s := &Server{
-		dir:       abs,
-		fw:        fw,
-		opts:      o,
-		built:     b,
-		log:       o.Logger.With("framework", string(fw), "dir", abs, "build", true),
-		subs:      map[chan hotfile.Targets]struct{}{},
-		batchTurn: make(chan struct{}, 1),
-		done:      make(chan struct{}),
+		dir:   abs,
+		fw:    fw,
+		opts:  o,
+		built: b,
+		log:   o.Logger.With("framework", string(fw), "dir", abs, "build", true),
+		subs:  map[chan hotfile.Targets]struct{}{},
+		done:  make(chan struct{}),
 	}
 	s.out = newOutput(o.Stdout, o.Stderr, s.log)
 	if _, err := exec.LookPath(o.Node); err != nil {

@@ -193,13 +193,11 @@ func (s *Server) watch(c *child) bool {
 	}
 }
 
-// onEvent handles a protocol line of a ready child: a batch's answer, an
-// event, or a new token after Vite restarted itself (a config file edit).
+// onEvent handles a protocol line of a ready child: an event, or a new
+// token after Vite restarted itself (a config file edit). The batches'
+// answers go to their holds (child.deliver).
 func (s *Server) onEvent(m message) {
 	switch m.Kind {
-	case msgHeld, msgBatch:
-		s.onBatchMessage(m)
-		return
 	case msgEvent:
 		s.noteWatcher(m.event)
 		if s.opts.OnEvent != nil {

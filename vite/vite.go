@@ -37,10 +37,10 @@
 // up by one page load of a project of the caller's; Start with
 // [Options.Spare] runs the real project in it, in a fraction of the time.
 //
-// [Server.Batch] has plain Vite handle a set of file writes as one change:
-// the runner holds Vite's file watcher for the files while the caller
-// writes them, has Vite handle all of them once they are on disk, and
-// reports what Vite did (the hot updates, a full reload, the compile errors
+// [Server.Hold] and [Hold.Commit] have plain Vite handle a set of file
+// writes as one change: the runner holds Vite's file watcher for the files
+// while the caller writes them, has Vite handle all of them once they are
+// on disk, and reports what Vite did (the hot updates, a full reload, the compile errors
 // of the changed modules and of the modules they newly import) as soon as
 // Vite has done it. [Options.OnEvent] receives what happens outside
 // batches, and with [Options.ClientErrors] the runtime errors that the
@@ -131,7 +131,7 @@ var (
 	// was ready; its output says why.
 	ErrStartFailed = errors.New("vitehost/vite: dev server failed to start")
 	// ErrNotRunning: the dev server is down or restarting (or stopped
-	// during the call), so a Batch got no outcome.
+	// during the call), so a Hold holds nothing or a Commit got no outcome.
 	ErrNotRunning = errors.New("vitehost/vite: dev server not running")
 	// ErrWatcherLimit: the kernel refused the dev server a file watcher
 	// (inotify instances or watches of its user used up); returned by
@@ -209,7 +209,7 @@ type Options struct {
 	// send 30 at once and 3 a second after that, the rest are dropped.
 	ClientErrors bool
 	// OnEvent receives what the dev server reports as it happens (plain
-	// Vite): the HMR messages and compile errors that no Batch caused, and
+	// Vite): the HMR messages and compile errors that no batch caused, and
 	// the pages' runtime errors (ClientErrors). It is called from one
 	// goroutine, in order, and must return quickly; nil drops the events.
 	OnEvent func(Event)
@@ -317,7 +317,7 @@ type state struct {
 	token   string
 	version string
 	pid     int
-	child   *child // the run's process, which Batch talks to
+	child   *child // the run's process, which Hold talks to
 }
 
 // Server is a supervised dev server started by Start, or a framework's
@@ -347,12 +347,9 @@ type Server struct {
 	spare      *Spare       // the runner the first launch takes over, if any
 	built      *builtServer // how a server build runs (StartBuilt); nil for a dev server
 
-	batchTurn chan struct{} // holds a token while a Batch runs
-	batchSeq  atomic.Uint64 // the last batch's id
-	calls     sync.Map      // batch id -> *batchCall, the Batch waiting for the runner
-	stopped   atomic.Bool   // Stop was called
-	done      chan struct{}
-	err       error // set before done is closed
+	stopped atomic.Bool // Stop was called
+	done    chan struct{}
+	err     error // set before done is closed
 }
 
 // Start starts the dev server of the project in dir and returns when it is
@@ -369,13 +366,12 @@ func Start(ctx context.Context, dir string, opts *Options) (*Server, error) {
 		return nil, &StartError{Dir: abs, Framework: fw, Err: err}
 	}
 	s := &Server{
-		dir:       abs,
-		fw:        fw,
-		opts:      o,
-		log:       o.Logger.With("framework", string(fw), "dir", abs),
-		subs:      map[chan hotfile.Targets]struct{}{},
-		batchTurn: make(chan struct{}, 1),
-		done:      make(chan struct{}),
+		dir:  abs,
+		fw:   fw,
+		opts: o,
+		log:  o.Logger.With("framework", string(fw), "dir", abs),
+		subs: map[chan hotfile.Targets]struct{}{},
+		done: make(chan struct{}),
 	}
 	s.out = newOutput(o.Stdout, o.Stderr, s.log)
 	if err := s.preflight(); err != nil {
