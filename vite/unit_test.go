@@ -216,7 +216,7 @@ func TestWithDefaults(t *testing.T) {
 }
 
 func TestRunnerInput(t *testing.T) {
-	s := &Server{dir: "/p"}
+	s := &launcher{dir: "/p"}
 	var err error
 	public, _ := url.Parse("https://preview-abc.example.com")
 	s.opts, _, err = withDefaults("/p", &Options{
@@ -349,11 +349,11 @@ func TestPickPorts(t *testing.T) {
 // runner: invalid calls and a dev server that is not running hold nothing.
 func TestHoldWithoutDevServer(t *testing.T) {
 	ctx := context.Background()
-	nuxt := &Server{fw: Nuxt}
+	nuxt := &Server{launcher: &launcher{fw: Nuxt}}
 	_, err := nuxt.Hold(ctx, []string{"app.vue"}, nil)
 	assert.ErrorIs(t, err, ErrInvalidOptions)
 
-	s := &Server{fw: Vite}
+	s := &Server{launcher: &launcher{fw: Vite}}
 	for _, bad := range [][]string{{"../x.js"}, {"/etc/passwd"}, {""}, {"a\x00b"}} {
 		_, err := s.Hold(ctx, bad, nil)
 		assert.ErrorIs(t, err, ErrInvalidOptions, "%q", bad)
@@ -416,7 +416,7 @@ func (f *fakeRunner) answer(t *testing.T, line string) {
 // error, and a hold that its caller abandons is released.
 func TestHold(t *testing.T) {
 	f := newFakeRunner(t)
-	s := &Server{fw: Vite}
+	s := &Server{launcher: &launcher{fw: Vite}}
 	s.cur.Store(&state{child: f.c})
 	ctx := context.Background()
 
