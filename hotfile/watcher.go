@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/vitehost/vitehost/internal/latest"
 )
 
 // DefaultDebounce is how long a Watcher waits after the last change in a
@@ -71,9 +73,7 @@ type Watcher struct {
 
 	watched string // the directory the fsnotify watch is on; owned by run
 
-	mu     sync.Mutex
-	subs   map[chan Targets]struct{}
-	closed bool
+	subs latest.Subscribers[Targets]
 
 	closing   chan struct{}
 	done      chan struct{}
@@ -109,7 +109,6 @@ func Watch(path string, opts *WatchOptions) (*Watcher, error) {
 		debounce: o.Debounce,
 		log:      o.Logger.With("hotfile", abs),
 		fsw:      fsw,
-		subs:     make(map[chan Targets]struct{}),
 		closing:  make(chan struct{}),
 		done:     make(chan struct{}),
 	}
@@ -141,24 +140,7 @@ func (w *Watcher) Targets() Targets { return *w.cur.Load() }
 // and a subscriber that does not read never blocks the Watcher. The channel
 // is closed by cancel and by Close; after Close, Subscribe returns a closed
 // channel.
-func (w *Watcher) Subscribe() (<-chan Targets, func()) {
-	ch := make(chan Targets, 1)
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.closed {
-		close(ch)
-		return ch, func() {}
-	}
-	w.subs[ch] = struct{}{}
-	return ch, func() {
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		if _, ok := w.subs[ch]; ok {
-			delete(w.subs, ch)
-			close(ch)
-		}
-	}
-}
+func (w *Watcher) Subscribe() (<-chan Targets, func()) { return w.subs.Subscribe() }
 
 // Close stops watching, closes the subscription channels and returns when
 // the Watcher's goroutine has ended. It is safe to call more than once.
@@ -167,13 +149,7 @@ func (w *Watcher) Close() error {
 		close(w.closing)
 		w.closeErr = w.fsw.Close()
 		<-w.done
-		w.mu.Lock()
-		w.closed = true
-		for ch := range w.subs {
-			close(ch)
-		}
-		w.subs = nil
-		w.mu.Unlock()
+		w.subs.Close()
 	})
 	return w.closeErr
 }
@@ -271,15 +247,7 @@ func (w *Watcher) reload() {
 	}
 	w.cur.Store(&next)
 	w.log.Debug("vitehost/hotfile: targets changed", "http", urlString(next.HTTP), "hmr", urlString(next.HMR))
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	for ch := range w.subs {
-		select { // keep only the newest value
-		case <-ch:
-		default:
-		}
-		ch <- next
-	}
+	w.subs.Send(next)
 }
 
 func (w *Watcher) read(path string) *url.URL {

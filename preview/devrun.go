@@ -86,29 +86,31 @@ func (s *session) startRun(ctx context.Context, r *devRun) (err error) {
 		return err
 	}
 	began := time.Now()
-	opts := s.opts
 	// Spares start once the page is loaded (a spare's warm-up takes CPU):
 	// to make up for the one taken here, or the first.
 	s.env.spares.begin()
 	defer s.env.spares.end()
+	var sp *vite.Spare
 	if s.env.spares.fit(s.modules()) {
-		if sp := s.env.spares.take(!s.trusted); sp != nil {
+		if sp = s.env.spares.take(!s.trusted); sp != nil {
 			if err := s.moveInto(r, sp); err != nil {
 				s.log.Warn("vitehost/preview: start without the spare runner", "err", err)
 				s.env.spares.discard(sp)
-			} else {
-				o := *s.opts
-				o.Spare = sp
-				opts = &o
+				sp = nil
 			}
 		}
 	}
-	server, err := vite.Start(r.ctx, s.dir, opts)
+	var server *vite.Server
+	if sp != nil {
+		server, err = sp.Start(r.ctx, s.dir, s.opts)
+	} else {
+		server, err = vite.Start(r.ctx, s.dir, s.opts)
+	}
 	if err != nil {
-		if opts.Spare != nil {
+		if sp != nil {
 			// A Start that failed before it took the spare (its preflight:
 			// a package.json the tenant replaced) leaves it running.
-			s.env.spares.discard(opts.Spare)
+			s.env.spares.discard(sp)
 		}
 		if s.disk != nil {
 			// The project's code may have filled the disk while it
@@ -166,7 +168,7 @@ func (s *session) startRun(ctx context.Context, r *devRun) (err error) {
 	}
 	r.wg.Go(func() { s.watch(r) })
 	s.log.Debug("vitehost/preview: dev server serves", "start", listening.Sub(began).Round(time.Millisecond),
-		"page", time.Since(listening).Round(time.Millisecond), "spare", opts.Spare != nil)
+		"page", time.Since(listening).Round(time.Millisecond), "spare", sp != nil)
 	return nil
 }
 

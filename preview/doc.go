@@ -7,7 +7,7 @@
 // status, delete), and Router, which sends each preview host to its
 // session's dev server through an ssrproxy.Proxy (pages, modules and the HMR
 // WebSocket at /hmr) and every other host to a fallback, usually the API.
-// The files of an update reach Vite as one batch (vite.Server.Batch), once
+// The files of an update reach Vite as one batch (vite.Server.Hold), once
 // all of them are on disk, and the update answers with what Vite did. Each
 // session keeps a bounded log of its events (status changes, update
 // outcomes, compile errors, the dev server's output, the open pages'

@@ -5,7 +5,7 @@ import (
 )
 
 // This file is what an update answers about Vite's HMR: the outcome of the
-// update's batch (vite.Server.Batch), as Vite computed it inside the dev
+// update's batch (vite.Server.Hold), as Vite computed it inside the dev
 // server.
 
 // HMRType says what Vite did after an update.

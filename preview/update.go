@@ -5,7 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/vitehost/vitehost/vite"
 )
+
+// updateStoreTimeout bounds an update's write to the store, which the
+// client's context does not end (see session.update).
+const updateStoreTimeout = 10 * time.Second
 
 // UpdateResult is what an update did.
 type UpdateResult struct {
@@ -26,19 +32,21 @@ type UpdateResult struct {
 func (r *UpdateResult) HMRTriggered() bool { return r.HMR.Type != HMRNone }
 
 // update applies one update to session s, waking it when it hibernates,
-// and answers as for a running one: the files are
-// staged next to their names, the store (on a node of several) commits
-// them, and only then do they replace the old files on disk, so that the
-// store and the disk agree after any failure: a failed disk write leaves
-// both unchanged, and a store that refuses (ErrFenced: another node owns
-// the session now) or cannot be reached leaves the disk unchanged. Before
-// anything is written, what the session holds after the update must fit
-// the quotas of l. The renames are one batch for Vite (vite.Server.Batch):
-// it handles the files once all of them are on disk, and the result's HMR
-// is what it did. declared is the dependency set the request declared, if
-// any: another than the session's, or any while a change is under way, is
-// a dependency change (depschange.go) when change allows it, and
-// ErrConflict otherwise.
+// and answers as for a running one. Nothing is staged before the dev
+// server has loaded its module graph (the warm-up): a client that goes away
+// before then changes nothing. Then the files are staged next to their
+// names, the store (on a node of several) commits them, and only then do
+// they replace the old files on disk, whatever the client does from then
+// on, so that the store and the disk agree after any failure: a failed
+// disk write leaves both unchanged, and a store that refuses (ErrFenced:
+// another node owns the session now) or cannot be reached leaves the disk
+// unchanged. Before anything is written, what the session holds after the
+// update must fit the quotas of l. The renames are one batch for Vite
+// (vite.Server.Hold): it handles the files once all of them are on disk,
+// and the result's HMR is what it did. declared is the dependency set the
+// request declared, if any: another than the session's, or any while a
+// change is under way, is a dependency change (depschange.go) when change
+// allows it, and ErrConflict otherwise.
 func (s *session) update(ctx context.Context, files checkedFiles, deletes []string, declared Deps, change bool, l Limits) (*UpdateResult, error) {
 	if err := s.waitReady(ctx); err != nil {
 		if errors.Is(err, ErrNotFound) || ctx.Err() != nil {
@@ -71,65 +79,72 @@ func (s *session) updateFiles(ctx context.Context, r *devRun, files checkedFiles
 	if err := checkQuota(s.usage, next, l); err != nil {
 		return nil, err
 	}
-
-	res := &UpdateResult{Ignored: files.ignored, Updated: []string{}, Deleted: []string{}, HMR: HMR{Type: HMRNone, Paths: []string{}}}
-	staged, err := stageFiles(s.root, files.write, s.owner())
-	if err != nil {
-		return nil, fmt.Errorf("vitehost/preview: write files: %w", err)
-	}
-	defer staged.discard() // what was not committed
-
-	if s.env.clustered && len(files.write)+len(deletes) > 0 {
-		write := make(map[string][]byte, len(files.write))
-		for _, f := range files.write {
-			write[f.name] = f.data
-		}
-		if err := s.env.store.SaveFiles(ctx, s.id, s.epoch(), write, deletes); err != nil {
-			return nil, err
-		}
-	}
-
 	select { // until the module graph is loaded, Vite has nothing to update
 	case <-r.warmed:
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+	res := &UpdateResult{Ignored: files.ignored, Updated: []string{}, Deleted: []string{}, HMR: HMR{Type: HMRNone, Paths: []string{}}}
 	if len(files.write)+len(deletes) == 0 {
 		return res, nil
 	}
+
+	staged, err := stageFiles(s.root, files.write, s.owner())
+	if err != nil {
+		return nil, fmt.Errorf("vitehost/preview: write files: %w", err)
+	}
+	defer staged.discard() // what was not committed
+	if s.env.clustered {
+		write := make(map[string][]byte, len(files.write))
+		for _, f := range files.write {
+			write[f.name] = f.data
+		}
+		// The client's going away does not cut the write short: a store
+		// that committed while its caller gave up would hold files the disk
+		// does not.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), updateStoreTimeout)
+		err := s.env.store.SaveFiles(sctx, s.id, s.epoch(), write, deletes)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+	}
+
+	// The store has the files: the disk gets them too, whether the client
+	// waits or not. One batch for Vite: it handles the files once all of
+	// them are on disk, and says what it did as soon as it knows.
 	names := make([]string, len(files.write))
 	for i, f := range files.write {
 		names[i] = f.name
 	}
-	// One batch for Vite: it handles the files once all of them are on
-	// disk, and says what it did as soon as it knows.
-	var commitErr, removeErr error
-	var removed []string
-	var written time.Time
-	bctx, cancel := context.WithTimeout(ctx, s.env.hmrWait)
+	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.env.hmrWait)
 	defer cancel()
-	outcome, err := r.server.Batch(bctx, names, deletes, func() error {
-		if commitErr = staged.commit(s.root); commitErr != nil {
-			return commitErr
-		}
-		removed, removeErr = removeFiles(s.root, deletes)
-		written = time.Now()
-		return removeErr
-	})
-	if commitErr != nil {
+	hold, herr := r.server.Hold(hctx, names, deletes)
+	if herr == nil {
+		defer hold.Release() // a hold left by a failed write
+	}
+	if commitErr := staged.commit(s.root); commitErr != nil {
 		// The store has the new files and the disk only some: the session
 		// cannot be trusted to show what the client sent.
 		s.setStatus(ctx, StatusError, "writing the files of an update failed")
 		return nil, fmt.Errorf("vitehost/preview: write files: %w", commitErr)
 	}
+	removed, removeErr := removeFiles(s.root, deletes)
+	written := time.Now()
 	res.Updated = append(res.Updated, names...)
 	res.Deleted = append(res.Deleted, removed...)
 	s.usage = next // what the store holds, whatever the disk did
 	if removeErr != nil {
 		return res, fmt.Errorf("vitehost/preview: delete files: %w", removeErr)
 	}
-	if err != nil {
-		s.log.Warn("vitehost/preview: no outcome of the update from the dev server", "err", err)
+	var outcome *vite.BatchResult
+	if herr == nil {
+		cctx, cancel := context.WithTimeout(ctx, s.env.hmrWait)
+		defer cancel()
+		outcome, herr = hold.Commit(cctx)
+	}
+	if herr != nil {
+		s.log.Warn("vitehost/preview: no outcome of the update from the dev server", "err", herr)
 	} else {
 		res.HMR = hmrOutcome(outcome)
 		if res.HMR.Type != HMRNone {

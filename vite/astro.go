@@ -32,30 +32,30 @@ var astroEnv = []string{
 // ready line. Astro builds its Vite server itself, with its integrations
 // (which is why the plain runner cannot serve an Astro project); the runner
 // hands that server the HMR listener through Astro's inline vite config.
-func (s *Server) startAstro(ctx context.Context, p ports) (*child, *state, error) {
+func (l *launcher) startAstro(ctx context.Context, p ports) (*child, *state, error) {
 	script, err := runner.AstroScriptPath()
 	if err != nil {
 		return nil, nil, err
 	}
 	input, err := json.Marshal(astroConfig{
-		Host:         s.opts.Host,
+		Host:         l.opts.Host,
 		Port:         p.http,
-		HMRHost:      s.opts.Host,
+		HMRHost:      l.opts.Host,
 		HMRPort:      p.hmr,
-		Client:       browserHMR(s.opts.PublicURL, p.hmr, s.opts.HMRPath),
-		AllowedHosts: allowedHosts(s.opts.PublicURL),
+		Client:       browserHMR(l.opts.PublicURL, p.hmr, l.opts.HMRPath),
+		AllowedHosts: allowedHosts(l.opts.PublicURL),
 	})
 	if err != nil {
 		return nil, nil, err
 	}
-	env := append(append(os.Environ(), astroEnv...), s.opts.Env...)
-	c, err := startChild(s.opts.Node, []string{script, s.dir}, s.dir, env, s.out, append(input, '\n'), s.opts.StopTimeout)
+	env := append(append(os.Environ(), astroEnv...), l.opts.Env...)
+	c, err := startChild(l.opts.Node, []string{script, l.dir}, l.dir, env, l.out, append(input, '\n'), l.opts.StopTimeout)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %v", ErrNoNode, err)
 	}
-	st, err := s.awaitVite(ctx, c)
+	st, err := l.awaitVite(ctx, c)
 	if err != nil {
-		c.stop(context.WithoutCancel(ctx), s.opts.StopTimeout)
+		c.stop(context.WithoutCancel(ctx), l.opts.StopTimeout)
 		return nil, nil, err
 	}
 	return c, st, nil

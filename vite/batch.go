@@ -3,9 +3,12 @@ package vite
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 )
 
 // This file is the Go side of the runner's batches (see the batches section
@@ -70,118 +73,168 @@ const (
 	maxBatchPaths = 100_000
 )
 
-// Batch has the dev server (plain Vite) handle a set of file changes as one.
-// files are the files that write creates or replaces and deleted those it
-// removes, relative to Dir. Batch makes the dev server hold its file
-// watcher's events for them, calls write, and then has Vite handle all of
-// them at once, each on the whole new state of the disk: the pages never
-// fetch an importer whose imports are not written yet. It returns what
-// Vite did, as soon as Vite has done it.
+// ErrReleased: the hold ended (Release, its context, the end of its run)
+// before Commit, which then has no outcome to wait for.
+var ErrReleased = errors.New("vitehost/vite: batch hold released")
+
+// Hold has the dev server (plain Vite) hold its file watcher's events for a
+// set of file changes, so that Vite handles them as one once they are all
+// on disk (Hold.Commit). files are the files the caller will create or
+// replace and deleted those it will remove, relative to Dir. Hold returns
+// once the dev server holds them: the caller then writes the files and
+// calls Commit, whose result is what Vite did; the pages never fetch an
+// importer whose imports are not written yet.
 //
-// write is called exactly once, unless Batch returns ErrInvalidOptions
-// (not plain Vite, a path outside Dir). When write fails, Batch returns its
-// error and no result. When the dev server cannot take the batch (it is
-// down or restarting, ctx ends first), write is still called, the changes
-// reach Vite through its watcher, and Batch returns ErrNotRunning or ctx's
-// error. Batches run one at a time; edits made on disk by other means keep
-// reaching Vite through its watcher meanwhile.
-func (s *Server) Batch(ctx context.Context, files, deleted []string, write func() error) (*BatchResult, error) {
+// ctx bounds the wait for the hold and the hold itself: when it ends
+// before Commit, the hold is released as by Release. Hold returns
+// ErrInvalidOptions (not plain Vite, a path outside Dir), ErrNotRunning
+// (the dev server is down or restarting, or stopped during the call) or
+// ctx's error, and then holds nothing: files written anyway reach Vite
+// through its watcher. Holds may overlap; the dev server handles their
+// commits one at a time, in the order they come. Edits made on disk by
+// other means keep reaching Vite through its watcher meanwhile.
+func (s *Server) Hold(ctx context.Context, files, deleted []string) (*Hold, error) {
 	if s.fw != Vite {
-		return nil, fmt.Errorf("%w: Batch needs plain Vite; %s watches its files itself", ErrInvalidOptions, s.fw)
+		return nil, fmt.Errorf("%w: Hold needs plain Vite; %s watches its files itself", ErrInvalidOptions, s.fw)
 	}
-	if write == nil {
-		return nil, fmt.Errorf("%w: Batch without a write function", ErrInvalidOptions)
-	}
-	hold, err := holdLine(files, deleted)
+	line, err := holdLine(files, deleted)
 	if err != nil {
 		return nil, err
 	}
-	select {
-	case s.batchTurn <- struct{}{}:
-	case <-ctx.Done():
-		return nil, writeOr(write, ctx.Err())
-	}
-	defer func() { <-s.batchTurn }()
-
 	st := s.cur.Load()
-	if st == nil {
-		return nil, writeOr(write, fmt.Errorf("%w: the changes reach it through its file watcher once it is back", ErrNotRunning))
+	if st == nil || st.child == nil {
+		return nil, fmt.Errorf("%w: the changes reach it through its file watcher once it is back", ErrNotRunning)
 	}
-	c := st.child
-	id := s.batchSeq.Add(1)
-	call := &batchCall{held: make(chan struct{}), done: make(chan *BatchResult, 1)}
-	s.calls.Store(id, call)
-	defer s.calls.Delete(id)
+	var stopping <-chan struct{}
+	if s.ctx != nil {
+		stopping = s.ctx.Done()
+	}
+	return st.child.batches.hold(ctx, st.child, stopping, line)
+}
 
-	if err := c.send(hold(id)); err != nil {
-		return nil, writeOr(write, fmt.Errorf("%w: %v", ErrNotRunning, err))
+// Hold is a batch of file changes whose watcher events the dev server
+// holds (see Server.Hold) until Commit or Release. Its methods may be
+// called from any goroutine.
+type Hold struct {
+	c        *child
+	id       uint64
+	stopping <-chan struct{} // closed when the Server stops
+	held     chan struct{}   // closed when the runner holds the files
+	done     chan *BatchResult
+	ended    atomic.Bool // committed or released: the commit line went out
+	stopCtx  func() bool // ends the release on the hold's context; set before Hold returns
+}
+
+// Commit tells the dev server that the held files are on disk: Vite
+// handles all of them at once, each on the whole new state of the disk,
+// and Commit returns what it did as soon as it has done it. The commit goes
+// out whatever ctx says; ctx bounds only the wait for the outcome. Commit
+// returns ErrReleased after Release (or the end of Hold's context), and
+// ErrNotRunning when the run ended first.
+func (h *Hold) Commit(ctx context.Context) (*BatchResult, error) {
+	h.stopCtx()
+	if !h.ended.CompareAndSwap(false, true) {
+		return nil, ErrReleased
 	}
-	var holdErr error
+	defer h.c.batches.forget(h.id)
+	if err := h.c.send(commitLine(h.id)); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrNotRunning, err)
+	}
 	select {
-	case <-call.held:
-	case <-c.exited:
-		holdErr = fmt.Errorf("%w: it exited", ErrNotRunning)
-	case <-s.ctx.Done():
-		holdErr = fmt.Errorf("%w: it is stopping", ErrNotRunning)
-	case <-ctx.Done():
-		holdErr = ctx.Err()
-	}
-	werr := write()
-	// The commit goes out whatever happened: it releases the hold, and Vite
-	// handles whatever write changed.
-	if err := c.send(commitLine(id)); err != nil && holdErr == nil {
-		holdErr = fmt.Errorf("%w: %v", ErrNotRunning, err)
-	}
-	switch {
-	case werr != nil:
-		return nil, werr
-	case holdErr != nil:
-		return nil, holdErr
-	}
-	select {
-	case res := <-call.done:
+	case res := <-h.done:
 		return res, nil
-	case <-c.exited:
+	case <-h.c.exited:
 		return nil, fmt.Errorf("%w: it exited during the batch", ErrNotRunning)
-	case <-s.ctx.Done():
+	case <-h.stopping:
 		return nil, fmt.Errorf("%w: it is stopping", ErrNotRunning)
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
 }
 
-// writeOr calls write and returns its error, or err when it succeeds.
-func writeOr(write func() error, err error) error {
-	if werr := write(); werr != nil {
-		return werr
+// Release ends the hold without waiting for an outcome: Vite handles the
+// held files as they are now, written or not. It is safe to call more than
+// once, and after Commit, when it does nothing.
+func (h *Hold) Release() {
+	h.stopCtx()
+	h.release()
+}
+
+// release ends the hold unless it has ended. The runner's only way out of
+// a hold is its commit (see internal/runner/runner.mjs): it goes out, and
+// nobody waits for its answer. A run that is gone holds nothing.
+func (h *Hold) release() {
+	if h.ended.CompareAndSwap(false, true) {
+		h.c.batches.forget(h.id)
+		h.c.send(commitLine(h.id))
 	}
-	return err
 }
 
-// batchCall is a Batch waiting for the runner's answers.
-type batchCall struct {
-	held chan struct{}     // closed when the runner holds the files
-	done chan *BatchResult // receives the outcome
+// batches is the batch state of one run of the runner: its ids mean
+// something to that process only.
+type batches struct {
+	seq     atomic.Uint64 // the last batch's id
+	mu      sync.Mutex
+	pending map[uint64]*Hold // the holds that wait for an answer
 }
 
-// onBatchMessage hands the runner's answer m to the Batch that waits for
-// it, if any (a Batch whose context ended has stopped waiting).
-func (s *Server) onBatchMessage(m message) {
-	v, ok := s.calls.Load(m.ID)
-	if !ok {
+// hold sends the hold line for a new batch of c and waits for the runner
+// to hold its files.
+func (b *batches) hold(ctx context.Context, c *child, stopping <-chan struct{}, line func(id uint64) []byte) (*Hold, error) {
+	h := &Hold{c: c, id: b.seq.Add(1), stopping: stopping, held: make(chan struct{}), done: make(chan *BatchResult, 1)}
+	b.mu.Lock()
+	if b.pending == nil {
+		b.pending = map[uint64]*Hold{}
+	}
+	b.pending[h.id] = h
+	b.mu.Unlock()
+	if err := c.send(line(h.id)); err != nil {
+		h.ended.Store(true)
+		b.forget(h.id)
+		return nil, fmt.Errorf("%w: %v", ErrNotRunning, err)
+	}
+	var err error
+	select {
+	case <-h.held:
+		h.stopCtx = context.AfterFunc(ctx, h.release)
+		return h, nil
+	case <-c.exited:
+		err = fmt.Errorf("%w: it exited", ErrNotRunning)
+	case <-stopping:
+		err = fmt.Errorf("%w: it is stopping", ErrNotRunning)
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	h.release() // the runner may hold the files by now
+	return nil, err
+}
+
+// forget drops the hold id from the holds that wait for an answer.
+func (b *batches) forget(id uint64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.pending, id)
+}
+
+// answer hands the runner's answer m (held, batch) to the hold that waits
+// for it, if any: one whose caller gave up is gone.
+func (b *batches) answer(m message) {
+	b.mu.Lock()
+	h := b.pending[m.ID]
+	b.mu.Unlock()
+	if h == nil {
 		return
 	}
-	call := v.(*batchCall)
 	switch m.Kind {
 	case msgHeld:
 		select {
-		case <-call.held:
+		case <-h.held:
 		default:
-			close(call.held)
+			close(h.held)
 		}
 	case msgBatch:
 		select {
-		case call.done <- m.Batch:
+		case h.done <- m.Batch:
 		default:
 		}
 	}

@@ -89,7 +89,8 @@ func writeAtomic(dir string, files map[string]string) error {
 	return nil
 }
 
-// batch writes files and removes deleted through s.Batch.
+// batch writes files and removes deleted under a hold of s (Hold, the
+// writes, Commit).
 func batch(t testing.TB, s *vite.Server, files map[string]string, deleted ...string) *vite.BatchResult {
 	t.Helper()
 	names := make([]string, 0, len(files))
@@ -98,21 +99,15 @@ func batch(t testing.TB, s *vite.Server, files map[string]string, deleted ...str
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), long)
 	defer cancel()
-	writes := 0
-	res, err := s.Batch(ctx, names, deleted, func() error {
-		writes++
-		if err := writeAtomic(s.Dir(), files); err != nil {
-			return err
-		}
-		for _, d := range deleted {
-			if err := os.Remove(filepath.Join(s.Dir(), d)); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	h, err := s.Hold(ctx, names, deleted)
 	require.NoError(t, err)
-	require.Equal(t, 1, writes, "write is called once")
+	defer h.Release()
+	require.NoError(t, writeAtomic(s.Dir(), files))
+	for _, d := range deleted {
+		require.NoError(t, os.Remove(filepath.Join(s.Dir(), d)))
+	}
+	res, err := h.Commit(ctx)
+	require.NoError(t, err)
 	require.NotNil(t, res)
 	assert.False(t, res.Incomplete, "Vite handled every file: %+v", res)
 	return res

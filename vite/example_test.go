@@ -54,3 +54,39 @@ func ExampleStart() {
 		fmt.Println("now at", t.HTTP, "token", s.Token())
 	}
 }
+
+// An editor saves two files as one change: the dev server holds its
+// watcher for them, they are written, and Commit says what Vite did with
+// all of them, once, as soon as it knows.
+func ExampleServer_Hold() {
+	ctx := context.Background()
+	s, err := vite.Start(ctx, "./frontend", nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Stop(context.Background())
+
+	files := map[string]string{
+		"src/App.jsx":  "import Card from './Card.jsx'\nexport default () => <Card />\n",
+		"src/Card.jsx": "export default () => <p>card</p>\n",
+	}
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	h, err := s.Hold(ctx, names, nil)
+	if err != nil {
+		log.Fatal(err) // nothing is held: files written now reach Vite one by one
+	}
+	defer h.Release() // should a write fail: Vite takes the files as they are
+	for n, src := range files {
+		if err := os.WriteFile(filepath.Join(s.Dir(), n), []byte(src), 0o644); err != nil {
+			log.Fatal(err)
+		}
+	}
+	res, err := h.Commit(ctx)
+	if err != nil {
+		log.Fatal(err) // the files are on disk; the outcome did not come
+	}
+	fmt.Println("hot updates:", len(res.Updates), "full reload:", res.FullReload, "compile errors:", len(res.Errors))
+}

@@ -46,8 +46,8 @@ func nuxiScript(dir string) (string, error) {
 // startNuxt starts nuxi dev with the ports p: HTTP on --port, and the client
 // Vite server's HMR listener on p.hmr through the generated layer
 // (NUXI_DISABLE_VITE_HMR=1 keeps nuxi from attaching HMR to its own port).
-func (s *Server) startNuxt(ctx context.Context, p ports) (*child, *state, error) {
-	nuxi, err := nuxiScript(s.dir)
+func (l *launcher) startNuxt(ctx context.Context, p ports) (*child, *state, error) {
+	nuxi, err := nuxiScript(l.dir)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -56,10 +56,10 @@ func (s *Server) startNuxt(ctx context.Context, p ports) (*child, *state, error)
 		return nil, nil, err
 	}
 	lc, err := json.Marshal(nuxtLayerConfig{
-		HMRHost:      s.opts.Host,
+		HMRHost:      l.opts.Host,
 		HMRPort:      p.hmr,
-		Client:       browserHMR(s.opts.PublicURL, p.hmr, s.opts.HMRPath),
-		AllowedHosts: allowedHosts(s.opts.PublicURL),
+		Client:       browserHMR(l.opts.PublicURL, p.hmr, l.opts.HMRPath),
+		AllowedHosts: allowedHosts(l.opts.PublicURL),
 	})
 	if err != nil {
 		return nil, nil, err
@@ -69,22 +69,22 @@ func (s *Server) startNuxt(ctx context.Context, p ports) (*child, *state, error)
 		"NUXT_TELEMETRY_DISABLED=1",
 		runner.Env+"="+string(lc),
 	)
-	env = append(env, s.opts.Env...)
-	args := []string{nuxi, "dev", s.dir,
+	env = append(env, l.opts.Env...)
+	args := []string{nuxi, "dev", l.dir,
 		"--port", strconv.Itoa(p.http),
-		"--host", s.opts.Host,
+		"--host", l.opts.Host,
 		"--extends", layer,
 		// Forked mode keeps two spare Nuxt processes warm for restarts
 		// after .env edits (about 140 MB); the supervisor restarts instead.
 		"--no-fork",
 	}
-	c, err := startChild(s.opts.Node, args, s.dir, env, s.out, nil, s.opts.StopTimeout)
+	c, err := startChild(l.opts.Node, args, l.dir, env, l.out, nil, l.opts.StopTimeout)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %v", ErrNoNode, err)
 	}
-	st, err := s.awaitNuxt(ctx, c, p)
+	st, err := l.awaitNuxt(ctx, c, p)
 	if err != nil {
-		c.stop(context.WithoutCancel(ctx), s.opts.StopTimeout)
+		c.stop(context.WithoutCancel(ctx), l.opts.StopTimeout)
 		return nil, nil, err
 	}
 	return c, st, nil
@@ -92,8 +92,8 @@ func (s *Server) startNuxt(ctx context.Context, p ports) (*child, *state, error)
 
 // awaitNuxt waits until nuxi listens on p.http, Nuxt's client Vite server
 // exists, and the page answers with a status other than 503.
-func (s *Server) awaitNuxt(ctx context.Context, c *child, p ports) (*state, error) {
-	timeout := time.NewTimer(s.opts.StartTimeout)
+func (l *launcher) awaitNuxt(ctx context.Context, c *child, p ports) (*state, error) {
+	timeout := time.NewTimer(l.opts.StartTimeout)
 	defer timeout.Stop()
 	tick := time.NewTicker(nuxtPoll)
 	defer tick.Stop()
@@ -101,9 +101,9 @@ func (s *Server) awaitNuxt(ctx context.Context, c *child, p ports) (*state, erro
 		Transport: &http.Transport{DisableKeepAlives: true},
 		Timeout:   10 * time.Second,
 	}
-	pageURL := listenURL(s.opts.Host, p.http).String() + "/"
-	version := installedVersion(s.dir, "nuxt", "@nuxt/vite-builder", "vite")
-	s.setVersion(version)
+	pageURL := listenURL(l.opts.Host, p.http).String() + "/"
+	version := installedVersion(l.dir, "nuxt", "@nuxt/vite-builder", "vite")
+	l.setVersion(version)
 	var (
 		listening bool
 		token     string
@@ -132,7 +132,7 @@ func (s *Server) awaitNuxt(ctx context.Context, c *child, p ports) (*state, erro
 		case <-c.exited:
 			return nil, exitError(c)
 		case <-timeout.C:
-			return nil, fmt.Errorf("%w after %v (last page status %d)", ErrStartTimeout, s.opts.StartTimeout, status)
+			return nil, fmt.Errorf("%w after %v (last page status %d)", ErrStartTimeout, l.opts.StartTimeout, status)
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-tick.C:
@@ -149,7 +149,7 @@ func (s *Server) awaitNuxt(ctx context.Context, c *child, p ports) (*state, erro
 		}
 		if token != "" {
 			return &state{
-				targets: targetsOf(s.opts.Host, p.http, p.hmr),
+				targets: targetsOf(l.opts.Host, p.http, p.hmr),
 				token:   token,
 				version: version,
 				pid:     c.pid(),

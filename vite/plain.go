@@ -55,8 +55,8 @@ type runnerPlugin struct {
 }
 
 // runnerInput encodes the runner's config line for the ports p.
-func (s *Server) runnerInput(p ports) ([]byte, error) {
-	cfg, err := s.runnerConfig(p)
+func (l *launcher) runnerInput(p ports) ([]byte, error) {
+	cfg, err := l.runnerConfig(p)
 	if err != nil {
 		return nil, err
 	}
@@ -72,8 +72,8 @@ func encodeLine(cfg runnerConfig) ([]byte, error) {
 }
 
 // runnerConfig returns the runner's config for the ports p.
-func (s *Server) runnerConfig(p ports) (runnerConfig, error) {
-	o := &s.opts
+func (l *launcher) runnerConfig(p ports) (runnerConfig, error) {
+	o := &l.opts
 	cfg := runnerConfig{
 		Config:       o.Config,
 		Client:       browserHMR(o.PublicURL, p.hmr, o.HMRPath),
@@ -111,33 +111,28 @@ func (s *Server) runnerConfig(p ports) (runnerConfig, error) {
 
 // startVite starts the runner script with the ports p, or on fresh Unix
 // sockets, and waits for its ready line.
-func (s *Server) startVite(ctx context.Context, p ports) (*child, *state, error) {
-	input, err := s.runnerInput(p)
+func (l *launcher) startVite(ctx context.Context, p ports) (*child, *state, error) {
+	input, err := l.runnerInput(p)
 	if err != nil {
 		return nil, nil, err
 	}
 	var c *child
-	if sp := s.spare; sp != nil {
-		s.spare = nil // a restart after a crash starts afresh
-		if c, err = sp.adopt(s, input); err != nil {
-			return nil, nil, err
-		}
-	} else if s.sockDir == "" {
+	if l.sockDir == "" {
 		script, err := runner.ScriptPath()
 		if err != nil {
 			return nil, nil, err
 		}
-		env := append(os.Environ(), s.opts.Env...)
-		c, err = startChild(s.opts.Node, []string{script, s.dir}, s.dir, env, s.out, input, s.opts.StopTimeout)
+		env := append(os.Environ(), l.opts.Env...)
+		c, err = startChild(l.opts.Node, []string{script, l.dir}, l.dir, env, l.out, input, l.opts.StopTimeout)
 		if err != nil {
 			return nil, nil, fmt.Errorf("%w: %v", ErrNoNode, err)
 		}
-	} else if c, err = s.startOnSockets(input); err != nil {
+	} else if c, err = l.startOnSockets(input); err != nil {
 		return nil, nil, err
 	}
-	st, err := s.awaitVite(ctx, c)
+	st, err := l.awaitVite(ctx, c)
 	if err != nil {
-		c.stop(context.WithoutCancel(ctx), s.opts.StopTimeout)
+		c.stop(context.WithoutCancel(ctx), l.opts.StopTimeout)
 		return nil, nil, err
 	}
 	return c, st, nil
@@ -145,8 +140,8 @@ func (s *Server) startVite(ctx context.Context, p ports) (*child, *state, error)
 
 // startOnSockets starts the runner on fresh Unix sockets in the socket
 // directory, in the sandbox when there is one.
-func (s *Server) startOnSockets(input []byte) (*child, error) {
-	files, closeFiles, err := s.listenSockets()
+func (l *launcher) startOnSockets(input []byte) (*child, error) {
+	files, closeFiles, err := l.listenSockets()
 	if err != nil {
 		return nil, err
 	}
@@ -154,10 +149,10 @@ func (s *Server) startOnSockets(input []byte) (*child, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var cmd *exec.Cmd
 	var box *sandbox.Cmd
-	if s.opts.Sandbox != nil {
-		if box, err = s.sandboxCommand(ctx, files); err != nil {
+	if l.opts.Sandbox != nil {
+		if box, err = l.sandboxCommand(ctx, files); err != nil {
 			cancel()
-			s.unlinkSockets()
+			l.unlinkSockets()
 			return nil, err
 		}
 		cmd = box.Cmd
@@ -165,47 +160,47 @@ func (s *Server) startOnSockets(input []byte) (*child, error) {
 		script, err := runner.ScriptPath()
 		if err != nil {
 			cancel()
-			s.unlinkSockets()
+			l.unlinkSockets()
 			return nil, err
 		}
-		cmd = exec.CommandContext(ctx, s.opts.Node, script, s.dir)
-		cmd.Dir = s.dir
-		cmd.Env = append(os.Environ(), s.opts.Env...)
+		cmd = exec.CommandContext(ctx, l.opts.Node, script, l.dir)
+		cmd.Dir = l.dir
+		cmd.Env = append(os.Environ(), l.opts.Env...)
 		cmd.ExtraFiles = files
 	}
-	c, err := startCmd(cmd, cancel, s.out, input, s.opts.StopTimeout)
+	c, err := startCmd(cmd, cancel, l.out, input, l.opts.StopTimeout)
 	if err != nil {
 		if box != nil {
 			box.Close()
 		}
-		s.unlinkSockets()
+		l.unlinkSockets()
 		return nil, fmt.Errorf("%w: %v", ErrNoNode, err)
 	}
 	c.box = box
-	c.cleanup = s.unlinkSockets
+	c.cleanup = l.unlinkSockets
 	return c, nil
 }
 
-func (s *Server) awaitVite(ctx context.Context, c *child) (*state, error) {
-	timeout := time.NewTimer(s.opts.StartTimeout)
+func (l *launcher) awaitVite(ctx context.Context, c *child) (*state, error) {
+	timeout := time.NewTimer(l.opts.StartTimeout)
 	defer timeout.Stop()
 	for {
 		select {
 		case m := <-c.events:
 			switch m.Kind {
 			case msgLoaded:
-				s.setVersion(m.Version)
+				l.setVersion(m.Version)
 			case msgReady:
-				s.setVersion(m.Version)
+				l.setVersion(m.Version)
 				// The project's code runs in the runner's process and may
 				// print protocol lines too: on sockets, the targets are
 				// this process's sockets, whatever a line says.
-				if m.Unix != (s.sockDir != "") {
+				if m.Unix != (l.sockDir != "") {
 					return nil, fmt.Errorf("%w: the runner's ready line does not match how it was told to listen", ErrStartFailed)
 				}
-				targets := socketTargets(s.sockDir)
+				targets := socketTargets(l.sockDir)
 				if !m.Unix {
-					targets = targetsOf(s.opts.Host, m.Port, m.HMRPort)
+					targets = targetsOf(l.opts.Host, m.Port, m.HMRPort)
 				}
 				return &state{
 					targets: targets,
@@ -219,12 +214,12 @@ func (s *Server) awaitVite(ctx context.Context, c *child) (*state, error) {
 			case msgEvent:
 				// Before ready, only the watcher's refusal matters: the
 				// watcher starts before the server listens.
-				s.noteWatcher(m.event)
+				l.noteWatcher(m.event)
 			}
 		case <-c.exited:
 			return nil, exitError(c)
 		case <-timeout.C:
-			return nil, fmt.Errorf("%w after %v", ErrStartTimeout, s.opts.StartTimeout)
+			return nil, fmt.Errorf("%w after %v", ErrStartTimeout, l.opts.StartTimeout)
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}

@@ -43,9 +43,13 @@ type child struct {
 	// closes (the runner script), which stop then waits for before SIGTERM.
 	stdinStop bool
 
-	// events receives the protocol lines of stdout. One goroutine reads it
-	// at a time: the launch until ready, the supervisor afterwards.
+	// events receives the protocol lines of stdout but the batches'
+	// answers. One goroutine reads it at a time: the launch until ready,
+	// the supervisor afterwards.
 	events chan message
+	// batches are the holds of this run that wait for the runner's
+	// answers, which go to them straight from stdout.
+	batches batches
 
 	// inMu serializes the lines written to stdin: the config line, then
 	// the batches' messages.
@@ -156,8 +160,13 @@ func (c *child) send(line []byte) error {
 	return err
 }
 
-// deliver queues a protocol message from stdout.
+// deliver hands a protocol message from stdout to the hold that waits for
+// it, or queues it for the reader of events.
 func (c *child) deliver(m message) {
+	if m.Kind == msgHeld || m.Kind == msgBatch {
+		c.batches.answer(m)
+		return
+	}
 	select {
 	case c.events <- m:
 	default: // nobody reads: a runaway child; the output still flows

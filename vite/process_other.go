@@ -19,6 +19,7 @@ type child struct {
 	cmd     *exec.Cmd
 	started time.Time
 	events  chan message
+	batches batches
 	exited  chan struct{}
 	err     error
 	box     *sandbox.Cmd

@@ -212,16 +212,14 @@ func StartBuilt(ctx context.Context, dir string, opts *BuiltOptions) (*Server, e
 	if err != nil {
 		return nil, &StartError{Dir: abs, Framework: fw, Err: err}
 	}
-	s := &Server{
-		dir:       abs,
-		fw:        fw,
-		opts:      o,
-		built:     b,
-		log:       o.Logger.With("framework", string(fw), "dir", abs, "build", true),
-		subs:      map[chan hotfile.Targets]struct{}{},
-		batchTurn: make(chan struct{}, 1),
-		done:      make(chan struct{}),
+	l := &launcher{
+		dir:   abs,
+		fw:    fw,
+		opts:  o,
+		built: b,
+		log:   o.Logger.With("framework", string(fw), "dir", abs, "build", true),
 	}
+	s := &Server{launcher: l, done: make(chan struct{})}
 	s.out = newOutput(o.Stdout, o.Stderr, s.log)
 	if _, err := exec.LookPath(o.Node); err != nil {
 		return nil, &StartError{Dir: abs, Framework: fw, Err: fmt.Errorf("%w: %v", ErrNoNode, err)}
@@ -375,7 +373,7 @@ func isLoopback(host string) bool {
 
 // startBuilt starts the built server on the port p.http (or the socket of
 // sockDir) and waits until it answers.
-func (s *Server) startBuilt(ctx context.Context, p ports) (*child, *state, error) {
+func (s *launcher) startBuilt(ctx context.Context, p ports) (*child, *state, error) {
 	var socket string
 	if s.sockDir != "" {
 		socket = filepath.Join(s.sockDir, builtSocket)
@@ -402,7 +400,7 @@ func (s *Server) startBuilt(ctx context.Context, p ports) (*child, *state, error
 
 // awaitBuilt waits until the server answers a GET of / with any status:
 // the app's own answer, a 404 or a redirect, means that it serves.
-func (s *Server) awaitBuilt(ctx context.Context, c *child, p ports, socket string) (*state, error) {
+func (s *launcher) awaitBuilt(ctx context.Context, c *child, p ports, socket string) (*state, error) {
 	timeout := time.NewTimer(s.opts.StartTimeout)
 	defer timeout.Stop()
 	tick := time.NewTicker(builtPoll)
@@ -446,7 +444,7 @@ func (s *Server) awaitBuilt(ctx context.Context, c *child, p ports, socket strin
 }
 
 // outputSays reports whether one of the last output lines contains s.
-func (s *Server) outputSays(text string) bool {
+func (s *launcher) outputSays(text string) bool {
 	for _, l := range s.out.tail() {
 		if strings.Contains(l, text) {
 			return true

@@ -44,29 +44,29 @@ func checkSandbox(dir string, o *Options) error {
 // sandboxHasVite reports whether the sandbox's dependencies, or the
 // project's own node_modules, hold vite. The dependencies come first: they
 // are the host's, while the project is the sandbox's to write.
-func (s *Server) sandboxHasVite() bool {
-	if m := s.opts.Sandbox.Modules; m != "" {
+func (l *launcher) sandboxHasVite() bool {
+	if m := l.opts.Sandbox.Modules; m != "" {
 		if _, err := os.Stat(filepath.Join(m, "vite", "package.json")); err == nil {
 			return true
 		}
 	}
-	_, ok := findPackage(s.dir, "vite")
+	_, ok := findPackage(l.dir, "vite")
 	return ok
 }
 
 // sandboxCommand prepares the runner to run in the sandbox, with the
 // listening sockets files as its descriptors 3 and 4.
-func (s *Server) sandboxCommand(ctx context.Context, files []*os.File) (*sandbox.Cmd, error) {
-	cfg := *s.opts.Sandbox
+func (l *launcher) sandboxCommand(ctx context.Context, files []*os.File) (*sandbox.Cmd, error) {
+	cfg := *l.opts.Sandbox
 	cfg.Files = append([]sandbox.File(nil), cfg.Files...)
 	for _, f := range runner.Files() {
 		cfg.Files = append(cfg.Files, sandbox.File{Path: path.Join(sandboxRunnerDir, f.Name), Data: f.Data})
 	}
 	// NODE_ENV first, so that the operator's Env may replace it.
 	env := append([]string{"NODE_ENV=development"}, cfg.Env...)
-	cfg.Env = append(env, s.opts.Env...)
+	cfg.Env = append(env, l.opts.Env...)
 	if cfg.Logger == nil {
-		cfg.Logger = s.log
+		cfg.Logger = l.log
 	}
-	return cfg.Command(ctx, []string{s.opts.Node, sandboxRunner, sandbox.ProjectDir}, files...)
+	return cfg.Command(ctx, []string{l.opts.Node, sandboxRunner, sandbox.ProjectDir}, files...)
 }

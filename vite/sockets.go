@@ -53,28 +53,28 @@ func checkSockets(dir string, fw Framework, o *Options) error {
 
 // makeSocketDir makes the directory of the sockets, when the dev server
 // listens on them: SocketDir, or a new temporary directory.
-func (s *Server) makeSocketDir() error {
+func (l *launcher) makeSocketDir() error {
 	switch {
-	case s.opts.SocketDir != "":
-		s.sockDir = s.opts.SocketDir
-		if err := os.MkdirAll(s.sockDir, 0o700); err != nil {
+	case l.opts.SocketDir != "":
+		l.sockDir = l.opts.SocketDir
+		if err := os.MkdirAll(l.sockDir, 0o700); err != nil {
 			return fmt.Errorf("vitehost/vite: socket directory: %w", err)
 		}
-	case s.opts.Sandbox != nil:
+	case l.opts.Sandbox != nil:
 		d, err := os.MkdirTemp("", "vitehost-")
 		if err != nil {
 			return fmt.Errorf("vitehost/vite: socket directory: %w", err)
 		}
-		s.sockDir, s.ownSockDir = d, true
+		l.sockDir, l.ownSockDir = d, true
 	}
 	return nil
 }
 
 // removeSocketDir removes the socket directory when Start made it.
-func (s *Server) removeSocketDir() {
-	if s.ownSockDir {
-		if err := os.RemoveAll(s.sockDir); err != nil {
-			s.log.Warn("vitehost/vite: remove socket directory", "err", err)
+func (l *launcher) removeSocketDir() {
+	if l.ownSockDir {
+		if err := os.RemoveAll(l.sockDir); err != nil {
+			l.log.Warn("vitehost/vite: remove socket directory", "err", err)
 		}
 	}
 }
@@ -84,7 +84,7 @@ func (s *Server) removeSocketDir() {
 // then HMR, which the dev server inherits as descriptors 3 and 4, and a
 // function that closes this process's copies. Only this process can bind
 // there: the dev server gets the listeners, not the directory.
-func (s *Server) listenSockets() ([]*os.File, func(), error) {
+func (l *launcher) listenSockets() ([]*os.File, func(), error) {
 	var files []*os.File
 	closeAll := func() {
 		for _, f := range files {
@@ -92,7 +92,7 @@ func (s *Server) listenSockets() ([]*os.File, func(), error) {
 		}
 	}
 	for _, name := range []string{httpSocket, hmrSocket} {
-		path := filepath.Join(s.sockDir, name)
+		path := filepath.Join(l.sockDir, name)
 		if err := removeSocket(path); err != nil {
 			closeAll()
 			return nil, nil, err
@@ -118,10 +118,10 @@ func (s *Server) listenSockets() ([]*os.File, func(), error) {
 
 // unlinkSockets removes the run's socket files: a client then gets "no such
 // file" until the next run binds them again.
-func (s *Server) unlinkSockets() {
+func (l *launcher) unlinkSockets() {
 	for _, name := range []string{httpSocket, hmrSocket} {
-		if err := removeSocket(filepath.Join(s.sockDir, name)); err != nil {
-			s.log.Warn("vitehost/vite: remove socket", "err", err)
+		if err := removeSocket(filepath.Join(l.sockDir, name)); err != nil {
+			l.log.Warn("vitehost/vite: remove socket", "err", err)
 		}
 	}
 }

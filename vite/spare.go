@@ -12,12 +12,12 @@ import (
 // Spare is a sandboxed runner started before the project it will serve is
 // known: Node with Vite imported, and Vite's code compiled and its caches
 // filled by one page load of what the spare's project directory held then.
-// Start with Options.Spare runs a project's dev server in it: the start
-// skips Node's start and Vite's import, and the first page load costs what
-// a reload does instead of several times that. A Spare serves one Start;
-// Close ends one that no Start took.
+// Spare.Start runs a project's dev server in it: the start skips Node's
+// start and Vite's import, and the first page load costs what a reload
+// does instead of several times that. A Spare serves one Start; Close ends
+// one that no Start took.
 type Spare struct {
-	s     *Server // what the runner started with: options, sockets, output
+	l     *launcher // what launched the runner: the warm-up's options, the sockets, the output
 	c     *child
 	info  os.FileInfo // the project directory's, which stays the runner's whatever its name
 	taken atomic.Bool // by a Start, or by Close
@@ -29,47 +29,42 @@ type Spare struct {
 // project's page and every module it imports and waits for its real
 // project. The runner holds dir itself, not its name: the caller may then
 // replace what dir holds and rename it, or mount the real project over dir
-// (sandbox.Share before, sandbox.Attach then), and Start the real project
-// there with Options.Spare. ctx bounds the warm-up only.
+// (sandbox.Share before, sandbox.Attach then), and start the real project
+// there with Spare.Start. ctx bounds the warm-up only.
 func StartSpare(ctx context.Context, dir string, opts *Options) (*Spare, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err
 	}
-	if opts == nil || opts.Sandbox == nil || opts.Spare != nil || opts.SocketDir != "" {
-		return nil, &StartError{Dir: abs, Framework: Vite, Err: fmt.Errorf("%w: StartSpare needs Options.Sandbox, and neither Spare nor SocketDir", ErrInvalidOptions)}
+	if opts == nil || opts.Sandbox == nil || opts.SocketDir != "" {
+		return nil, &StartError{Dir: abs, Framework: Vite, Err: fmt.Errorf("%w: StartSpare needs Options.Sandbox, and no SocketDir", ErrInvalidOptions)}
 	}
-	o, fw, err := withDefaults(abs, opts)
-	if err == nil && fw != Vite {
-		err = fmt.Errorf("%w: a spare runs plain Vite", ErrInvalidOptions)
-	}
+	l, err := newLauncher(abs, opts, "spare", true)
 	if err != nil {
-		return nil, &StartError{Dir: abs, Framework: fw, Err: err}
+		return nil, err
+	}
+	if l.fw != Vite {
+		return nil, l.startError(fmt.Errorf("%w: a spare runs plain Vite", ErrInvalidOptions))
 	}
 	info, err := os.Stat(abs)
 	if err != nil {
-		return nil, &StartError{Dir: abs, Framework: fw, Err: err}
+		return nil, l.startError(err)
 	}
-	s := &Server{dir: abs, fw: fw, opts: o, log: o.Logger.With("framework", string(fw), "dir", abs, "spare", true)}
-	s.out = newOutput(o.Stdout, o.Stderr, s.log)
-	if err := s.preflight(); err != nil {
-		return nil, &StartError{Dir: abs, Framework: fw, Err: err}
+	if err := l.makeSocketDir(); err != nil {
+		return nil, l.startError(err)
 	}
-	if err := s.makeSocketDir(); err != nil {
-		return nil, &StartError{Dir: abs, Framework: fw, Err: err}
-	}
-	c, err := s.startSpare(ctx)
+	c, err := l.warm(ctx)
 	if err != nil {
-		s.removeSocketDir()
-		return nil, &StartError{Dir: abs, Framework: fw, Err: err, Output: s.out.tail()}
+		l.removeSocketDir()
+		return nil, l.startError(err)
 	}
-	return &Spare{s: s, c: c, info: info}, nil
+	return &Spare{l: l, c: c, info: info}, nil
 }
 
-// startSpare starts the runner with the warm-up config and waits for its
-// warmed line.
-func (s *Server) startSpare(ctx context.Context) (*child, error) {
-	cfg, err := s.runnerConfig(ports{})
+// warm starts the runner with the warm-up config and waits for its warmed
+// line.
+func (l *launcher) warm(ctx context.Context) (*child, error) {
+	cfg, err := l.runnerConfig(ports{})
 	if err != nil {
 		return nil, err
 	}
@@ -77,18 +72,18 @@ func (s *Server) startSpare(ctx context.Context) (*child, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := s.startOnSockets(input)
+	c, err := l.startOnSockets(input)
 	if err != nil {
 		return nil, err
 	}
-	timeout := time.NewTimer(s.opts.StartTimeout)
+	timeout := time.NewTimer(l.opts.StartTimeout)
 	defer timeout.Stop()
 	for {
 		select {
 		case m := <-c.events:
 			switch m.Kind {
 			case msgWarmed:
-				s.setVersion(m.Version)
+				l.setVersion(m.Version)
 				return c, nil
 			case msgError:
 				err = messageError(m)
@@ -100,18 +95,48 @@ func (s *Server) startSpare(ctx context.Context) (*child, error) {
 		case <-c.exited:
 			err = exitError(c)
 		case <-timeout.C:
-			err = fmt.Errorf("%w: the spare's warm-up took longer than %v", ErrStartTimeout, s.opts.StartTimeout)
+			err = fmt.Errorf("%w: the spare's warm-up took longer than %v", ErrStartTimeout, l.opts.StartTimeout)
 		case <-ctx.Done():
 			err = ctx.Err()
 		}
-		c.stop(context.WithoutCancel(ctx), s.opts.StopTimeout)
+		c.stop(context.WithoutCancel(ctx), l.opts.StopTimeout)
 		return nil, err
 	}
 }
 
+// Start starts the dev server of the project in dir in the spare's runner,
+// as Start does with a runner of its own, and returns when it is ready.
+// opts must have Sandbox, and no SocketDir; dir must be the spare's project
+// directory, whatever its name now, or a directory mounted over it
+// (sandbox.Attach), which the runner then sees. The spare's sandbox is the
+// one it was started with; opts.Sandbox serves restarts after a crash. A
+// spare whose runner is gone (closed, taken, exited) is not used: the
+// Server starts a runner of its own. A Start that fails before it takes
+// the spare (invalid options, a failed check of the project) leaves it
+// running; the caller closes it.
+func (sp *Spare) Start(ctx context.Context, dir string, opts *Options) (*Server, error) {
+	if opts == nil || opts.Sandbox == nil || opts.SocketDir != "" {
+		return nil, &StartError{Dir: dir, Framework: Vite, Err: fmt.Errorf("%w: Spare.Start needs Options.Sandbox, and no SocketDir", ErrInvalidOptions)}
+	}
+	l, err := newLauncher(dir, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := sp.check(l.dir); err != nil {
+		return nil, l.startError(err)
+	}
+	if !sp.take(l) {
+		if err := l.makeSocketDir(); err != nil {
+			return nil, l.startError(err)
+		}
+		return run(ctx, l, l.launch)
+	}
+	return run(ctx, l, func(ctx context.Context) (*child, *state, error) { return l.adopt(ctx, sp.c) })
+}
+
 // Dir returns the project directory the spare was started on, as it was
 // named then.
-func (sp *Spare) Dir() string { return sp.s.dir }
+func (sp *Spare) Dir() string { return sp.l.dir }
 
 // Alive reports whether the spare's runner still waits for its project.
 func (sp *Spare) Alive() bool {
@@ -129,50 +154,56 @@ func (sp *Spare) Close() error {
 	if sp.taken.Swap(true) {
 		return nil
 	}
-	err := sp.c.stop(context.Background(), sp.s.opts.StopTimeout)
-	sp.s.removeSocketDir()
+	err := sp.c.stop(context.Background(), sp.l.opts.StopTimeout)
+	sp.l.removeSocketDir()
 	return err
 }
 
-// checkSpare validates Options.Spare for Start in dir, which must be the
-// spare's project directory, whatever its name now, or a directory mounted
-// over the spare's (sandbox.Attach), which its runner then sees.
-func checkSpare(dir string, o *Options) error {
-	sp := o.Spare
-	if o.Sandbox == nil || o.SocketDir != "" {
-		return fmt.Errorf("%w: Spare needs Sandbox, and no SocketDir", ErrInvalidOptions)
-	}
+// check reports whether the project directory dir is the spare's, whatever
+// its name now, or a directory mounted over the spare's (sandbox.Attach).
+func (sp *Spare) check(dir string) error {
 	info, err := os.Stat(dir)
 	if err != nil {
 		return fmt.Errorf("%w: Spare: %v", ErrInvalidOptions, err)
 	}
-	if over, err := os.Stat(sp.s.dir); !os.SameFile(info, sp.info) && (err != nil || !os.SameFile(info, over)) {
-		return fmt.Errorf("%w: the spare runs on %s, not on %s", ErrInvalidOptions, sp.s.dir, dir)
+	if over, err := os.Stat(sp.l.dir); !os.SameFile(info, sp.info) && (err != nil || !os.SameFile(info, over)) {
+		return fmt.Errorf("%w: the spare runs on %s, not on %s", ErrInvalidOptions, sp.l.dir, dir)
 	}
 	return nil
 }
 
-// take hands the spare to the Server s: its socket directory becomes s's,
-// and so does its output. It reports false when the spare is gone (closed,
-// taken, or its runner exited), and s then starts a runner of its own.
-func (sp *Spare) take(s *Server) bool {
+// take hands the spare's runner to the launcher l: its socket directory
+// becomes l's, and so does its output. It reports false when the spare is
+// gone (closed, taken, or its runner exited).
+func (sp *Spare) take(l *launcher) bool {
 	if !sp.Alive() || sp.taken.Swap(true) {
 		return false
 	}
-	s.sockDir, s.ownSockDir = sp.s.sockDir, true
-	sp.s.out.retarget(s.opts.Stdout, s.opts.Stderr, s.log)
-	s.out = sp.s.out
-	s.setVersion(sp.s.Version())
+	l.sockDir, l.ownSockDir = sp.l.sockDir, true
+	sp.l.out.retarget(l.opts.Stdout, l.opts.Stderr, l.log)
+	l.out = sp.l.out
+	l.setVersion(sp.l.reportedVersion())
 	return true
 }
 
-// adopt sends the project's config line to the spare's runner, which s
-// took, and returns its child.
-func (sp *Spare) adopt(s *Server, input []byte) (*child, error) {
-	sp.c.cleanup = s.unlinkSockets
-	if err := sp.c.send(input); err != nil {
-		sp.c.stop(context.Background(), s.opts.StopTimeout)
-		return nil, fmt.Errorf("%w: the spare's runner does not read its config: %v", ErrStartFailed, err)
+// adopt sends the project's config line to c, a spare's runner that l
+// took, and waits for it to be ready.
+func (l *launcher) adopt(ctx context.Context, c *child) (*child, *state, error) {
+	c.cleanup = l.unlinkSockets
+	input, err := l.runnerInput(ports{})
+	if err == nil {
+		if err = c.send(input); err != nil {
+			err = fmt.Errorf("%w: the spare's runner does not read its config: %v", ErrStartFailed, err)
+		}
 	}
-	return sp.c, nil
+	if err != nil {
+		c.stop(context.WithoutCancel(ctx), l.opts.StopTimeout)
+		return nil, nil, err
+	}
+	st, err := l.awaitVite(ctx, c)
+	if err != nil {
+		c.stop(context.WithoutCancel(ctx), l.opts.StopTimeout)
+		return nil, nil, err
+	}
+	return c, st, nil
 }

@@ -43,12 +43,14 @@ func TestSpare(t *testing.T) {
 
 	slot2 := filepath.Join(filepath.Dir(project), "slot2")
 	require.NoError(t, os.CopyFS(slot2, os.DirFS(project)))
-	_, err = vite.Start(ctx, slot2, &vite.Options{Sandbox: sb, Spare: sp})
+	_, err = sp.Start(ctx, slot2, &vite.Options{Sandbox: sb})
 	require.ErrorIs(t, err, vite.ErrInvalidOptions, "a spare runs on its own directory only")
 	require.True(t, sp.Alive(), "a refused Start leaves the spare")
 
 	public, _ := url.Parse("http://localhost:8000")
-	s := start(t, project, &vite.Options{Sandbox: sb, Spare: sp, PublicURL: public, HMRPath: "/hmr"})
+	s, err := sp.Start(ctx, project, &vite.Options{Sandbox: sb, PublicURL: public, HMRPath: "/hmr", Logger: testLogger(t)})
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Stop(context.Background()) })
 	assert.False(t, sp.Alive(), "the Server took the spare")
 	assert.Len(t, testenv.NodeProcesses(), 1, "the dev server runs in the spare's process")
 	sock := s.Targets().HTTP.Path
@@ -73,6 +75,15 @@ func TestSpare(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, sp2.Close())
 	assert.False(t, sp2.Alive())
+	assert.Empty(t, testenv.Processes())
+
+	// A spare that is gone is not used: the Server starts a runner of its
+	// own.
+	s2, err := sp2.Start(ctx, slot2, &vite.Options{Sandbox: sb, Logger: testLogger(t)})
+	require.NoError(t, err)
+	code, body = getUnix(t, s2.Targets().HTTP.Path, "/", "localhost")
+	assert.Equal(t, 200, code, body)
+	require.NoError(t, s2.Stop(ctx))
 	assert.Empty(t, testenv.Processes())
 }
 

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os/exec"
-	"strings"
 	"time"
 
 	"github.com/vitehost/vitehost/hotfile"
@@ -21,83 +19,6 @@ const (
 	healthyRun      = 30 * time.Second
 )
 
-// preflight checks what can be checked before a process starts, so that the
-// common mistakes fail fast with a clear cause.
-func (s *Server) preflight() error {
-	if _, err := readPackageJSON(s.dir); err != nil {
-		return err
-	}
-	if _, err := exec.LookPath(s.opts.Node); err != nil {
-		return fmt.Errorf("%w: %v", ErrNoNode, err)
-	}
-	switch s.fw {
-	case Nuxt:
-		if _, err := nuxiScript(s.dir); err != nil {
-			return err
-		}
-	case Astro:
-		if _, ok := findPackage(s.dir, "astro"); !ok {
-			return fmt.Errorf("%w: astro is not installed in %s (run npm install)", ErrNotInstalled, s.dir)
-		}
-	default:
-		if s.opts.Sandbox != nil {
-			if !s.sandboxHasVite() {
-				return fmt.Errorf("%w: vite is installed neither in %s nor in Sandbox.Modules", ErrNotInstalled, s.dir)
-			}
-		} else if _, ok := findPackage(s.dir, "vite"); !ok {
-			return fmt.Errorf("%w: vite is not installed in %s (run npm install)", ErrNotInstalled, s.dir)
-		}
-		if _, err := s.runnerInput(ports{}); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// launch starts the dev server and waits until it is ready. When another
-// process takes a picked port before the dev server binds it, it picks new
-// ports and starts again, at most maxPortAttempts times.
-func (s *Server) launch(ctx context.Context) (*child, *state, error) {
-	if s.sockDir != "" {
-		if s.built != nil {
-			return s.startBuilt(ctx, ports{})
-		}
-		return s.startVite(ctx, ports{}) // no ports to pick, no race to lose
-	}
-	var lost error
-	for range maxPortAttempts {
-		p, err := pick(s.opts.Port, s.opts.HMRPort)
-		if err != nil {
-			return nil, nil, err
-		}
-		var c *child
-		var st *state
-		switch {
-		case s.built != nil:
-			c, st, err = s.startBuilt(ctx, p)
-		case s.fw == Nuxt:
-			c, st, err = s.startNuxt(ctx, p)
-		case s.fw == Astro:
-			c, st, err = s.startAstro(ctx, p)
-		default:
-			c, st, err = s.startVite(ctx, p)
-		}
-		if err == nil {
-			return c, st, nil
-		}
-		port, race := portRace(err)
-		if !race {
-			return nil, nil, err
-		}
-		if p.isFixed(port) {
-			return nil, nil, fmt.Errorf("%w: port %d, set in Options, is taken", ErrPortInUse, port)
-		}
-		s.log.Info("vitehost/vite: a picked port was taken before the dev server bound it; picking again", "port", port)
-		lost = err
-	}
-	return nil, nil, fmt.Errorf("%w: lost the race for free ports %d times (last: %v)", ErrPortInUse, maxPortAttempts, lost)
-}
-
 // publish makes a ready run current: hot files first (hot.hmr before hot,
 // so that a reader that sees hot finds hot.hmr), then Targets, then the
 // subscribers.
@@ -112,7 +33,7 @@ func (s *Server) publish(st *state) error {
 		}
 	}
 	s.cur.Store(st)
-	s.notify(st.targets)
+	s.subs.Send(st.targets)
 	return nil
 }
 
@@ -127,7 +48,7 @@ func (s *Server) unpublish() {
 			s.log.Warn("vitehost/vite: remove hot file", "err", err)
 		}
 	}
-	s.notify(hotfile.Targets{})
+	s.subs.Send(hotfile.Targets{})
 }
 
 // supervise owns the running child until the Server is done: it follows
@@ -135,7 +56,7 @@ func (s *Server) unpublish() {
 // the lifetime context ends.
 func (s *Server) supervise(c *child) {
 	defer close(s.done)
-	defer s.closeSubs()
+	defer s.subs.Close()
 	delay := minRestartDelay
 	limitCrashes := 0 // in a row
 	for {
@@ -193,13 +114,11 @@ func (s *Server) watch(c *child) bool {
 	}
 }
 
-// onEvent handles a protocol line of a ready child: a batch's answer, an
-// event, or a new token after Vite restarted itself (a config file edit).
+// onEvent handles a protocol line of a ready child: an event, or a new
+// token after Vite restarted itself (a config file edit). The batches'
+// answers go to their holds (child.deliver).
 func (s *Server) onEvent(m message) {
 	switch m.Kind {
-	case msgHeld, msgBatch:
-		s.onBatchMessage(m)
-		return
 	case msgEvent:
 		s.noteWatcher(m.event)
 		if s.opts.OnEvent != nil {
@@ -218,15 +137,7 @@ func (s *Server) onEvent(m message) {
 	st.token = m.Token
 	s.cur.Store(&st)
 	s.log.Info("vitehost/vite: dev server restarted itself with a new HMR token")
-	s.notify(st.targets)
-}
-
-// noteWatcher keeps the first refusal of a file watcher that e reports,
-// for LimitErr.
-func (s *Server) noteWatcher(e Event) {
-	if e.Watcher != nil {
-		s.watcher.CompareAndSwap(nil, e.Watcher)
-	}
+	s.subs.Send(st.targets)
 }
 
 // restart starts the dev server again after a crash, waiting *delay before
@@ -288,52 +199,4 @@ func (s *Server) finish(c *child, err error) {
 	case !s.stopped.Load():
 		s.err = context.Cause(s.ctx) // Start's context ended
 	}
-}
-
-// setVersion records the Vite version reported by a start.
-func (s *Server) setVersion(v string) {
-	if v != "" {
-		s.version.Store(&v)
-	}
-}
-
-// targetsOf returns the URLs of listeners bound to host.
-func targetsOf(host string, httpPort, hmrPort int) hotfile.Targets {
-	return hotfile.Targets{HTTP: listenURL(host, httpPort), HMR: listenURL(host, hmrPort)}
-}
-
-// messageError turns an error line of the runner or the layer into an error.
-func messageError(m message) error {
-	switch m.Code {
-	case "EADDRINUSE":
-		return &errPortRace{port: m.Port}
-	case "VITE_NOT_FOUND", "ASTRO_NOT_FOUND":
-		return fmt.Errorf("%w: %s", ErrNotInstalled, strings.TrimSpace(plainText(m.Message)))
-	}
-	return fmt.Errorf("%w: %s", ErrStartFailed, strings.TrimSpace(plainText(m.Message)))
-}
-
-// exitError explains why c exited before it was ready, preferring the
-// error line it printed on the way out, and names the sandbox limit it hit.
-func exitError(c *child) error {
-	for {
-		select {
-		case m := <-c.events:
-			if m.Kind == msgError {
-				return withLimit(messageError(m), c.limitErr())
-			}
-		default:
-			return withLimit(fmt.Errorf("%w: %w before it was ready (%v)", ErrStartFailed, ErrExited, c.err), c.limitErr())
-		}
-	}
-}
-
-// withLimit adds the sandbox limit that a dev server hit, if any, to the
-// error of its exit: errors.Is finds sandbox.ErrMemoryLimit and
-// sandbox.ErrPidsLimit in it.
-func withLimit(err, limit error) error {
-	if limit == nil {
-		return err
-	}
-	return fmt.Errorf("%w: %w", err, limit)
 }

@@ -1,10 +1,12 @@
 package vite
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/url"
 	"os"
@@ -13,6 +15,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -213,7 +216,7 @@ func TestWithDefaults(t *testing.T) {
 }
 
 func TestRunnerInput(t *testing.T) {
-	s := &Server{dir: "/p"}
+	s := &launcher{dir: "/p"}
 	var err error
 	public, _ := url.Parse("https://preview-abc.example.com")
 	s.opts, _, err = withDefaults("/p", &Options{
@@ -342,42 +345,185 @@ func TestPickPorts(t *testing.T) {
 	assert.Equal(t, "http://localhost:5173", listenURL("localhost", 5173).String())
 }
 
-// TestBatchWithoutDevServer checks what Batch does before it talks to a
-// runner: invalid calls write nothing, and a dev server that is not running
-// still gets the files written, once.
-func TestBatchWithoutDevServer(t *testing.T) {
+// TestHoldWithoutDevServer checks what Hold does before it talks to a
+// runner: invalid calls and a dev server that is not running hold nothing.
+func TestHoldWithoutDevServer(t *testing.T) {
 	ctx := context.Background()
-	writes := 0
-	write := func() error { writes++; return nil }
-
-	nuxt := &Server{fw: Nuxt, batchTurn: make(chan struct{}, 1)}
-	_, err := nuxt.Batch(ctx, []string{"app.vue"}, nil, write)
+	nuxt := &Server{launcher: &launcher{fw: Nuxt}}
+	_, err := nuxt.Hold(ctx, []string{"app.vue"}, nil)
 	assert.ErrorIs(t, err, ErrInvalidOptions)
 
-	s := &Server{fw: Vite, batchTurn: make(chan struct{}, 1)}
+	s := &Server{launcher: &launcher{fw: Vite}}
 	for _, bad := range [][]string{{"../x.js"}, {"/etc/passwd"}, {""}, {"a\x00b"}} {
-		_, err := s.Batch(ctx, bad, nil, write)
+		_, err := s.Hold(ctx, bad, nil)
 		assert.ErrorIs(t, err, ErrInvalidOptions, "%q", bad)
-		_, err = s.Batch(ctx, nil, bad, write)
+		_, err = s.Hold(ctx, nil, bad)
 		assert.ErrorIs(t, err, ErrInvalidOptions, "deleted %q", bad)
 	}
-	_, err = s.Batch(ctx, []string{"src/a.js"}, nil, nil)
-	assert.ErrorIs(t, err, ErrInvalidOptions)
-	assert.Zero(t, writes, "an invalid batch writes nothing")
-
-	res, err := s.Batch(ctx, []string{"src/a.js"}, []string{"src/b.js"}, write)
+	h, err := s.Hold(ctx, []string{"src/a.js"}, []string{"src/b.js"})
 	assert.ErrorIs(t, err, ErrNotRunning)
-	assert.Nil(t, res)
-	assert.Equal(t, 1, writes, "the files are written although the dev server is down")
+	assert.Nil(t, h)
+}
 
-	disk := errors.New("disk full")
-	_, err = s.Batch(ctx, []string{"src/a.js"}, nil, func() error { return disk })
-	assert.ErrorIs(t, err, disk, "write's error wins")
+// fakeRunner is the runner's side of a child's stdin and stdout: the lines
+// the Go side sends, and answers delivered as if the runner printed them.
+type fakeRunner struct {
+	c     *child
+	lines chan string
+	w     *io.PipeWriter
+}
 
-	s.batchTurn <- struct{}{} // another batch runs
-	cancelled, cancel := context.WithCancel(ctx)
+func newFakeRunner(t *testing.T) *fakeRunner {
+	r, w := io.Pipe()
+	f := &fakeRunner{c: &child{stdin: w, events: make(chan message, 1), exited: make(chan struct{})}, lines: make(chan string, 16), w: w}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			f.lines <- sc.Text()
+		}
+	}()
+	t.Cleanup(func() {
+		w.Close()
+		<-done
+	})
+	return f
+}
+
+// next returns the next line the Go side sent.
+func (f *fakeRunner) next(t *testing.T) string {
+	t.Helper()
+	select {
+	case l := <-f.lines:
+		return l
+	case <-time.After(10 * time.Second):
+		t.Fatal("no line from the Go side")
+		return ""
+	}
+}
+
+// answer delivers the runner's line as the child's stdout reader does.
+func (f *fakeRunner) answer(t *testing.T, line string) {
+	t.Helper()
+	m, err := parseMessage([]byte(line))
+	require.NoError(t, err)
+	f.c.deliver(m)
+}
+
+// TestHold plays the runner against Hold, Commit and Release: the lines
+// are the runner's protocol byte for byte, each phase returns its own
+// error, and a hold that its caller abandons is released.
+func TestHold(t *testing.T) {
+	f := newFakeRunner(t)
+	s := &Server{launcher: &launcher{fw: Vite}}
+	s.cur.Store(&state{child: f.c})
+	ctx := context.Background()
+
+	// Hold, then Commit: two round trips, the outcome of the second.
+	type held struct {
+		h   *Hold
+		err error
+	}
+	hold := func(ctx context.Context) chan held {
+		ch := make(chan held, 1)
+		go func() {
+			h, err := s.Hold(ctx, []string{"src/a.js", "./src/c.js"}, []string{"src/b.js"})
+			ch <- held{h, err}
+		}()
+		return ch
+	}
+	got := hold(ctx)
+	assert.Equal(t, `{"vitehost":"hold","id":1,"files":["src/a.js","src/c.js"],"deleted":["src/b.js"]}`, f.next(t))
+	f.answer(t, `{"vitehost":"held","id":1}`)
+	r := <-got
+	require.NoError(t, r.err)
+	done := make(chan error, 1)
+	var res *BatchResult
+	go func() {
+		var err error
+		res, err = r.h.Commit(ctx)
+		done <- err
+	}()
+	assert.Equal(t, `{"vitehost":"commit","id":1}`, f.next(t))
+	f.answer(t, `{"vitehost":"batch","id":1,"batch":{"updates":[{"type":"js-update","path":"/src/a.js","acceptedPath":"/src/a.js","timestamp":7}]}}`)
+	require.NoError(t, <-done)
+	require.Len(t, res.Updates, 1)
+	assert.Equal(t, "/src/a.js", res.Updates[0].Path)
+	r.h.Release() // after Commit: nothing goes out
+	_, err := r.h.Commit(ctx)
+	assert.ErrorIs(t, err, ErrReleased, "a second Commit")
+
+	// A Hold whose context ends before the runner holds returns the
+	// context's error and releases what the runner may hold by then.
+	cctx, cancel := context.WithCancel(ctx)
+	got = hold(cctx)
+	assert.Contains(t, f.next(t), `{"vitehost":"hold","id":2,`)
 	cancel()
-	_, err = s.Batch(cancelled, []string{"src/a.js"}, nil, write)
-	assert.ErrorIs(t, err, context.Canceled)
-	assert.Equal(t, 2, writes, "a batch that gave up waiting still writes")
+	assert.ErrorIs(t, (<-got).err, context.Canceled)
+	assert.Equal(t, `{"vitehost":"commit","id":2}`, f.next(t))
+	f.answer(t, `{"vitehost":"held","id":2}`) // late: nobody waits
+
+	// A hold whose context ends before Commit is released.
+	cctx, cancel = context.WithCancel(ctx)
+	got = hold(cctx)
+	assert.Contains(t, f.next(t), `"id":3,`)
+	f.answer(t, `{"vitehost":"held","id":3}`)
+	r = <-got
+	require.NoError(t, r.err)
+	cancel()
+	assert.Equal(t, `{"vitehost":"commit","id":3}`, f.next(t))
+	_, err = r.h.Commit(ctx)
+	assert.ErrorIs(t, err, ErrReleased)
+
+	// Release sends the commit and waits for nothing: the late outcome is
+	// dropped.
+	got = hold(ctx)
+	assert.Contains(t, f.next(t), `"id":4,`)
+	f.answer(t, `{"vitehost":"held","id":4}`)
+	r = <-got
+	require.NoError(t, r.err)
+	r.h.Release()
+	r.h.Release()
+	assert.Equal(t, `{"vitehost":"commit","id":4}`, f.next(t))
+	f.answer(t, `{"vitehost":"batch","id":4,"batch":{}}`)
+	_, err = r.h.Commit(ctx)
+	assert.ErrorIs(t, err, ErrReleased)
+
+	// Commit's context bounds its wait only; the commit went out.
+	got = hold(ctx)
+	assert.Contains(t, f.next(t), `"id":5,`)
+	f.answer(t, `{"vitehost":"held","id":5}`)
+	r = <-got
+	require.NoError(t, r.err)
+	cctx, cancel = context.WithCancel(ctx)
+	go func() {
+		_, err := r.h.Commit(cctx)
+		done <- err
+	}()
+	assert.Equal(t, `{"vitehost":"commit","id":5}`, f.next(t))
+	cancel()
+	assert.ErrorIs(t, <-done, context.Canceled)
+
+	// The run's end ends the waits of Hold and Commit.
+	got = hold(ctx)
+	assert.Contains(t, f.next(t), `"id":6,`)
+	f.answer(t, `{"vitehost":"held","id":6}`)
+	r = <-got
+	require.NoError(t, r.err)
+	go func() {
+		_, err := r.h.Commit(ctx)
+		done <- err
+	}()
+	assert.Equal(t, `{"vitehost":"commit","id":6}`, f.next(t))
+	close(f.c.exited)
+	assert.ErrorIs(t, <-done, ErrNotRunning)
+	got = hold(ctx)
+	assert.Contains(t, f.next(t), `"id":7,`)
+	assert.ErrorIs(t, (<-got).err, ErrNotRunning)
+	assert.Equal(t, `{"vitehost":"commit","id":7}`, f.next(t))
+
+	f.c.batches.mu.Lock()
+	defer f.c.batches.mu.Unlock()
+	assert.Empty(t, f.c.batches.pending, "no hold waits for an answer")
 }

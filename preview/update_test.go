@@ -1,0 +1,131 @@
+package preview_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/vitehost/vitehost/preview"
+)
+
+// countdownCtx is a context that is cancelled when the code it is given
+// asks it the n-th time whether it is (Done or Err): run with n = 1, 2, 3,
+// ..., an operation sees its client go away at each of its steps in turn.
+type countdownCtx struct {
+	context.Context
+	mu   sync.Mutex
+	left int
+	done chan struct{}
+}
+
+func newCountdownCtx(n int) *countdownCtx {
+	return &countdownCtx{Context: context.Background(), left: n, done: make(chan struct{})}
+}
+
+func (c *countdownCtx) tick() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.left--; c.left == 0 {
+		close(c.done)
+	}
+}
+
+func (c *countdownCtx) Done() <-chan struct{} {
+	c.tick()
+	return c.done
+}
+
+func (c *countdownCtx) Err() error {
+	c.tick()
+	select {
+	case <-c.done:
+		return context.Canceled
+	default:
+		return nil
+	}
+}
+
+// fired reports whether the context was cancelled.
+func (c *countdownCtx) fired() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// TestUpdateClientGone cancels an update's context at each of its steps in
+// turn, on a node of a cluster (the files go to the store and to the disk):
+// whatever step the client leaves at, the store and the disk hold the same
+// files afterwards, the old ones or the new ones.
+func TestUpdateClientGone(t *testing.T) {
+	store := &preview.MemoryStore{}
+	svc := startService(t, preview.Options{Store: store, NodeAddr: "127.0.0.1:9", NodeID: "a"})
+	status, created := svc.api(t, "POST", "", map[string]any{"files": []any{
+		appTSX("v0"),
+		map[string]any{"name": "src/extra0.ts", "content": "export const n = 0\n"},
+	}})
+	require.Equal(t, 200, status, "body: %s", created.Raw)
+	id := created.SessionID
+	dir := filepath.Join(svc.base, "preview-"+id)
+
+	// agree checks that the store and the disk hold the same content for
+	// each of names, or both none.
+	agree := func(n int, names ...string) {
+		t.Helper()
+		stored, err := store.LoadFiles(context.Background(), id)
+		require.NoError(t, err)
+		for _, name := range names {
+			onDisk, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(name)))
+			inStore, ok := stored[name]
+			if errors.Is(err, os.ErrNotExist) {
+				assert.False(t, ok, "step %d: %s is in the store, not on disk", n, name)
+				continue
+			}
+			require.NoError(t, err)
+			if assert.True(t, ok, "step %d: %s is on disk, not in the store", n, name) {
+				assert.Equal(t, string(inStore), string(onDisk), "step %d: %s", n, name)
+			}
+		}
+		entries, err := os.ReadDir(filepath.Join(dir, "src"))
+		require.NoError(t, err)
+		for _, e := range entries {
+			assert.NotContains(t, e.Name(), ".vitehost-tmp-", "step %d: no staged file is left", n)
+		}
+	}
+
+	prev := 0 // the extra file the session holds
+	gaveUp, applied := 0, 0
+	for n := 1; ; n++ {
+		require.Less(t, n, 200, "the update finishes within 200 questions to its context")
+		extra := fmt.Sprintf("src/extra%d.ts", n)
+		old := fmt.Sprintf("src/extra%d.ts", prev)
+		ctx := newCountdownCtx(n)
+		_, err := svc.m.Update(ctx, id, &preview.UpdateRequest{
+			Files:  []preview.File{{Name: "src/App.tsx", Content: appTSX(fmt.Sprintf("v%d", n))["content"].(string)}, {Name: extra, Content: fmt.Sprintf("export const n = %d\n", n)}},
+			Delete: []string{old},
+		})
+		agree(n, "src/App.tsx", extra, old)
+		if err != nil {
+			require.True(t, ctx.fired(), "step %d: only the client's leaving fails the update: %v", n, err)
+			require.ErrorIs(t, err, context.Canceled, "step %d", n)
+			gaveUp++
+			continue
+		}
+		applied++
+		prev = n
+		if !ctx.fired() {
+			break // the update asked its context fewer than n times
+		}
+	}
+	t.Logf("the client left at %d steps where the update then changed nothing, at %d after which it applied in full", gaveUp, applied)
+	assert.NotZero(t, gaveUp, "some steps end the update")
+}
