@@ -313,7 +313,7 @@ func TestHashedFiles(t *testing.T) {
 	}
 	b, err := builtServerOf(dir, Nuxt)
 	require.NoError(t, err)
-	s := &Server{dir: dir, built: b, log: slog.New(slog.DiscardHandler)}
+	s := &Server{launcher: &launcher{dir: dir, built: b, log: slog.New(slog.DiscardHandler)}}
 	next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("NEXT")) })
 	h := s.HashedFiles(next)
 
@@ -340,7 +340,7 @@ func TestHashedFiles(t *testing.T) {
 		assert.Equal(t, "NEXT", w.Body.String(), "%v", req)
 	}
 
-	dev := &Server{dir: dir, log: slog.New(slog.DiscardHandler)}
+	dev := &Server{launcher: &launcher{dir: dir, log: slog.New(slog.DiscardHandler)}}
 	w = serveSPA(t, dev.HashedFiles(next), "GET", "/_nuxt/app-abc.js", nil)
 	assert.Equal(t, "NEXT", w.Body.String(), "a dev server serves its own files")
 }
