@@ -14,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/vitehost/vitehost/internal/closing"
 )
 
 // This file is where a node of several sends a request for a session that
@@ -171,20 +173,8 @@ func (f *forwarder) forward(w http.ResponseWriter, r *http.Request, addr string,
 	defer f.wg.Done()
 	// close cancels the forward; a write to a client that stopped reading
 	// gives up soon after.
-	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
-	rc := http.NewResponseController(w)
-	f.wg.Add(1) // for the AfterFunc, which close waits for like the rest
-	stop := context.AfterFunc(f.ctx, func() {
-		defer f.wg.Done()
-		cancel()
-		rc.SetWriteDeadline(time.Now().Add(closeWriteTimeout))
-	})
-	defer func() {
-		if stop() {
-			f.wg.Done() // it will not run
-		}
-	}()
+	ctx, done := closing.Bind(r, w, f.ctx, &f.wg, closeWriteTimeout)
+	defer done()
 
 	res, err := f.transport.RoundTrip(f.outbound(ctx, r, addr, body))
 	switch {

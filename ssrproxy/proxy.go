@@ -35,9 +35,9 @@ import (
 	"net/url"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/vitehost/vitehost/hotfile"
+	"github.com/vitehost/vitehost/internal/closing"
 )
 
 // TargetSource gives the URLs a Proxy sends requests to. Targets is called
@@ -237,20 +237,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Close cancels what is in flight: a streamed response (SSE) or a
 	// handshake would otherwise hold Close for as long as it lasts, and so
 	// would a write to a client that stopped reading.
-	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
-	rc := http.NewResponseController(w)
-	p.wg.Add(1) // for the AfterFunc, which Close waits for like the rest
-	stop := context.AfterFunc(p.ctx, func() {
-		defer p.wg.Done()
-		cancel()
-		rc.SetWriteDeadline(time.Now().Add(closeWriteTimeout))
-	})
-	defer func() {
-		if stop() {
-			p.wg.Done() // it will not run
-		}
-	}()
+	ctx, done := closing.Bind(r, w, p.ctx, &p.wg, closeWriteTimeout)
+	defer done()
 	// ReverseProxy hands its ErrorHandler the outbound request (rewritten
 	// URL, probe header gone); the context keeps the inbound one for it.
 	r = r.WithContext(context.WithValue(ctx, inboundKey{}, r))
