@@ -125,7 +125,9 @@ func (p *pnpm) installArgv(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	return p.args(script), nil
+	// pnpm freezes the lockfile by default where CI is set; the seeded
+	// one is meant to change (https://pnpm.io/cli/install#--frozen-lockfile).
+	return p.args(script, "--no-frozen-lockfile"), nil
 }
 
 // storeLock returns the path of the lock that installs share and the
