@@ -18,7 +18,7 @@ import (
 // declared set that resolves alike installed it first. A resolve run
 // (--lockfile-only) and an install run of its frozen lockfile took 3.4 s
 // here for the template plus one package, 2.6 s of it the resolve; the one
-// run takes 0.9 s. --offline, when the metadata cache holds every package,
+// run takes 0.9 s (a cold Lovable-style set: 18 s against 15 s). --offline, when the metadata cache holds every package,
 // gains nothing over --prefer-offline (which then asks the registry
 // nothing either).
 
