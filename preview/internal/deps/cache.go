@@ -300,6 +300,9 @@ func (c *Cache) run(ctx context.Context, spec string, deps, like Set, report pro
 	if err := os.MkdirAll(filepath.Join(c.dir, "specs"), 0o755); err != nil {
 		return err
 	}
+	if c.pnpm != nil {
+		return c.runStore(ctx, spec, deps, like, report) // storeinstall.go
+	}
 	work, err := os.MkdirTemp(c.dir, "resolve-")
 	if err != nil {
 		return err
@@ -308,26 +311,14 @@ func (c *Cache) run(ctx context.Context, spec string, deps, like Set, report pro
 	if err := os.WriteFile(filepath.Join(work, "package.json"), deps.PackageJSON(), 0o644); err != nil {
 		return err
 	}
-	seed := c.seed(like)
-	if seed != "" {
-		if err := c.seedLockfile(seed, work); err != nil {
-			seed = ""
-		}
-	}
 	resolveStart := time.Now()
 	report.report(Progress{Phase: PhaseResolving})
-	argv, lockName, parse := c.resolve, "package-lock.json", parseLockfile
-	if c.pnpm != nil {
-		if argv, err = c.pnpm.resolveArgv(ctx); err != nil {
-			return errNoTool(err)
-		}
-		lockName, parse = pnpmLockfile, parsePNPMLockfile
-	}
+	argv, lockName := c.resolve, "package-lock.json"
 	legacy := false
 	if err := c.command(ctx, argv, work, "resolve"); errors.Is(err, errPeerConflict) {
 		// What projects made with pnpm or yarn need: both tolerate what
 		// npm 7 and later refuse (https://docs.npmjs.com/cli/v10/using-npm/config#legacy-peer-deps).
-		// The store's pnpm tolerates them itself and never gets here.
+		// The store's pnpm tolerates them itself (storeinstall.go).
 		c.log.Info("vitehost/preview: npm refused a peer conflict; resolving with --legacy-peer-deps", "spec", spec)
 		legacy = true
 		if err := c.command(ctx, withLegacyPeers(argv), work, "resolve"); err != nil {
@@ -340,7 +331,7 @@ func (c *Cache) run(ctx context.Context, spec string, deps, like Set, report pro
 	if err != nil {
 		return fmt.Errorf("%w: %s wrote no %s", ErrInstall, argv[0], lockName)
 	}
-	res, err := parse(lock)
+	res, err := parseLockfile(lock)
 	if err != nil {
 		return fmt.Errorf("%w: reading the resolved lockfile: %v", ErrInstall, err)
 	}
@@ -354,9 +345,6 @@ func (c *Cache) run(ctx context.Context, spec string, deps, like Set, report pro
 		return err
 	}
 	res.lockfile = lockName
-	if seed != "" {
-		res.packages = c.newPackages(seed, lock)
-	}
 	return c.installLocked(ctx, res, work, report)
 }
 
@@ -419,18 +407,6 @@ func (c *Cache) installLocked(ctx context.Context, res resolution, work string, 
 	c.log.Info("vitehost/preview: installing dependencies", "key", key)
 	report.report(Progress{Phase: PhaseDownloading, Packages: res.packages})
 	argv := c.install
-	if c.pnpm != nil {
-		if argv, err = c.pnpm.installArgv(ctx); err != nil {
-			return errNoTool(err)
-		}
-		// The store's pruning waits: a file it removed could be one this
-		// install is about to link.
-		unlockStore, err := flock.RLock(c.pnpm.storeLock())
-		if err != nil {
-			return err
-		}
-		defer unlockStore()
-	}
 	if res.legacyPeers {
 		argv = withLegacyPeers(argv) // else npm install refuses the lockfile's tree again
 	}
@@ -441,19 +417,27 @@ func (c *Cache) installLocked(ctx context.Context, res resolution, work string, 
 		return fmt.Errorf("%w: %s made no node_modules", ErrInstall, argv[0])
 	}
 	report.report(Progress{Phase: PhaseLinking})
-	size := c.setUsage(stage)
-	if err := os.WriteFile(filepath.Join(stage, sizeFile), []byte(fmt.Sprint(size)), 0o644); err != nil {
-		return err
-	}
-	// MkdirTemp made stage private; a sandbox's user reads the install.
-	if err := os.Chmod(stage, 0o755); err != nil {
-		return err
-	}
-	if err := os.Rename(stage, filepath.Join(c.dir, key)); err != nil {
+	size, err := c.place(stage, key)
+	if err != nil {
 		return err
 	}
 	c.log.Info("vitehost/preview: installed dependencies", "key", key, "bytes", size, "took", time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// place puts the install in stage (a private directory in the cache) in
+// place as set key, with its size recorded, and returns the size; the
+// caller holds the set's install lock.
+func (c *Cache) place(stage, key string) (int64, error) {
+	size := c.setUsage(stage)
+	if err := os.WriteFile(filepath.Join(stage, sizeFile), []byte(fmt.Sprint(size)), 0o644); err != nil {
+		return 0, err
+	}
+	// MkdirTemp made stage private; a sandbox's user reads the install.
+	if err := os.Chmod(stage, 0o755); err != nil {
+		return 0, err
+	}
+	return size, os.Rename(stage, filepath.Join(c.dir, key))
 }
 
 // command runs a resolve or install command in dir. Its output goes to the

@@ -117,24 +117,17 @@ func (p *pnpm) args(script string, extra ...string) []string {
 	return append(argv, extra...)
 }
 
-// resolveArgv returns the command that writes pnpm-lock.yaml for the
-// package.json of its directory.
-func (p *pnpm) resolveArgv(ctx context.Context) ([]string, error) {
-	script, err := p.installTool(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return p.args(script, "--lockfile-only"), nil
-}
-
-// installArgv returns the command that installs the pnpm-lock.yaml of its
-// directory as it is.
+// installArgv returns the command that resolves the package.json of its
+// directory, starting from the pnpm-lock.yaml there if there is one, and
+// installs what it resolved to, writing pnpm-lock.yaml.
 func (p *pnpm) installArgv(ctx context.Context) ([]string, error) {
 	script, err := p.installTool(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return p.args(script, "--frozen-lockfile"), nil
+	// pnpm freezes the lockfile by default where CI is set; the seeded
+	// one is meant to change (https://pnpm.io/cli/install#--frozen-lockfile).
+	return p.args(script, "--no-frozen-lockfile"), nil
 }
 
 // storeLock returns the path of the lock that installs share and the

@@ -13,7 +13,10 @@ type Progress struct {
 type Phase string
 
 // The steps of an install, in order. A set already installed goes straight
-// to PhaseDone.
+// to PhaseDone. With the package store, one pnpm run resolves, fetches and
+// links (storeinstall.go): PhaseResolving spans it, and PhaseDownloading,
+// with the packages new to the set, and PhaseLinking follow it as the
+// install is put in place.
 const (
 	PhaseResolving   Phase = "resolving"   // the registry's metadata is read into a lockfile
 	PhaseDownloading Phase = "downloading" // the packages the lockfile pins are fetched
