@@ -101,6 +101,13 @@ func (c *Cache) sets() ([]cachedSet, int64) {
 			os.RemoveAll(filepath.Join(c.dir, e.Name())) // left by a process that died removing it
 			continue
 		}
+		if e.IsDir() && c.deadStage(e) {
+			// Left by a process that died installing: it holds hard links
+			// into the store that would keep the store's pruning from
+			// freeing their files.
+			os.RemoveAll(filepath.Join(c.dir, e.Name()))
+			continue
+		}
 		if !e.IsDir() || strings.Contains(e.Name(), ".") || strings.HasPrefix(e.Name(), "resolve-") || e.Name() == "specs" ||
 			e.Name() == storeDir || e.Name() == pnpmCacheDir || e.Name() == toolsDir {
 			continue // staging directories have a dot in their name
@@ -119,6 +126,19 @@ func (c *Cache) sets() ([]cachedSet, int64) {
 		total += size
 	}
 	return out, total
+}
+
+// deadStage reports whether e is an install's working directory that no
+// install can still use: every install, in this process or another sharing
+// the directory, is stopped at its timeout, and its directory was made after
+// that clock started.
+func (c *Cache) deadStage(e fs.DirEntry) bool {
+	name := e.Name()
+	if !strings.HasPrefix(name, "resolve-") && !strings.Contains(name, ".stage-") {
+		return false
+	}
+	info, err := e.Info()
+	return err == nil && time.Since(info.ModTime()) > c.timeout+time.Minute
 }
 
 // setSize returns the recorded disk usage of the set in dir, measuring
