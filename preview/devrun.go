@@ -128,6 +128,9 @@ func (s *session) startRun(ctx context.Context, r *devRun) (err error) {
 		// the project's own get the same bound (Limits.MaxWebSocketMessage).
 		MaxViteMessage: s.env.maxMessage,
 		MaxAppMessage:  s.env.maxMessage,
+		// The dev server runs the tenant's code: its answers must not carry
+		// the marks nodes read from one another (forward.go).
+		ModifyResponse: dropServiceHeaders,
 	})
 	t := server.Targets()
 	s.state.Lock()

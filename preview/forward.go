@@ -34,6 +34,22 @@ const ForwardedHeader = "X-Vitehost-Forwarded"
 // to it takes the session over at once instead of relaying the 503.
 const closedHeader = "X-Vitehost-Closed"
 
+// serviceHeaderPrefix begins the headers that nodes set for one another.
+const serviceHeaderPrefix = "X-Vitehost-"
+
+// dropServiceHeaders removes the service's own headers from a response of a
+// session's dev server. A project's code may set any header: a 503 with
+// closedHeader, forwarded to another node, would make that node take the
+// session over from its live owner at once.
+func dropServiceHeaders(res *http.Response) error {
+	for k := range res.Header {
+		if strings.HasPrefix(k, serviceHeaderPrefix) {
+			delete(res.Header, k)
+		}
+	}
+	return nil
+}
+
 // closeWriteTimeout bounds a write to a client of a forward that the
 // forwarder's close cut, so that a client that stopped reading does not
 // hold the close.
