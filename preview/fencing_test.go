@@ -199,7 +199,10 @@ func TestUpdateDiskFailure(t *testing.T) {
 		appTSX("v2 never written"),
 		map[string]any{"name": "src/App.tsx/inside-a-file.ts", "content": "export {}"},
 	}})
-	assert.Equal(t, 500, status, "body: %s", resp.Raw)
+	// The client's own file stands where its new name needs a directory:
+	// the client's to fix (400), found only when the write is under way.
+	assert.Equal(t, 400, status, "body: %s", resp.Raw)
+	assert.Equal(t, "bad_path", resp.Error.Code)
 	assert.False(t, resp.Success)
 
 	dir := filepath.Join(svc.base, "preview-"+id)
