@@ -2,9 +2,6 @@ package preview_test
 
 import (
 	"encoding/json"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/chromedp/chromedp"
@@ -25,24 +22,8 @@ const builderApp = "testdata/builder-app"
 // them, and its package.json apart.
 func readProject(t *testing.T, dir string) (files []any, pkg json.RawMessage) {
 	t.Helper()
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		name, _ := filepath.Rel(dir, p)
-		if name == "package.json" {
-			pkg = b
-			return nil
-		}
-		files = append(files, file(filepath.ToSlash(name), string(b)))
-		return nil
-	})
+	files, pkg, err := testenv.ReadProject(dir)
 	require.NoError(t, err)
-	require.NotNil(t, pkg, "the project has a package.json")
 	return files, pkg
 }
 

@@ -2,9 +2,7 @@ package bench
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,38 +19,13 @@ func realProjectDir() string {
 	return filepath.Join(testenv.ModuleRoot(), "preview", "testdata", "realprojects", "lovable")
 }
 
-// readRealProject returns the project's files as the API takes them, and
-// its package.json apart.
-func readRealProject(dir string) (files []any, pkg json.RawMessage, err error) {
-	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		name, _ := filepath.Rel(dir, p)
-		if name == "package.json" {
-			pkg = b
-			return nil
-		}
-		files = append(files, map[string]any{"name": filepath.ToSlash(name), "content": string(b)})
-		return nil
-	})
-	if err == nil && pkg == nil {
-		err = fmt.Errorf("%s has no package.json", dir)
-	}
-	return files, pkg, err
-}
-
 // runRealProject measures a Lovable-style project's create until its page
 // is served (the API answers then) with a cold dependency cache and with a
 // warm one, beside npm's own install of the same package.json into an
 // empty directory (npm's download cache warm, as on a developer's machine
 // after the cold create).
 func runRealProject(ctx context.Context, env *Env) ([]Row, error) {
-	files, pkg, err := readRealProject(realProjectDir())
+	files, pkg, err := testenv.ReadProject(realProjectDir())
 	if err != nil {
 		return nil, err
 	}

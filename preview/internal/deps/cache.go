@@ -303,14 +303,11 @@ func (c *Cache) run(ctx context.Context, spec string, deps, like Set, report pro
 	if c.pnpm != nil {
 		return c.runStore(ctx, spec, deps, like, report) // storeinstall.go
 	}
-	work, err := os.MkdirTemp(c.dir, "resolve-")
+	work, err := c.workDir(deps)
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(work)
-	if err := os.WriteFile(filepath.Join(work, "package.json"), deps.PackageJSON(), 0o644); err != nil {
-		return err
-	}
 	resolveStart := time.Now()
 	report.report(Progress{Phase: PhaseResolving})
 	argv, lockName := c.resolve, "package-lock.json"
@@ -346,6 +343,21 @@ func (c *Cache) run(ctx context.Context, spec string, deps, like Set, report pro
 	}
 	res.lockfile = lockName
 	return c.installLocked(ctx, res, work, report)
+}
+
+// workDir makes a private working directory for an install of deps, with
+// its package.json. Its name ("resolve-...") keeps it out of sets() and
+// lets the eviction pass remove it once no install can still use it.
+func (c *Cache) workDir(deps Set) (string, error) {
+	dir, err := os.MkdirTemp(c.dir, "resolve-")
+	if err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "package.json"), deps.PackageJSON(), 0o644); err != nil {
+		os.RemoveAll(dir)
+		return "", err
+	}
+	return dir, nil
 }
 
 // withLegacyPeers returns argv with --legacy-peer-deps added.

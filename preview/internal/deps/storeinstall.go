@@ -29,15 +29,11 @@ func (c *Cache) runStore(ctx context.Context, spec string, deps, like Set, repor
 	if err != nil {
 		return errNoTool(err)
 	}
-	// The name keeps the stage out of sets() until it is renamed.
-	stage, err := os.MkdirTemp(c.dir, "resolve-")
+	stage, err := c.workDir(deps) // out of sets() until it is renamed
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(stage)
-	if err := os.WriteFile(filepath.Join(stage, "package.json"), deps.PackageJSON(), 0o644); err != nil {
-		return err
-	}
 	seed := c.seed(like)
 	if seed != "" {
 		if err := c.seedLockfile(seed, stage); err != nil {
