@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/vitehost/vitehost/internal/closing"
+	"github.com/vitehost/vitehost/internal/hop"
 )
 
 // This file is where a node of several sends a request for a session that
@@ -238,11 +239,11 @@ func (f *forwarder) outbound(ctx context.Context, r *http.Request, addr string, 
 		out.Body, out.ContentLength, out.TransferEncoding = nil, 0, nil
 	}
 	upgrade := ""
-	if hasToken(r.Header["Connection"], "upgrade") {
+	if hop.HasToken(r.Header["Connection"], "upgrade", true) {
 		upgrade = r.Header.Get("Upgrade")
 	}
-	trailers := hasToken(r.Header["Te"], "trailers")
-	removeHopHeaders(out.Header)
+	trailers := hop.HasToken(r.Header["Te"], "trailers", true)
+	hop.Remove(out.Header)
 	if upgrade != "" {
 		out.Header.Set("Connection", "Upgrade")
 		out.Header.Set("Upgrade", upgrade)
@@ -278,7 +279,7 @@ func (f *forwarder) outbound(ctx context.Context, r *http.Request, addr string, 
 // take a part for the whole.
 func (f *forwarder) copyResponse(w http.ResponseWriter, r *http.Request, res *http.Response) {
 	defer res.Body.Close()
-	removeHopHeaders(res.Header)
+	hop.Remove(res.Header)
 	h := w.Header()
 	for k, vv := range res.Header {
 		for _, v := range vv {
@@ -399,39 +400,4 @@ func notListening(err error) bool {
 func timedOut(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout() || errors.Is(err, context.DeadlineExceeded)
-}
-
-// hopHeaders are the headers that belong to one connection (RFC 9110,
-// 7.6.1), which a forward neither sends on nor copies back.
-var hopHeaders = []string{
-	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
-	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
-}
-
-// removeHopHeaders removes hopHeaders from h, and the headers that its
-// Connection header names.
-func removeHopHeaders(h http.Header) {
-	for _, v := range h["Connection"] {
-		for name := range strings.SplitSeq(v, ",") {
-			if name = strings.TrimSpace(name); name != "" {
-				h.Del(name)
-			}
-		}
-	}
-	for _, name := range hopHeaders {
-		h.Del(name)
-	}
-}
-
-// hasToken reports whether one of the comma-separated lists of values
-// holds token, without regard to case.
-func hasToken(values []string, token string) bool {
-	for _, v := range values {
-		for t := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(t), token) {
-				return true
-			}
-		}
-	}
-	return false
 }

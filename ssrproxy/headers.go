@@ -7,7 +7,8 @@ package ssrproxy
 import (
 	"iter"
 	"net/http"
-	"strings"
+
+	"github.com/vitehost/vitehost/internal/hop"
 )
 
 // isUpgrade reports whether h asks to switch protocols.
@@ -24,58 +25,15 @@ func isViteSocket(h http.Header) bool {
 	return hasToken(v, "vite-hmr", false) || hasToken(v, "vite-ping", false)
 }
 
-// tokens yields the elements of comma-separated header values, without the
-// spaces and tabs around them and without empty elements.
-func tokens(values []string) iter.Seq[string] {
-	return func(yield func(string) bool) {
-		for _, v := range values {
-			for v != "" {
-				var elem string
-				elem, v, _ = strings.Cut(v, ",")
-				elem = strings.Trim(elem, " \t")
-				if elem != "" && !yield(elem) {
-					return
-				}
-			}
-		}
-	}
-}
+// tokens, hasToken and removeHopHeaders are internal/hop's, shared with
+// preview's forwarding between nodes.
+func tokens(values []string) iter.Seq[string] { return hop.Tokens(values) }
 
-// hasToken reports whether token is an element of the comma-separated
-// values, compared ASCII case-insensitively when fold is set.
 func hasToken(values []string, token string, fold bool) bool {
-	for elem := range tokens(values) {
-		if elem == token || fold && strings.EqualFold(elem, token) {
-			return true
-		}
-	}
-	return false
+	return hop.HasToken(values, token, fold)
 }
 
-// hopHeaders are the headers that describe one connection, not the request
-// (RFC 9110, 7.6.1).
-var hopHeaders = []string{
-	"Connection",
-	"Proxy-Connection",
-	"Keep-Alive",
-	"Proxy-Authenticate",
-	"Proxy-Authorization",
-	"Te",
-	"Trailer",
-	"Transfer-Encoding",
-	"Upgrade",
-}
-
-// removeHopHeaders deletes the hop-by-hop headers of h and the headers that
-// its Connection header names.
-func removeHopHeaders(h http.Header) {
-	for name := range tokens(h.Values("Connection")) {
-		h.Del(name)
-	}
-	for _, name := range hopHeaders {
-		h.Del(name)
-	}
-}
+func removeHopHeaders(h http.Header) { hop.Remove(h) }
 
 // validUpgrade reports whether an Upgrade value is a printable ASCII token
 // that can be sent on.
