@@ -11,8 +11,8 @@ import (
 	"sync/atomic"
 )
 
-// This file is the Go side of the runner's batches (see the batches section
-// of internal/runner/runner.mjs): a set of file changes that Vite handles
+// This file is the Go side of the runner's batches (see
+// internal/runner/lib/batch.mjs): a set of file changes that Vite handles
 // once all of them are on disk, and whose outcome the runner reports as
 // soon as Vite knows it.
 
@@ -137,7 +137,7 @@ func (h *Hold) Commit(ctx context.Context) (*BatchResult, error) {
 		return nil, ErrReleased
 	}
 	defer h.c.batches.forget(h.id)
-	if err := h.c.send(commitLine(h.id)); err != nil {
+	if err := h.c.send(endLine("commit", h.id)); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrNotRunning, err)
 	}
 	select {
@@ -160,13 +160,14 @@ func (h *Hold) Release() {
 	h.release()
 }
 
-// release ends the hold unless it has ended. The runner's only way out of
-// a hold is its commit (see internal/runner/runner.mjs): it goes out, and
-// nobody waits for its answer. A run that is gone holds nothing.
+// release ends the hold unless it has ended: the runner's release line
+// (internal/runner/lib/batch.mjs) has Vite take the files as they are, in
+// order with the commits, and answers nothing. A run that is gone holds
+// nothing.
 func (h *Hold) release() {
 	if h.ended.CompareAndSwap(false, true) {
 		h.c.batches.forget(h.id)
-		h.c.send(commitLine(h.id))
+		h.c.send(endLine("release", h.id))
 	}
 }
 
@@ -275,8 +276,10 @@ func holdLine(files, deleted []string) (func(id uint64) []byte, error) {
 	}, nil
 }
 
-func commitLine(id uint64) []byte {
-	return fmt.Appendf(nil, `{"vitehost":"commit","id":%d}`+"\n", id)
+// endLine returns the line that ends batch id's hold: "commit", answered
+// by the batch's outcome, or "release", answered by nothing.
+func endLine(kind string, id uint64) []byte {
+	return fmt.Appendf(nil, `{"vitehost":%q,"id":%d}`+"\n", kind, id)
 }
 
 // clean makes a result read from the runner safe to hand on: limited

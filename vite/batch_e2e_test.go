@@ -191,6 +191,28 @@ func TestBatch(t *testing.T) {
 			assert.Empty(t, res.Errors)
 			assert.NoFileExists(t, filepath.Join(dir, "src", "Broken.jsx"))
 
+			// A hold its writer gives up on (Release): Vite takes the files
+			// as they are on disk, and the pages get the update all the same.
+			fresh := dialHMR(t, tg.HMR, "/", s.Token())
+			ctx, cancel := context.WithTimeout(context.Background(), long)
+			h, err := s.Hold(ctx, []string{"src/App.jsx", "src/never.jsx"}, nil)
+			require.NoError(t, err)
+			require.NoError(t, writeAtomic(dir, map[string]string{
+				"src/App.jsx": "export default function App() {\n  return <main><h1 id=\"title\">released</h1></main>\n}\n",
+			}))
+			h.Release() // src/never.jsx was never written
+			cancel()
+			for {
+				m, ok := fresh.next(long)
+				require.True(t, ok, "no update after the release")
+				if m["type"] == "update" {
+					assert.Contains(t, string(mustJSON(t, m)), `"/src/App.jsx"`)
+					break
+				}
+			}
+			_, app = get(t, tg.HTTP.String()+"/src/App.jsx")
+			assert.Contains(t, app, "released")
+
 			// An edit by other means goes through the watcher: an event, not
 			// a batch. By then the watcher's echo of the batches' writes has
 			// come too, in the kernel's order of the directory's events, and

@@ -33,7 +33,7 @@ const maxTransforms = 500 // modules a batch's outcome transforms to find compil
 const maxErrors = 20
 
 // batcher returns the batches of one runner for the project in projectDir:
-//   input(line)      a line of stdin after the config (hold, commit)
+//   input(line)      a line of stdin after the config (hold, commit, release)
 //   attach(s, opts)  follow a dev server Vite made (restarts included);
 //                    opts.onWatcherError gets the watcher's errors,
 //                    opts.onSocket(ws, s) runs once per WebSocket server
@@ -77,6 +77,10 @@ export function batcher({ projectDir, files, stopping }) {
         process.stderr.write(`vitehost runner: batch ${msg.id}: ${(err && err.stack) || err}\n`)
         say({ vitehost: 'batch', id: msg.id, batch: { incomplete: true } })
       })
+    } else if (msg.vitehost === 'release') {
+      queue = queue.then(() => release(msg)).catch((err) => {
+        process.stderr.write(`vitehost runner: released batch ${msg.id}: ${(err && err.stack) || err}\n`)
+      })
     }
   }
 
@@ -102,9 +106,22 @@ export function batcher({ projectDir, files, stopping }) {
     say(fitLine({ vitehost: 'batch', id: b.id, batch: result }))
   }
 
+  // release ends the hold of a batch whose writer gave up (a failed write,
+  // a caller gone): Vite handles its files as they are on disk now, in
+  // order with the commits, and nobody waits for an outcome, so none is
+  // computed or sent.
+  async function release(msg) {
+    const b = holds.get(msg.id)
+    if (!b) return
+    holds.delete(b.id)
+    filter.land([...b.files, ...b.deleted])
+    await handle(b, { quiet: true })
+  }
+
   // handle has Vite handle the files of b, which are on disk now, and
-  // returns what it did.
-  async function handle(b) {
+  // returns what it did; quiet leaves out the compile errors of modules
+  // the pages have not asked for (a released batch reports nothing).
+  async function handle(b, { quiet = false } = {}) {
     const result = { updates: [], fullReload: false, reloadPath: '', restarted: false, errors: [], incomplete: false }
     const d = dev
     if (!d || stopping()) {
@@ -147,6 +164,7 @@ export function batcher({ projectDir, files, stopping }) {
       result.reloadPath = '*'
       return result
     }
+    if (quiet) return result
     const seen = new Set(result.errors.map(errorKey))
     for (const e of await compileErrors(s, b)) {
       if (result.errors.length >= maxErrors) break
