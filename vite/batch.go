@@ -121,7 +121,7 @@ type Hold struct {
 	stopping <-chan struct{} // closed when the Server stops
 	held     chan struct{}   // closed when the runner holds the files
 	done     chan *BatchResult
-	ended    atomic.Bool // committed or released: the commit line went out
+	ended    atomic.Bool // committed or released: its commit or release line went out
 	stopCtx  func() bool // ends the release on the hold's context; set before Hold returns
 }
 
