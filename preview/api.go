@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -175,16 +176,22 @@ func (m *Manager) handleCreate(w http.ResponseWriter, r *http.Request) string {
 		return code
 	}
 	defer release()
-	var req createBody
-	if err := decodeJSON(body, &req); err != nil {
+	// The session id says where the create runs: the body's id only is
+	// read here, the rest where the session is (see operations.go).
+	var head struct {
+		SessionID string `json:"sessionId"`
+	}
+	if err := decodeJSON(body, &head); err != nil {
 		return m.fail(w, r, err)
 	}
-	p, err := m.checkCreate(req.SessionID, sent(req.Files), req.PackageJSON)
-	req.Files = nil // p holds what is written
-	if err != nil {
-		return m.fail(w, r, err)
-	}
-	info, err := m.createSession(r.Context(), req.SessionID, p, m.forwardTo(w, r, body))
+	project := sync.OnceValues(func() (*newProject, error) {
+		var req createBody
+		if err := decodeJSON(body, &req); err != nil {
+			return nil, err
+		}
+		return m.checkCreate(req.SessionID, sent(req.Files), req.PackageJSON)
+	})
+	info, err := m.createSession(r.Context(), head.SessionID, project, m.forwardTo(w, r, body))
 	switch {
 	case errors.Is(err, errForwarded):
 		return "forwarded"
@@ -209,17 +216,16 @@ func (m *Manager) handleUpdate(w http.ResponseWriter, r *http.Request) string {
 		return code
 	}
 	defer release()
-	id := r.PathValue("id")
-	var req updateBody
-	if err := decodeJSON(body, &req); err != nil {
-		return m.fail(w, r, err)
-	}
-	files, declared, err := m.checkUpdate(sent(req.Files), req.Delete, req.PackageJSON)
-	req.Files = nil // files holds what is written
-	if err != nil {
-		return m.fail(w, r, err)
-	}
-	res, err := m.updateSession(r.Context(), id, files, req.Delete, declared, m.forwardTo(w, r, body))
+	// The body is decoded and checked where the session runs (see
+	// operations.go): a node that forwards the request sends it as it came.
+	input := sync.OnceValues(func() (*updateInput, error) {
+		var req updateBody
+		if err := decodeJSON(body, &req); err != nil {
+			return nil, err
+		}
+		return m.checkUpdate(sent(req.Files), req.Delete, req.PackageJSON)
+	})
+	res, err := m.updateSession(r.Context(), r.PathValue("id"), input, m.forwardTo(w, r, body))
 	switch {
 	case errors.Is(err, errForwarded):
 		return "forwarded"
@@ -265,7 +271,7 @@ const keepAlive = 15 * time.Second
 
 // handleEvents streams the session's events, where the session runs.
 func (m *Manager) handleEvents(w http.ResponseWriter, r *http.Request) string {
-	outcome, err := visit(r.Context(), m, r.PathValue("id"), adoptOrphan, func(loc location) (string, error) {
+	outcome, err := visit(r.Context(), m, r.PathValue("id"), adoptOrphan, nil, func(loc location) (string, error) {
 		if loc.remote {
 			return "", m.relay(w, r, loc, []byte{})
 		}

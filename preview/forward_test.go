@@ -112,6 +112,11 @@ func TestForwardToOwner(t *testing.T) {
 		{"GET", "localhost:8080", "/kontext/preview/" + id, ""},
 		{"DELETE", "localhost:8080", "/kontext/preview/" + id, ""},
 		{"POST", "localhost:8080", "/kontext/preview", `{"sessionId":"` + id + `","files":[]}`},
+		// A body is decoded and checked where the session runs, once:
+		// this node sends on what it would have refused.
+		{"POST", "localhost:8080", "/kontext/preview/" + id + "/update", `{"files":[{"name":"../outside","content":"x"}]}`},
+		{"POST", "localhost:8080", "/kontext/preview/" + id + "/update", `{"files":[`},
+		{"POST", "localhost:8080", "/kontext/preview", `{"sessionId":"` + id + `","files":[{"name":"/etc/passwd","content":"x"}]}`},
 	} {
 		rec := serve(h, tt.method, tt.host, tt.path, tt.body)
 		assert.Equal(t, 200, rec.Code, "%s %s: %s", tt.method, tt.path, rec.Body)

@@ -14,7 +14,12 @@ import (
 // handlers and the Manager's methods: each is a visit (resolve.go) whose
 // act runs the operation on a session of this node, and hands a session of
 // another node to elsewhere: the API forwards the request there
-// (Manager.forwardTo), a Go caller gets ErrRemote (remoteError).
+// (Manager.forwardTo), a Go caller gets ErrRemote (remoteError). A create
+// or an update gets its input as a function, called only where the
+// operation runs (visit's check): the API decodes and checks a request's
+// body once, on the node that runs the session or makes it, before
+// anything is done there, and a node that forwards the request sends its
+// bytes on as they came (a Go caller's request is checked up front).
 
 // newProject is a validated create request: the session's dependency set
 // and all of its files.
@@ -78,22 +83,31 @@ func (m *Manager) checkCreate(sessionID string, sent []request.Sent, packageJSON
 	return &newProject{deps: deps, files: project, sent: files, ownDeps: !useTemplate, warnings: warnings}, nil
 }
 
+// updateInput is a checked update request: the files to write, the files
+// to delete, and the dependency set it declared, if any.
+type updateInput struct {
+	files    checkedFiles
+	deletes  []string
+	declared Deps
+}
+
 // checkUpdate validates an update request before anything is written: its
 // files, and the dependency set of its package.json (packageJSON, the
 // request's packageJson field, or the one among its files), with the vite
 // floor for a vite spec that names an exact version.
-func (m *Manager) checkUpdate(sent []request.Sent, deletes []string, packageJSON json.RawMessage) (checkedFiles, Deps, error) {
+func (m *Manager) checkUpdate(sent []request.Sent, deletes []string, packageJSON json.RawMessage) (*updateInput, error) {
 	files, err := checkSent(sent, deletes, m.opts.Limits, m.opts.allowConfig())
 	if err != nil {
-		return files, nil, err
+		return nil, err
 	}
+	in := &updateInput{files: files, deletes: deletes}
 	if pkg := []byte(packageJSON); len(pkg) > 0 && string(pkg) != "null" {
-		files.packageJSON = pkg
+		in.files.packageJSON = pkg
 	}
-	if files.packageJSON == nil {
-		return files, nil, nil
+	if in.files.packageJSON == nil {
+		return in, nil
 	}
-	deps, err := ParsePackageJSON(files.packageJSON)
+	deps, err := ParsePackageJSON(in.files.packageJSON)
 	if err == nil {
 		// As a create completes it; an exact vite below the floor is
 		// refused here, a range once resolved.
@@ -103,9 +117,10 @@ func (m *Manager) checkUpdate(sent []request.Sent, deletes []string, packageJSON
 		err = checkViteRange(deps["vite"], m.opts.ViteFloor, deps)
 	}
 	if err != nil {
-		return files, nil, err
+		return nil, err
 	}
-	return files, deps, nil
+	in.declared = deps
+	return in, nil
 }
 
 // Create validates req, writes its files into a new session directory,
@@ -126,35 +141,52 @@ func (m *Manager) Create(ctx context.Context, req *CreateRequest) (*Info, error)
 	if err != nil {
 		return nil, err
 	}
-	return m.createSession(ctx, req.SessionID, p, remoteError)
+	return m.createSession(ctx, req.SessionID, func() (*newProject, error) { return p, nil }, remoteError)
 }
 
-// createSession makes a session of project p on this node; with the id of
+// createSession makes a session of the project that project returns (the
+// request checked, see the top of this file) on this node; with the id of
 // a session it updates that session where it is instead, and makes it
-// here when it does not exist.
-func (m *Manager) createSession(ctx context.Context, id string, p *newProject, elsewhere func(location) error) (*Info, error) {
+// here when it does not exist. project may be called more than once.
+func (m *Manager) createSession(ctx context.Context, id string, project func() (*newProject, error), elsewhere func(location) error) (*Info, error) {
 	if id == "" {
 		// A new session runs on the node that got the request.
+		p, err := project()
+		if err != nil {
+			return nil, err
+		}
 		return m.create(ctx, NewID(), p)
 	}
-	info, err := m.updateNamed(ctx, id, p, elsewhere)
+	if !ValidID(id) {
+		return nil, badID("sessionId", id)
+	}
+	info, err := m.updateNamed(ctx, id, project, elsewhere)
 	if !errors.Is(err, errUnknown) {
 		return info, err
+	}
+	p, err := project()
+	if err != nil {
+		return nil, err
 	}
 	info, err = m.create(ctx, id, p)
 	if errors.Is(err, errTaken) {
 		// Another request created it meanwhile: update that one.
-		return m.updateNamed(ctx, id, p, elsewhere)
+		return m.updateNamed(ctx, id, project, elsewhere)
 	}
 	return info, err
 }
 
 // updateNamed is the update that a create naming a live session makes: it
 // keeps the session's dependency set (ErrConflict for another).
-func (m *Manager) updateNamed(ctx context.Context, id string, p *newProject, elsewhere func(location) error) (*Info, error) {
-	return visit(ctx, m, id, adoptOrphan, func(loc location) (*Info, error) {
+func (m *Manager) updateNamed(ctx context.Context, id string, project func() (*newProject, error), elsewhere func(location) error) (*Info, error) {
+	check := func() error { _, err := project(); return err }
+	return visit(ctx, m, id, adoptOrphan, check, func(loc location) (*Info, error) {
 		if loc.remote {
 			return nil, elsewhere(loc)
+		}
+		p, err := project()
+		if err != nil {
+			return nil, err
 		}
 		res, err := m.update(ctx, loc.s, p.sent, nil, p.declared(), false)
 		if err != nil {
@@ -243,20 +275,27 @@ func (m *Manager) Update(ctx context.Context, id string, req *UpdateRequest) (*U
 		return nil, err
 	}
 	defer m.running.Done()
-	files, declared, err := m.checkUpdate(sentFiles(req.Files, m.opts.Limits), req.Delete, req.PackageJSON)
+	in, err := m.checkUpdate(sentFiles(req.Files, m.opts.Limits), req.Delete, req.PackageJSON)
 	if err != nil {
 		return nil, err
 	}
-	return m.updateSession(ctx, id, files, req.Delete, declared, remoteError)
+	return m.updateSession(ctx, id, func() (*updateInput, error) { return in, nil }, remoteError)
 }
 
-// updateSession applies an update to session id where it is.
-func (m *Manager) updateSession(ctx context.Context, id string, files checkedFiles, deletes []string, declared Deps, elsewhere func(location) error) (*UpdateResult, error) {
-	return visit(ctx, m, id, adoptOrphan, func(loc location) (*UpdateResult, error) {
+// updateSession applies the update that input returns (the request
+// checked, see the top of this file) to session id where it is. input may
+// be called more than once.
+func (m *Manager) updateSession(ctx context.Context, id string, input func() (*updateInput, error), elsewhere func(location) error) (*UpdateResult, error) {
+	check := func() error { _, err := input(); return err }
+	return visit(ctx, m, id, adoptOrphan, check, func(loc location) (*UpdateResult, error) {
 		if loc.remote {
 			return nil, elsewhere(loc)
 		}
-		return m.update(ctx, loc.s, files, deletes, declared, true)
+		in, err := input()
+		if err != nil {
+			return nil, err
+		}
+		return m.update(ctx, loc.s, in.files, in.deletes, in.declared, true)
 	})
 }
 
@@ -292,7 +331,7 @@ func (m *Manager) Status(ctx context.Context, id string) (*Info, error) {
 // sessionStatus returns session id's info where it is: see Status. A nil
 // elsewhere answers a session of another node from its record.
 func (m *Manager) sessionStatus(ctx context.Context, id string, elsewhere func(location) error) (*Info, error) {
-	return visit(ctx, m, id, adoptOrphan, func(loc location) (*Info, error) {
+	return visit(ctx, m, id, adoptOrphan, nil, func(loc location) (*Info, error) {
 		if loc.remote && elsewhere != nil {
 			return nil, elsewhere(loc)
 		}

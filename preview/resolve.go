@@ -81,12 +81,21 @@ const (
 // moved (moved(err)), visit locates it again and acts once more, counting
 // the node that did not answer as dead; a session that moves twice during
 // one request is ErrRemote, which the API answers 503 with Retry-After.
-// Errors of locate and adopt are returned as they are.
-func visit[T any](ctx context.Context, m *Manager, id string, o orphans, act func(location) (T, error)) (T, error) {
+// Errors of locate and adopt are returned as they are. check, when not
+// nil, checks the request's input where the operation runs: before visit
+// acts on a session of this node, adopts one, or answers that it is
+// unknown, its error is the answer; a request for a session of another
+// node is not checked here but where it goes. It may run more than once.
+func visit[T any](ctx context.Context, m *Manager, id string, o orphans, check func() error, act func(location) (T, error)) (T, error) {
 	var zero T
 	gone := ""
 	for range 2 {
 		loc, err := m.locate(ctx, id, gone)
+		if check != nil && !loc.remote && (err == nil || errors.Is(err, errUnknown)) {
+			if cerr := check(); cerr != nil {
+				return zero, cerr
+			}
+		}
 		if err == nil && o == adoptOrphan && loc.orphan() {
 			loc.s, err = m.adopt(ctx, loc.rec)
 		}
@@ -106,7 +115,7 @@ func visit[T any](ctx context.Context, m *Manager, id string, o orphans, act fun
 
 // visitDo is visit for an act without a result.
 func visitDo(ctx context.Context, m *Manager, id string, o orphans, act func(location) error) error {
-	_, err := visit(ctx, m, id, o, func(loc location) (struct{}, error) { return struct{}{}, act(loc) })
+	_, err := visit(ctx, m, id, o, nil, func(loc location) (struct{}, error) { return struct{}{}, act(loc) })
 	return err
 }
 

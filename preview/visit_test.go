@@ -54,7 +54,7 @@ func TestVisitRetriesOnce(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var locs []location
-			got, err := visit(ctx, m, id, orphanAsRecord, func(loc location) (string, error) {
+			got, err := visit(ctx, m, id, orphanAsRecord, nil, func(loc location) (string, error) {
 				locs = append(locs, loc)
 				if err := tt.errs[len(locs)-1]; err != nil {
 					return "", err
@@ -77,12 +77,37 @@ func TestVisitRetriesOnce(t *testing.T) {
 		})
 	}
 
+	// A request's input is checked where the operation runs: not on the
+	// way to a session of another node (that node checks it), and before
+	// anything is done to a session here, or it is said to be unknown.
+	bad := errors.New("bad input")
+	checks := 0
+	check := func() error { checks++; return bad }
+	_, err = visit(ctx, m, id, adoptOrphan, check, func(loc location) (string, error) {
+		if loc.remote {
+			assert.Zero(t, checks, "checked on the way to another node")
+			return "", gone // node a does not answer: the session is an orphan now
+		}
+		t.Error("acted on input that failed its check")
+		return "", nil
+	})
+	assert.ErrorIs(t, err, bad)
+	assert.Equal(t, 1, checks)
+	rec, err := store.Get(ctx, id)
+	require.NoError(t, err)
+	assert.Equal(t, "a", rec.Owner, "the orphan was not adopted for a request that failed its check")
+	_, err = visit(ctx, m, NewID(), adoptOrphan, check, func(location) (string, error) {
+		t.Error("acted on an unknown session")
+		return "", nil
+	})
+	assert.ErrorIs(t, err, bad, "the input's error before the unknown session's")
+
 	// locate only reads: a record whose node is dead is returned as it is,
 	// nothing is claimed or started.
 	loc, err := m.locate(ctx, id, "a")
 	require.NoError(t, err)
 	assert.True(t, loc.orphan())
-	rec, err := store.Get(ctx, id)
+	rec, err = store.Get(ctx, id)
 	require.NoError(t, err)
 	assert.Equal(t, "a", rec.Owner, "locate claimed nothing")
 	assert.Equal(t, 0, m.NumSessions(), "locate started nothing")
