@@ -17,13 +17,19 @@ import (
 // This file changes a live session's dependency set: an update whose
 // package.json declares another set. The session keeps its id, its URL and
 // its files. The new set resolves and installs while the dev server serves
-// on the old one; then, holding the session's turn, the update stores the
-// files and the new package.json (fenced, on a node of several), stops the
-// dev server, puts the files on disk, and starts it again on the new set.
+// on the old one; then the update stores the files and the new
+// package.json (fenced, on a node of several), stops the dev server, puts
+// the files on disk, and starts it again on the new set.
 // The open pages' Vite clients see their socket close, wait for the server
 // and reload once. A set that cannot be installed (no such package or
 // version, ERESOLVE, the Vite floor) changes nothing: the session serves on
 // its old set with its old package.json on disk.
+//
+// The turn is held while the files are staged and stored, and ends once
+// the session points at its new run: the old dev server's stop, the files'
+// commit and the new server's start come after it (switchDeps), in the
+// background, whether the client waits or not; requests, and the next
+// update, wait for the new run to serve.
 //
 // Changes apply in the order they arrived, the last one winning: each
 // waits for the one before it to be applied or refused before it takes the
@@ -127,9 +133,9 @@ func (s *session) changeDeps(ctx context.Context, files checkedFiles, deletes []
 	}()
 
 	hold, release := context.WithCancel(s.ctx)
-	switched := false
+	owned := false // switchDeps has the lease
 	defer func() {
-		if !switched {
+		if !owned {
 			release()
 		}
 	}()
@@ -167,7 +173,12 @@ func (s *session) changeDeps(ctx context.Context, files checkedFiles, deletes []
 	if err != nil {
 		return nil, err
 	}
-	defer s.endTurn()
+	turn := true
+	defer func() {
+		if turn {
+			s.endTurn()
+		}
+	}()
 	old := s.depSet()
 	if next.Key() == old.Key() {
 		// A change before this one went back to this set.
@@ -184,26 +195,87 @@ func (s *session) changeDeps(ctx context.Context, files checkedFiles, deletes []
 	if err != nil {
 		return nil, fmt.Errorf("vitehost/preview: write files: %w", err)
 	}
-	defer staged.discard() // what was not committed
 	if s.env.clustered {
 		stored := make(map[string][]byte, len(write))
 		for _, f := range write {
 			stored[f.name] = f.data
 		}
-		if err := s.env.store.SaveFiles(ctx, s.id, s.epoch(), stored, deletes); err != nil {
+		// As an update's: the client's going away does not cut it short.
+		sctx, cancel := storeCtx(ctx)
+		err := s.env.store.SaveFiles(sctx, s.id, s.epoch(), stored, deletes)
+		cancel()
+		if err != nil {
+			staged.discard()
 			return nil, err
 		}
 	}
 
-	// From here on requests wait for the new run (serving), and the open
-	// pages' sockets close with the old one.
+	// The store has the new set: the switch to it goes on whatever the
+	// client does. Requests wait for the new run from here on (serving),
+	// the next update among them: the turn ends here, not across the old
+	// dev server's stop and the new one's start.
 	nr := newDevRun(s.ctx)
 	s.state.Lock()
 	s.cur = nr
 	s.proxy.Store(nil)
 	s.state.Unlock()
-	s.stopRun(r)
-	r.wg.Wait()
+	s.usage = nextUsage // what the store holds
+	names := make([]string, 0, len(write))
+	for _, f := range write {
+		names = append(names, f.name)
+	}
+	switched := make(chan error, 1)
+	res := &UpdateResult{
+		Updated: names, Ignored: files.ignored,
+		HMR:          HMR{Type: HMRFullReload, Paths: []string{"*"}},
+		Dependencies: change,
+	}
+	if !s.spawn(func() {
+		removed, err := s.switchDeps(r, nr, staged, deletes, next, modules, release)
+		if err == nil {
+			res.Deleted = append([]string{}, removed...)
+			s.events.add(eventUpdate, updateEvent{Updated: res.Updated, Deleted: res.Deleted, HMR: res.HMR})
+			s.log.Info("vitehost/preview: dependencies changed", "added", len(change.Added), "removed", len(change.Removed),
+				"changed", len(change.Changed), "install", installed.Sub(began).Round(time.Millisecond),
+				"restart", time.Since(installed).Round(time.Millisecond))
+		}
+		switched <- err
+	}) {
+		staged.discard()
+		return nil, errStopped
+	}
+	owned = true // switchDeps ends the lease, or keeps it for the new set
+	turn = false
+	s.endTurn()
+
+	select {
+	case err := <-switched:
+		if err != nil {
+			return nil, err
+		}
+		return res, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// switchDeps moves the session from its run old to the run nr on the
+// dependency set next, installed in modules, whose lease in the dependency
+// cache release ends: it stops the old dev server, puts the staged files
+// on disk, removes deletes, and starts nr on the new set, with the
+// session's context, not a client's. It returns the files it removed. It
+// runs in the background (spawn), no turn held; a failure fails the
+// session (failChange), since its disk no longer holds what it served.
+func (s *session) switchDeps(old, nr *devRun, staged *stagedFiles, deletes []string, next Deps, modules string, release context.CancelFunc) ([]string, error) {
+	defer staged.discard() // what was not committed
+	switched := false
+	defer func() {
+		if !switched {
+			release()
+		}
+	}()
+	s.stopRun(old)
+	old.wg.Wait()
 	if err := staged.commit(s.root); err != nil {
 		return nil, s.failChange(nr, fmt.Errorf("vitehost/preview: write files: %w", err))
 	}
@@ -211,31 +283,16 @@ func (s *session) changeDeps(ctx context.Context, files checkedFiles, deletes []
 	if err != nil {
 		return nil, s.failChange(nr, fmt.Errorf("vitehost/preview: delete files: %w", err))
 	}
-	s.usage = nextUsage
 	if err := s.launchOn(next, modules); err != nil {
 		return nil, s.failChange(nr, err)
 	}
 	s.setDeps(next)
 	s.releaseDeps()
 	s.releaseDeps, switched = release, true
-	if err := s.startRun(ctx, nr); err != nil {
+	if err := s.startRun(nr.ctx, nr); err != nil {
 		return nil, s.failChange(nr, err)
 	}
-
-	names := make([]string, 0, len(write))
-	for _, f := range write {
-		names = append(names, f.name)
-	}
-	res := &UpdateResult{
-		Updated: names, Deleted: append([]string{}, removed...), Ignored: files.ignored,
-		HMR:          HMR{Type: HMRFullReload, Paths: []string{"*"}},
-		Dependencies: change,
-	}
-	s.events.add(eventUpdate, updateEvent{Updated: res.Updated, Deleted: res.Deleted, HMR: res.HMR})
-	s.log.Info("vitehost/preview: dependencies changed", "added", len(change.Added), "removed", len(change.Removed),
-		"changed", len(change.Changed), "install", installed.Sub(began).Round(time.Millisecond),
-		"restart", time.Since(installed).Round(time.Millisecond))
-	return res, nil
+	return removed, nil
 }
 
 // failChange ends a dependency change that failed once the old dev server

@@ -1,9 +1,11 @@
 package preview_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -171,4 +173,62 @@ func TestDependencyChangesInARow(t *testing.T) {
 	assert.Contains(t, app, "second")
 	_, page := svc.get(t, created.PreviewURL+"/")
 	assert.True(t, strings.Contains(page, `id="root"`), "the page is served")
+}
+
+// TestDependencyChangeClientGone has the client of a dependency change go
+// away once the switch began (the page's HMR socket closes with the old dev
+// server): the change goes on without it, and the session serves on the
+// new set instead of failing with the client's cancel.
+func TestDependencyChangeClientGone(t *testing.T) {
+	svc := startService(t, preview.Options{})
+	status, created := svc.api(t, "POST", "", map[string]any{"files": []any{appTSX("start")}})
+	require.Equal(t, 200, status, "body: %s", created.Raw)
+	id := created.SessionID
+	conn := svc.hmrSocket(t, created)
+
+	body, err := json.Marshal(map[string]any{
+		"files":       []any{appUsing("import clsx from 'clsx'", `clsx("gone", "client")`)},
+		"packageJson": templatePackage(map[string]string{"clsx": "^2.1.0"}),
+	})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "POST", svc.public+"/kontext/preview/"+id+"/update", bytes.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	answered := make(chan error, 1)
+	go func() {
+		resp, err := svc.client.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		answered <- err
+	}()
+	// The socket closes when the old dev server goes: the switch began.
+	conn.SetReadDeadline(time.Now().Add(2 * wait))
+	for {
+		if _, _, err := conn.ReadMessage(); err != nil {
+			break
+		}
+	}
+	cancel()
+	<-answered
+
+	// The page comes back on the new set, and the session never failed.
+	deadline := time.Now().Add(wait)
+	for {
+		st := svc.status(id)
+		require.NotEqual(t, string(preview.StatusError), st.Status, "the session failed: %s", st.raw)
+		if st.Status == string(preview.StatusActive) {
+			code, app := svc.get(t, created.PreviewURL+"/src/App.tsx")
+			if code == 200 && strings.Contains(app, `clsx("gone", "client")`) {
+				break
+			}
+		}
+		require.True(t, time.Now().Before(deadline), "the new set never served: %s", st.raw)
+		time.Sleep(pollEvery)
+	}
+	disk, err := os.ReadFile(filepath.Join(svc.base, "preview-"+id, "package.json"))
+	require.NoError(t, err)
+	assert.Contains(t, string(disk), "clsx")
 }

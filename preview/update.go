@@ -9,10 +9,6 @@ import (
 	"github.com/vitehost/vitehost/vite"
 )
 
-// updateStoreTimeout bounds an update's write to the store, which the
-// client's context does not end (see session.update).
-const updateStoreTimeout = 10 * time.Second
-
 // UpdateResult is what an update did.
 type UpdateResult struct {
 	// Updated are the files written, Deleted the files removed, Ignored the
@@ -102,7 +98,7 @@ func (s *session) updateFiles(ctx context.Context, r *devRun, files checkedFiles
 		// The client's going away does not cut the write short: a store
 		// that committed while its caller gave up would hold files the disk
 		// does not.
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), updateStoreTimeout)
+		sctx, cancel := storeCtx(ctx)
 		err := s.env.store.SaveFiles(sctx, s.id, s.epoch(), write, deletes)
 		cancel()
 		if err != nil {
