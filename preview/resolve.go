@@ -83,15 +83,16 @@ const (
 // one request is ErrRemote, which the API answers 503 with Retry-After.
 // Errors of locate and adopt are returned as they are. check, when not
 // nil, checks the request's input where the operation runs: before visit
-// acts on a session of this node, adopts one, or answers that it is
-// unknown, its error is the answer; a request for a session of another
-// node is not checked here but where it goes. It may run more than once.
+// acts on a session of this node, adopts one, or answers with locate's
+// error (an unknown session, a store that cannot be reached), its error is
+// the answer; a request for a session of another node is not checked here
+// but where it goes. It may run more than once.
 func visit[T any](ctx context.Context, m *Manager, id string, o orphans, check func() error, act func(location) (T, error)) (T, error) {
 	var zero T
 	gone := ""
 	for range 2 {
 		loc, err := m.locate(ctx, id, gone)
-		if check != nil && !loc.remote && (err == nil || errors.Is(err, errUnknown)) {
+		if check != nil && !loc.remote {
 			if cerr := check(); cerr != nil {
 				return zero, cerr
 			}
