@@ -23,7 +23,10 @@ const Module = require('node:module')
 
 const [pkg, cacheFile] = process.argv.splice(2, 2)
 const file = path.join(pkg, 'dist', 'pnpm.cjs')
-process.argv[1] = path.join(pkg, 'bin', 'pnpm.cjs') // as pnpm's bin is started
+// As when pnpm's bin is started: pnpm reads its package.json beside
+// require.main (../package.json) and gives scripts require.main's file as
+// npm_execpath.
+module.filename = process.argv[1] = path.join(pkg, 'bin', 'pnpm.cjs')
 
 let cachedData
 try {

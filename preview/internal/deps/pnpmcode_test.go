@@ -2,7 +2,9 @@ package deps
 
 import (
 	"context"
+	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -59,4 +61,65 @@ func TestPNPMCodeCache(t *testing.T) {
 	leftovers, err := filepath.Glob(cache + ".*")
 	require.NoError(t, err)
 	assert.Empty(t, leftovers, "no temporary files")
+}
+
+// TestPNPMCodeRunner runs a stand-in for pnpm's bundle through
+// pnpmcode.cjs: the bundle sees what it sees when pnpm's bin starts it
+// (its arguments, its bin as require.main and argv[1], its own directory),
+// its exit code is the process's, and the code cache the first run writes
+// is accepted by the next.
+func TestPNPMCodeRunner(t *testing.T) {
+	testenv.LookPath(t, "node")
+	dir := t.TempDir()
+	pkg := filepath.Join(dir, "node_modules", "pnpm")
+	require.NoError(t, os.MkdirAll(filepath.Join(pkg, "dist"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(pkg, "dist", "pnpm.cjs"), []byte(`
+const seen = {
+  argv: process.argv.slice(1),
+  main: require.main.filename,
+  dirname: __dirname,
+  filename: __filename,
+  exportsThis: this === module.exports,
+  started: typeof globalThis.pnpm__startedAt,
+  sibling: require('./sibling.cjs'),
+}
+process.stdout.write(JSON.stringify(seen))
+process.exitCode = 3
+`), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(pkg, "dist", "sibling.cjs"), []byte(`module.exports = 'required'`), 0o644))
+	p := &pnpm{dir: dir}
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, toolsDir), 0o755))
+	runner, err := p.codeRunner()
+	require.NoError(t, err)
+	again, err := p.codeRunner()
+	require.NoError(t, err)
+	assert.Equal(t, runner, again)
+	cache := filepath.Join(dir, pnpmCodeCache)
+
+	run := func() map[string]any {
+		t.Helper()
+		cmd := exec.Command("node", runner, pkg, cache, "install", "--x")
+		out, err := cmd.Output()
+		var exit *exec.ExitError
+		require.ErrorAs(t, err, &exit)
+		assert.Equal(t, 3, exit.ExitCode(), "the bundle's exit code")
+		var seen map[string]any
+		require.NoError(t, json.Unmarshal(out, &seen), "%s", out)
+		return seen
+	}
+	bin := filepath.Join(pkg, "bin", "pnpm.cjs")
+	want := map[string]any{
+		"argv":        []any{bin, "install", "--x"},
+		"main":        bin,
+		"dirname":     filepath.Join(pkg, "dist"),
+		"filename":    filepath.Join(pkg, "dist", "pnpm.cjs"),
+		"exportsThis": true,
+		"started":     "number",
+		"sibling":     "required",
+	}
+	assert.Equal(t, want, run())
+	require.FileExists(t, cache, "the first run writes the cache")
+	written := inodeOf(t, cache)
+	assert.Equal(t, want, run())
+	assert.Equal(t, written, inodeOf(t, cache), "the second run accepted it")
 }
