@@ -11,7 +11,9 @@
 //
 // The cache is written at the exit of a run that found none, or found it
 // rejected (V8 checks its own version and flags and the source's length),
-// so that it holds the functions the run compiled, not just the top level.
+// so that it holds the functions the run compiled, not just the top level:
+// of a run that succeeded, which went through the whole install (a refused
+// set stops early).
 // The file is pnpm's, one per pnpm version (it lives in the version's
 // directory, which never changes once installed), and only this service
 // writes it: written whole, then renamed, so that runs at once read either
@@ -38,7 +40,8 @@ const script = new vm.Script(Module.wrap(fs.readFileSync(file, 'utf8')), {
   importModuleDynamically: vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
 })
 if (cachedData === undefined || script.cachedDataRejected) {
-  process.once('exit', () => {
+  process.once('exit', (code) => {
+    if (code !== 0) return
     const tmp = `${cacheFile}.${process.pid}.tmp`
     try {
       fs.writeFileSync(tmp, script.createCachedData())

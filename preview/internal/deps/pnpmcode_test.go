@@ -66,8 +66,8 @@ func TestPNPMCodeCache(t *testing.T) {
 // TestPNPMCodeRunner runs a stand-in for pnpm's bundle through
 // pnpmcode.cjs: the bundle sees what it sees when pnpm's bin starts it
 // (its arguments, its bin as require.main and argv[1], its own directory),
-// its exit code is the process's, and the code cache the first run writes
-// is accepted by the next.
+// its exit code is the process's; a run that fails writes no code cache,
+// the first that succeeds does, and the next accepts it.
 func TestPNPMCodeRunner(t *testing.T) {
 	testenv.LookPath(t, "node")
 	dir := t.TempDir()
@@ -84,7 +84,7 @@ const seen = {
   sibling: require('./sibling.cjs'),
 }
 process.stdout.write(JSON.stringify(seen))
-process.exitCode = 3
+process.exitCode = process.argv.includes('--fail') ? 3 : 0
 `), 0o644))
 	require.NoError(t, os.WriteFile(filepath.Join(pkg, "dist", "sibling.cjs"), []byte(`module.exports = 'required'`), 0o644))
 	p := &pnpm{dir: dir}
@@ -96,30 +96,39 @@ process.exitCode = 3
 	assert.Equal(t, runner, again)
 	cache := filepath.Join(dir, pnpmCodeCache)
 
-	run := func() map[string]any {
+	run := func(arg string) (map[string]any, error) {
 		t.Helper()
-		cmd := exec.Command("node", runner, pkg, cache, "install", "--x")
-		out, err := cmd.Output()
-		var exit *exec.ExitError
-		require.ErrorAs(t, err, &exit)
-		assert.Equal(t, 3, exit.ExitCode(), "the bundle's exit code")
+		out, err := exec.Command("node", runner, pkg, cache, "install", arg).Output()
 		var seen map[string]any
 		require.NoError(t, json.Unmarshal(out, &seen), "%s", out)
-		return seen
+		return seen, err
 	}
 	bin := filepath.Join(pkg, "bin", "pnpm.cjs")
-	want := map[string]any{
-		"argv":        []any{bin, "install", "--x"},
-		"main":        bin,
-		"dirname":     filepath.Join(pkg, "dist"),
-		"filename":    filepath.Join(pkg, "dist", "pnpm.cjs"),
-		"exportsThis": true,
-		"started":     "number",
-		"sibling":     "required",
+	want := func(arg string) map[string]any {
+		return map[string]any{
+			"argv":        []any{bin, "install", arg},
+			"main":        bin,
+			"dirname":     filepath.Join(pkg, "dist"),
+			"filename":    filepath.Join(pkg, "dist", "pnpm.cjs"),
+			"exportsThis": true,
+			"started":     "number",
+			"sibling":     "required",
+		}
 	}
-	assert.Equal(t, want, run())
-	require.FileExists(t, cache, "the first run writes the cache")
+	seen, err := run("--fail")
+	var exit *exec.ExitError
+	require.ErrorAs(t, err, &exit)
+	assert.Equal(t, 3, exit.ExitCode(), "the bundle's exit code")
+	assert.Equal(t, want("--fail"), seen)
+	assert.NoFileExists(t, cache, "a run that failed writes no cache")
+
+	seen, err = run("--x")
+	require.NoError(t, err)
+	assert.Equal(t, want("--x"), seen)
+	require.FileExists(t, cache, "the first run that succeeds writes the cache")
 	written := inodeOf(t, cache)
-	assert.Equal(t, want, run())
-	assert.Equal(t, written, inodeOf(t, cache), "the second run accepted it")
+	seen, err = run("--x")
+	require.NoError(t, err)
+	assert.Equal(t, want("--x"), seen)
+	assert.Equal(t, written, inodeOf(t, cache), "the next run accepted it")
 }
