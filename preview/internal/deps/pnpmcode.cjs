@@ -37,7 +37,9 @@ try {
 const script = new vm.Script(Module.wrap(fs.readFileSync(file, 'utf8')), {
   filename: file,
   cachedData,
-  importModuleDynamically: vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
+  // import() as in a module Node loads. The constant came in Node 20.12;
+  // before it, an import() would fail, and pnpm 10's bundle has none.
+  importModuleDynamically: vm.constants?.USE_MAIN_CONTEXT_DEFAULT_LOADER,
 })
 if (cachedData === undefined || script.cachedDataRejected) {
   process.once('exit', (code) => {
