@@ -1,15 +1,18 @@
 package bench
 
 import (
+	"bufio"
 	"context"
 	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/chromedp/chromedp"
@@ -121,7 +124,12 @@ func runDeps(ctx context.Context, env *Env) ([]Row, error) {
 	if err := chromedp.Run(bctx, chromedp.Navigate(svc.m.PreviewURL(id))); err != nil {
 		return nil, err
 	}
+	events, err := svc.recordEvents(bctx, id)
+	if err != nil {
+		return nil, err
+	}
 	var live, npmAdd, pnpmAdd []time.Duration
+	var installs, stops, starts []time.Duration // the live adds' parts
 	for _, p := range addedPackages[:runs] {
 		start := time.Now()
 		if _, err := svc.post(ctx, "/"+id+"/update", map[string]any{
@@ -133,7 +141,13 @@ func runDeps(ctx context.Context, env *Env) ([]Row, error) {
 		if err := pollAcrossReload(bctx, fmt.Sprintf(`(document.querySelector("#dep") || {}).textContent === %q`, p.want)); err != nil {
 			return nil, fmt.Errorf("add %s: the page: %w", p.name, err)
 		}
-		live = append(live, time.Since(start))
+		shown := time.Now()
+		live = append(live, shown.Sub(start))
+		installed, restarting, err := events.installAndStart(bctx, start)
+		if err != nil {
+			return nil, fmt.Errorf("add %s: %w", p.name, err)
+		}
+		installs, stops, starts = append(installs, installed.Sub(start)), append(stops, restarting.Sub(installed)), append(starts, shown.Sub(restarting))
 
 		d, err := timed(ctx, local, "npm", "install", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error", p.name+"@"+p.spec)
 		if err != nil {
@@ -159,6 +173,9 @@ func runDeps(ctx context.Context, env *Env) ([]Row, error) {
 		{What: "add one package to a live template session until the page shows it", Value: Ms(l.P50) + " p50",
 			Ratio: Ratio(float64(l.P50), float64(n.P50)) + " npm install <pkg>",
 			Note:  fmt.Sprintf("%d packages, each new to the store (%s); an update of package.json and App.tsx, then Chromium polls the page across its reload; sandbox", l.N, packageNames(runs))},
+		{What: "  its parts: the install (pnpm) / the switch (the old dev server's stop, the files) / the new dev server's start until the page shows it",
+			Value: Ms(Summarize(installs).P50) + " / " + Ms(Summarize(stops).P50) + " / " + Ms(Summarize(starts).P50) + " p50",
+			Note:  "from the session's event stream: the install's done, then the status starting"},
 		{What: "npm install <pkg> in a local project of the template's packages", Value: Ms(n.P50) + " p50",
 			Note: "the same packages, same run; npm's download cache as the machine has it"},
 		{What: "pnpm add <pkg> in a local project of the template's packages", Value: Ms(pn.P50) + " p50",
@@ -311,6 +328,104 @@ func localProject(ctx context.Context, env *Env, name string, argv []string) (st
 		return "", fmt.Errorf("%s: %w", name, err)
 	}
 	return dir, nil
+}
+
+// sessionEvents are the events of a session's stream as they arrive: type,
+// data and the time the session stamped on each.
+type sessionEvents struct {
+	mu     sync.Mutex
+	events []sessionEvent
+}
+
+type sessionEvent struct {
+	typ, what string // what: an install's phase, a status
+	at        time.Time
+}
+
+// Event types of the stream (preview's API).
+const (
+	eventInstall = "install"
+	eventStatus  = "status"
+)
+
+// after returns the time of the first event typ about what that the
+// session stamped at or after t, or the zero time.
+func (e *sessionEvents) after(t time.Time, typ, what string) time.Time {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, ev := range e.events {
+		if ev.typ == typ && ev.what == what && !ev.at.Before(t.Truncate(time.Millisecond)) {
+			return ev.at
+		}
+	}
+	return time.Time{}
+}
+
+// installAndStart returns when the dependency change begun at start was
+// installed and when its new dev server began to start, as the session
+// stamped them (the stream may bring them a little after the page shows).
+func (e *sessionEvents) installAndStart(ctx context.Context, start time.Time) (installed, starting time.Time, err error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for {
+		installed = e.after(start, eventInstall, "done")
+		if !installed.IsZero() {
+			if starting = e.after(installed, eventStatus, string(preview.StatusStarting)); !starting.IsZero() {
+				return installed, starting, nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return installed, starting, fmt.Errorf("the event stream told no install done, then a start: %w", ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// recordEvents reads the event stream of session id until ctx ends.
+func (s *previewService) recordEvents(ctx context.Context, id string) (*sessionEvents, error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", s.base+"/kontext/preview/"+id+"/events", nil)
+	if err != nil {
+		return nil, err
+	}
+	res, err := (&http.Client{Transport: s.client.Transport}).Do(req) // no timeout: it streams
+	if err != nil {
+		return nil, err
+	}
+	if res.StatusCode != http.StatusOK {
+		res.Body.Close()
+		return nil, fmt.Errorf("events: %s", res.Status)
+	}
+	e := &sessionEvents{}
+	go func() {
+		defer res.Body.Close()
+		sc := bufio.NewScanner(res.Body)
+		sc.Buffer(nil, 1<<20)
+		typ := ""
+		for sc.Scan() {
+			line := sc.Text()
+			if t, ok := strings.CutPrefix(line, "event: "); ok {
+				typ = t
+				continue
+			}
+			data, ok := strings.CutPrefix(line, "data: ")
+			if !ok {
+				continue
+			}
+			var v struct {
+				Time   int64  `json:"time"`
+				Phase  string `json:"phase"`
+				Status string `json:"status"`
+			}
+			if json.Unmarshal([]byte(data), &v) != nil {
+				continue
+			}
+			e.mu.Lock()
+			e.events = append(e.events, sessionEvent{typ: typ, what: v.Phase + v.Status, at: time.UnixMilli(v.Time)})
+			e.mu.Unlock()
+		}
+	}()
+	return e, nil
 }
 
 // timed runs argv in dir and returns how long it took.

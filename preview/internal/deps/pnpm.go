@@ -3,6 +3,7 @@ package deps
 import (
 	"context"
 	"crypto/sha256"
+	_ "embed"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -46,6 +47,21 @@ const (
 // pnpmLockfile is the lockfile pnpm writes.
 const pnpmLockfile = "pnpm-lock.yaml"
 
+// pnpmCode is the script that runs pnpm from a V8 code cache (Node 20 has
+// no compile cache of its own): see its head. It is written into the tools
+// directory under a name that hashes it, so that a service with another
+// version of it never runs this one's.
+//
+//go:embed pnpmcode.cjs
+var pnpmCode []byte
+
+// pnpmCodeCache is the V8 code cache of pnpm's bundle, in the directory of
+// the pnpm version it was made from.
+const pnpmCodeCache = "pnpm.cjs.v8cache"
+
+// pnpmCodePrefix starts the name of pnpmCode in the tools directory.
+const pnpmCodePrefix = "pnpmcode-"
+
 // pnpm runs the pinned pnpm of a cache directory.
 type pnpm struct {
 	dir string // the cache directory
@@ -53,6 +69,32 @@ type pnpm struct {
 	// installTool returns pnpm's script, installing pnpm into the cache
 	// first when it is not there.
 	installTool func(ctx context.Context) (string, error)
+}
+
+// codeRunner returns the path of pnpmCode in the tools directory, writing
+// it there first when it is not.
+func (p *pnpm) codeRunner() (string, error) {
+	sum := sha256.Sum256(pnpmCode)
+	path := filepath.Join(p.dir, toolsDir, pnpmCodePrefix+hex.EncodeToString(sum[:6])+".cjs")
+	if _, err := os.Stat(path); err == nil {
+		return path, nil
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".pnpmcode-")
+	if err != nil {
+		return "", err
+	}
+	defer os.Remove(tmp.Name())
+	_, err = tmp.Write(pnpmCode)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp.Name(), 0o644)
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path) // whole, for runs at once
+	}
+	return path, err
 }
 
 func newPNPM(dir string, run func(ctx context.Context, argv []string, workDir, what string) error) *pnpm {
@@ -100,9 +142,12 @@ func newPNPM(dir string, run func(ctx context.Context, argv []string, workDir, w
 
 // args returns pnpm's command line for install with the flags every run
 // shares: no lifecycle scripts, the node's store and metadata cache, cached
-// metadata before the registry's, the hoisted layout.
-func (p *pnpm) args(script string, extra ...string) []string {
-	argv := []string{"node", script, "install",
+// metadata before the registry's, the hoisted layout. pnpm (script, its
+// bin) runs from its code cache through runner (pnpmcode.cjs).
+func (p *pnpm) args(script, runner string, extra ...string) []string {
+	pkg := filepath.Dir(filepath.Dir(script))  // node_modules/pnpm
+	version := filepath.Dir(filepath.Dir(pkg)) // tools/pnpm-<version>
+	argv := []string{"node", runner, pkg, filepath.Join(version, pnpmCodeCache), "install",
 		"--ignore-scripts",
 		"--prefer-offline",
 		"--store-dir", filepath.Join(p.dir, storeDir),
@@ -125,9 +170,13 @@ func (p *pnpm) installArgv(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	runner, err := p.codeRunner()
+	if err != nil {
+		return nil, err
+	}
 	// pnpm freezes the lockfile by default where CI is set; the seeded
 	// one is meant to change (https://pnpm.io/cli/install#--frozen-lockfile).
-	return p.args(script, "--no-frozen-lockfile"), nil
+	return p.args(script, runner, "--no-frozen-lockfile"), nil
 }
 
 // storeLock returns the path of the lock that installs share and the
@@ -262,7 +311,7 @@ func (f pnpmFailure) String() string { return "p" + f.npmFailure.String() }
 
 // parseFailure reads the output of the command argv.
 func parseFailure(argv []string, out string) failure {
-	if len(argv) > 1 && strings.HasSuffix(argv[1], filepath.Join("pnpm", "bin", "pnpm.cjs")) {
+	if len(argv) > 1 && strings.HasPrefix(filepath.Base(argv[1]), pnpmCodePrefix) {
 		return pnpmFailure{parsePNPMError(out)}
 	}
 	return parseNPMError(out)
