@@ -177,8 +177,8 @@ func TestDependencyChangesInARow(t *testing.T) {
 
 // TestDependencyChangeClientGone has the client of a dependency change go
 // away once the switch began (the page's HMR socket closes with the old dev
-// server): the change goes on without it, and the session serves on the
-// new set instead of failing with the client's cancel.
+// server), which now runs after the update's turn, in the background: the
+// change goes on without the client, and the session serves the new set.
 func TestDependencyChangeClientGone(t *testing.T) {
 	svc := startService(t, preview.Options{})
 	status, created := svc.api(t, "POST", "", map[string]any{"files": []any{appTSX("start")}})
