@@ -179,3 +179,58 @@ export default {
 	assert.Contains(t, transformed(), "/src/lazy.ts", "the wake transformed what the page had asked for")
 	assert.Contains(t, transformed(), "/src/App.tsx", "and the page's modules")
 }
+
+// TestAtOnce: a spare or two missing are made one at a time, more are
+// made up to one per core at once.
+func TestAtOnce(t *testing.T) {
+	for _, tc := range []struct{ missing, cores, want int }{
+		{0, 8, 1},
+		{1, 8, 1},
+		{2, 8, 1},
+		{3, 8, 3},
+		{20, 8, 8},
+		{20, 2, 2},
+		{20, 1, 1},
+		{5, 0, 1},
+	} {
+		assert.Equal(t, tc.want, atOnce(tc.missing, tc.cores), "%d missing on %d cores", tc.missing, tc.cores)
+	}
+}
+
+// TestBeginMaking: the stock starts making spares while fewer than the
+// demand asks for wait or are being made, as many at once as atOnce says,
+// and none while a session's dev server starts.
+func TestBeginMaking(t *testing.T) {
+	p := &spares{demand: newDemand(1, 10*spareCost, time.Minute), parallel: 2}
+	begun := func() int {
+		n := 0
+		for p.beginMaking() {
+			n++
+		}
+		return n
+	}
+	assert.Equal(t, 1, begun(), "Spares: one")
+	p.making = 0
+	p.idle = []*idleSpare{{}}
+	assert.Equal(t, 0, begun(), "Spares waits")
+
+	// A burst of six: five are missing, made two at a time.
+	now := time.Now()
+	for range 6 {
+		p.demand.arrive(now)
+	}
+	p.starting = 1
+	assert.Equal(t, 0, begun(), "not while a session's dev server starts")
+	p.starting = 0
+	assert.Equal(t, 2, begun(), "one per core")
+	p.making--
+	p.idle = append(p.idle, &idleSpare{})
+	assert.Equal(t, 1, begun(), "the next one once one is made")
+
+	// Two missing, one of them being made: the other waits.
+	p.making = 1
+	p.idle = make([]*idleSpare, 4)
+	assert.Equal(t, 0, begun(), "one at a time when two are missing")
+	p.making = 0
+	assert.Equal(t, 1, begun())
+}
