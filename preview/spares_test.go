@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -24,7 +25,8 @@ import (
 // Spares (1) to the size of the burst, capped by SpareMemory; every session
 // of the second burst then starts in a spare; once nothing asks for more
 // for SpareIdle, the stock shrinks back to Spares. The stock never holds
-// more than SpareMemory allows.
+// more than SpareMemory allows, and the spares missing after a burst are
+// made up to one per core at once.
 func TestSparesFollowDemand(t *testing.T) {
 	testenv.Short(t)
 	testenv.LookPath(t, "node")
@@ -41,6 +43,7 @@ func TestSparesFollowDemand(t *testing.T) {
 	// The stock's size (waiting and being made), sampled for the whole test.
 	var (
 		peak     int
+		making   int // the most spares made at once
 		sampling sync.WaitGroup
 		stop     = make(chan struct{})
 	)
@@ -50,6 +53,7 @@ func TestSparesFollowDemand(t *testing.T) {
 		for {
 			p.mu.Lock()
 			peak = max(peak, len(p.idle)+p.making)
+			making = max(making, p.making)
 			p.mu.Unlock()
 			select {
 			case <-stop:
@@ -62,6 +66,7 @@ func TestSparesFollowDemand(t *testing.T) {
 		close(stop)
 		sampling.Wait()
 		assert.LessOrEqual(t, peak, budget, "the stock never exceeds SpareMemory")
+		assert.Equal(t, atOnce(budget, runtime.NumCPU()), making, "the spares missing after a burst are made one per core at once")
 	}()
 
 	require.NoError(t, m.Prepare(ctx), "the template's optimized dependencies, which a spare needs")
