@@ -107,9 +107,9 @@ type Options struct {
 	// last SpareIdle, while they fit in SpareMemory at 200 MiB each (an
 	// idle spare's sandbox held 125-180 MiB resident here); Spares that do
 	// not fit are not kept either. Spares are made in the background while
-	// no session's dev server starts, one at a time, or up to one per core
-	// when more than two are missing (after a burst); a session that finds
-	// none starts a runner of its own. Zero or negative means an eighth of
+	// no session's dev server starts, one at a time, or on all cores but
+	// one when more than two are missing (after a burst); a session that
+	// finds none starts a runner of its own. Zero or negative means an eighth of
 	// the machine's memory (its cgroup's limit when lower, on Linux), at
 	// least DefaultSpareMemory: 3 GiB, 15 spares, on a machine of 24 GiB.
 	SpareMemory int64

@@ -34,9 +34,10 @@ import (
 // it takes to make one, at the peak of the last Options.SpareIdle, within
 // Options.SpareMemory. A spare beyond that waits SpareIdle unused, then
 // stops. When the stock is short of several (a burst was seen), it makes
-// up to one per core at once (atOnce), so that it is full again in a
-// fraction of the time: a spare's warm-up keeps one core busy for about a
-// second.
+// several at once on all cores but one (atOnce), so that it is full again
+// in a fraction of the time: a spare's warm-up keeps one core busy for
+// about a second. The core left is the sessions' that arrive meanwhile: a
+// warm-up begun goes on when a session starts.
 
 // spares is the Manager's stock of spare runners.
 type spares struct {
@@ -46,7 +47,7 @@ type spares struct {
 	log     *slog.Logger
 
 	kick     chan struct{} // buffered: something changed, see whether a spare is missing
-	parallel int           // how many spares are made at once at most (atOnce): the cores
+	parallel int           // the machine's cores, of which atOnce makes spares on all but one
 
 	mu       sync.Mutex
 	demand   demand       // the stock's bounds, and the sessions that asked for a spare
@@ -253,13 +254,13 @@ func (p *spares) beginMaking() bool {
 
 // atOnce returns how many spares are made at once when missing are
 // missing, on a machine of cores: one when a spare or two are missing, as
-// a steady rate asks for (the other cores stay with the sessions that
-// keep arriving), up to one per core when more are, after a burst.
+// a steady rate asks for, up to one per core but one when more are, after
+// a burst; the core left stays with the sessions that keep arriving.
 func atOnce(missing, cores int) int {
 	if missing <= 2 {
 		return 1
 	}
-	return max(1, min(missing, cores))
+	return max(1, min(missing, cores-1))
 }
 
 // errNotYet: the template's dependencies or their optimized form are not
