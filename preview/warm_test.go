@@ -23,12 +23,15 @@ import (
 
 // TestWarmerSkipsOptimizedDeps: the warmer loads a page's modules and what
 // they import, each once, and leaves the optimized dependencies to Vite's
-// own pre-transform.
+// own pre-transform, unless told to load them (a session that shares
+// them waits for them), and then not what they import.
 func TestWarmerSkipsOptimizedDeps(t *testing.T) {
 	modules := map[string]string{
-		"/src/main.tsx":  `import "/.vite-cache/deps/react.js?v=1"; import App from "/src/App.tsx"; import "/src/index.css"`,
-		"/src/App.tsx":   `import { jsx } from "/.vite-cache/deps/react_jsx-dev-runtime.js?v=1"; import "/src/main.tsx"`,
-		"/src/index.css": `body {}`,
+		"/src/main.tsx":              `import "/.vite-cache/deps/react.js?v=1"; import App from "/src/App.tsx"; import "/src/index.css"`,
+		"/src/App.tsx":               `import { jsx } from "/.vite-cache/deps/react_jsx-dev-runtime.js?v=1"; import "/src/main.tsx"`,
+		"/src/index.css":             `body {}`,
+		"/.vite-cache/deps/react.js": `import "/.vite-cache/deps/chunk-1.js"`,
+		"/.vite-cache/deps/react_jsx-dev-runtime.js": `export const jsx = 1`,
 	}
 	var mu sync.Mutex
 	var asked []string
@@ -46,11 +49,18 @@ func TestWarmerSkipsOptimizedDeps(t *testing.T) {
 	defer srv.Close()
 	base, err := url.Parse(srv.URL)
 	require.NoError(t, err)
-	w := newWarmer(context.Background(), srv.Client(), base)
-	w.visit("/src/main.tsx", "/node_modules/.vite/deps/react-dom_client.js")
-	w.wait()
-	sort.Strings(asked)
-	assert.Equal(t, []string{"/src/App.tsx", "/src/index.css", "/src/main.tsx"}, asked)
+	for _, deps := range []bool{false, true} {
+		asked = nil
+		w := newWarmer(context.Background(), srv.Client(), base, deps)
+		w.visit("/src/main.tsx", "/node_modules/.vite/deps/react-dom_client.js")
+		w.wait()
+		sort.Strings(asked)
+		want := []string{"/src/App.tsx", "/src/index.css", "/src/main.tsx"}
+		if deps {
+			want = append([]string{"/.vite-cache/deps/react.js?v=1", "/.vite-cache/deps/react_jsx-dev-runtime.js?v=1", "/node_modules/.vite/deps/react-dom_client.js"}, want...)
+		}
+		assert.Equal(t, want, asked, "deps %v", deps)
+	}
 }
 
 // TestWarmUpLeavesDepsToVite: with real sandboxed Vite, a session's
@@ -105,4 +115,23 @@ export default {
 		time.Minute, 20*time.Millisecond, "Vite transformed the optimized dependencies: %s", read("transformed.log"))
 	assert.Contains(t, read("requests.log"), "/src/main.tsx")
 	assert.NotContains(t, read("requests.log"), "/deps/", "nothing asked for an optimized dependency")
+}
+
+// TestPrepareSharesColdOptimized: on a node whose dependency cache is
+// empty, Prepare's session optimizes the template's dependencies itself,
+// and its warm-up waits until the optimizer has written them before it
+// shares them, so that spares can start (they need them).
+func TestPrepareSharesColdOptimized(t *testing.T) {
+	testenv.Short(t)
+	testenv.LookPath(t, "node")
+	testenv.LookPath(t, "npm")
+	cache := testenv.TempDir(t)
+	m := startBrowserManagerWith(t, func(o *Options) { o.CacheDir = cache })
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	require.NoError(t, m.Prepare(ctx))
+	shared, err := filepath.Glob(filepath.Join(cache, "*", "optimized", "*", "_metadata.json"))
+	require.NoError(t, err)
+	require.NotEmpty(t, shared, "Prepare shared what its optimizer made")
+	require.Eventually(t, func() bool { return m.env.spares.ready() > 0 }, 2*time.Minute, 20*time.Millisecond, "a spare starts on them")
 }
