@@ -1,6 +1,13 @@
 package preview
 
-import "time"
+import (
+	"bufio"
+	"bytes"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
 
 // This file decides how many spare runners the Manager keeps: the demand
 // for them, within a memory budget.
@@ -81,4 +88,47 @@ func (d *demand) target(now time.Time) int {
 // tick is how often the stock checks for spares it no longer needs.
 func (d *demand) tick() time.Duration {
 	return min(max(d.idle/4, 50*time.Millisecond), 15*time.Second)
+}
+
+// spareMemoryShare is the share of the machine's memory that the spares'
+// budget is by default: one eighth. A burst of twenty sessions at once
+// asked for twenty spares (4 GiB at spareCost) here; an eighth of this
+// 24 GiB machine holds fifteen, and leaves the rest to the sessions, which
+// hold 150-300 MiB each once they run.
+const spareMemoryShare = 8
+
+// defaultSpareMemory returns the spares' memory budget on a machine of
+// memory bytes (0: not known): its spareMemoryShare, at least
+// DefaultSpareMemory.
+func defaultSpareMemory(memory int64) int64 {
+	return max(memory/spareMemoryShare, DefaultSpareMemory)
+}
+
+// machineMemory returns the memory of the machine, or the limit of the
+// memory cgroup that this process's namespace sees when that is lower (a
+// container's), in bytes; 0 when not known (not Linux).
+func machineMemory() int64 {
+	total := int64(0)
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		sc := bufio.NewScanner(bytes.NewReader(b))
+		for sc.Scan() {
+			if f := strings.Fields(sc.Text()); len(f) == 3 && f[0] == "MemTotal:" && f[2] == "kB" {
+				kb, _ := strconv.ParseInt(f[1], 10, 64)
+				total = kb << 10
+				break
+			}
+		}
+	}
+	// cgroup v2, then v1; "max" or a huge v1 value means no limit.
+	for _, name := range []string{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"} {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			continue
+		}
+		if limit, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); err == nil && limit > 0 && limit < total {
+			total = limit
+		}
+		break
+	}
+	return total
 }

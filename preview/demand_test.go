@@ -1,6 +1,7 @@
 package preview
 
 import (
+	"runtime"
 	"testing"
 	"time"
 
@@ -57,4 +58,27 @@ func TestDemandBounded(t *testing.T) {
 	}
 	assert.Len(t, d.arrivals, maxArrivals)
 	assert.Equal(t, 4, d.target(now))
+}
+
+// TestDefaultSpareMemory: the spares' budget is an eighth of the machine's
+// memory, never less than DefaultSpareMemory, which is also the budget
+// when the machine's memory is not known.
+func TestDefaultSpareMemory(t *testing.T) {
+	for _, tc := range []struct {
+		memory, want int64
+	}{
+		{0, DefaultSpareMemory},
+		{4 << 30, DefaultSpareMemory},
+		{8 << 30, 1 << 30},
+		{24 << 30, 3 << 30},
+		{256 << 30, 32 << 30},
+	} {
+		assert.Equal(t, tc.want, defaultSpareMemory(tc.memory), "memory %d", tc.memory)
+	}
+	if runtime.GOOS == "linux" {
+		// /proc/meminfo is there on Linux.
+		m := machineMemory()
+		assert.Greater(t, m, int64(64<<20))
+		assert.Equal(t, max(m/8, DefaultSpareMemory), defaultSpareMemory(m))
+	}
 }

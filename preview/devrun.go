@@ -142,8 +142,9 @@ func (s *session) startRun(ctx context.Context, r *devRun) (err error) {
 	s.env.metrics.observeStart(listening.Sub(began))
 
 	// What the session's pages asked for before it hibernated loads at
-	// once, beside the page (warmlist.go).
-	w := newWarmer(r.ctx, s.env.client, t.HTTP)
+	// once, beside the page (warmlist.go). A session that shares its
+	// optimized dependencies waits for them.
+	w := newWarmer(r.ctx, s.env.client, t.HTTP, s.shared != "")
 	w.visit(s.warm.list()...)
 	entries, err := loadPage(r.ctx, s.env.client, t.HTTP)
 	if err != nil {

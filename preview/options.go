@@ -27,8 +27,10 @@ const (
 	DefaultIdleTimeout = 10 * time.Minute
 	// DefaultSpares is how many spare runners a Manager keeps at least.
 	DefaultSpares = 1
-	// DefaultSpareMemory is the memory budget of a Manager's spare
-	// runners: five of them (about 200 MiB each).
+	// DefaultSpareMemory is the least memory budget of a Manager's spare
+	// runners, five of them (about 200 MiB each): the budget by default is
+	// an eighth of the machine's memory, or this when that is less or not
+	// known.
 	DefaultSpareMemory = 1 << 30
 	// DefaultSpareIdle is how long a spare runner beyond the demand waits
 	// unused before it stops, and how far back the demand looks.
@@ -104,10 +106,12 @@ type Options struct {
 	// ten at once asks for ten, one a second for two), at the peak of the
 	// last SpareIdle, while they fit in SpareMemory at 200 MiB each (an
 	// idle spare's sandbox held 125-180 MiB resident here); Spares that do
-	// not fit are not kept either. Spares are made one at a time in the
-	// background, while no session's dev server starts; a session that
-	// finds none starts a runner of its own. Zero or negative means
-	// DefaultSpareMemory.
+	// not fit are not kept either. Spares are made in the background while
+	// no session's dev server starts, one at a time, or on all cores but
+	// one when more than two are missing (after a burst); a session that
+	// finds none starts a runner of its own. Zero or negative means an eighth of
+	// the machine's memory (its cgroup's limit when lower, on Linux), at
+	// least DefaultSpareMemory: 3 GiB, 15 spares, on a machine of 24 GiB.
 	SpareMemory int64
 	// SpareIdle is how far back the demand for spare runners looks, and
 	// how long a spare beyond it waits unused before it stops. Zero or
@@ -288,7 +292,7 @@ func withDefaults(opts *Options) (Options, *url.URL, error) {
 		o.Spares = DefaultSpares
 	}
 	if o.SpareMemory <= 0 {
-		o.SpareMemory = DefaultSpareMemory
+		o.SpareMemory = defaultSpareMemory(machineMemory())
 	}
 	if o.SpareIdle <= 0 {
 		o.SpareIdle = DefaultSpareIdle

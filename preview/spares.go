@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -32,7 +33,11 @@ import (
 // as many more as sessions of the template's set arrived within the time
 // it takes to make one, at the peak of the last Options.SpareIdle, within
 // Options.SpareMemory. A spare beyond that waits SpareIdle unused, then
-// stops.
+// stops. When the stock is short of several (a burst was seen), it makes
+// several at once on all cores but one (atOnce), so that it is full again
+// in a fraction of the time: a spare's warm-up keeps one core busy for
+// about a second. The core left is the sessions' that arrive meanwhile: a
+// warm-up begun goes on when a session starts.
 
 // spares is the Manager's stock of spare runners.
 type spares struct {
@@ -41,12 +46,13 @@ type spares struct {
 	baseDir string // the spares' directories are spare-<random> in it
 	log     *slog.Logger
 
-	kick chan struct{} // buffered: something changed, see whether a spare is missing
+	kick     chan struct{} // buffered: something changed, see whether a spare is missing
+	parallel int           // the machine's cores, of which atOnce makes spares on all but one
 
 	mu       sync.Mutex
 	demand   demand       // the stock's bounds, and the sessions that asked for a spare
 	starting int          // dev servers of sessions starting now: a spare's warm-up waits for them
-	making   int          // spares being made now (0 or 1)
+	making   int          // spares being made now
 	modules  string       // where deps is installed, once a spare runs on it
 	idle     []*idleSpare // oldest first
 	taken    atomic.Int64 // starts and wakes that found a spare
@@ -66,12 +72,13 @@ func newSpares(o *Options, env *sessionEnv, log *slog.Logger) (*spares, error) {
 	}
 	d := newDemand(o.Spares, o.SpareMemory, o.SpareIdle)
 	return &spares{
-		env:     env,
-		deps:    deps,
-		baseDir: o.BaseDir,
-		log:     log.With("spares", d.min, "max_spares", d.max),
-		kick:    make(chan struct{}, 1),
-		demand:  d,
+		env:      env,
+		deps:     deps,
+		baseDir:  o.BaseDir,
+		log:      log.With("spares", d.min, "max_spares", d.max),
+		kick:     make(chan struct{}, 1),
+		parallel: runtime.NumCPU(),
+		demand:   d,
 	}, nil
 }
 
@@ -147,16 +154,22 @@ func (p *spares) take(counted bool) *vite.Spare {
 	return nil
 }
 
-// run keeps the stock until ctx ends, making one spare at a time when
-// kicked, while no session's dev server starts: once a session of the template's
-// set has started (and its page is loaded), and when the service's own
-// session has shared the template's optimized dependencies (Prepare). A spare
-// starts only once those are there, so that its warm-up never optimizes
-// the dependencies itself, which would leave it with the optimizer's
-// memory. A Manager whose sessions never start keeps none. Every tick, it
-// stops the spares that the demand no longer asks for.
+// run keeps the stock until ctx ends, making spares when kicked, while no
+// session's dev server starts: once a session of the template's set has
+// started (and its page is loaded), and when the service's own session has
+// shared the template's optimized dependencies (Prepare). A spare starts
+// only once those are there, so that its warm-up never optimizes the
+// dependencies itself, which would leave it with the optimizer's memory. A
+// Manager whose sessions never start keeps none. Every tick, it stops the
+// spares that the demand no longer asks for, and tries again to make
+// those that failed. It returns once the spares it was making are made,
+// and every spare is stopped.
 func (p *spares) run(ctx context.Context) {
-	defer p.closeAll()
+	var making sync.WaitGroup
+	defer func() {
+		making.Wait()
+		p.closeAll()
+	}()
 	tick := time.NewTicker(p.demand.tick())
 	defer tick.Stop()
 	for {
@@ -168,23 +181,30 @@ func (p *spares) run(ctx context.Context) {
 			p.shrink(time.Now())
 		}
 		for ctx.Err() == nil && p.beginMaking() {
-			began := time.Now()
-			sp, err := p.start(ctx)
-			p.mu.Lock()
-			p.making--
-			if err == nil {
-				p.demand.made(time.Since(began))
-				p.idle = append(p.idle, &idleSpare{sp: sp, since: time.Now()})
-			}
-			p.mu.Unlock()
-			if err != nil {
-				if ctx.Err() == nil && !errors.Is(err, errNotYet) {
-					p.log.Warn("vitehost/preview: start a spare runner", "err", err)
-				}
-				break // until the next kick
-			}
+			making.Go(func() { p.make(ctx) })
 		}
 	}
+}
+
+// make makes one spare that beginMaking counted, and asks for the next
+// one when it is made; after a failure, the next kick or tick tries again.
+func (p *spares) make(ctx context.Context) {
+	began := time.Now()
+	sp, err := p.start(ctx)
+	p.mu.Lock()
+	p.making--
+	if err == nil {
+		p.demand.made(time.Since(began))
+		p.idle = append(p.idle, &idleSpare{sp: sp, since: time.Now()})
+	}
+	p.mu.Unlock()
+	if err != nil {
+		if ctx.Err() == nil && !errors.Is(err, errNotYet) {
+			p.log.Warn("vitehost/preview: start a spare runner", "err", err)
+		}
+		return
+	}
+	p.refill()
 }
 
 // shrink stops the oldest spares beyond what the demand asks for at now
@@ -217,17 +237,30 @@ func (p *spares) ready() int {
 }
 
 // beginMaking counts a spare as being made when one should start now:
-// fewer than the demand asks for wait or are being made, and no session's
-// dev server is starting. It reports whether it did; the caller then makes
-// one and takes making back down.
+// fewer than the demand asks for wait or are being made, fewer than
+// atOnce of those missing are being made, and no session's dev server is
+// starting. It reports whether it did; the caller then makes one and takes
+// making back down.
 func (p *spares) beginMaking() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if len(p.idle)+p.making >= p.demand.target(time.Now()) || p.starting > 0 {
+	missing := p.demand.target(time.Now()) - len(p.idle)
+	if p.making >= missing || p.making >= atOnce(missing, p.parallel) || p.starting > 0 {
 		return false
 	}
 	p.making++
 	return true
+}
+
+// atOnce returns how many spares are made at once when missing are
+// missing, on a machine of cores: one when a spare or two are missing, as
+// a steady rate asks for, up to one per core but one when more are, after
+// a burst; the core left stays with the sessions that keep arriving.
+func atOnce(missing, cores int) int {
+	if missing <= 2 {
+		return 1
+	}
+	return max(1, min(missing, cores-1))
 }
 
 // errNotYet: the template's dependencies or their optimized form are not

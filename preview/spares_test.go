@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -24,7 +25,8 @@ import (
 // Spares (1) to the size of the burst, capped by SpareMemory; every session
 // of the second burst then starts in a spare; once nothing asks for more
 // for SpareIdle, the stock shrinks back to Spares. The stock never holds
-// more than SpareMemory allows.
+// more than SpareMemory allows, and the spares missing after a burst are
+// made on all cores but one at once.
 func TestSparesFollowDemand(t *testing.T) {
 	testenv.Short(t)
 	testenv.LookPath(t, "node")
@@ -41,6 +43,7 @@ func TestSparesFollowDemand(t *testing.T) {
 	// The stock's size (waiting and being made), sampled for the whole test.
 	var (
 		peak     int
+		making   int // the most spares made at once
 		sampling sync.WaitGroup
 		stop     = make(chan struct{})
 	)
@@ -50,6 +53,7 @@ func TestSparesFollowDemand(t *testing.T) {
 		for {
 			p.mu.Lock()
 			peak = max(peak, len(p.idle)+p.making)
+			making = max(making, p.making)
 			p.mu.Unlock()
 			select {
 			case <-stop:
@@ -62,6 +66,7 @@ func TestSparesFollowDemand(t *testing.T) {
 		close(stop)
 		sampling.Wait()
 		assert.LessOrEqual(t, peak, budget, "the stock never exceeds SpareMemory")
+		assert.Equal(t, atOnce(budget, runtime.NumCPU()), making, "the spares missing after a burst are made on all cores but one at once")
 	}()
 
 	require.NoError(t, m.Prepare(ctx), "the template's optimized dependencies, which a spare needs")
@@ -178,4 +183,60 @@ export default {
 	<-r.warmed
 	assert.Contains(t, transformed(), "/src/lazy.ts", "the wake transformed what the page had asked for")
 	assert.Contains(t, transformed(), "/src/App.tsx", "and the page's modules")
+}
+
+// TestAtOnce: a spare or two missing are made one at a time, more are
+// made on all cores but one at once.
+func TestAtOnce(t *testing.T) {
+	for _, tc := range []struct{ missing, cores, want int }{
+		{0, 8, 1},
+		{1, 8, 1},
+		{2, 8, 1},
+		{3, 8, 3},
+		{20, 8, 7},
+		{20, 3, 2},
+		{20, 2, 1},
+		{20, 1, 1},
+		{5, 0, 1},
+	} {
+		assert.Equal(t, tc.want, atOnce(tc.missing, tc.cores), "%d missing on %d cores", tc.missing, tc.cores)
+	}
+}
+
+// TestBeginMaking: the stock starts making spares while fewer than the
+// demand asks for wait or are being made, as many at once as atOnce says,
+// and none while a session's dev server starts.
+func TestBeginMaking(t *testing.T) {
+	p := &spares{demand: newDemand(1, 10*spareCost, time.Minute), parallel: 3}
+	begun := func() int {
+		n := 0
+		for p.beginMaking() {
+			n++
+		}
+		return n
+	}
+	assert.Equal(t, 1, begun(), "Spares: one")
+	p.making = 0
+	p.idle = []*idleSpare{{}}
+	assert.Equal(t, 0, begun(), "Spares waits")
+
+	// A burst of six: five are missing, made two at a time on three cores.
+	now := time.Now()
+	for range 6 {
+		p.demand.arrive(now)
+	}
+	p.starting = 1
+	assert.Equal(t, 0, begun(), "not while a session's dev server starts")
+	p.starting = 0
+	assert.Equal(t, 2, begun(), "on all cores but one")
+	p.making--
+	p.idle = append(p.idle, &idleSpare{})
+	assert.Equal(t, 1, begun(), "the next one once one is made")
+
+	// Two missing, one of them being made: the other waits.
+	p.making = 1
+	p.idle = make([]*idleSpare, 4)
+	assert.Equal(t, 0, begun(), "one at a time when two are missing")
+	p.making = 0
+	assert.Equal(t, 1, begun())
 }

@@ -62,6 +62,17 @@ func loadPage(ctx context.Context, client *http.Client, base *url.URL) ([]string
 // before a browser has opened the page. It loads at most maxWarmed,
 // warmParallel at a time, each once, whichever visit names it first.
 //
+// Unless told to (deps), it does not load the optimized dependencies
+// (optimizedDep): Vite transforms the static imports of each module it
+// transforms on its own (server.preTransformRequests, on by default),
+// those included, and sending one costs more than its transform. Vite
+// appends the source map to each answer, encoded again at each send:
+// react-dom's client chunk (0.9 MB, with its 1.6 MB map) goes out as
+// 3.1 MB, about 50 ms of the dev server's CPU here, which a warm-up that
+// loaded it paid once more than the browser for each session that
+// started. A request for one waits until the optimizer has written them
+// all: a warm-up that must see them written (to share them) loads them.
+//
 // It is the one crawler of a session's dev server. A spare runner's
 // warm-up (internal/runner/lib/warm.mjs) is another process's: it runs
 // before the spare has a session, on a throwaway Vite server on the
@@ -70,6 +81,7 @@ type warmer struct {
 	ctx    context.Context
 	client *http.Client
 	base   *url.URL
+	deps   bool // load the optimized dependencies too
 
 	mu   sync.Mutex
 	seen map[string]bool
@@ -77,8 +89,11 @@ type warmer struct {
 	sem  chan struct{}
 }
 
-func newWarmer(ctx context.Context, client *http.Client, base *url.URL) *warmer {
-	return &warmer{ctx: ctx, client: client, base: base, seen: map[string]bool{}, sem: make(chan struct{}, warmParallel)}
+// newWarmer returns a warmer of the dev server at base; deps: it loads the
+// optimized dependencies too, and its wait returns once the optimizer has
+// written them.
+func newWarmer(ctx context.Context, client *http.Client, base *url.URL, deps bool) *warmer {
+	return &warmer{ctx: ctx, client: client, base: base, deps: deps, seen: map[string]bool{}, sem: make(chan struct{}, warmParallel)}
 }
 
 // visit begins to load the modules at paths, and those they import; it
@@ -92,6 +107,9 @@ func (w *warmer) visit(paths ...string) {
 		}
 		w.seen[p] = true
 		w.mu.Unlock()
+		if optimizedDep(p) && !w.deps {
+			continue
+		}
 		w.wg.Go(func() { w.load(p) })
 	}
 }
@@ -107,11 +125,8 @@ func (w *warmer) load(p string) {
 	}
 	body, status, err := fetch(w.ctx, w.client, w.base, p, "*/*")
 	<-w.sem
-	if err != nil || status != http.StatusOK || w.ctx.Err() != nil {
-		return
-	}
-	if strings.Contains(p, "/deps/") {
-		return // an optimized dependency: it imports only its own chunks
+	if err != nil || status != http.StatusOK || w.ctx.Err() != nil || optimizedDep(p) {
+		return // an optimized dependency imports only its own chunks
 	}
 	for _, spec := range imports.Specs(body) {
 		// Vite rewrites a module's imports to root-relative URLs.
@@ -119,6 +134,12 @@ func (w *warmer) load(p string) {
 			w.visit(spec)
 		}
 	}
+}
+
+// optimizedDep reports whether the URL path p is one of Vite's optimized
+// dependencies, which it serves from its cacheDir's deps directory.
+func optimizedDep(p string) bool {
+	return strings.Contains(p, "/deps/")
 }
 
 func fetch(ctx context.Context, client *http.Client, base *url.URL, path, accept string) (string, int, error) {
