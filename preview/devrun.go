@@ -100,6 +100,22 @@ func (s *session) startRun(ctx context.Context, r *devRun) (err error) {
 			}
 		}
 	}
+	// A few starts at a time (starts.go), a spare taken or not (the demand
+	// for spares counts the session as it arrives): this one keeps its
+	// place until its page's modules are warm, or startWarmHold after it
+	// serves.
+	leave, err := s.env.starts.enter(ctx)
+	if err != nil {
+		if sp != nil {
+			s.env.spares.discard(sp)
+		}
+		return err
+	}
+	defer func() {
+		if !warming {
+			leave()
+		}
+	}()
 	var server *vite.Server
 	if sp != nil {
 		server, err = sp.Start(r.ctx, s.dir, s.opts)
@@ -151,8 +167,13 @@ func (s *session) startRun(ctx context.Context, r *devRun) (err error) {
 		s.log.Warn("vitehost/preview: the page is not served", "err", err)
 	}
 	warming = true
+	hold := time.AfterFunc(startWarmHold, leave)
 	r.wg.Go(func() {
 		defer close(r.warmed)
+		defer func() {
+			hold.Stop()
+			leave()
+		}()
 		start := time.Now()
 		w.visit(entries...)
 		w.wait()

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -126,6 +127,7 @@ func New(opts *Options) (*Manager, error) {
 			sandbox:      sb,
 			disks:        disks,
 			metrics:      x,
+			starts:       newStarts(runtime.NumCPU()),
 		},
 		store:        o.Store,
 		deps:         sets,

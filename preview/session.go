@@ -56,6 +56,8 @@ type sessionEnv struct {
 	// spares are runners started ahead for the template's dependency set;
 	// nil for none.
 	spares *spares
+	// starts admits the dev servers' starts a few at a time (starts.go).
+	starts *starts
 }
 
 // session is one preview: a directory, and a dev server that runs from a
