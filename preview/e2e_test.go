@@ -440,7 +440,9 @@ func TestOptimizedDepsShared(t *testing.T) {
 		require.Equal(t, 200, status, "body: %s", c.Raw)
 		seeded, err := metadata(c.SessionID)
 		require.NoError(t, err, "the session starts with optimized dependencies")
-		// An update waits for the warm-up: every module and dependency loaded.
+		// Every module of the page loaded, the dependencies included (the
+		// warm-up leaves those to the browser), and an update.
+		svc.crawl(t, &evidence{}, c.PreviewURL)
 		status, _ = svc.api(t, "POST", "/"+c.SessionID+"/update", map[string]any{"files": []any{appTSX(text + ", warm")}})
 		require.Equal(t, 200, status)
 		after, err := metadata(c.SessionID)
