@@ -102,9 +102,8 @@ func (s *session) startRun(ctx context.Context, r *devRun) (err error) {
 	}
 	// A few starts at a time (starts.go), a spare taken or not (the demand
 	// for spares counts the session as it arrives): this one keeps its
-	// place until its page's modules are warm, or startWarmHold after it
-	// serves.
-	leave, err := s.env.starts.enter(ctx)
+	// place until its page's modules are warm, at most startHold.
+	leave, err := s.env.starts.enter(ctx, startHold)
 	if err != nil {
 		if sp != nil {
 			s.env.spares.discard(sp)
@@ -167,13 +166,9 @@ func (s *session) startRun(ctx context.Context, r *devRun) (err error) {
 		s.log.Warn("vitehost/preview: the page is not served", "err", err)
 	}
 	warming = true
-	hold := time.AfterFunc(startWarmHold, leave)
 	r.wg.Go(func() {
 		defer close(r.warmed)
-		defer func() {
-			hold.Stop()
-			leave()
-		}()
+		defer leave()
 		start := time.Now()
 		w.visit(entries...)
 		w.wait()

@@ -15,9 +15,12 @@ import (
 // the first are served early and half of them by the burst's half-time,
 // for the same total.
 
-// startWarmHold bounds how long a start's warm-up keeps its place: a page
-// of many modules (a real project's) warms on while the next start goes.
-const startWarmHold = 2 * time.Second
+// startHold bounds how long a start keeps its place, from its admission:
+// the start of a real project's many modules, or one whose config never
+// returns (a tenant's), goes on while the next start goes. A spare's start
+// and its page's warm-up take about 0.3 s of a core; a fresh runner's
+// several times that.
+const startHold = 2 * time.Second
 
 // starts admits at most n dev server starts at once, first come first
 // served.
@@ -33,20 +36,20 @@ func newStarts(n int) *starts {
 
 // enter waits, with ctx, for a place among the starts, behind the callers
 // that came before; it returns the function that gives the place back,
-// safe to call more than once.
-func (a *starts) enter(ctx context.Context) (leave func(), err error) {
+// safe to call more than once, and called by itself after hold.
+func (a *starts) enter(ctx context.Context, hold time.Duration) (leave func(), err error) {
 	a.mu.Lock()
 	if a.free > 0 && len(a.waiting) == 0 {
 		a.free--
 		a.mu.Unlock()
-		return a.leaver(), nil
+		return a.leaver(hold), nil
 	}
 	admitted := make(chan struct{})
 	a.waiting = append(a.waiting, admitted)
 	a.mu.Unlock()
 	select {
 	case <-admitted:
-		return a.leaver(), nil
+		return a.leaver(hold), nil
 	case <-ctx.Done():
 	}
 	a.mu.Lock()
@@ -60,10 +63,15 @@ func (a *starts) enter(ctx context.Context) (leave func(), err error) {
 	return nil, ctx.Err()
 }
 
-// leaver returns the release of one place, done once.
-func (a *starts) leaver() func() {
+// leaver returns the release of one place, done once: by the caller, or
+// after hold.
+func (a *starts) leaver(hold time.Duration) func() {
 	var once sync.Once
-	return func() { once.Do(a.release) }
+	t := time.AfterFunc(hold, func() { once.Do(a.release) })
+	return func() {
+		t.Stop()
+		once.Do(a.release)
+	}
 }
 
 // release gives a place to the oldest waiter, or back to the free ones.

@@ -22,15 +22,15 @@ func TestStartsAdmitsAFewInOrder(t *testing.T) {
 		end() // the waiters give their places back, or stop waiting
 		waiters.Wait()
 	}()
-	first, err := a.enter(ctx)
+	first, err := a.enter(ctx, wait)
 	require.NoError(t, err)
-	second, err := a.enter(ctx)
+	second, err := a.enter(ctx, wait)
 	require.NoError(t, err)
 
 	// A third waits; one whose context ends gives up without a place.
 	cctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err = a.enter(cctx)
+	_, err = a.enter(cctx, wait)
 	assert.ErrorIs(t, err, context.Canceled)
 
 	admitted := make(chan int, 3)
@@ -38,7 +38,7 @@ func TestStartsAdmitsAFewInOrder(t *testing.T) {
 		queued := make(chan struct{})
 		waiters.Go(func() {
 			close(queued)
-			leave, err := a.enter(ctx)
+			leave, err := a.enter(ctx, wait)
 			if err == nil {
 				admitted <- i
 				defer leave()
@@ -64,4 +64,13 @@ func TestStartsAdmitsAFewInOrder(t *testing.T) {
 	}
 	second()
 	assert.Equal(t, 1, <-admitted)
+
+	// A start that keeps its place past its hold gives it up: the third
+	// waiter goes once the second's hold (short) ends.
+	b := newStarts(1)
+	_, err = b.enter(ctx, time.Millisecond)
+	require.NoError(t, err)
+	leave, err := b.enter(ctx, wait)
+	require.NoError(t, err, "admitted once the first one's hold ran out")
+	leave()
 }
