@@ -163,9 +163,10 @@ func (m *Manager) republish(ctx context.Context, s *session, lost int64) error {
 // caller moves s (republish): no update changes them meanwhile.
 func (m *Manager) sessionFiles(ctx context.Context, s *session) (map[string][]byte, error) {
 	lim := m.opts.Limits
-	files := make(map[string][]byte, len(s.usage.files)+1)
+	u := s.filesUsage()
+	files := make(map[string][]byte, len(u.files)+1)
 	var total int64
-	for name := range s.usage.files {
+	for name := range u.files {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}

@@ -25,11 +25,14 @@ import (
 // version, ERESOLVE, the Vite floor) changes nothing: the session serves on
 // its old set with its old package.json on disk.
 //
-// The turn is held while the files are staged and stored, and ends once
-// the session points at its new run: the old dev server's stop, the files'
-// commit and the new server's start come after it (switchDeps), in the
-// background, whether the client waits or not; requests, and the next
-// update, wait for the new run to serve.
+// The turn is held while the files are staged, as an update's is; then
+// the change takes its place in the commit line (line.go) and, once the
+// updates before it are committed, stores the files and points the session
+// at its new run: the old dev server's stop, the files' commit and the new
+// server's start come after that (switchDeps), in the background, whether
+// the client waits or not. An update that takes the turn meanwhile waits
+// for the switch (switching), then for the new run to serve, as requests
+// do.
 //
 // Changes apply in the order they arrived, the last one winning: each
 // waits for the one before it to be applied or refused before it takes the
@@ -173,27 +176,57 @@ func (s *session) changeDeps(ctx context.Context, files checkedFiles, deletes []
 	if err != nil {
 		return nil, err
 	}
-	turn := true
-	defer func() {
-		if turn {
-			s.endTurn()
-		}
-	}()
 	old := s.depSet()
 	if next.Key() == old.Key() {
 		// A change before this one went back to this set.
 		files.ignoreManifest()
 		return s.updateFiles(ctx, r, files, deletes, l)
 	}
-	nextUsage := s.usage.after(files.write, deletes)
-	if err := checkQuota(s.usage, nextUsage, l); err != nil {
+	committed := s.filesUsage()
+	if err := checkQuota(committed, committed.after(files.write, deletes), l); err != nil {
+		s.endTurn()
 		return nil, err
 	}
 	change := diffDeps(old, next, s.nodeModules, modules)
 	write := append(slices.Clone(files.write), pendingFile{name: "package.json", data: next.PackageJSON()})
 	staged, err := stageFiles(s.root, write, s.owner())
 	if err != nil {
+		s.endTurn()
 		return nil, fmt.Errorf("vitehost/preview: write files: %w", err)
+	}
+	prevLine, doneLine := s.enterLine()
+	defer leaveLine(prevLine, doneLine)
+	switching := make(chan struct{})
+	s.state.Lock()
+	s.switching = switching
+	s.state.Unlock()
+	<-s.turn // as an update's: the next one stages meanwhile
+	// endSwitch ends the change's use of the session: the session points
+	// at its new run by then, or never will (handed false: the staged
+	// files go).
+	handed, ended := false, false
+	endSwitch := func() {
+		if ended {
+			return
+		}
+		ended = true
+		if !handed {
+			staged.discard()
+		}
+		s.state.Lock()
+		s.switching = nil
+		s.users--
+		s.state.Unlock()
+		close(switching)
+	}
+	defer endSwitch()
+	if err := s.waitLine(ctx, prevLine); err != nil {
+		return nil, err
+	}
+	committed = s.filesUsage()
+	nextUsage := committed.after(files.write, deletes)
+	if err := checkQuota(committed, nextUsage, l); err != nil {
+		return nil, err
 	}
 	if s.env.clustered {
 		stored := make(map[string][]byte, len(write))
@@ -205,21 +238,20 @@ func (s *session) changeDeps(ctx context.Context, files checkedFiles, deletes []
 		err := s.env.store.SaveFiles(sctx, s.id, s.epoch(), stored, deletes)
 		cancel()
 		if err != nil {
-			staged.discard()
 			return nil, err
 		}
 	}
 
 	// The store has the new set: the switch to it goes on whatever the
 	// client does. Requests wait for the new run from here on (serving),
-	// the next update among them: the turn ends here, not across the old
-	// dev server's stop and the new one's start.
+	// the next update among them, not across the old dev server's stop
+	// and the new one's start.
 	nr := newDevRun(s.ctx)
 	s.state.Lock()
 	s.cur = nr
 	s.proxy.Store(nil)
-	s.state.Unlock()
 	s.usage = nextUsage // what the store holds
+	s.state.Unlock()
 	names := make([]string, 0, len(write))
 	for _, f := range write {
 		names = append(names, f.name)
@@ -241,12 +273,11 @@ func (s *session) changeDeps(ctx context.Context, files checkedFiles, deletes []
 		}
 		switched <- err
 	}) {
-		staged.discard()
 		return nil, errStopped
 	}
-	owned = true // switchDeps ends the lease, or keeps it for the new set
-	turn = false
-	s.endTurn()
+	owned = true  // switchDeps ends the lease, or keeps it for the new set
+	handed = true // and commits or discards the staged files
+	endSwitch()
 
 	select {
 	case err := <-switched:

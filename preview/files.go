@@ -74,20 +74,29 @@ func stageFiles(root *os.Root, files []pendingFile, own owner) (*stagedFiles, er
 
 func stageFile(root *os.Root, name string, data []byte, own owner) (tmp string, err error) {
 	defer func() { err = blockedPath(name, err) }()
-	if dir := path.Dir(name); dir != "." {
-		if err := root.MkdirAll(dir, 0o755); err != nil {
-			return "", err
-		}
-		if err := own.giveDirs(root, dir); err != nil {
-			return "", err
-		}
-	}
 	var rnd [8]byte
 	rand.Read(rnd[:])
 	tmp = path.Join(path.Dir(name), tmpPrefix+hex.EncodeToString(rnd[:]))
-	f, err := root.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
-	if err != nil {
-		return "", err
+	var f *os.File
+	// An update committing meanwhile (line.go) may remove the directory
+	// between the two steps, when its deletes empty it: then it is made
+	// again. Once the file is in it, it stays.
+	for tries := 0; ; tries++ {
+		if dir := path.Dir(name); dir != "." {
+			if err := root.MkdirAll(dir, 0o755); err != nil {
+				return "", err
+			}
+			if err := own.giveDirs(root, dir); err != nil {
+				return "", err
+			}
+		}
+		f, err = root.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, fs.ErrNotExist) || tries == 2 {
+			return "", err
+		}
 	}
 	_, err = f.Write(data)
 	if cerr := f.Close(); err == nil {

@@ -130,10 +130,11 @@ func (s *session) serving(ctx context.Context, why string) (*devRun, error) {
 }
 
 // servingTurn waits for the session's dev server to serve, waking it, and
-// for the updates before this one; it returns the serving run, which
-// neither hibernates nor moves until the caller ends the turn (endTurn).
-// A move under way (a record being written again) is waited for with
-// ctx, as a wake is.
+// for the updates before this one to stage; it returns the serving run,
+// which neither hibernates nor moves until the caller ends the turn and
+// its use (endTurn, or leaves the turn then doneUsing). A move under way
+// (a record being written again) or a dependency change that has not
+// switched runs yet is waited for with ctx, as a wake is.
 func (s *session) servingTurn(ctx context.Context, why string) (*devRun, error) {
 	for {
 		r, err := s.serving(ctx, why)
@@ -144,18 +145,21 @@ func (s *session) servingTurn(ctx context.Context, why string) (*devRun, error) 
 			return nil, err
 		}
 		s.state.Lock()
-		moving, ok := s.moving, s.cur == r
-		if ok && moving == nil {
+		wait, ok := s.moving, s.cur == r
+		if wait == nil {
+			wait = s.switching
+		}
+		if ok && wait == nil {
 			s.users++
 		}
 		s.state.Unlock()
-		if ok && moving == nil {
+		if ok && wait == nil {
 			return r, nil
 		}
 		<-s.turn
-		if moving != nil {
+		if wait != nil {
 			select {
-			case <-moving:
+			case <-wait:
 			case <-s.stopped:
 				return nil, errStopped
 			case <-ctx.Done():

@@ -88,10 +88,11 @@ type sessionEnv struct {
 // outcome (the dev server gone and the status stored, or the record
 // written) on its channel, with its own context, then goes on: it wakes
 // the session, and the wake starts once the hibernation before it is
-// done. Updates take turns among themselves (turn), so that the store and
-// the disk take them in one order: only another update of the session
-// waits for an update; while one runs (users) the session neither
-// hibernates nor moves.
+// done. Updates take turns among themselves (turn) to check and stage
+// their files, and then commit them in the order of their turns, no turn
+// held (line.go), so that the store and the disk take them in one order:
+// only another update of the session waits for an update; while one runs
+// (users) the session neither hibernates nor moves.
 type session struct {
 	id         string
 	dir        string
@@ -137,8 +138,11 @@ type session struct {
 	// (sockets.go).
 	sockets atomic.Int32
 
-	turn chan struct{}  // holds a token while an update runs: updates go one at a time (servingTurn)
-	bg   sync.WaitGroup // wakes and hibernations under way; teardown waits for them
+	turn chan struct{} // holds a token while an update checks and stages its files (servingTurn)
+	// lineTail is the done channel of the last update to enter the commit
+	// line (line.go); guarded by the turn.
+	lineTail chan struct{}
+	bg       sync.WaitGroup // wakes and hibernations under way; teardown waits for them
 
 	// trusted marks the service's own session (Prepare's), which runs no
 	// tenant's code: only its optimized dependencies are shared, and it has
@@ -148,18 +152,24 @@ type session struct {
 	stopOnce sync.Once
 	stopped  chan struct{}
 
-	// state guards rec, cur, moving, users and closing: status requests
-	// never wait for an update, a hibernation or a wake.
+	// state guards rec, cur, moving, users, switching, usage and closing:
+	// status requests never wait for an update, a hibernation or a wake.
 	state sync.Mutex
 	rec   Record
 	cur   *devRun // the dev server's current run; nil while it hibernates
 	// moving is closed when the move under way ends (a hibernation, a
 	// rewrite of the record); nil when none is.
 	moving chan struct{}
-	// users counts the updates that hold the serving run (servingTurn):
-	// no move begins while one does.
-	users   int
-	closing bool // stop began: nothing wakes or hibernates any more
+	// users counts the updates that hold the serving run (servingTurn),
+	// from their turn to the end of their commit: no move begins while one
+	// does.
+	users int
+	// switching is closed when the dependency change that ended its turn
+	// has moved the session to its new run or given up; nil when none is
+	// between the two (depschange.go). An update that takes the turn
+	// meanwhile waits for it.
+	switching chan struct{}
+	closing   bool // stop began: nothing wakes or hibernates any more
 
 	// deps is the session's dependency set (under state: updates read it
 	// before they take the turn), set by run, then changed by dependency
@@ -169,8 +179,9 @@ type session struct {
 	deps        Deps
 	releaseDeps context.CancelFunc
 	depsQueue   chan struct{}
-	// usage is what the session's files add up to (quota.go): set by run,
-	// then changed by updates only, each holding the turn.
+	// usage is what the session's files add up to (quota.go), under
+	// state: set by run, then changed by updates only, each at its commit
+	// (line.go). A usage is never changed once set.
 	usage *usage
 }
 
@@ -261,13 +272,34 @@ func (s *session) takeTurn(ctx context.Context) error {
 	}
 }
 
-// endTurn ends the turn of an update that servingTurn gave: the session
-// may hibernate or move again, and the next update go.
+// endTurn ends the turn of an update that servingTurn gave and its use
+// of the serving run: the session may hibernate or move again, and the
+// next update go.
 func (s *session) endTurn() {
+	<-s.turn
+	s.doneUsing()
+}
+
+// doneUsing ends the use of the serving run that servingTurn gave, once
+// the turn has ended (an update that committed in the line).
+func (s *session) doneUsing() {
 	s.state.Lock()
 	s.users--
 	s.state.Unlock()
-	<-s.turn
+}
+
+// filesUsage returns what the session's files add up to now.
+func (s *session) filesUsage() *usage {
+	s.state.Lock()
+	defer s.state.Unlock()
+	return s.usage
+}
+
+// setUsage records what the session's files add up to after a commit.
+func (s *session) setUsage(u *usage) {
+	s.state.Lock()
+	s.usage = u
+	s.state.Unlock()
 }
 
 // beginMoveLocked begins a move of the session (a hibernation, a rewrite of
@@ -335,7 +367,7 @@ func (s *session) setStatusCode(ctx context.Context, st Status, code, errMsg str
 // start is abandoned.
 func (s *session) run(ctx context.Context, deps Deps, files []pendingFile) error {
 	s.setDeps(deps)
-	s.usage = newUsage(files)
+	s.setUsage(newUsage(files))
 	s.startErr = s.start(ctx, deps, files)
 	if s.startErr != nil {
 		s.current().setUp(s.startErr) // when the start failed before the dev server's

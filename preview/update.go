@@ -30,14 +30,16 @@ func (r *UpdateResult) HMRTriggered() bool { return r.HMR.Type != HMRNone }
 // update applies one update to session s, waking it when it hibernates,
 // and answers as for a running one. Nothing is staged before the dev
 // server has loaded its module graph (the warm-up): a client that goes away
-// before then changes nothing. Then the files are staged next to their
-// names, the store (on a node of several) commits them, and only then do
-// they replace the old files on disk, whatever the client does from then
-// on, so that the store and the disk agree after any failure: a failed
-// disk write leaves both unchanged, and a store that refuses (ErrFenced:
-// another node owns the session now) or cannot be reached leaves the disk
-// unchanged. Before anything is written, what the session holds after the
-// update must fit the quotas of l. The renames are one batch for Vite
+// before then changes nothing. Then, holding the session's turn, the
+// update checks that what the session holds after it fits the quotas of l,
+// stages its files next to their names and takes its place in the commit
+// line (line.go); the turn ends there. In the line, once the updates before
+// it are committed, the store (on a node of several) commits the files,
+// and only then do they replace the old files on disk, whatever the client
+// does from then on, so that the store and the disk agree after any
+// failure: a failed disk write leaves both unchanged, and a store that
+// refuses (ErrFenced: another node owns the session now) or cannot be
+// reached leaves the disk unchanged. The renames are one batch for Vite
 // (vite.Server.Hold): it handles the files once all of them are on disk,
 // and the result's HMR is what it did. declared is the dependency set the
 // request declared, if any: another than the session's, or any while a
@@ -64,21 +66,31 @@ func (s *session) update(ctx context.Context, files checkedFiles, deletes []stri
 	if err != nil {
 		return nil, err
 	}
-	defer s.endTurn()
 	return s.updateFiles(ctx, r, files, deletes, l)
 }
 
 // updateFiles is the update of files that leaves the dependencies as they
-// are: r serves, and the caller holds the turn.
+// are: r serves, and the caller holds the turn, which updateFiles ends
+// (endTurn, or once in the line leaveTurn and at the end doneUsing).
 func (s *session) updateFiles(ctx context.Context, r *devRun, files checkedFiles, deletes []string, l Limits) (*UpdateResult, error) {
-	next := s.usage.after(files.write, deletes)
-	if err := checkQuota(s.usage, next, l); err != nil {
-		return nil, err
-	}
+	turn := true
+	defer func() {
+		if turn {
+			s.endTurn()
+		} else {
+			s.doneUsing()
+		}
+	}()
 	select { // until the module graph is loaded, Vite has nothing to update
 	case <-r.warmed:
 	case <-ctx.Done():
 		return nil, ctx.Err()
+	}
+	// Against what the updates before this one committed: checked again
+	// in the line, once those still in it are done.
+	committed := s.filesUsage()
+	if err := checkQuota(committed, committed.after(files.write, deletes), l); err != nil {
+		return nil, err
 	}
 	res := &UpdateResult{Ignored: files.ignored, Updated: []string{}, Deleted: []string{}, HMR: HMR{Type: HMRNone, Paths: []string{}}}
 	if len(files.write)+len(deletes) == 0 {
@@ -90,6 +102,18 @@ func (s *session) updateFiles(ctx context.Context, r *devRun, files checkedFiles
 		return nil, fmt.Errorf("vitehost/preview: write files: %w", err)
 	}
 	defer staged.discard() // what was not committed
+	prev, done := s.enterLine()
+	defer leaveLine(prev, done)
+	<-s.turn // the next update checks and stages while this one commits
+	turn = false
+	if err := s.waitLine(ctx, prev); err != nil {
+		return nil, err
+	}
+	cur := s.filesUsage()
+	next := cur.after(files.write, deletes)
+	if err := checkQuota(cur, next, l); err != nil {
+		return nil, err
+	}
 	if s.env.clustered {
 		write := make(map[string][]byte, len(files.write))
 		for _, f := range files.write {
@@ -129,7 +153,7 @@ func (s *session) updateFiles(ctx context.Context, r *devRun, files checkedFiles
 	written := time.Now()
 	res.Updated = append(res.Updated, names...)
 	res.Deleted = append(res.Deleted, removed...)
-	s.usage = next // what the store holds, whatever the disk did
+	s.setUsage(next) // what the store holds, whatever the disk did
 	if removeErr != nil {
 		return res, fmt.Errorf("vitehost/preview: delete files: %w", removeErr)
 	}

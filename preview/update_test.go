@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -128,4 +130,109 @@ func TestUpdateClientGone(t *testing.T) {
 	}
 	t.Logf("the client left at %d steps where the update then changed nothing, at %d after which it applied in full", gaveUp, applied)
 	assert.NotZero(t, gaveUp, "some steps end the update")
+}
+
+// gatedStore is a store whose SaveFiles, once gate is set, stops the first
+// call in entered until release is closed; it records the order of the
+// calls' App.tsx and how many ran at once.
+type gatedStore struct {
+	preview.MemoryStore
+	mu       sync.Mutex
+	gate     bool
+	entered  chan struct{}
+	release  chan struct{}
+	inFlight int
+	most     int
+	apps     []string
+}
+
+func (g *gatedStore) SaveFiles(ctx context.Context, id string, epoch int64, files map[string][]byte, deletes []string) error {
+	g.mu.Lock()
+	stop := g.gate
+	g.gate = false
+	g.inFlight++
+	g.most = max(g.most, g.inFlight)
+	if app, ok := files["src/App.tsx"]; ok {
+		g.apps = append(g.apps, string(app))
+	}
+	g.mu.Unlock()
+	defer func() {
+		g.mu.Lock()
+		g.inFlight--
+		g.mu.Unlock()
+	}()
+	if stop {
+		close(g.entered)
+		<-g.release
+	}
+	return g.MemoryStore.SaveFiles(ctx, id, epoch, files, deletes)
+}
+
+// TestUpdateStoreCallHoldsNoTurn stops an update in its store call: the
+// next update checks and stages its files meanwhile (the session's turn is
+// not held across the call), then waits for the first to commit, so that
+// the store and the disk get both in the order they came.
+func TestUpdateStoreCallHoldsNoTurn(t *testing.T) {
+	store := &gatedStore{entered: make(chan struct{}), release: make(chan struct{})}
+	svc := startService(t, preview.Options{Store: store, NodeAddr: "127.0.0.1:9", NodeID: "a"})
+	release := sync.OnceFunc(func() { close(store.release) })
+	t.Cleanup(release) // before the service closes: a failed test leaves no call stopped
+	status, created := svc.api(t, "POST", "", map[string]any{"files": []any{appTSX("v0")}})
+	require.Equal(t, 200, status, "body: %s", created.Raw)
+	id := created.SessionID
+	src := filepath.Join(svc.base, "preview-"+id, "src")
+	staged := func() int {
+		entries, err := os.ReadDir(src)
+		require.NoError(t, err)
+		n := 0
+		for _, e := range entries {
+			if strings.HasPrefix(e.Name(), ".vitehost-tmp-") {
+				n++
+			}
+		}
+		return n
+	}
+
+	store.mu.Lock()
+	store.gate = true
+	store.apps = nil
+	store.mu.Unlock()
+	update := func(text string, extra ...preview.File) <-chan error {
+		done := make(chan error, 1)
+		go func() {
+			_, err := svc.m.Update(context.Background(), id, &preview.UpdateRequest{
+				Files: append([]preview.File{{Name: "src/App.tsx", Content: appTSX(text)["content"].(string)}}, extra...),
+			})
+			done <- err
+		}()
+		return done
+	}
+	first := update("v1")
+	select {
+	case <-store.entered:
+	case err := <-first:
+		t.Fatalf("the first update ended before its store call: %v", err)
+	}
+	require.Equal(t, 1, staged(), "the first update staged App.tsx")
+	second := update("v2", preview.File{Name: "src/second.ts", Content: "export const two = 2\n"})
+	require.Eventually(t, func() bool { return staged() == 3 }, time.Minute, 5*time.Millisecond,
+		"the second update stages its two files while the first is in its store call")
+	release()
+	require.NoError(t, <-first)
+	require.NoError(t, <-second)
+
+	store.mu.Lock()
+	defer store.mu.Unlock()
+	assert.Equal(t, 1, store.most, "one store call at a time")
+	require.Len(t, store.apps, 2)
+	assert.Contains(t, store.apps[0], "v1", "the store gets the first update first")
+	assert.Contains(t, store.apps[1], "v2")
+	onDisk, err := os.ReadFile(filepath.Join(src, "App.tsx"))
+	require.NoError(t, err)
+	assert.Contains(t, string(onDisk), "v2", "the disk ends with the second update, as the store does")
+	stored, err := store.MemoryStore.LoadFiles(context.Background(), id)
+	require.NoError(t, err)
+	assert.Contains(t, string(stored["src/App.tsx"]), "v2")
+	assert.Equal(t, "export const two = 2\n", string(stored["src/second.ts"]))
+	assert.Zero(t, staged(), "no staged file is left")
 }
