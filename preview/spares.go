@@ -263,6 +263,10 @@ func atOnce(missing, cores int) int {
 	return max(1, min(missing, cores-1))
 }
 
+// spareCPUWeight is a spare's share of a contended CPU while it waits
+// (sandbox.Limits.CPUWeight), a tenth of a session's.
+const spareCPUWeight = 10
+
 // errNotYet: the template's dependencies or their optimized form are not
 // there yet.
 var errNotYet = errors.New("vitehost/preview: the template's optimized dependencies are not there yet")
@@ -322,6 +326,10 @@ func (p *spares) startIn(ctx context.Context, dir, modules string) (*vite.Spare,
 		Sandboxed: true, AllowConfig: p.env.allowConfig, TempPrefix: tmpPrefix})
 	sb := *p.env.sandbox
 	sb.Modules, sb.Name = modules, "spare"
+	// A spare is work for later: the sessions serving now go first on a
+	// busy CPU, and the one that takes it gets the session's share back
+	// (vite.Spare.Start).
+	sb.Limits.CPUWeight = spareCPUWeight
 	ok, err := launch.SeedOptimized(l.Optimized, filepath.Join(dir, ".vite-cache", "deps"), &sb)
 	if err != nil {
 		return nil, err

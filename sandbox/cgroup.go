@@ -329,6 +329,9 @@ func (cg *cgroup) setLimits() error {
 		if l.CPU > 0 {
 			set = append(set, setting{"cpu", "cpu.max", fmt.Sprintf("%d %d", cpuQuota(l.CPU), cpuPeriod), false})
 		}
+		if l.CPUWeight > 0 {
+			set = append(set, setting{"cpu", "cpu.weight", strconv.Itoa(cpuWeight(l.CPUWeight)), false})
+		}
 	} else {
 		if l.Memory > 0 {
 			m := strconv.FormatInt(l.Memory, 10)
@@ -345,6 +348,9 @@ func (cg *cgroup) setLimits() error {
 				setting{"cpu", "cpu.cfs_period_us", strconv.Itoa(cpuPeriod), false},
 				setting{"cpu", "cpu.cfs_quota_us", strconv.FormatInt(cpuQuota(l.CPU), 10), false})
 		}
+		if l.CPUWeight > 0 {
+			set = append(set, setting{"cpu", "cpu.shares", strconv.Itoa(cpuShares(l.CPUWeight)), false})
+		}
 	}
 	for _, s := range set {
 		dir, ok := cg.dirs[s.ctl]
@@ -357,6 +363,35 @@ func (cg *cgroup) setLimits() error {
 	}
 	return nil
 }
+
+// setCPUWeight sets the cgroup's share of a contended CPU (Limits.CPUWeight;
+// 0 for the default).
+func (cg *cgroup) setCPUWeight(w int) error {
+	dir, ok := cg.dirs["cpu"]
+	if !ok {
+		return nil // the controller is missing: CgroupSupport says so
+	}
+	file, value := "cpu.weight", strconv.Itoa(cpuWeight(w))
+	if cg.version == 1 {
+		file, value = "cpu.shares", strconv.Itoa(cpuShares(w))
+	}
+	if err := os.WriteFile(filepath.Join(dir, file), []byte(value), 0); err != nil {
+		return fmt.Errorf("vitehost/sandbox: set %s: %w", file, err)
+	}
+	return nil
+}
+
+// cpuWeight returns the cgroup v2 cpu.weight of Limits.CPUWeight w.
+func cpuWeight(w int) int {
+	if w <= 0 {
+		return 100
+	}
+	return min(w, 10000)
+}
+
+// cpuShares returns the cgroup v1 cpu.shares of Limits.CPUWeight w: 1024
+// is v1's default as 100 is v2's.
+func cpuShares(w int) int { return max(cpuWeight(w)*1024/100, 2) }
 
 // cpuQuota returns the CFS quota, in microseconds per cpuPeriod, of cores.
 func cpuQuota(cores float64) int64 {

@@ -216,3 +216,54 @@ func TestJoinV2(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, string(out), "0::"+filepath.Join(own, filepath.Base(cg.dirs["pids"]))+"\n")
 }
+
+// TestCPUWeight: a cgroup's share of a contended CPU is written as v2's
+// cpu.weight or v1's cpu.shares, at creation and while it runs, and 0 puts
+// the kernel's default back.
+func TestCPUWeight(t *testing.T) {
+	v1 := fakeCgroupfs(t, []string{"memory", "pids", "cpu"}, nil)
+	h1 := discover(mountinfo(v1, "cgroup memory rw,memory", "cgroup pids rw,pids", "cgroup cpu rw,cpu"), []byte("8:pids:/\n4:memory:/\n1:cpu:/\n"))
+	require.NoError(t, h1.err)
+	v2 := fakeCgroupfs(t, []string{"cg/app"}, map[string]string{"cg/app/cgroup.controllers": "cpu memory pids\n"})
+	h2 := discover(mountinfo(v2, "cgroup2 cg rw"), []byte("0::/app\n"))
+	require.NoError(t, h2.err)
+	for _, c := range []struct {
+		h           *hierarchy
+		file        string
+		low, normal string
+	}{{h1, "cpu.shares", "102", "1024"}, {h2, "cpu.weight", "10", "100"}} {
+		cg, err := c.h.create("w", Limits{CPUWeight: 10})
+		require.NoError(t, err)
+		read := func() string {
+			b, err := os.ReadFile(filepath.Join(cg.dirs["cpu"], c.file))
+			require.NoError(t, err)
+			return string(b)
+		}
+		assert.Equal(t, c.low, read(), c.file)
+		require.NoError(t, cg.setCPUWeight(0))
+		assert.Equal(t, c.normal, read(), c.file)
+	}
+
+	// This host's kernel takes them.
+	if _, err := CgroupSupport(); err != nil {
+		testenv.Missing(t, "cgroups for the sandbox's limits: "+err.Error())
+	}
+	h := hostHierarchy()
+	if _, ok := h.parents["cpu"]; !ok {
+		testenv.Missing(t, "the cgroup cpu controller")
+	}
+	cg, err := h.create("weight", Limits{CPUWeight: 10})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, cg.remove()) }()
+	file, low, normal := "cpu.weight", "10\n", "100\n"
+	if cg.version == 1 {
+		file, low, normal = "cpu.shares", "102\n", "1024\n"
+	}
+	b, err := os.ReadFile(filepath.Join(cg.dirs["cpu"], file))
+	require.NoError(t, err)
+	assert.Equal(t, low, string(b))
+	require.NoError(t, cg.setCPUWeight(0))
+	b, err = os.ReadFile(filepath.Join(cg.dirs["cpu"], file))
+	require.NoError(t, err)
+	assert.Equal(t, normal, string(b))
+}

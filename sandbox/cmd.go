@@ -128,6 +128,21 @@ func (c *Cmd) LimitErr() error {
 	return c.cg.limitErr()
 }
 
+// SetCPUWeight sets the sandbox's share of a contended CPU while it runs
+// (Limits.CPUWeight; 0 for the default). It does nothing for a sandbox
+// without a cgroup or the cpu controller.
+func (c *Cmd) SetCPUWeight(w int) error {
+	if c.cg == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.removed {
+		return nil
+	}
+	return c.cg.setCPUWeight(w)
+}
+
 // nsInit is the init process of a sandbox's PID namespace, as bwrap
 // reported it: its host PID and the namespace's inode number, which tells it
 // apart from an unrelated process that got the same PID later.

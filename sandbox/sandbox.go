@@ -152,6 +152,13 @@ type Limits struct {
 	// of a contended CPU where the cpu controller is available, however
 	// many threads it runs.
 	CPU float64
+	// CPUWeight is the sandbox's share of a contended CPU against the other
+	// sandboxes and this process, as the cgroup's cpu.weight (1 to 10000;
+	// cpu.shares scaled alike on cgroup v1). 0 means the kernel's default,
+	// 100, every sandbox's; a sandbox doing background work for later (a
+	// spare runner) takes less, so that the ones serving now go first.
+	// Cmd.SetCPUWeight changes it while the sandbox runs.
+	CPUWeight int
 	// FileSize is the largest file, in bytes, that a process of the sandbox
 	// may write (RLIMIT_FSIZE). 0 means DefaultFileSize, a negative value no
 	// limit.

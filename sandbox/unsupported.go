@@ -22,6 +22,9 @@ func (c *Cmd) Close() error { return nil }
 // LimitErr returns nil: no sandbox runs on this system.
 func (c *Cmd) LimitErr() error { return nil }
 
+// SetCPUWeight does nothing: no sandbox runs on this system.
+func (c *Cmd) SetCPUWeight(int) error { return nil }
+
 // Command fails with ErrUnavailable: bubblewrap runs on Linux only.
 func (c *Config) Command(ctx context.Context, argv []string, files ...*os.File) (*Cmd, error) {
 	return nil, fmt.Errorf("%w on %s", ErrUnavailable, runtime.GOOS)

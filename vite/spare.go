@@ -109,7 +109,8 @@ func (l *launcher) warm(ctx context.Context) (*child, error) {
 // opts must have Sandbox, and no SocketDir; dir must be the spare's project
 // directory, whatever its name now, or a directory mounted over it
 // (sandbox.Attach), which the runner then sees. The spare's sandbox is the
-// one it was started with; opts.Sandbox serves restarts after a crash. A
+// one it was started with, but for its share of the CPU, which becomes
+// opts.Sandbox's; opts.Sandbox serves restarts after a crash. A
 // spare whose runner is gone (closed, taken, exited) is not used: the
 // Server starts a runner of its own. A Start that fails before it takes
 // the spare (invalid options, a failed check of the project) leaves it
@@ -190,6 +191,13 @@ func (sp *Spare) take(l *launcher) bool {
 // took, and waits for it to be ready.
 func (l *launcher) adopt(ctx context.Context, c *child) (*child, *state, error) {
 	c.cleanup = l.unlinkSockets
+	// A spare may have waited with a smaller share of the CPU
+	// (sandbox.Limits.CPUWeight): it serves now.
+	if c.box != nil {
+		if err := c.box.SetCPUWeight(l.opts.Sandbox.Limits.CPUWeight); err != nil {
+			l.log.Warn("vitehost/vite: the spare keeps its share of the CPU", "err", err)
+		}
+	}
 	input, err := l.runnerInput(ports{})
 	if err == nil {
 		if err = c.send(input); err != nil {
