@@ -8,7 +8,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -231,4 +233,67 @@ func TestDependencyChangeClientGone(t *testing.T) {
 	disk, err := os.ReadFile(filepath.Join(svc.base, "preview-"+id, "package.json"))
 	require.NoError(t, err)
 	assert.Contains(t, string(disk), "clsx")
+}
+
+// TestDependencyChangeStoreCallHoldsNoTurn stops a dependency change in its
+// store call, with the turn ended, and sends an update of the page's
+// module meanwhile: it applies on the new dev server (an HMR update of
+// App.tsx, which the old one, stopped by then, could not give), after the
+// change in the store and on disk. Whether the update takes the turn
+// before the store call ends or after it is the scheduler's choice: the
+// test guards the outcome either way.
+func TestDependencyChangeStoreCallHoldsNoTurn(t *testing.T) {
+	store := &gatedStore{entered: make(chan struct{}), release: make(chan struct{})}
+	svc := startService(t, preview.Options{Store: store, NodeAddr: "127.0.0.1:9", NodeID: "a"})
+	release := sync.OnceFunc(func() { close(store.release) })
+	t.Cleanup(release)
+	status, created := svc.api(t, "POST", "", map[string]any{"files": []any{appTSX("start")}})
+	require.Equal(t, 200, status, "body: %s", created.Raw)
+	id := created.SessionID
+
+	store.mu.Lock()
+	store.gate = true
+	store.apps = nil
+	store.mu.Unlock()
+	change := make(chan apiResponse, 1)
+	go func() {
+		status, res := svc.api(t, "POST", "/"+id+"/update", map[string]any{
+			"files":       []any{appUsing("import clsx from 'clsx'", `clsx("changed")`)},
+			"packageJson": templatePackage(map[string]string{"clsx": "^2.1.0"}),
+		})
+		assert.Equal(t, 200, status, "body: %s", res.Raw)
+		change <- res
+	}()
+	select {
+	case <-store.entered:
+	case res := <-change:
+		t.Fatalf("the change ended before its store call: %s", res.Raw)
+	}
+	after := make(chan *preview.UpdateResult, 1)
+	go func() {
+		res, err := svc.m.Update(context.Background(), id, &preview.UpdateRequest{
+			Files: []preview.File{{Name: "src/App.tsx", Content: appUsing("import clsx from 'clsx'", `clsx("after")`)["content"].(string)}},
+		})
+		assert.NoError(t, err)
+		after <- res
+	}()
+	release()
+	res := <-change
+	require.NotNil(t, res.Dependencies, "body: %s", res.Raw)
+	assert.Contains(t, res.Dependencies.Added, "clsx")
+	upd := <-after
+	require.NotNil(t, upd)
+	assert.Equal(t, preview.HMRUpdate, upd.HMR.Type, "the update reached the new dev server")
+
+	store.mu.Lock()
+	apps := slices.Clone(store.apps)
+	store.mu.Unlock()
+	require.Len(t, apps, 2)
+	assert.Contains(t, apps[0], "changed", "the store gets the change first")
+	assert.Contains(t, apps[1], "after")
+	_, app := svc.get(t, created.PreviewURL+"/src/App.tsx")
+	assert.Contains(t, app, "after")
+	disk, err := os.ReadFile(filepath.Join(svc.base, "preview-"+id, "package.json"))
+	require.NoError(t, err)
+	assert.Contains(t, string(disk), `"clsx"`)
 }
