@@ -117,23 +117,9 @@ func (s *session) queueDeps() (prev <-chan struct{}, done chan struct{}) {
 // the top of this file.
 func (s *session) changeDeps(ctx context.Context, files checkedFiles, deletes []string, next Deps, l Limits) (*UpdateResult, error) {
 	prev, done := s.queueDeps()
-	defer func() {
-		// The next change waits for this one's turn in line, even when this
-		// one gave up before its predecessor was done.
-		if prev == nil {
-			close(done)
-			return
-		}
-		select {
-		case <-prev:
-			close(done)
-		default:
-			go func() {
-				<-prev
-				close(done)
-			}()
-		}
-	}()
+	// The next change waits for this one's turn in line, even when this
+	// one gave up before its predecessor was done.
+	defer leaveLine(prev, done)
 
 	hold, release := context.WithCancel(s.ctx)
 	owned := false // switchDeps has the lease
