@@ -236,3 +236,67 @@ func TestUpdateStoreCallHoldsNoTurn(t *testing.T) {
 	assert.Equal(t, "export const two = 2\n", string(stored["src/second.ts"]))
 	assert.Zero(t, staged(), "no staged file is left")
 }
+
+// TestUpdateQuotaCheckedInLine: an update that fits what the session held
+// when it staged, but not once the update before it in line committed, is
+// refused with the quota error, and leaves nothing of itself on disk or in
+// the store.
+func TestUpdateQuotaCheckedInLine(t *testing.T) {
+	store := &gatedStore{entered: make(chan struct{}), release: make(chan struct{})}
+	svc := startService(t, preview.Options{Store: store, NodeAddr: "127.0.0.1:9", NodeID: "a",
+		Limits: preview.Limits{MaxSessionBytes: 1 << 20}})
+	release := sync.OnceFunc(func() { close(store.release) })
+	t.Cleanup(release)
+	status, created := svc.api(t, "POST", "", map[string]any{"files": []any{appTSX("v0")}})
+	require.Equal(t, 200, status, "body: %s", created.Raw)
+	id := created.SessionID
+	dir := filepath.Join(svc.base, "preview-"+id)
+
+	big := func(name string) preview.File {
+		return preview.File{Name: name, Content: "export const s = `" + strings.Repeat("x", 600<<10) + "`\n"}
+	}
+	store.mu.Lock()
+	store.gate = true
+	store.mu.Unlock()
+	update := func(f preview.File) <-chan error {
+		done := make(chan error, 1)
+		go func() {
+			_, err := svc.m.Update(context.Background(), id, &preview.UpdateRequest{Files: []preview.File{f}})
+			done <- err
+		}()
+		return done
+	}
+	first := update(big("src/one.ts"))
+	<-store.entered
+	second := update(big("src/two.ts")) // fits the 1 MiB beside what is committed, not beside one.ts
+	require.Eventually(t, func() bool {
+		entries, err := os.ReadDir(filepath.Join(dir, "src"))
+		require.NoError(t, err)
+		n := 0
+		for _, e := range entries {
+			if strings.HasPrefix(e.Name(), ".vitehost-tmp-") {
+				n++
+			}
+		}
+		return n == 2
+	}, time.Minute, 5*time.Millisecond, "the second update stages while the first is in its store call")
+	release()
+	require.NoError(t, <-first)
+	err := <-second
+	require.ErrorIs(t, err, preview.ErrQuota)
+	var qe *preview.QuotaError
+	require.ErrorAs(t, err, &qe)
+	t.Log(err)
+
+	_, err = os.Stat(filepath.Join(dir, "src", "two.ts"))
+	assert.ErrorIs(t, err, os.ErrNotExist, "the refused file is not on disk")
+	stored, err := store.MemoryStore.LoadFiles(context.Background(), id)
+	require.NoError(t, err)
+	assert.Contains(t, stored, "src/one.ts")
+	assert.NotContains(t, stored, "src/two.ts", "nor in the store")
+	entries, err := os.ReadDir(filepath.Join(dir, "src"))
+	require.NoError(t, err)
+	for _, e := range entries {
+		assert.False(t, strings.HasPrefix(e.Name(), ".vitehost-tmp-"), "no staged file is left: %s", e.Name())
+	}
+}
