@@ -24,11 +24,16 @@ var beforeSections = []string{"preview"}
 
 // runBefore measures the preview section of the code at BaseRev
 // (VITEHOST_BENCH_BASE overrides it) and of this tree, one after the other,
-// twice each (before, now, before, now), within this one run, and returns
-// each row the two share, the median of each side's p50 beside the other:
-// how much this tree's changes moved the figures, with the machine's drift
-// spread over both. The old tree is taken from git (git archive), its
-// fixtures installed by its own scripts/deps.sh, and its bench built.
+// twice each, within this one run, and returns each row the two share, the
+// median of each side's p50 beside the other: how much this tree's changes
+// moved the figures. The second round runs the sides in the other order
+// (before, now, now, before), so that a load that rises or falls over the
+// run weighs on both sides alike: on a shared machine, the other work
+// moves every row of one phase of a run together (all the unsandboxed
+// rows of a side by 12-16% in one run, and not in the next). Each row's
+// note gives every run's figure, so that a gap within the spread of one
+// side's runs reads as such. The old tree is taken from git (git archive),
+// its fixtures installed by its own scripts/deps.sh, and its bench built.
 func runBefore(ctx context.Context, env *Env) ([]Row, error) {
 	rev := BaseRev
 	if v := os.Getenv("VITEHOST_BENCH_BASE"); v != "" {
@@ -47,12 +52,17 @@ func runBefore(ctx context.Context, env *Env) ([]Row, error) {
 	if env.Quick {
 		rounds = 1
 	}
+	type side struct {
+		bin, dir string
+		out      *[][]figure
+	}
 	var before, now [][]figure
-	for range rounds {
-		for _, side := range []struct {
-			bin, dir string
-			out      *[][]figure
-		}{{old.bin, old.dir, &before}, {self, "", &now}} {
+	for round := range rounds {
+		sides := []side{{old.bin, old.dir, &before}, {self, "", &now}}
+		if round%2 == 1 {
+			slices.Reverse(sides)
+		}
+		for _, side := range sides {
 			args := []string{"-only", only}
 			if env.Quick {
 				args = append(args, "-quick")
@@ -65,6 +75,10 @@ func runBefore(ctx context.Context, env *Env) ([]Row, error) {
 			*side.out = append(*side.out, figs)
 		}
 	}
+	order := "interleaved"
+	if rounds > 1 {
+		order = "interleaved (before, now, now, before)"
+	}
 	var rows []Row
 	for _, f := range now[0] {
 		b, n := medianOf(before, f.what), medianOf(now, f.what)
@@ -75,7 +89,7 @@ func runBefore(ctx context.Context, env *Env) ([]Row, error) {
 			What:  only + ": " + f.what,
 			Value: fmt.Sprintf("%.2f %s now, %.2f %s before", n, f.unit, b, f.unit),
 			Ratio: Ratio(n, b) + " before",
-			Note:  fmt.Sprintf("%s and now, median of %d runs a side, interleaved", rev, rounds),
+			Note:  fmt.Sprintf("%s and now, median of %d runs a side, %s; runs now %s, before %s", rev, rounds, order, runsOf(now, f.what), runsOf(before, f.what)),
 		})
 	}
 	return rows, nil
@@ -167,6 +181,17 @@ func medianOf(runs [][]figure, what string) float64 {
 		return vs[len(vs)/2]
 	}
 	return (vs[len(vs)/2-1] + vs[len(vs)/2]) / 2
+}
+
+// runsOf returns row what's figure of each run, in the order they ran.
+func runsOf(runs [][]figure, what string) string {
+	var vs []string
+	for _, figs := range runs {
+		if i := slices.IndexFunc(figs, func(f figure) bool { return f.what == what }); i >= 0 {
+			vs = append(vs, strconv.FormatFloat(figs[i].value, 'f', -1, 64))
+		}
+	}
+	return strings.Join(vs, " ")
 }
 
 // lastLines returns the last n lines of b.
