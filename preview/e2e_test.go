@@ -6,13 +6,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -458,4 +461,43 @@ func scrapeText(t *testing.T, h http.Handler) string {
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	require.Equal(t, 200, rec.Code)
 	return rec.Body.String()
+}
+
+// TestOptimizedDepsLinkTheirMaps loads a session's page and modules (real
+// Vite, in the sandbox): each optimized dependency that has a source map
+// comes with a link to it, not with a map inlined (which made react-dom's
+// chunk three times its size), and the link serves the optimizer's map.
+func TestOptimizedDepsLinkTheirMaps(t *testing.T) {
+	svc := startService(t, preview.Options{})
+	status, created := svc.api(t, "POST", "", map[string]any{"files": []any{appTSX("maps")}})
+	require.Equal(t, 200, status, "body: %s", created.Raw)
+	bodies := svc.crawl(t, &evidence{}, created.PreviewURL)
+	deps := 0
+	for p, body := range bodies {
+		name := strings.SplitN(p, "?", 2)[0]
+		if !strings.HasPrefix(name, "/.vite-cache/deps/") || !strings.HasSuffix(name, ".js") {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(svc.base, "preview-"+created.SessionID, filepath.FromSlash(name)+".map")); err != nil {
+			continue // a re-export of a chunk, with no map of its own
+		}
+		deps++
+		assert.NotContains(t, body, "sourceMappingURL=data:", "%s: no map inline", p)
+		link := "//# sourceMappingURL=" + path.Base(name) + ".map"
+		if assert.Contains(t, body, link, p) && name == "/.vite-cache/deps/react-dom_client.js" {
+			status, m := svc.get(t, created.PreviewURL+name+".map")
+			require.Equal(t, 200, status, m)
+			var sm struct {
+				Version  int      `json:"version"`
+				Sources  []string `json:"sources"`
+				Mappings string   `json:"mappings"`
+			}
+			require.NoError(t, json.Unmarshal([]byte(m), &sm))
+			assert.Equal(t, 3, sm.Version)
+			assert.NotEmpty(t, sm.Mappings)
+			assert.True(t, slices.ContainsFunc(sm.Sources, func(s string) bool { return strings.Contains(s, "react-dom") }), "the map leads to react-dom's sources: %v", sm.Sources)
+			assert.Less(t, len(body), 2*1024*1024, "react-dom's chunk comes as the optimizer wrote it (0.9 MB), not as 3 MB")
+		}
+	}
+	assert.GreaterOrEqual(t, deps, 3, "the page imports optimized dependencies with maps: %v", slices.Collect(maps.Keys(bodies)))
 }

@@ -297,8 +297,23 @@ func TestClientErrors(t *testing.T) {
 	}
 	require.NotZero(t, line, "served code: %s", served)
 
+	// react-dom's optimized chunk comes with a link to the optimizer's
+	// source map, not a map inlined; a frame in it maps through that map.
+	code, dep := get(t, tg.HTTP.String()+"/node_modules/.vite/deps/react-dom_client.js")
+	require.Equal(t, 200, code)
+	assert.NotContains(t, dep, "sourceMappingURL=data:")
+	assert.Contains(t, dep, "//# sourceMappingURL=react-dom_client.js.map")
+	var depLine, depCol int
+	for i, l := range strings.Split(dep, "\n") {
+		if c := strings.Index(l, "function renderWithHooks("); c >= 0 {
+			depLine, depCol = i+1, c+1
+			break
+		}
+	}
+	require.NotZero(t, depLine, "react-dom's chunk has renderWithHooks")
+
 	conn := dialHMR(t, tg.HMR, "/", s.Token())
-	stack := fmt.Sprintf("Error: boom\n    at App (%s/src/App.jsx?t=1733000000000:%d:%d)\n    at renderWithHooks (%s/node_modules/.vite/deps/react-dom_client.js?v=1:1:1)", tg.HTTP, line, col, tg.HTTP)
+	stack := fmt.Sprintf("Error: boom\n    at App (%s/src/App.jsx?t=1733000000000:%d:%d)\n    at renderWithHooks (%s/node_modules/.vite/deps/react-dom_client.js:%d:%d)", tg.HTTP, line, col, tg.HTTP, depLine, depCol)
 	msg, err := json.Marshal(map[string]any{"type": "custom", "event": "vitehost:error", "data": map[string]any{
 		"kind": "error", "message": "boom", "stack": stack, "page": tg.HTTP.String() + "/",
 	}})
@@ -312,4 +327,5 @@ func TestClientErrors(t *testing.T) {
 	assert.Equal(t, "src/App.jsx", c.File)
 	assert.Equal(t, 2, c.Line, "the throw is on line 2 of App.jsx: %+v", c)
 	assert.Contains(t, c.Stack, "at App (src/App.jsx:2:")
+	assert.Contains(t, c.Stack, "at renderWithHooks (node_modules/react-dom/cjs/react-dom-client.development.js:", "the optimizer's map: %s", c.Stack)
 }

@@ -55,7 +55,7 @@ import process from 'node:process'
 import { batcher } from './lib/batch.mjs'
 import { clientErrorReporter, clientErrorsHooks } from './lib/clienterrors.mjs'
 import { hmrListener, hmrSubpath, listen, onStop, portInUse, wsOptionKey } from './lib/hmr.mjs'
-import { skipOptimizedDeps } from './lib/optimized.mjs'
+import { linkOptimizedMaps, skipOptimizedDeps } from './lib/optimized.mjs'
 import { fail, readLines, say } from './lib/protocol.mjs'
 import { reporter } from './lib/report.mjs'
 import { importModule, loadPlugins, packageVersion } from './lib/resolve.mjs'
@@ -187,7 +187,7 @@ async function main() {
     })
   }
   vitehostPlugin.config = skipOptimizedDeps(projectDir)
-  inline.plugins = [...(await loadPlugins(cfg.plugins, projectDir)), vitehostPlugin]
+  inline.plugins = [...(await loadPlugins(cfg.plugins, projectDir)), vitehostPlugin, linkOptimizedMaps()]
   if (parseInt(version, 10) < 6) inline.plugins.push(...legacyHMRPlugins(batches.started, batches.ended))
 
   try {

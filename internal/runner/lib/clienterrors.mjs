@@ -3,6 +3,7 @@
 // events; the runner maps their stacks to the project's files and reports
 // them as events.
 
+import fs from 'node:fs'
 import path from 'node:path'
 import { clip, fitLine, say } from './protocol.mjs'
 import { originalOf } from './sourcemap.mjs'
@@ -148,10 +149,11 @@ const frameURL = /(https?:\/\/[^\s()]+?):(\d+):(\d+)/
 async function mapStack(s, files, stack) {
   const out = { stack: '', file: '', line: 0, column: 0 }
   const lines = []
+  const depsMaps = new Map() // the optimizer's maps read for this stack
   for (const line of stack.split('\n').slice(0, 50)) {
     if (line.includes(clientModuleURL)) continue // the reporter's own frames
     const m = frameURL.exec(line)
-    const pos = m && (await originalPosition(s, files, m[1], Number(m[2]), Number(m[3])))
+    const pos = m && (await originalPosition(s, files, depsMaps, m[1], Number(m[2]), Number(m[3])))
     if (!pos) {
       lines.push(line)
       continue
@@ -168,8 +170,9 @@ async function mapStack(s, files, stack) {
 }
 
 // originalPosition maps a position (1-based line and column) in the module
-// at href, as Vite served it, to the project file it came from.
-async function originalPosition(s, files, href, line, column) {
+// at href, as Vite served it, to the project file it came from; depsMaps
+// keeps the optimizer's maps it reads.
+async function originalPosition(s, files, depsMaps, href, line, column) {
   let u
   try {
     u = new URL(href)
@@ -198,7 +201,8 @@ async function originalPosition(s, files, href, line, column) {
       return null
     }
   }
-  const map = mod.transformResult && mod.transformResult.map
+  let map = mod.transformResult && mod.transformResult.map
+  if (!map || typeof map.mappings !== 'string' || map.mappings === '') map = optimizedMap(s, depsMaps, mod.file)
   if (!map || typeof map.mappings !== 'string' || map.mappings === '') {
     const file = files.publicFile(mod.file)
     return file && { file, line, column } // served as written
@@ -210,4 +214,20 @@ async function originalPosition(s, files, href, line, column) {
   if (!path.isAbsolute(src)) src = path.resolve(path.dirname(mod.file), src)
   const file = files.publicFile(src)
   return file && { file, line: pos.line + 1, column: pos.column + 1 }
+}
+
+// optimizedMap returns the optimizer's source map of the optimized
+// dependency at file, which is sent with a link to it rather than a map
+// of its own (optimized.mjs), or null for any other module.
+function optimizedMap(s, depsMaps, file) {
+  const dir = s.config.cacheDir && path.join(s.config.cacheDir, 'deps') + path.sep
+  if (!dir || !file.startsWith(dir)) return null
+  if (!depsMaps.has(file)) {
+    let map = null
+    try {
+      map = JSON.parse(fs.readFileSync(file + '.map', 'utf8'))
+    } catch {}
+    depsMaps.set(file, map)
+  }
+  return depsMaps.get(file)
 }
