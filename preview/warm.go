@@ -146,8 +146,9 @@ func (w *warmer) load(p string) {
 // runtime (/@react-refresh), a file of an installed package. None imports
 // a module of the project's, so the warmer learns nothing from its body.
 // Vite transforms each one that a module imports statically on its own
-// (server.preTransformRequests), and the page's request for /@vite/client
-// costs a few milliseconds of transform; sending one costs more: Vite
+// (server.preTransformRequests), and the runner has it transform its
+// client as it starts (internal/runner/lib/warm.mjs); sending one costs
+// more than its transform: Vite
 // builds a source map of each module that has none at each send (the
 // client's 42 kB give 180 kB of map, the refresh runtime's 22 kB 96 kB).
 // A warm-up that loaded them paid that besides the browser: about 30 ms

@@ -67,8 +67,9 @@ func TestWarmerSkipsOptimizedDeps(t *testing.T) {
 }
 
 // TestWarmUpLeavesDepsToVite: with real sandboxed Vite, a session's
-// warm-up has Vite transform the page's modules and the optimized
-// dependencies they import, without asking for those: a plugin of the
+// warm-up has Vite transform the page's modules, the optimized
+// dependencies they import and Vite's client, without asking for the
+// dependencies, the client or the refresh runtime: a plugin of the
 // project's Vite config writes down each module it transforms and each
 // request its dev server gets.
 func TestWarmUpLeavesDepsToVite(t *testing.T) {
@@ -116,8 +117,13 @@ export default {
 	// Vite's pre-transform runs beside the requests that started it.
 	require.Eventually(t, func() bool { return strings.Contains(read("transformed.log"), "/.vite-cache/deps/react-dom_client.js") },
 		time.Minute, 20*time.Millisecond, "Vite transformed the optimized dependencies: %s", read("transformed.log"))
+	// The runner has Vite transform its client as it starts.
+	require.Eventually(t, func() bool { return strings.Contains(read("transformed.log"), "/vite/dist/client/client.mjs") },
+		time.Minute, 20*time.Millisecond, "Vite transformed its client: %s", read("transformed.log"))
 	assert.Contains(t, read("requests.log"), "/src/main.tsx")
 	assert.NotContains(t, read("requests.log"), "/deps/", "nothing asked for an optimized dependency")
+	assert.NotContains(t, read("requests.log"), "/@vite/client", "nothing asked for Vite's client")
+	assert.NotContains(t, read("requests.log"), "/@react-refresh", "nor for the refresh runtime")
 }
 
 // TestPrepareSharesColdOptimized: on a node whose dependency cache is
