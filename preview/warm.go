@@ -62,7 +62,8 @@ func loadPage(ctx context.Context, client *http.Client, base *url.URL) ([]string
 // before a browser has opened the page. It loads at most maxWarmed,
 // warmParallel at a time, each once, whichever visit names it first.
 //
-// Unless told to (deps), it does not load the optimized dependencies
+// It does not load the modules of Vite's own and of installed packages
+// (packageModule), and unless told to (deps), the optimized dependencies
 // (optimizedDep): Vite transforms the static imports of each module it
 // transforms on its own (server.preTransformRequests, on by default),
 // those included, and sending one costs more than its transform. Vite
@@ -107,7 +108,11 @@ func (w *warmer) visit(paths ...string) {
 		}
 		w.seen[p] = true
 		w.mu.Unlock()
-		if optimizedDep(p) && !w.deps {
+		if optimizedDep(p) {
+			if !w.deps {
+				continue
+			}
+		} else if packageModule(p) {
 			continue
 		}
 		w.wg.Go(func() { w.load(p) })
@@ -134,6 +139,24 @@ func (w *warmer) load(p string) {
 			w.visit(spec)
 		}
 	}
+}
+
+// packageModule reports whether the URL path p is a module that the
+// project's code does not hold: Vite's client (/@vite/), a plugin's
+// runtime (/@react-refresh), a file of an installed package. None imports
+// a module of the project's, so the warmer learns nothing from its body.
+// Vite transforms each one that a module imports statically on its own
+// (server.preTransformRequests), and the runner has it transform its
+// client as it starts (internal/runner/lib/warm.mjs); sending one costs
+// more than its transform: Vite
+// builds a source map of each module that has none at each send (the
+// client's 42 kB give 180 kB of map, the refresh runtime's 22 kB 96 kB).
+// A warm-up that loaded them paid that besides the browser: in CPU
+// profiles of sessions started in spares here, the source maps built at
+// the sends took 33 ms of the dev server's main thread per start, 15 ms
+// once the warm-up left these modules alone.
+func packageModule(p string) bool {
+	return strings.HasPrefix(p, "/@vite/") || p == "/@react-refresh" || strings.Contains(p, "/node_modules/")
 }
 
 // optimizedDep reports whether the URL path p is one of Vite's optimized

@@ -24,11 +24,14 @@ import (
 // TestWarmerSkipsOptimizedDeps: the warmer loads a page's modules and what
 // they import, each once, and leaves the optimized dependencies to Vite's
 // own pre-transform, unless told to load them (a session that shares
-// them waits for them), and then not what they import.
+// them waits for them), and then not what they import. It never loads
+// Vite's client, a plugin's runtime or a file of an installed package.
 func TestWarmerSkipsOptimizedDeps(t *testing.T) {
 	modules := map[string]string{
 		"/src/main.tsx":              `import "/.vite-cache/deps/react.js?v=1"; import App from "/src/App.tsx"; import "/src/index.css"`,
-		"/src/App.tsx":               `import { jsx } from "/.vite-cache/deps/react_jsx-dev-runtime.js?v=1"; import "/src/main.tsx"`,
+		"/src/App.tsx":               `import { jsx } from "/.vite-cache/deps/react_jsx-dev-runtime.js?v=1"; import "/src/main.tsx"; import RefreshRuntime from "/@react-refresh"; import "/@fs/node_modules/left-pad/index.js"; import "/node_modules/right-pad/index.js"`,
+		"/@vite/client":              `import "/@fs/node_modules/vite/dist/client/env.mjs"`,
+		"/@react-refresh":            `export default {}`,
 		"/src/index.css":             `body {}`,
 		"/.vite-cache/deps/react.js": `import "/.vite-cache/deps/chunk-1.js"`,
 		"/.vite-cache/deps/react_jsx-dev-runtime.js": `export const jsx = 1`,
@@ -52,7 +55,7 @@ func TestWarmerSkipsOptimizedDeps(t *testing.T) {
 	for _, deps := range []bool{false, true} {
 		asked = nil
 		w := newWarmer(context.Background(), srv.Client(), base, deps)
-		w.visit("/src/main.tsx", "/node_modules/.vite/deps/react-dom_client.js")
+		w.visit("/@vite/client", "/src/main.tsx", "/node_modules/.vite/deps/react-dom_client.js")
 		w.wait()
 		sort.Strings(asked)
 		want := []string{"/src/App.tsx", "/src/index.css", "/src/main.tsx"}
@@ -64,8 +67,9 @@ func TestWarmerSkipsOptimizedDeps(t *testing.T) {
 }
 
 // TestWarmUpLeavesDepsToVite: with real sandboxed Vite, a session's
-// warm-up has Vite transform the page's modules and the optimized
-// dependencies they import, without asking for those: a plugin of the
+// warm-up has Vite transform the page's modules, the optimized
+// dependencies they import and Vite's client, without asking for the
+// dependencies, the client or the refresh runtime: a plugin of the
 // project's Vite config writes down each module it transforms and each
 // request its dev server gets.
 func TestWarmUpLeavesDepsToVite(t *testing.T) {
@@ -113,8 +117,13 @@ export default {
 	// Vite's pre-transform runs beside the requests that started it.
 	require.Eventually(t, func() bool { return strings.Contains(read("transformed.log"), "/.vite-cache/deps/react-dom_client.js") },
 		time.Minute, 20*time.Millisecond, "Vite transformed the optimized dependencies: %s", read("transformed.log"))
+	// The runner has Vite transform its client as it starts.
+	require.Eventually(t, func() bool { return strings.Contains(read("transformed.log"), "/vite/dist/client/client.mjs") },
+		time.Minute, 20*time.Millisecond, "Vite transformed its client: %s", read("transformed.log"))
 	assert.Contains(t, read("requests.log"), "/src/main.tsx")
 	assert.NotContains(t, read("requests.log"), "/deps/", "nothing asked for an optimized dependency")
+	assert.NotContains(t, read("requests.log"), "/@vite/client", "nothing asked for Vite's client")
+	assert.NotContains(t, read("requests.log"), "/@react-refresh", "nor for the refresh runtime")
 }
 
 // TestPrepareSharesColdOptimized: on a node whose dependency cache is

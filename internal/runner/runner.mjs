@@ -60,7 +60,7 @@ import { fail, readLines, say } from './lib/protocol.mjs'
 import { reporter } from './lib/report.mjs'
 import { importModule, loadPlugins, packageVersion } from './lib/resolve.mjs'
 import { legacyHMRPlugins, watcherErrors, watchLoggedErrors, wrapHotUpdateEnvironments } from './lib/vitepatch.mjs'
-import { warm } from './lib/warm.mjs'
+import { warm, warmClient } from './lib/warm.mjs'
 
 const projectDir = path.resolve(process.argv[2] || '.')
 const who = 'vitehost runner'
@@ -203,6 +203,7 @@ async function main() {
     throw portInUse(err)
   }
   if (stop.stopping()) return
+  warmClient(run.server)
   ready = true
   if (sockets) {
     say({ vitehost: 'ready', unix: true, version, token: run.server.config.webSocketToken })

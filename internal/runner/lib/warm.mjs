@@ -10,6 +10,9 @@
 // one runs before there is a session, on a server that listens on the
 // sandbox's own loopback, which nothing outside the sandbox reaches, and
 // that exists only for the warm-up.
+//
+// warmClient is the one piece of warming that every start does: Vite's
+// client, transformed as the dev server starts.
 
 import fs from 'node:fs'
 import http from 'node:http'
@@ -17,6 +20,19 @@ import path from 'node:path'
 import { listen } from './hmr.mjs'
 import { skipOptimizedDeps } from './optimized.mjs'
 import { loadPlugins } from './resolve.mjs'
+
+// warmClient has the dev server s transform Vite's client, without
+// waiting: every page of a dev server loads it, no module imports it (so
+// Vite's pre-transform of static imports never reaches it), and the Go
+// side's warm-up leaves it to Vite (preview/warm.go's packageModule),
+// whose source map of it costs more at each send than its transform. The
+// page's request then finds it transformed, and its import (Vite's env
+// module) too. Vite 4 has no warmupRequest; its page pays the transform.
+export function warmClient(s) {
+  const client = s.environments?.client
+  if (client?.warmupRequest) client.warmupRequest('/@vite/client')
+  else if (s.warmupRequest) s.warmupRequest('/@vite/client')
+}
 
 // maxWarmModules bounds the modules a warm-up loads (as preview/warm.go's
 // constant of the same name).
