@@ -111,13 +111,24 @@ func contentDir(kind string, files []File) string {
 	if err != nil {
 		base = os.TempDir()
 	}
+	return filepath.Join(base, "vitehost", kind+"-"+contentHash(files)[:12])
+}
+
+// contentHash is a hash of files, names and contents.
+func contentHash(files []File) string {
 	h := sha256.New()
 	for _, f := range files {
 		fmt.Fprintf(h, "%s\x00%d\x00", f.Name, len(f.Data))
 		h.Write(f.Data)
 	}
-	return filepath.Join(base, "vitehost", kind+"-"+hex.EncodeToString(h.Sum(nil)[:6]))
+	return hex.EncodeToString(h.Sum(nil))
 }
+
+// Version identifies the runner by the content of its files. What a dev
+// server made depends on it besides the project: the plugins the runner
+// adds are part of the config hash with which Vite's optimizer marks its
+// output, so optimized dependencies made by another version are redone.
+var Version = sync.OnceValue(func() string { return contentHash(all)[:16] })
 
 // install writes data to dir/name unless the file already holds it; the
 // write goes through a temporary file and a rename, so that concurrent

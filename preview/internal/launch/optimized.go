@@ -13,6 +13,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/vitehost/vitehost/internal/runner"
 	"github.com/vitehost/vitehost/preview/internal/deps"
 	"github.com/vitehost/vitehost/sandbox"
 )
@@ -39,10 +40,14 @@ import (
 const optimizedMetadata = "_metadata.json"
 
 // optimizedKey names the shared optimized dependencies of a session: its
-// dependency set, the config the service gives Vite, and the project's own
-// config files (which may add plugins, aliases or optimizeDeps entries).
+// dependency set, the config the service gives Vite, the project's own
+// config files (which may add plugins, aliases or optimizeDeps entries),
+// and the runner's version (whose plugins Vite's config hash names too: a
+// copy made by another version would be discarded by every session that
+// got it, and redone each time).
 func optimizedKey(set deps.Set, config map[string]any, plugins any, projectConfig map[string][]byte) string {
 	h := sha256.New()
+	h.Write([]byte(runner.Version()))
 	h.Write([]byte(set.Key()))
 	enc := json.NewEncoder(h)
 	enc.Encode(config)
