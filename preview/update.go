@@ -70,8 +70,10 @@ func (s *session) update(ctx context.Context, files checkedFiles, deletes []stri
 }
 
 // updateFiles is the update of files that leaves the dependencies as they
-// are: r serves, and the caller holds the turn, which updateFiles ends
-// (endTurn, or once in the line leaveTurn and at the end doneUsing).
+// are: r serves, and the caller holds the turn, which updateFiles ends:
+// with endTurn when it stops before the commit line, else it gives the
+// turn back as it enters the line and ends its use of r (doneUsing) when
+// it returns.
 func (s *session) updateFiles(ctx context.Context, r *devRun, files checkedFiles, deletes []string, l Limits) (*UpdateResult, error) {
 	turn := true
 	defer func() {
