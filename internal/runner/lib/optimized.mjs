@@ -57,7 +57,9 @@ export function linkOptimizedMaps() {
       if (!file.startsWith(depsDir) || !file.endsWith('.js')) return
       const map = file + '.map'
       if (!fs.existsSync(map)) return
-      return { code: code + '\n//# sourceMappingURL=' + path.basename(map) + '\n', map: { mappings: '' } }
+      // Vite 4 to 7 keep esbuild's own comment in the code they load.
+      const link = '//# sourceMappingURL=' + path.basename(map)
+      return { code: code.includes(link) ? code : code + '\n' + link + '\n', map: { mappings: '' } }
     },
   }
 }

@@ -31,6 +31,15 @@ test('an optimized dependency with a map beside it links the map and asks for no
   assert.equal(out.code, 'export default 1\n\n//# sourceMappingURL=react-dom_client.js.map\n')
 })
 
+test('a dependency that links its map already keeps that one link', () => {
+  const file = path.join(dir, '.vite-cache', 'deps', 'chunk-linked.js')
+  fs.writeFileSync(file + '.map', '{"version":3,"sources":["x"],"mappings":"AAAA"}')
+  const code = 'export {}\n//# sourceMappingURL=chunk-linked.js.map\n'
+  const out = plugin().transform(code, file)
+  assert.deepEqual(out.map, { mappings: '' })
+  assert.equal(out.code, code)
+})
+
 test('other modules, and a dependency without a map, are left alone', () => {
   const p = plugin()
   const nomap = path.join(dir, '.vite-cache', 'deps', 'chunk-nomap.js')
