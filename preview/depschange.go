@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/vitehost/vitehost/preview/internal/deps"
@@ -190,12 +191,8 @@ func (s *session) changeDeps(ctx context.Context, files checkedFiles, deletes []
 	// endSwitch ends the change's use of the session: the session points
 	// at its new run by then, or never will (handed false: the staged
 	// files go).
-	handed, ended := false, false
-	endSwitch := func() {
-		if ended {
-			return
-		}
-		ended = true
+	handed := false
+	endSwitch := sync.OnceFunc(func() {
 		if !handed {
 			staged.discard()
 		}
@@ -204,7 +201,7 @@ func (s *session) changeDeps(ctx context.Context, files checkedFiles, deletes []
 		s.users--
 		s.state.Unlock()
 		close(switching)
-	}
+	})
 	defer endSwitch()
 	if err := s.waitLine(ctx, prevLine); err != nil {
 		return nil, err
