@@ -24,13 +24,14 @@ var beforeSections = []string{"preview"}
 
 // runBefore measures the preview section of the code at BaseRev
 // (VITEHOST_BENCH_BASE overrides it) and of this tree, one after the other,
-// twice each, within this one run, and returns each row the two share, the
-// median of each side's p50 beside the other: how much this tree's changes
-// moved the figures. The second round runs the sides in the other order
-// (before, now, now, before), so that a load that rises or falls over the
-// run weighs on both sides alike: on a shared machine, the other work
-// moves every row of one phase of a run together (all the unsandboxed
-// rows of a side by 12-16% in one run, and not in the next). Each row's
+// three times each, within this one run, and returns each row the two
+// share, the median of each side's p50 beside the other: how much this
+// tree's changes moved the figures. Every other round runs the sides in
+// the other order (before, now, now, before, before, now), so that a load
+// that rises or falls over the run weighs on both sides alike: on a shared
+// machine, the other work moves every row of one phase of a run together
+// (all the unsandboxed rows of a side by 12-16% in one run, and not in the
+// next), and a median of three leaves out the one run it hit. Each row's
 // note gives every run's figure, so that a gap within the spread of one
 // side's runs reads as such. The old tree is taken from git (git archive),
 // its fixtures installed by its own scripts/deps.sh, and its bench built.
@@ -48,7 +49,7 @@ func runBefore(ctx context.Context, env *Env) ([]Row, error) {
 		return nil, fmt.Errorf("build the bench at %s: %w", rev, err)
 	}
 	only := strings.Join(beforeSections, ",")
-	rounds := 2
+	rounds := 3
 	if env.Quick {
 		rounds = 1
 	}
@@ -77,7 +78,7 @@ func runBefore(ctx context.Context, env *Env) ([]Row, error) {
 	}
 	order := "interleaved"
 	if rounds > 1 {
-		order = "interleaved (before, now, now, before)"
+		order = "interleaved (before, now, now, before, ...)"
 	}
 	var rows []Row
 	for _, f := range now[0] {
