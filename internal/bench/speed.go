@@ -24,19 +24,19 @@ func init() { Register("speed", 35, runSpeed) }
 // spare runners (they follow demand, preview.Options.SpareMemory): creates
 // one a second; twenty at once twice, first with the stock of spares as
 // the steady rate left it, then once the stock has followed the demand
-// the first burst showed; wakes one after another; ten at once twice, the
-// same way; each until the page and all its modules are loaded through
-// the router; a
-// running session's reload and the plain vite CLI's start until the same
-// page load beside them; creates in Chromium until the app's content is
+// the first burst showed; wakes one after another, and ten at once, each
+// twice the same way; each until the page and all its modules are loaded
+// through the router; a running session's reload and the plain vite CLI's
+// start until the same page load beside them; creates in Chromium until the app's content is
 // painted; the memory of the idle node with its spares, and of an idle
 // session. Each row says how many of its sessions found a spare, and how
 // many spares were ready before.
 func runSpeed(ctx context.Context, env *Env) ([]Row, error) {
-	steady, burst, wakes, painted := 10, 20, 10, 5
+	burst, wakes, painted := 20, 10, 5
 	if env.Quick {
-		steady, burst, wakes, painted = 3, 5, 3, 2
+		burst, wakes, painted = 5, 3, 2
 	}
+	steady := 2 * wakes // each woken one after another, twice
 	svc, err := startDensityService(ctx, env, "speed", func(o *preview.Options) {
 		o.IdleTimeout = wakeIdle
 		o.Limits.MaxSessions = 1 + steady + 1 + 2*burst + painted + 1
@@ -88,28 +88,20 @@ func runSpeed(ctx context.Context, env *Env) ([]Row, error) {
 	rows = append(rows, r)
 
 	// Wakes one after another, each followed by the same load of the
-	// running session.
-	var wakeTimes, reloads []time.Duration
-	for _, id := range steadyIDs[:min(wakes, len(steadyIDs))] {
-		if err := svc.awaitStatus(ctx, id, preview.StatusHibernated); err != nil {
-			return rows, err
-		}
+	// running session: first with the stock as the second burst left it
+	// (drained), then, on other sessions, once it has followed the demand.
+	inTurn := steadyIDs[:min(wakes, len(steadyIDs))]
+	drained, err := speedWakesInTurn(ctx, svc, inTurn, "first", "the stock as the second burst left it")
+	if err != nil {
+		return rows, err
 	}
-	t0 = speedTakes(svc)
-	for _, id := range steadyIDs[:min(wakes, len(steadyIDs))] {
-		start := time.Now()
-		if _, err := crawlClient(ctx, svc.client, svc.m.PreviewURL(id)); err != nil {
-			return rows, fmt.Errorf("wake %s: %w", id, err)
-		}
-		wakeTimes = append(wakeTimes, time.Since(start))
-		start = time.Now()
-		if _, err := crawlClient(ctx, svc.client, svc.m.PreviewURL(id)); err != nil {
-			return rows, err
-		}
-		reloads = append(reloads, time.Since(start))
+	settled = speedSettle(ctx, svc)
+	stocked, err := speedWakesInTurn(ctx, svc, steadyIDs[len(inTurn):min(2*wakes, len(steadyIDs))], "second",
+		fmt.Sprintf("after the stock followed the demand (it settled in %s)", settled.Round(100*time.Millisecond)))
+	if err != nil {
+		return rows, err
 	}
-	w, l := Summarize(wakeTimes), Summarize(reloads)
-	wakeTakes := speedTakes(svc).since(t0)
+	l := Summarize(append(drained.reloads, stocked.reloads...))
 
 	// Ten wakes at once, with the stock as the wakes above left it, then
 	// ten more once the stock has followed the demand.
@@ -147,10 +139,7 @@ func runSpeed(ctx context.Context, env *Env) ([]Row, error) {
 		}
 	}
 	p := Summarize(plain)
-	rows = append(rows,
-		Row{What: "wake, one after another: page and all its modules loaded", Value: fmt.Sprintf("%s p50 / %s p99", Ms(w.P50), Ms(w.P99)),
-			Ratio: Ratio(float64(w.P50), float64(l.P50)) + " reload, " + Ratio(float64(w.P50), float64(p.P50)) + " plain vite start",
-			Note:  fmt.Sprintf("%d hibernated sessions woken back to back (%s), every module through the router; target p50 <= 400 ms", w.N, wakeTakes)},
+	rows = append(rows, drained.row(l.P50, p.P50), stocked.row(l.P50, p.P50),
 		first.row(l.P50), second.row(l.P50),
 		Row{What: "running session: the same page load", Value: fmt.Sprintf("%s p50 / %s p99", Ms(l.P50), Ms(l.P99)),
 			Note: fmt.Sprintf("%d loads, right after each wake", l.N)},
@@ -189,6 +178,51 @@ func speedBurst(ctx context.Context, svc *previewService, n int, name, when stri
 		note += "; first failure: " + failures[0].Error()
 	}
 	return ids, Row{What: fmt.Sprintf("create, %d at once, %s burst: page and all its modules loaded", n, name), Value: fmt.Sprintf("%s p50 / %s p99", Ms(s.P50), Ms(s.P99)), Note: note}
+}
+
+// wakesInTurn is what speedWakesInTurn measured.
+type wakesInTurn struct {
+	name, when     string
+	times, reloads []time.Duration
+	takes          spareTakes
+}
+
+// speedWakesInTurn waits until the sessions ids hibernate, then wakes them
+// one after another, each until its page and all its modules are loaded
+// through the router, and each followed by the same load of the running
+// session; the row is named name, and when says in what state the
+// service was.
+func speedWakesInTurn(ctx context.Context, svc *previewService, ids []string, name, when string) (wakesInTurn, error) {
+	w := wakesInTurn{name: name, when: when}
+	for _, id := range ids {
+		if err := svc.awaitStatus(ctx, id, preview.StatusHibernated); err != nil {
+			return w, err
+		}
+	}
+	t0 := speedTakes(svc)
+	for _, id := range ids {
+		start := time.Now()
+		if _, err := crawlClient(ctx, svc.client, svc.m.PreviewURL(id)); err != nil {
+			return w, fmt.Errorf("wake %s: %w", id, err)
+		}
+		w.times = append(w.times, time.Since(start))
+		start = time.Now()
+		if _, err := crawlClient(ctx, svc.client, svc.m.PreviewURL(id)); err != nil {
+			return w, err
+		}
+		w.reloads = append(w.reloads, time.Since(start))
+	}
+	w.takes = speedTakes(svc).since(t0)
+	return w, nil
+}
+
+// row is the row of w, beside a running session's reload of p50 reload
+// and plain vite's start of p50 plain.
+func (w wakesInTurn) row(reload, plain time.Duration) Row {
+	a := Summarize(w.times)
+	return Row{What: "wake, one after another, " + w.name + ": page and all its modules loaded", Value: fmt.Sprintf("%s p50 / %s p99", Ms(a.P50), Ms(a.P99)),
+		Ratio: Ratio(float64(a.P50), float64(reload)) + " reload, " + Ratio(float64(a.P50), float64(plain)) + " plain vite start",
+		Note:  fmt.Sprintf("%d hibernated sessions woken back to back, %s (%s), every module through the router; target p50 <= 400 ms", a.N, w.when, w.takes)}
 }
 
 // wakesAtOnce is what speedWakes measured.
