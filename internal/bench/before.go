@@ -16,8 +16,10 @@ import (
 func init() { Register("before", 100, runBefore) }
 
 // BaseRev is the commit the before section measures beside this tree: the
-// code before this round's hardening and architecture step.
-const BaseRev = "fce6ce3"
+// code right before this round's architecture step, after its hardening,
+// the step that was to leave the benchmarks unchanged. fce6ce3, before the
+// hardening too, measures the whole round (VITEHOST_BENCH_BASE=fce6ce3).
+const BaseRev = "0e90143"
 
 // beforeSections are the sections measured on both trees.
 var beforeSections = []string{"preview"}
