@@ -172,7 +172,9 @@
 // the longest idle one so that /healthz answers through a flood). An API
 // request refused before its body is read (token, origin, media type) is
 // answered at once and its connection closed. Limits.MaxSessionWebSockets
-// bounds the WebSockets of one preview (429 before the upgrade), and
+// bounds the WebSockets of one preview (429 before the upgrade),
+// Limits.MaxSessionRequests its HTTP/1 requests in flight (429 at once:
+// a dev server need never answer), and
 // Limits.MaxBytesInFlight the request bodies a node holds at once (a
 // request waits for its share before its body is read, then gets 503 with
 // Retry-After); a body is read once and decoded in place, each file

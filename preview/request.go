@@ -69,6 +69,15 @@ type Limits struct {
 	// connection and a descriptor to its dev server; more are refused with
 	// 429 before the upgrade. Default 32.
 	MaxSessionWebSockets int
+	// MaxSessionRequests bounds the HTTP/1 requests in flight at once to
+	// one session's preview, each holding a connection of the node's
+	// Server until the dev server answers, which the tenant's code may
+	// never do; more are answered 429 at once. HTTP/2 streams share their
+	// connection and are not counted. Keep MaxSessions times the sum of
+	// this and MaxSessionWebSockets below ServerOptions.MaxConns, so that
+	// previews cannot hold every connection of the node. Default
+	// DefaultMaxSessionRequests.
+	MaxSessionRequests int
 	// MaxBytesInFlight bounds the bytes of the API request bodies this
 	// node holds at once (each request also holds its decoded files, at
 	// most as many bytes again). A request takes its share, its
@@ -120,6 +129,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxSessionWebSockets <= 0 {
 		l.MaxSessionWebSockets = DefaultMaxSessionWebSockets
+	}
+	if l.MaxSessionRequests <= 0 {
+		l.MaxSessionRequests = DefaultMaxSessionRequests
 	}
 	if l.MaxWebSocketMessage <= 0 {
 		l.MaxWebSocketMessage = ssrproxy.DefaultMaxViteMessage

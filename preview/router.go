@@ -92,12 +92,19 @@ func (m *Manager) serveSession(w http.ResponseWriter, r *http.Request, s *sessio
 	s.touch()
 	s.warm.note(r)
 	upgrade := r.Header.Get("Upgrade") != ""
-	if upgrade {
+	switch {
+	case upgrade:
 		if max := m.opts.Limits.MaxSessionWebSockets; !s.holdSocket(max) {
 			tooManySockets(w, max)
 			return nil
 		}
 		defer s.dropSocket()
+	case r.ProtoMajor == 1:
+		if max := m.opts.Limits.MaxSessionRequests; !s.holdRequest(max) {
+			tooManyRequests(w, max)
+			return nil
+		}
+		defer s.dropRequest()
 	}
 	if p := s.proxy.Load(); p != nil {
 		m.metrics.countProxied(upgrade)

@@ -134,9 +134,9 @@ type session struct {
 	// loads it again before they ask.
 	warm warmList
 
-	// sockets counts the WebSockets open to the session's preview
-	// (sockets.go).
-	sockets atomic.Int32
+	// sockets counts the WebSockets open to the session's preview, and
+	// requests its HTTP/1 requests in flight (visitors.go).
+	sockets, requests atomic.Int32
 
 	turn chan struct{} // holds a token while an update checks and stages its files (servingTurn)
 	// lineTail is the done channel of the last update to enter the commit

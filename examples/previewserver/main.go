@@ -113,6 +113,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&c.server.IdleTimeout, "conn-idle-timeout", preview.DefaultConnIdleTimeout, "how long a keep-alive connection may wait for its next request")
 	fs.IntVar(&c.server.MaxConns, "max-conns", 0, fmt.Sprintf("connections held at once, WebSockets included; a new one takes the place of the longest idle one (0: %d, or half the open-file limit when lower)", preview.DefaultMaxConns))
 	fs.IntVar(&c.limits.MaxSessionWebSockets, "max-session-websockets", preview.DefaultMaxSessionWebSockets, "WebSockets open at once to one preview; more are refused with 429")
+	fs.IntVar(&c.limits.MaxSessionRequests, "max-session-requests", preview.DefaultMaxSessionRequests, "HTTP/1 requests in flight at once to one preview, each holding a connection until the dev server answers; more are refused with 429")
 	fs.Int64Var(&c.limits.MaxBytesInFlight, "max-bytes-in-flight", preview.DefaultMaxBytesInFlight, "bytes of API request bodies held at once by this node; requests beyond wait, then get 503")
 	fs.Int64Var(&c.limits.MaxWebSocketMessage, "max-websocket-message", ssrproxy.DefaultMaxViteMessage, "bytes of a WebSocket message a client may send to a preview (Vite's sockets and the project's own); one over it closes the socket with 1009")
 	err := fs.Parse(args)

@@ -3,10 +3,13 @@ package preview_test
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -134,4 +137,109 @@ func TestSessionWebSocketCap(t *testing.T) {
 		conn.Close()
 		return true
 	}, wait, pollEvery, "a new socket once one closed")
+}
+
+// hangingModules is a project's vite.config.js whose plugin's transform
+// never resolves for a module that holds the marker HANG_FOREVER, and
+// writes a byte to hung.log at the project's root each time it starts to.
+const hangingModules = `import fs from 'node:fs'
+import path from 'node:path'
+import { defineConfig } from 'vite'
+import react from '@vitejs/plugin-react'
+
+const hang = {
+  name: 'hang',
+  transform(code) {
+    if (!code.includes('HANG_FOREVER')) return
+    fs.appendFileSync(path.join(process.cwd(), 'hung.log'), 'x')
+    return new Promise(() => {})
+  },
+}
+
+export default defineConfig({ plugins: [react(), hang] })
+`
+
+// TestHangingModulesHoldNoNode has a project whose modules never transform
+// (real Vite, in the sandbox), and anonymous clients that ask for them on
+// as many connections as the node's Server holds (ServerOptions.MaxConns).
+// The preview's requests in flight are bounded (Limits.MaxSessionRequests):
+// those beyond are answered 429 at once, and the node still answers its
+// API. Without the bound, every connection waits on the dev server for as
+// long as its client likes, and the API's connection is refused.
+func TestHangingModulesHoldNoNode(t *testing.T) {
+	const conns, perSession = 8, 4
+	svc := startService(t, preview.Options{Limits: preview.Limits{MaxSessionRequests: perSession}})
+	status, created := svc.api(t, "POST", "", map[string]any{"files": []any{
+		map[string]any{"name": "vite.config.js", "content": hangingModules},
+		map[string]any{"name": "src/Hang.ts", "content": "export const x = 'HANG_FOREVER'\n"},
+		appTSX("v1"),
+	}})
+	require.Equal(t, 200, status, "body: %s", created.Raw)
+	id := created.SessionID
+
+	// The node as a service runs it: its Server, with a cap on connections.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	srv := preview.NewServer(svc.m.Router(svc.m.API()), &preview.ServerOptions{MaxConns: conns})
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	dial := func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, ln.Addr().String())
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	page, err := url.Parse(created.PreviewURL)
+	require.NoError(t, err)
+	statuses := make(chan int, conns)
+	for i := range conns {
+		// One connection each, no token: anyone who has the preview's URL.
+		client := &http.Client{Transport: &http.Transport{DialContext: dial}}
+		req, err := http.NewRequestWithContext(ctx, "GET", fmt.Sprintf("http://%s/src/Hang.ts?n=%d", page.Host, i), nil)
+		require.NoError(t, err)
+		go func() {
+			resp, err := client.Do(req)
+			if err != nil {
+				return // the test's end
+			}
+			resp.Body.Close()
+			statuses <- resp.StatusCode
+		}()
+	}
+	for range conns - perSession {
+		select {
+		case code := <-statuses:
+			assert.Equal(t, http.StatusTooManyRequests, code, "a request beyond the bound")
+		case <-time.After(wait):
+			t.Fatal("the requests beyond the bound were not answered")
+		}
+	}
+	hung := filepath.Join(svc.base, "preview-"+id, "hung.log")
+	require.Eventually(t, func() bool {
+		b, _ := os.ReadFile(hung)
+		return len(b) >= perSession
+	}, wait, 100*time.Millisecond, "the requests within the bound reached the transform that never resolves")
+
+	api := &http.Client{Transport: &http.Transport{DialContext: dial, DisableKeepAlives: true}, Timeout: 5 * time.Second}
+	var last string
+	answered := assert.Eventually(t, func() bool {
+		resp, err := api.Get(svc.public + "/kontext/preview/" + id)
+		if err != nil {
+			last = err.Error()
+			return false
+		}
+		resp.Body.Close()
+		last = resp.Status
+		return resp.StatusCode == http.StatusOK
+	}, wait, 500*time.Millisecond, "the API answers while anonymous requests wait on modules that never transform")
+	if !answered {
+		t.Logf("the API's last answer: %s", last)
+	}
+	b, _ := os.ReadFile(hung)
+	assert.Len(t, b, perSession, "only the requests within the bound reached the dev server")
+	select {
+	case code := <-statuses:
+		t.Errorf("a request within the bound was answered %d: it should still wait on the transform", code)
+	default:
+	}
 }
