@@ -300,3 +300,79 @@ func TestUpdateQuotaCheckedInLine(t *testing.T) {
 		assert.False(t, strings.HasPrefix(e.Name(), ".vitehost-tmp-"), "no staged file is left: %s", e.Name())
 	}
 }
+
+// hangingTransform is a project's vite.config.js whose plugin's transform
+// never resolves for a module that holds the marker HANG_FOREVER.
+const hangingTransform = `import { defineConfig } from 'vite'
+import react from '@vitejs/plugin-react'
+
+const hang = {
+  name: 'hang',
+  transform(code) {
+    if (code.includes('HANG_FOREVER')) return new Promise(() => {})
+  },
+}
+
+export default defineConfig({ plugins: [react(), hang] })
+`
+
+// hangingHotUpdate is a project's vite.config.js whose plugin's
+// handleHotUpdate hook never resolves for a change of a file that holds
+// the marker HANG_FOREVER.
+const hangingHotUpdate = `import fs from 'node:fs'
+import { defineConfig } from 'vite'
+import react from '@vitejs/plugin-react'
+
+const hang = {
+  name: 'hang',
+  handleHotUpdate(ctx) {
+    if (fs.readFileSync(ctx.file, 'utf8').includes('HANG_FOREVER')) return new Promise(() => {})
+  },
+}
+
+export default defineConfig({ plugins: [react(), hang] })
+`
+
+// TestHostileHangingBatch (a hostile probe's, on the code before the
+// runner's abandon line) has a project whose plugin never resolves for
+// one version of a module the page loaded: its transform (which the
+// runner's compile-error check of a batch awaits), or its handleHotUpdate
+// hook (Vite's HMR step, which the runner counts until it ends). The update
+// that brings that version answers within HMRWait; the updates after it,
+// of versions the plugin lets through, must have Vite's account again: one
+// hook that never returns must not hold the runner's later batches, one
+// after another, for the life of the dev server, so that each update of
+// the session waits HMRWait for nothing.
+func TestHostileHangingBatch(t *testing.T) {
+	for _, tc := range []struct{ name, config string }{
+		{"transform", hangingTransform},
+		{"handleHotUpdate", hangingHotUpdate},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			svc := startService(t, preview.Options{})
+			status, created := svc.api(t, "POST", "", map[string]any{"files": []any{
+				map[string]any{"name": "vite.config.js", "content": tc.config},
+				appTSX("v1"),
+			}})
+			require.Equal(t, 200, status, "body: %s", created.Raw)
+			id := created.SessionID
+
+			update := func(text string) apiResponse {
+				t.Helper()
+				status, res := svc.api(t, "POST", "/"+id+"/update", map[string]any{"files": []any{appTSX(text)}})
+				require.Equal(t, 200, status, "body: %s", res.Raw)
+				return res
+			}
+			res := update("v2")
+			require.Equal(t, preview.HMRUpdate, res.HMR.Type, "before the hang: %s", res.Raw)
+
+			update("HANG_FOREVER") // answers within HMRWait, without Vite's account
+
+			for _, v := range []string{"v3", "v4"} {
+				res = update(v)
+				assert.Equal(t, preview.HMRUpdate, res.HMR.Type,
+					"%s, after the version the plugin never lets through was replaced, has Vite's account: %s", v, res.Raw)
+			}
+		})
+	}
+}

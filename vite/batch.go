@@ -128,8 +128,10 @@ type Hold struct {
 // Commit tells the dev server that the held files are on disk: Vite
 // handles all of them at once, each on the whole new state of the disk,
 // and Commit returns what it did as soon as it has done it. The commit goes
-// out whatever ctx says; ctx bounds only the wait for the outcome. Commit
-// returns ErrReleased after Release (or the end of Hold's context), and
+// out whatever ctx says; ctx bounds only the wait for the outcome, and
+// when it ends first the runner stops waiting for Vite's handling of the
+// batch too (a project's hook that never returns holds no later batch).
+// Commit returns ErrReleased after Release (or the end of Hold's context), and
 // ErrNotRunning when the run ended first.
 func (h *Hold) Commit(ctx context.Context) (*BatchResult, error) {
 	h.stopCtx()
@@ -148,6 +150,9 @@ func (h *Hold) Commit(ctx context.Context) (*BatchResult, error) {
 	case <-h.stopping:
 		return nil, fmt.Errorf("%w: it is stopping", ErrNotRunning)
 	case <-ctx.Done():
+		// The runner stops waiting for what the project's plugins do
+		// with the batch, so that the batches after it are not held.
+		h.c.send(endLine("abandon", h.id))
 		return nil, ctx.Err()
 	}
 }
@@ -277,7 +282,9 @@ func holdLine(files, deleted []string) (func(id uint64) []byte, error) {
 }
 
 // endLine returns the line that ends batch id's hold: "commit", answered
-// by the batch's outcome, or "release", answered by nothing.
+// by the batch's outcome, or "release", answered by nothing; or the line
+// "abandon", which tells the runner that the commit's outcome is no longer
+// awaited.
 func endLine(kind string, id uint64) []byte {
 	return fmt.Appendf(nil, `{"vitehost":%q,"id":%d}`+"\n", kind, id)
 }

@@ -490,7 +490,8 @@ func TestHold(t *testing.T) {
 	_, err = r.h.Commit(ctx)
 	assert.ErrorIs(t, err, ErrReleased)
 
-	// Commit's context bounds its wait only; the commit went out.
+	// Commit's context bounds its wait only; the commit went out, and the
+	// runner is told that its outcome is no longer awaited.
 	got = hold(ctx)
 	assert.Contains(t, f.next(t), `"id":5,`)
 	f.answer(t, `{"vitehost":"held","id":5}`)
@@ -504,6 +505,7 @@ func TestHold(t *testing.T) {
 	assert.Equal(t, `{"vitehost":"commit","id":5}`, f.next(t))
 	cancel()
 	assert.ErrorIs(t, <-done, context.Canceled)
+	assert.Equal(t, `{"vitehost":"abandon","id":5}`, f.next(t))
 
 	// The run's end ends the waits of Hold and Commit.
 	got = hold(ctx)

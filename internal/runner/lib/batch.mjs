@@ -33,7 +33,8 @@ const maxTransforms = 500 // modules a batch's outcome transforms to find compil
 const maxErrors = 20
 
 // batcher returns the batches of one runner for the project in projectDir:
-//   input(line)      a line of stdin after the config (hold, commit, release)
+//   input(line)      a line of stdin after the config (hold, commit, release,
+//                    abandon)
 //   attach(s, opts)  follow a dev server Vite made (restarts included);
 //                    opts.onWatcherError gets the watcher's errors,
 //                    opts.onSocket(ws, s) runs once per WebSocket server
@@ -49,6 +50,7 @@ export function batcher({ projectDir, files, stopping }) {
   let lastErrors = new Set() // the last batch's compile errors (errorKey)
   let inflight = 0 // Vite's HMR steps under way
   let dev = null // the newest server Vite made: {s, emit, send}
+  let handling = null // the commit under way: {id, giveUp}
 
   // projectPath returns the absolute path of a path relative to the
   // project, or null for one that leaves it.
@@ -77,6 +79,8 @@ export function batcher({ projectDir, files, stopping }) {
         process.stderr.write(`vitehost runner: batch ${msg.id}: ${(err && err.stack) || err}\n`)
         say({ vitehost: 'batch', id: msg.id, batch: { incomplete: true } })
       })
+    } else if (msg.vitehost === 'abandon') {
+      abandon(msg.id)
     } else if (msg.vitehost === 'release') {
       queue = queue.then(() => release(msg)).catch((err) => {
         process.stderr.write(`vitehost runner: released batch ${msg.id}: ${(err && err.stack) || err}\n`)
@@ -101,9 +105,32 @@ export function batcher({ projectDir, files, stopping }) {
     }
     holds.delete(b.id)
     filter.land([...b.files, ...b.deleted])
-    const result = await handle(b)
-    lastErrors = new Set((result.errors || []).map(errorKey))
-    say(fitLine({ vitehost: 'batch', id: b.id, batch: result }))
+    if (b.abandoned) {
+      await handle(b, { quiet: true })
+      return
+    }
+    let giveUp
+    const gaveUp = new Promise((resolve) => (giveUp = resolve))
+    handling = { id: b.id, giveUp }
+    try {
+      const result = await handle(b, { gaveUp })
+      lastErrors = new Set((result.errors || []).map(errorKey))
+      say(fitLine({ vitehost: 'batch', id: b.id, batch: result }))
+    } finally {
+      handling = null
+    }
+  }
+
+  // abandon is the word of a commit's writer that it no longer waits for
+  // the outcome (its deadline passed): a plugin of the project's whose
+  // hook never returns, in Vite's HMR step or in a transform of the
+  // outcome's, then holds neither the batches after it, one at a time for
+  // the life of the dev server, nor their HMR steps. A commit still in
+  // the queue is handled as a release.
+  function abandon(id) {
+    const b = holds.get(id)
+    if (b) b.abandoned = true
+    else if (handling && handling.id === id) handling.giveUp()
   }
 
   // release ends the hold of a batch whose writer gave up (a failed write,
@@ -120,8 +147,9 @@ export function batcher({ projectDir, files, stopping }) {
 
   // handle has Vite handle the files of b, which are on disk now, and
   // returns what it did; quiet leaves out the compile errors of modules
-  // the pages have not asked for (a released batch reports nothing).
-  async function handle(b, { quiet = false } = {}) {
+  // the pages have not asked for (a released batch reports nothing). It
+  // returns what it has, incomplete, once gaveUp resolves.
+  async function handle(b, { quiet = false, gaveUp = new Promise(() => {}) } = {}) {
     const result = { updates: [], fullReload: false, reloadPath: '', restarted: false, errors: [], incomplete: false }
     const d = dev
     if (!d || stopping()) {
@@ -154,6 +182,12 @@ export function batcher({ projectDir, files, stopping }) {
         result.incomplete = true
         cur.done()
       }, batchTimeout)
+      gaveUp.then(() => {
+        result.incomplete = true
+        // Steps that outlived the batch are not waited for again.
+        inflight = 0
+        cur.done()
+      })
       await finished
       clearTimeout(timer)
       current = null
@@ -166,7 +200,13 @@ export function batcher({ projectDir, files, stopping }) {
     }
     if (quiet) return result
     const seen = new Set(result.errors.map(errorKey))
-    for (const e of await compileErrors(s, b)) {
+    let found = false
+    const errors = await Promise.race([
+      compileErrors(s, b).finally(() => (found = true)),
+      gaveUp.then(() => []),
+    ])
+    if (!found) result.incomplete = true
+    for (const e of errors) {
       if (result.errors.length >= maxErrors) break
       if (!seen.has(errorKey(e))) {
         seen.add(errorKey(e))
