@@ -200,12 +200,11 @@ export function batcher({ projectDir, files, stopping }) {
     }
     if (quiet) return result
     const seen = new Set(result.errors.map(errorKey))
-    let found = false
-    const errors = await Promise.race([
-      compileErrors(s, b).finally(() => (found = true)),
-      gaveUp.then(() => []),
-    ])
-    if (!found) result.incomplete = true
+    const errors = await Promise.race([compileErrors(s, b), gaveUp.then(() => null)])
+    if (errors === null) {
+      result.incomplete = true
+      return result
+    }
     for (const e of errors) {
       if (result.errors.length >= maxErrors) break
       if (!seen.has(errorKey(e))) {
